@@ -1,0 +1,30 @@
+import express, { type RequestHandler } from 'express';
+import { AppError } from '../src/errors';
+
+const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json$/i;
+
+/** True when the request carries a body (a length above zero, or a chunked body). */
+function hasBody(headers: Record<string, string | string[] | undefined>): boolean {
+  const length = headers['content-length'];
+  if (headers['transfer-encoding'] !== undefined) return true;
+  return typeof length === 'string' && length !== '0';
+}
+
+/**
+ * Parses JSON bodies up to `limit` bytes. A body with any other content type is refused with
+ * 415 (so a form post or a text body never reaches a handler as `undefined`); malformed JSON
+ * becomes 400 INVALID_JSON and an oversized body 413 through the error handler.
+ */
+export function createJsonBody(options: { limit: number }): RequestHandler {
+  const parse = express.json({ limit: options.limit, strict: true, type: () => true });
+  return (req, res, next) => {
+    if (!hasBody(req.headers)) return next();
+    const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim() ?? '';
+    if (!JSON_TYPE.test(type)) {
+      throw new AppError('UNSUPPORTED_MEDIA_TYPE', undefined, {
+        details: { content_type: type.slice(0, 100) || null },
+      });
+    }
+    parse(req, res, next);
+  };
+}

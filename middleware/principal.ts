@@ -1,0 +1,26 @@
+import type { Role } from '../src/config';
+
+/** Who is calling: set on every request by the auth middleware before any router runs. */
+export interface Principal {
+  /**
+   * A stable, non-secret id of the credential (a short digest of the API key), or
+   * `anonymous` when authentication is disabled. Runs record it as their owner.
+   */
+  id: string;
+  role: Role;
+}
+
+declare module 'express-serve-static-core' {
+  interface Request {
+    principal?: Principal;
+  }
+}
+
+/** The principal used when authentication is disabled: full rights, one shared identity. */
+export const ANONYMOUS: Readonly<Principal> = Object.freeze({ id: 'anonymous', role: 'admin' });
+
+/** A resource owned by `ownerId` may be read or changed by its owner or by any admin. */
+export function canAccess(principal: Principal | undefined, ownerId: string): boolean {
+  const p = principal ?? ANONYMOUS;
+  return p.role === 'admin' || p.id === ownerId;
+}

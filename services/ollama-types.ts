@@ -1,0 +1,122 @@
+/**
+ * The contract between the Ollama service layer (`services/ollama-*`, the only code that
+ * talks to Ollama) and its users (agents, health, model management, routers).
+ * Every method takes an AbortSignal and has a deadline; every failure is an AppError with
+ * one of: OLLAMA_UNAVAILABLE (503), OLLAMA_TIMEOUT (504), OLLAMA_BUSY (503, Retry-After),
+ * MODEL_NOT_FOUND (404), OLLAMA_UPSTREAM_ERROR (502), QUEUE_FULL (429), QUEUE_TIMEOUT (503).
+ */
+import type {
+  ChatRequest,
+  ChatResponse,
+  ListResponse,
+  Message,
+  ProgressResponse,
+  ShowResponse,
+  Tool,
+} from 'ollama';
+
+export type { ChatResponse, Message, ProgressResponse, Tool };
+
+export interface CallOptions {
+  /** Aborted when the caller (an HTTP client, a cancelled run) goes away. */
+  signal?: AbortSignal;
+}
+
+/** A chat request as the gateway sends it; `keep_alive` is filled in by the service. */
+export type GatewayChatRequest = Omit<ChatRequest, 'stream' | 'keep_alive'>;
+
+/** Where the time of one generation went, for Server-Timing and metrics. */
+export interface CallTimings {
+  /** Wait in the gateway's own admission queue, ms. */
+  queueMs: number;
+  /** From sending to Ollama until the first byte (streams) or the answer (non-streamed), ms. */
+  firstByteMs?: number;
+  /** From sending to Ollama until the last byte, ms. */
+  ollamaMs?: number;
+}
+
+export interface ChatStream extends AsyncIterable<ChatResponse> {
+  /** Filled in while the stream is consumed. */
+  readonly timings: CallTimings;
+  /** Stops the upstream request (also happens when the caller's signal aborts). */
+  abort(): void;
+}
+
+export interface OllamaService {
+  /**
+   * Non-streamed chat through admission control. Retried only when no byte came back
+   * (refused, 503 busy) — a generation that started is never run twice.
+   */
+  chat(req: GatewayChatRequest, opts?: CallOptions): Promise<{ response: ChatResponse; timings: CallTimings }>;
+  /**
+   * Streamed chat through admission control. Resolves when Ollama accepted the request (first
+   * byte), so errors before the stream (404, 503, refused) reject here; errors inside the stream
+   * (an error line, a dropped connection, idle timeout) are thrown while iterating.
+   */
+  chatStream(req: GatewayChatRequest, opts?: CallOptions): Promise<ChatStream>;
+  version(opts?: CallOptions): Promise<string>;
+  list(opts?: CallOptions): Promise<ListResponse>;
+  show(model: string, opts?: CallOptions): Promise<ShowResponse>;
+  ps(opts?: CallOptions): Promise<ListResponse>;
+  /** Loads a model (empty chat) and resolves when Ollama reports `done_reason: "load"`. */
+  preload(model: string, keepAlive?: string | number, opts?: CallOptions): Promise<{ loadMs: number }>;
+  /** Unloads a model (`keep_alive: 0`). */
+  unload(model: string, opts?: CallOptions): Promise<void>;
+  /** Pull progress as Ollama streams it; an error line is thrown as a typed error. */
+  pull(model: string, opts?: CallOptions): AsyncIterable<ProgressResponse>;
+  delete(model: string, opts?: CallOptions): Promise<void>;
+  /** Circuit breaker state, for health and metrics. */
+  circuitState(): 'closed' | 'half-open' | 'open';
+  /** Admission queue state, for health and metrics. */
+  queueStats(): { inFlight: number; queued: number; maxConcurrency: number; maxQueue: number };
+}
+
+/** A loaded model as `/api/ps` reports it. */
+export interface LoadedModel {
+  name: string;
+  sizeBytes: number;
+  vramBytes: number;
+  expiresAt: string;
+  contextLength?: number;
+}
+
+/** The cached view of Ollama that probes, metrics and /ollama/health read (never waiting on Ollama). */
+export interface OllamaHealthSnapshot {
+  /** `unknown` until the first check finished. */
+  status: 'up' | 'down' | 'unknown';
+  /** When the last check finished (ms since the epoch), null before the first. */
+  checkedAt: number | null;
+  latencyMs: number | null;
+  version: string | null;
+  loadedModels: LoadedModel[];
+  /** Installed model names from /api/tags, null when unknown. */
+  installedModels: string[] | null;
+  /** Whether the active model is installed, null when unknown. */
+  activeModelInstalled: boolean | null;
+  lastError: { code: string; message: string; at: number } | null;
+}
+
+export interface OllamaHealth {
+  /** Runs one check now and re-arms an unref'd timer after each run (never overlapping). */
+  start(): void;
+  stop(): void;
+  /** The cached state; never does I/O. */
+  snapshot(): OllamaHealthSnapshot;
+  /** Checks now; concurrent callers share one in-flight check. */
+  refresh(): Promise<OllamaHealthSnapshot>;
+}
+
+export interface ModelSwitchRecord {
+  from: string;
+  to: string;
+  startedAt: string;
+  durationMs: number;
+  outcome: 'success' | 'error';
+  error?: string;
+}
+
+export interface ModelManager {
+  /** The active model: what agents without their own model use, and what probes check. */
+  active(): string;
+  recentSwitches(): readonly ModelSwitchRecord[];
+}

@@ -1,0 +1,94 @@
+/**
+ * What the services report about their work, as plain events. Services call these hooks;
+ * the metrics module (prom-client) implements them. Services never import prom-client, and a
+ * test can pass its own recorder. Every hook must be cheap and must never throw.
+ */
+
+export type InferenceOperation = 'chat' | 'generate' | 'embed' | 'preload' | 'unload' | 'pull';
+export type InferenceOutcome =
+  | 'success'
+  | 'error'
+  | 'cancelled'
+  | 'timeout'
+  | 'busy'
+  | 'unavailable'
+  | 'not_found'
+  | 'queue_full'
+  | 'queue_timeout'
+  | 'circuit_open';
+
+export interface InferenceEvent {
+  /** The model name as requested (the metrics module maps unknown names to `other`). */
+  model: string;
+  operation: InferenceOperation;
+  outcome: InferenceOutcome;
+  /** Whole call, seconds, from admission to the last byte. */
+  durationS: number;
+  /** Time spent waiting in the gateway's own queue, seconds. */
+  queueWaitS?: number;
+  /** Time from sending the request to the first content token, seconds (streams only). */
+  ttftS?: number;
+  promptTokens?: number;
+  completionTokens?: number;
+  /** Ollama's own durations, nanoseconds, from the final chunk. */
+  evalDurationNs?: number;
+  loadDurationNs?: number;
+  promptEvalDurationNs?: number;
+}
+
+export interface HealthCheckEvent {
+  up: boolean;
+  durationS: number;
+}
+
+export interface ModelSwitchEvent {
+  outcome: 'success' | 'error' | 'conflict';
+  durationS: number;
+}
+
+export interface AgentRunEvent {
+  /** A registered agent name, or `inline`. */
+  agent: string;
+  status: string;
+  stopReason: string;
+  durationS: number;
+}
+
+export interface AgentStepEvent {
+  agent: string;
+  kind: 'model' | 'tool';
+}
+
+export interface ToolCallEvent {
+  tool: string;
+  outcome: 'ok' | 'error' | 'timeout' | 'rejected';
+}
+
+export interface WebhookEvent {
+  outcome: 'delivered' | 'failed';
+  attempts: number;
+}
+
+export interface Telemetry {
+  inference(e: InferenceEvent): void;
+  healthCheck(e: HealthCheckEvent): void;
+  modelSwitch(e: ModelSwitchEvent): void;
+  agentRun(e: AgentRunEvent): void;
+  agentStep(e: AgentStepEvent): void;
+  toolCall(e: ToolCallEvent): void;
+  webhook(e: WebhookEvent): void;
+}
+
+/** Telemetry that records nothing (unit tests that do not look at metrics). */
+export function createNoopTelemetry(): Telemetry {
+  const noop = (): void => undefined;
+  return {
+    inference: noop,
+    healthCheck: noop,
+    modelSwitch: noop,
+    agentRun: noop,
+    agentStep: noop,
+    toolCall: noop,
+    webhook: noop,
+  };
+}

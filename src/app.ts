@@ -1,0 +1,60 @@
+import cors from 'cors';
+import express, { type Express } from 'express';
+import helmet from 'helmet';
+import { createAccessLog } from '../middleware/access-log';
+import { createErrorHandler, createNotFound } from '../middleware/error-handler';
+import { createJsonBody } from '../middleware/json-body';
+import { createRequestContext, type RequestContextStore } from '../middleware/request-context';
+import { createHealthRouter, type BuildInfo } from '../routers/health';
+import type { Config } from './config';
+import type { Logger } from './logger';
+import type { SchemaRegistry } from './validation';
+
+export interface AppDeps {
+  config: Readonly<Config>;
+  logger: Logger;
+  schemas: SchemaRegistry;
+  context: RequestContextStore;
+  build: BuildInfo;
+  /** When the process started (ms since the epoch). */
+  startedAt: number;
+  /** Wall clock in ms; injected so tests control time. */
+  now: () => number;
+}
+
+/**
+ * Builds the Express app from its collaborators. No side effects: it reads no environment,
+ * opens no port and starts no timer, so every test can build its own app.
+ * The pipeline reads top to bottom: context → logging → security headers → body → routers →
+ * JSON 404 → the one error handler.
+ */
+export function createApp(deps: AppDeps): Express {
+  const { config, logger } = deps;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', config.TRUST_PROXY);
+  app.set('etag', false);
+
+  app.use(createRequestContext({ store: deps.context }));
+  app.use(createAccessLog({ logger }));
+  app.use(
+    helmet({
+      contentSecurityPolicy: {
+        useDefaults: false,
+        directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] },
+      },
+      referrerPolicy: { policy: 'no-referrer' },
+      crossOriginResourcePolicy: { policy: 'same-site' },
+    }),
+  );
+  if (config.ALLOWED_ORIGINS.length > 0) {
+    app.use(cors({ origin: [...config.ALLOWED_ORIGINS], credentials: false, maxAge: 600 }));
+  }
+  app.use(createJsonBody({ limit: config.BODY_LIMIT }));
+
+  app.use(createHealthRouter({ build: deps.build, startedAt: deps.startedAt, now: deps.now }));
+
+  app.use(createNotFound());
+  app.use(createErrorHandler({ logger }));
+  return app;
+}

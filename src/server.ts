@@ -1,0 +1,78 @@
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { createRequestContextStore } from '../middleware/request-context';
+import { createApp } from './app';
+import { ConfigError, loadConfig, type Config } from './config';
+import { createLogger, flushLogger, type Logger } from './logger';
+import { createSchemaRegistry } from './validation';
+
+/**
+ * The only entry that listens, starts timers and handles signals. Everything else is built
+ * here and passed down.
+ */
+function readBuildInfo(): { name: string; version: string } {
+  const pkg = JSON.parse(
+    readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8'),
+  ) as { name: string; version: string };
+  return { name: pkg.name, version: pkg.version };
+}
+
+/** Applies the server-side timeouts against slow clients (see README, "Timeouts"). */
+function applyServerTimeouts(server: http.Server, config: Readonly<Config>): void {
+  server.keepAliveTimeout = config.KEEP_ALIVE_TIMEOUT_MS;
+  server.headersTimeout = config.HEADERS_TIMEOUT_MS;
+  server.requestTimeout = config.REQUEST_TIMEOUT_MS;
+}
+
+function main(): void {
+  const schemas = createSchemaRegistry();
+  let config: Readonly<Config>;
+  try {
+    config = loadConfig(process.env, schemas);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw err;
+  }
+  const build = readBuildInfo();
+  const context = createRequestContextStore();
+  const logger: Logger = createLogger({
+    level: config.LOG_LEVEL,
+    format: config.LOG_FORMAT,
+    context,
+    defaultMeta: { service: build.name },
+  });
+  const app = createApp({
+    config,
+    logger,
+    schemas,
+    context,
+    build,
+    startedAt: Date.now(),
+    now: Date.now,
+  });
+  const server = http.createServer({ maxHeaderSize: config.MAX_HEADER_SIZE }, app);
+  applyServerTimeouts(server, config);
+  server.listen(config.PORT, config.HOST, () => {
+    const address = server.address();
+    const port = typeof address === 'object' && address ? address.port : config.PORT;
+    logger.info('listening', { host: config.HOST, port, version: build.version });
+  });
+
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) process.exit(130);
+    stopping = true;
+    logger.info('shutting down', { signal });
+    server.close(() => {
+      void flushLogger(logger).then(() => process.exit(0));
+    });
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+main();

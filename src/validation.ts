@@ -1,0 +1,145 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
+import addFormats from 'ajv-formats';
+
+/** One invalid field: where it is (a JSON pointer, with its location) and why. */
+export interface FieldError {
+  /** `body`, `query`, `params`, `env` or `value`. */
+  in: string;
+  /** JSON pointer inside that location, e.g. `/messages/0/role`; '' for the whole value. */
+  path: string;
+  message: string;
+}
+
+export interface SchemaRegistry {
+  /** Every `$id` loaded, for tests and docs. */
+  readonly ids: readonly string[];
+  /** The compiled validator for a schema `$id`; throws at start for an unknown id. */
+  get(id: string): ValidateFunction;
+  /** The raw schema document for a `$id`. */
+  schema(id: string): Record<string, unknown>;
+  /** Validates (and applies schema defaults to) `data`; returns the problems, empty when valid. */
+  check(id: string, data: unknown, location: string): FieldError[];
+  /** Compiles an ad-hoc schema (e.g. an agent's response_format) with the same Ajv. */
+  compile(schema: Record<string, unknown>): ValidateFunction;
+}
+
+/** The folder holding the JSON Schemas, found from this file whether run from src or dist. */
+export function schemasDir(): string {
+  let dir = __dirname;
+  for (let i = 0; i < 5; i += 1) {
+    const candidate = path.join(dir, 'schemas');
+    try {
+      if (readdirSync(candidate).some((f) => f.endsWith('.schema.json'))) return candidate;
+    } catch {
+      // not here; go up one level
+    }
+    dir = path.dirname(dir);
+  }
+  throw new Error(`schemas/ folder not found above ${__dirname}`);
+}
+
+/**
+ * Builds the one Ajv of the process and compiles every schema in `schemas/` once.
+ * Ajv runs with `allErrors` (report every bad field at once), `useDefaults` (schema defaults
+ * fill missing fields) and no type coercion: input is rejected, never clamped or converted.
+ * Strings from the environment and the query string are converted explicitly by
+ * {@link coerceStrings} before validation, guided by the schema's declared types.
+ */
+export function createSchemaRegistry(dir: string = schemasDir()): SchemaRegistry {
+  const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, coerceTypes: false });
+  addFormats(ajv);
+  const docs = new Map<string, Record<string, unknown>>();
+  for (const file of readdirSync(dir).filter((f) => f.endsWith('.schema.json')).sort()) {
+    const doc = JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as Record<string, unknown>;
+    if (typeof doc.$id !== 'string') throw new Error(`schema ${file} has no $id`);
+    docs.set(doc.$id, doc);
+    ajv.addSchema(doc);
+  }
+  const compiled = new Map<string, ValidateFunction>();
+  for (const id of docs.keys()) {
+    const fn = ajv.getSchema(id);
+    if (!fn) throw new Error(`schema ${id} did not compile`);
+    compiled.set(id, fn);
+  }
+  const get = (id: string): ValidateFunction => {
+    const fn = compiled.get(id);
+    if (!fn) throw new Error(`unknown schema $id "${id}"`);
+    return fn;
+  };
+  return {
+    ids: [...docs.keys()],
+    get,
+    schema(id) {
+      const doc = docs.get(id);
+      if (!doc) throw new Error(`unknown schema $id "${id}"`);
+      return doc;
+    },
+    check(id, data, location) {
+      const fn = get(id);
+      return fn(data) ? [] : toFieldErrors(fn.errors ?? [], location);
+    },
+    compile(schema) {
+      return ajv.compile(schema);
+    },
+  };
+}
+
+/** Ajv's errors in our shape: one entry per bad field, with a reason a person can act on. */
+export function toFieldErrors(errors: readonly ErrorObject[], location: string): FieldError[] {
+  const out: FieldError[] = [];
+  const seen = new Set<string>();
+  for (const e of errors) {
+    let pointer = e.instancePath;
+    let message = e.message ?? 'is invalid';
+    const p = e.params as Record<string, unknown>;
+    if (e.keyword === 'additionalProperties' && typeof p.additionalProperty === 'string') {
+      pointer = `${pointer}/${escapePointer(p.additionalProperty)}`;
+      message = 'is not an allowed property';
+    } else if (e.keyword === 'required' && typeof p.missingProperty === 'string') {
+      pointer = `${pointer}/${escapePointer(p.missingProperty)}`;
+      message = 'is required';
+    } else if (e.keyword === 'enum' && Array.isArray(p.allowedValues)) {
+      message = `must be one of: ${p.allowedValues.map(String).join(', ')}`;
+    }
+    const key = `${pointer}\u0000${message}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push({ in: location, path: pointer, message });
+  }
+  return out;
+}
+
+function escapePointer(segment: string): string {
+  return segment.replace(/~/g, '~0').replace(/\//g, '~1');
+}
+
+type JsonType = 'integer' | 'number' | 'boolean' | 'string' | 'array' | 'object' | 'null';
+
+/**
+ * Converts the string values of a flat object (environment, query string) to the types its
+ * schema declares for each property. A string that does not parse cleanly is left as is so
+ * that validation reports it ("must be integer"), instead of being silently changed.
+ * Returns a new object; the input is not modified.
+ */
+export function coerceStrings(
+  values: Readonly<Record<string, unknown>>,
+  schema: Record<string, unknown>,
+): Record<string, unknown> {
+  const props = (schema.properties ?? {}) as Record<string, { type?: JsonType | JsonType[] }>;
+  const out: Record<string, unknown> = { ...values };
+  for (const [key, value] of Object.entries(values)) {
+    const declared = props[key]?.type;
+    if (typeof value !== 'string' || declared === undefined) continue;
+    const types = Array.isArray(declared) ? declared : [declared];
+    const text = value.trim();
+    if (types.includes('integer') && /^-?\d+$/.test(text)) out[key] = Number(text);
+    else if (types.includes('number') && /^-?\d+(\.\d+)?([eE][-+]?\d+)?$/.test(text)) {
+      out[key] = Number(text);
+    } else if (types.includes('boolean') && /^(true|false)$/i.test(text)) {
+      out[key] = text.toLowerCase() === 'true';
+    }
+  }
+  return out;
+}
