@@ -27,7 +27,10 @@ export function createValidate(options: { schemas: SchemaRegistry }): Validate {
       const problems: FieldError[] = [];
       if (spec.params) problems.push(...schemas.check(spec.params, req.params, 'params'));
       if (spec.query) {
-        const query = coerceStrings(req.query as Record<string, unknown>, schemas.schema(spec.query));
+        const query = coerceStrings(
+          req.query as Record<string, unknown>,
+          schemas.schema(spec.query),
+        );
         problems.push(...schemas.check(spec.query, query, 'query'));
         // Express 5 exposes req.query as a getter; shadow it with the checked, typed values.
         Object.defineProperty(req, 'query', { value: query, writable: true, configurable: true });

@@ -7,7 +7,11 @@ export interface BuildInfo {
 }
 
 /** `GET /health`: a fast answer with no I/O, for people and load balancers. */
-export function createHealthRouter(options: { build: BuildInfo; startedAt: number; now: () => number }): Router {
+export function createHealthRouter(options: {
+  build: BuildInfo;
+  startedAt: number;
+  now: () => number;
+}): Router {
   const { build, startedAt, now } = options;
   const router = Router();
   router

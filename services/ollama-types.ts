@@ -47,7 +47,10 @@ export interface OllamaService {
    * Non-streamed chat through admission control. Retried only when no byte came back
    * (refused, 503 busy) — a generation that started is never run twice.
    */
-  chat(req: GatewayChatRequest, opts?: CallOptions): Promise<{ response: ChatResponse; timings: CallTimings }>;
+  chat(
+    req: GatewayChatRequest,
+    opts?: CallOptions,
+  ): Promise<{ response: ChatResponse; timings: CallTimings }>;
   /**
    * Streamed chat through admission control. Resolves when Ollama accepted the request (first
    * byte), so errors before the stream (404, 503, refused) reject here; errors inside the stream
@@ -59,7 +62,11 @@ export interface OllamaService {
   show(model: string, opts?: CallOptions): Promise<ShowResponse>;
   ps(opts?: CallOptions): Promise<ListResponse>;
   /** Loads a model (empty chat) and resolves when Ollama reports `done_reason: "load"`. */
-  preload(model: string, keepAlive?: string | number, opts?: CallOptions): Promise<{ loadMs: number }>;
+  preload(
+    model: string,
+    keepAlive?: string | number,
+    opts?: CallOptions,
+  ): Promise<{ loadMs: number }>;
   /** Unloads a model (`keep_alive: 0`). */
   unload(model: string, opts?: CallOptions): Promise<void>;
   /** Pull progress as Ollama streams it; an error line is thrown as a typed error. */

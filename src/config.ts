@@ -115,7 +115,9 @@ export function loadConfig(
     try {
       out.OLLAMA_HOST = normalizeOllamaHost(String(out.OLLAMA_HOST));
     } catch (err) {
-      problems.push(`OLLAMA_HOST: ${(err as Error).message} (got ${JSON.stringify(raw.OLLAMA_HOST)})`);
+      problems.push(
+        `OLLAMA_HOST: ${(err as Error).message} (got ${JSON.stringify(raw.OLLAMA_HOST)})`,
+      );
     }
   }
   if (ok('OLLAMA_KEEP_ALIVE') && /^-?\d+(\.\d+)?$/.test(String(out.OLLAMA_KEEP_ALIVE))) {
@@ -201,7 +203,9 @@ export function normalizeOllamaHost(value: string): string {
   const defaultPort = explicitScheme ? (scheme === 'https' ? '443' : '80') : '11434';
   let url: URL;
   try {
-    url = new URL(`${scheme}://${hasPort ? authority : `${authority}:${defaultPort}`}${m[3] ?? ''}`);
+    url = new URL(
+      `${scheme}://${hasPort ? authority : `${authority}:${defaultPort}`}${m[3] ?? ''}`,
+    );
   } catch {
     throw new Error('is not a URL or host:port');
   }

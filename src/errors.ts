@@ -99,7 +99,8 @@ export function toAppError(err: unknown): AppError {
   if (isAppError(err)) return err;
   const e = err as { type?: unknown; status?: unknown; limit?: unknown } | null;
   if (e && typeof e === 'object') {
-    if (e.type === 'entity.parse.failed') return new AppError('INVALID_JSON', undefined, { cause: err });
+    if (e.type === 'entity.parse.failed')
+      return new AppError('INVALID_JSON', undefined, { cause: err });
     if (e.type === 'entity.too.large') {
       return new AppError('PAYLOAD_TOO_LARGE', undefined, {
         cause: err,
@@ -115,7 +116,9 @@ export function toAppError(err: unknown): AppError {
       return new AppError('VALIDATION_FAILED', 'The request body was incomplete.', { cause: err });
     }
     if (e.status === 400 && typeof e.type === 'string') {
-      return new AppError('VALIDATION_FAILED', 'The request body could not be read.', { cause: err });
+      return new AppError('VALIDATION_FAILED', 'The request body could not be read.', {
+        cause: err,
+      });
     }
   }
   return new AppError('INTERNAL_ERROR', undefined, { cause: err });

@@ -16,7 +16,8 @@ export interface LoggerOptions {
 }
 
 /** Keys whose values are secrets; they are replaced wherever they appear in a log entry. */
-const SECRET_KEY = /^(authorization|x-api-key|api[_-]?keys?|apikey|token|password|secret|cookie|set-cookie|webhook[_-]?secret|metrics[_-]?token)$/i;
+const SECRET_KEY =
+  /^(authorization|x-api-key|api[_-]?keys?|apikey|token|password|secret|cookie|set-cookie|webhook[_-]?secret|metrics[_-]?token)$/i;
 
 function redact(value: unknown, depth: number): unknown {
   if (depth > 6 || value === null || typeof value !== 'object') return value;

@@ -51,7 +51,9 @@ export function createSchemaRegistry(dir: string = schemasDir()): SchemaRegistry
   const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, coerceTypes: false });
   addFormats(ajv);
   const docs = new Map<string, Record<string, unknown>>();
-  for (const file of readdirSync(dir).filter((f) => f.endsWith('.schema.json')).sort()) {
+  for (const file of readdirSync(dir)
+    .filter((f) => f.endsWith('.schema.json'))
+    .sort()) {
     const doc = JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as Record<string, unknown>;
     if (typeof doc.$id !== 'string') throw new Error(`schema ${file} has no $id`);
     docs.set(doc.$id, doc);
