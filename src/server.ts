@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
+import { Registry } from 'prom-client';
 import { createRequestContextStore } from '../middleware/request-context';
+import { createMetrics } from '../services/metrics';
 import { createApp } from './app';
 import { ConfigError, loadConfig, type Config } from './config';
 import { createLogger, flushLogger, type Logger } from './logger';
@@ -45,12 +47,16 @@ function main(): void {
     context,
     defaultMeta: { service: build.name },
   });
+  // One registry per app; the state getters (health, queue, circuit, active model) and the
+  // known model/agent/tool names are wired here as those services are built.
+  const metrics = createMetrics({ registry: new Registry(), build });
   const app = createApp({
     config,
     logger,
     schemas,
     context,
     build,
+    metrics,
     startedAt: Date.now(),
     now: Date.now,
   });
