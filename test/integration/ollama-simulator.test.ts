@@ -72,6 +72,25 @@ describe('ollama simulator: models and routing', () => {
     assert.equal(unloaded.done_reason, 'unload');
     assert.deepEqual(unloaded.message, { role: 'assistant', content: '' });
     assert.deepEqual(await client.ps(), { models: [] });
+    await client.chat({ model: 'qwen3:8b', messages: [], options: { num_ctx: 8192 } });
+    const [qwen] = (await client.ps()).models as unknown as Array<{ context_length: number }>;
+    assert.equal(qwen?.context_length, 8192);
+  });
+
+  it('answers HEAD without a body and lists a model in ps while it is still loading', async () => {
+    const head = await fetch(`${sim.url}/api/tags`, { method: 'HEAD' });
+    assert.equal(head.status, 200);
+    assert.equal(await head.text(), '');
+    sim.setLoadDelay(60_000);
+    const loading = sim.waitFor('loading');
+    const pending = client.generate({ model: 'qwen3:8b', prompt: '' }).catch((e: Error) => e);
+    assert.equal((await loading).model, 'qwen3:8b');
+    assert.deepEqual(
+      (await client.ps()).models.map((m) => m.name),
+      ['qwen3:8b'],
+    );
+    await sim.close();
+    assert.ok((await pending) instanceof Error);
   });
 
   it('pulls a model with progress ending in success, after which it is installed', async () => {
@@ -138,8 +157,14 @@ describe('ollama simulator: models and routing', () => {
       const norm = Math.sqrt(vector.reduce((s, v) => s + v * v, 0));
       assert.ok(Math.abs(norm - 1) < 1e-9);
     }
-    const empty = await client.embed({ model: 'all-minilm', input: [] }).catch((e: Error) => e);
-    assert.equal((empty as { status_code?: number }).status_code, 404);
+    await assert.rejects(
+      client.embed({ model: 'all-minilm', input: 'x' }),
+      responseError(404, 'model "all-minilm" not found, try pulling it first'),
+    );
+    await assert.rejects(
+      client.generate({ model: 'nomic-embed-text', prompt: 'x' }),
+      responseError(400, '"nomic-embed-text" does not support generate'),
+    );
     const preload = await post(sim, '/api/embed', { model: 'nomic-embed-text:latest', input: '' });
     assert.deepEqual(await preload.json(), { model: 'nomic-embed-text:latest', embeddings: [] });
     assert.ok(sim.loaded().some((m) => m.name === 'nomic-embed-text:latest'));
