@@ -68,6 +68,11 @@ const RAN_OUTCOMES = new Set<InferenceEvent['outcome']>([
   'cancelled',
 ]);
 const RATE_LIMITED_ROUTES_MAX = 50;
+const MISNAMED_DEFAULT_METRICS = [
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+];
 
 const isCount = (n: number | undefined): n is number =>
   n !== undefined && Number.isFinite(n) && n > 0;
@@ -90,7 +95,13 @@ export function createMetrics(options: MetricsOptions): Metrics {
   const methodLabel = createEnumLabeler(HTTP_METHODS);
   const routeLabel = createCappedLabeler(RATE_LIMITED_ROUTES_MAX);
 
-  if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
+  if (options.defaultMetrics !== false) {
+    collectDefaultMetrics({ register: registry });
+    // prom-client names these three gauges `_total`, which Prometheus reserves for counters
+    // (`promtool check metrics` rejects them); the same counts by type remain as
+    // `nodejs_active_{handles,requests,resources}`, and sum() gives the totals.
+    for (const name of MISNAMED_DEFAULT_METRICS) registry.removeSingleMetric(name);
+  }
   registerStateGauges(registry, options.state ?? {});
 
   const http: HttpInstruments = {
