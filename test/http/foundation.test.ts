@@ -33,7 +33,7 @@ function buildApp(env: Record<string, string> = {}) {
   const schemas = createSchemaRegistry();
   const config = loadConfig({ LOG_LEVEL: 'silent', ...env }, schemas);
   const context = createRequestContextStore();
-  const capture = createCaptureLogger({ context, level: 'http' });
+  const capture = createCaptureLogger({ context, level: 'info' });
   const app = createApp({
     config,
     logger: capture.logger,
