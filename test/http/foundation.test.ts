@@ -35,7 +35,7 @@ function buildApp(env: Record<string, string> = {}) {
   const schemas = createSchemaRegistry();
   const config = loadConfig({ LOG_LEVEL: 'silent', ...env }, schemas);
   const context = createRequestContextStore();
-  const capture = createCaptureLogger({ context, level: 'http' });
+  const capture = createCaptureLogger({ context, level: 'info' });
   const build = { name: 'ollama-agent-gateway', version: '9.9.9' };
   const app = createApp({
     config,
