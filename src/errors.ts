@@ -17,6 +17,7 @@ export const ERROR_CATALOG = {
   RUN_NOT_FOUND: { status: 404, message: 'No run with this id.' },
   METHOD_NOT_ALLOWED: { status: 405, message: 'This method is not allowed on this path.' },
   NOT_ACCEPTABLE: { status: 406, message: 'The requested representation is not available.' },
+  REQUEST_TIMEOUT: { status: 408, message: 'The request was not received in time.' },
   CONFLICT: { status: 409, message: 'The request conflicts with the current state.' },
   SWITCH_IN_PROGRESS: { status: 409, message: 'Another model switch is in progress.' },
   MODEL_IN_USE: { status: 409, message: 'The model is the active model.' },
