@@ -1,9 +1,11 @@
 import { readFileSync } from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { createRequestContextStore } from '../middleware/request-context';
+import { createRateLimitRedis, type RateLimitRedis } from '../services/rate-limit-redis';
+import { loadApiKeys } from './api-keys';
 import { createApp } from './app';
-import { ConfigError, loadConfig, type Config } from './config';
+import { ConfigError, loadConfig, type ApiKeyEntry, type Config } from './config';
+import { createHttpServer } from './http-server';
 import { createLogger, flushLogger, type Logger } from './logger';
 import { createSchemaRegistry } from './validation';
 
@@ -18,18 +20,14 @@ function readBuildInfo(): { name: string; version: string } {
   return { name: pkg.name, version: pkg.version };
 }
 
-/** Applies the server-side timeouts against slow clients (see README, "Timeouts"). */
-function applyServerTimeouts(server: http.Server, config: Readonly<Config>): void {
-  server.keepAliveTimeout = config.KEEP_ALIVE_TIMEOUT_MS;
-  server.headersTimeout = config.HEADERS_TIMEOUT_MS;
-  server.requestTimeout = config.REQUEST_TIMEOUT_MS;
-}
-
 function main(): void {
   const schemas = createSchemaRegistry();
   let config: Readonly<Config>;
+  let apiKeys: readonly ApiKeyEntry[];
   try {
     config = loadConfig(process.env, schemas);
+    // The keys file is read here, once, synchronously at start; never on a request.
+    apiKeys = loadApiKeys(config);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`);
@@ -45,6 +43,13 @@ function main(): void {
     context,
     defaultMeta: { service: build.name },
   });
+  // Shared rate limits: connecting does not block start; until Redis answers (and whenever
+  // it is down) requests are served without limits, logged and counted.
+  let redis: RateLimitRedis | undefined;
+  if (config.REDIS_URL !== '') {
+    redis = createRateLimitRedis({ url: config.REDIS_URL, logger });
+    redis.start().catch((err: unknown) => logger.warn('redis client stopped', { error: err }));
+  }
   const app = createApp({
     config,
     logger,
@@ -53,9 +58,10 @@ function main(): void {
     build,
     startedAt: Date.now(),
     now: Date.now,
+    apiKeys,
+    rateLimitStore: redis ? (budget) => redis.store(budget) : undefined,
   });
-  const server = http.createServer({ maxHeaderSize: config.MAX_HEADER_SIZE }, app);
-  applyServerTimeouts(server, config);
+  const server = createHttpServer(app, config, logger);
   server.listen(config.PORT, config.HOST, () => {
     const address = server.address();
     const port = typeof address === 'object' && address ? address.port : config.PORT;
@@ -68,7 +74,9 @@ function main(): void {
     stopping = true;
     logger.info('shutting down', { signal });
     server.close(() => {
-      void flushLogger(logger).then(() => process.exit(0));
+      void Promise.resolve(redis?.stop())
+        .then(() => flushLogger(logger))
+        .then(() => process.exit(0));
     });
   };
   process.on('SIGTERM', stop);
