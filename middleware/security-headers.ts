@@ -6,7 +6,7 @@ const HSTS = 'max-age=31536000; includeSubDomains';
 
 /**
  * helmet with a policy for a JSON API (no page, no script, nothing to frame): CSP
- * `default-src 'none'; frame-ancestors 'none'`, nosniff, `Referrer-Policy: no-referrer`,
+ * `default-src 'none'; frame-ancestors 'none'` (and X-Frame-Options DENY), nosniff, `Referrer-Policy: no-referrer`,
  * same-site resource policy. HSTS is sent only when the request itself arrived over TLS —
  * `req.secure`, which behind an ingress comes from X-Forwarded-Proto and so only counts
  * through TRUST_PROXY hops. Sending it on plain HTTP is meaningless (browsers ignore it) and
@@ -19,6 +19,7 @@ export function createSecurityHeaders(): RequestHandler {
       directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] },
     },
     referrerPolicy: { policy: 'no-referrer' },
+    xFrameOptions: { action: 'deny' },
     crossOriginResourcePolicy: { policy: 'same-site' },
     strictTransportSecurity: false,
   });
