@@ -116,7 +116,10 @@ export function toAppError(err: unknown): AppError {
     if (e.type === 'request.aborted' || e.type === 'request.size.invalid') {
       return new AppError('VALIDATION_FAILED', 'The request body was incomplete.', { cause: err });
     }
-    if (e.status === 400 && typeof e.type === 'string') {
+    // A 400 from the body parser without a `type`: e.g. a zlib error on a bad gzip body,
+    // wrapped by http-errors (which marks client errors `expose`).
+    const exposed = (e as { expose?: unknown }).expose === true;
+    if (e.status === 400 && (typeof e.type === 'string' || exposed)) {
       return new AppError('VALIDATION_FAILED', 'The request body could not be read.', {
         cause: err,
       });
