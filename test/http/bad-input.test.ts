@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import fc from 'fast-check';
 import { POST_ENDPOINTS } from '../support/endpoints';
 import { hostileRequests, injectedHeaderValues } from '../support/hostile-input';
@@ -8,6 +7,8 @@ import {
   TEST_API_KEYS,
   bearer,
   buildTestApp,
+  firstResponse,
+  rawHttp,
   isErrorShape,
   listen,
   send,
@@ -26,18 +27,6 @@ function prototypeSnapshot(): string {
       .sort()
       .map((name) => [name, typeof Object.getOwnPropertyDescriptor(Object.prototype, name)?.value]),
   );
-}
-
-/** One request on a fresh connection with raw header bytes, as no client library would send them. */
-function rawRequest(port: number, head: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(port, '127.0.0.1');
-    const chunks: Buffer[] = [];
-    socket.on('data', (c: Buffer) => chunks.push(c));
-    socket.on('error', reject);
-    socket.on('close', () => resolve(Buffer.concat(chunks).toString('latin1')));
-    socket.end(head);
-  });
 }
 
 describe('bad-input suite (fast-check, hostile requests at every POST endpoint)', function () {
@@ -112,17 +101,13 @@ describe('bad-input suite (fast-check, hostile requests at every POST endpoint)'
         const head =
           `POST /agents/run HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${ADMIN_KEY}\r\n` +
           `X-Request-ID: ${value}\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`;
-        const response = await rawRequest(running.port, head);
-        const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(response)?.[1]);
+        const response = await rawHttp(running.port, head);
+        // Only the first response counts (an injected blank line can make a second request).
+        const { status, head: headers, body } = firstResponse(response);
         assert.ok(
           status >= 400 && status < 500,
           `${JSON.stringify(value)} → ${response.slice(0, 120)}`,
         );
-        // Only the first response counts (an injected blank line can make a second request).
-        const end = response.indexOf('\r\n\r\n');
-        const headers = response.slice(0, end);
-        const length = Number(/\r\nContent-Length: (\d+)/i.exec(headers)?.[1]);
-        const body = response.slice(end + 4, end + 4 + length);
         assert.ok(isErrorShape(JSON.parse(body)), response);
         assert.ok(!/^(Set-Cookie|X-Evil):/im.test(headers), `header injected: ${headers}`);
         const echoed = /\r\nX-Request-ID: ([^\r\n]*)/i.exec(headers)?.[1] ?? '';

@@ -1,32 +1,17 @@
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import request from 'supertest';
 import {
   ADMIN_KEY,
   TEST_API_KEYS,
   bearer,
   buildTestApp,
+  firstResponse,
   isErrorShape,
+  rawHttp,
   listen,
   testConfig,
   type RunningApp,
 } from '../support/security';
-
-/** Writes raw bytes on a new connection and returns everything the server sent back. */
-function raw(port: number, bytes: string | Buffer): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect(port, '127.0.0.1');
-    const chunks: Buffer[] = [];
-    socket.on('data', (c: Buffer) => chunks.push(c));
-    socket.on('error', reject);
-    socket.on('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    socket.end(bytes);
-  });
-}
-
-function bodyOf(response: string): unknown {
-  return JSON.parse(response.slice(response.indexOf('\r\n\r\n') + 4));
-}
 
 describe('headers and transport (HTTP)', () => {
   describe('security headers', () => {
@@ -117,25 +102,27 @@ describe('headers and transport (HTTP)', () => {
     after(() => running.close());
 
     it('answers headers over MAX_HEADER_SIZE with 431 HEADERS_TOO_LARGE in the error shape', async () => {
-      const response = await raw(
+      const response = await rawHttp(
         running.port,
         `GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(4096)}\r\n\r\n`,
       );
       assert.match(response, /^HTTP\/1\.1 431 Request Header Fields Too Large\r\n/);
       assert.match(response, /\r\nContent-Type: application\/json; charset=utf-8\r\n/);
-      const body = bodyOf(response) as { error: { code: string; request_id: string } };
+      const body = JSON.parse(firstResponse(response).body) as {
+        error: { code: string; request_id: string };
+      };
       assert.ok(isErrorShape(body));
       assert.equal(body.error.code, 'HEADERS_TOO_LARGE');
       assert.ok(response.includes(`X-Request-ID: ${body.error.request_id}`));
     });
 
     it('answers malformed HTTP with 400 in the error shape', async () => {
-      const response = await raw(
+      const response = await rawHttp(
         running.port,
         'GET /health HTTP/1.1\r\nHost: x\r\nX-Id: a\nb\u0000c\r\n\r\n',
       );
       assert.match(response, /^HTTP\/1\.1 400 /);
-      assert.ok(isErrorShape(bodyOf(response)));
+      assert.ok(isErrorShape(JSON.parse(firstResponse(response).body)));
     });
 
     it('answers a body over BODY_LIMIT with 413 PAYLOAD_TOO_LARGE', async () => {

@@ -200,12 +200,15 @@ const requestIds = fc.oneof(
 );
 
 /** fast-check prints counterexamples with this: a short summary, not a 1 MB body. */
-function describe(req: HostileRequest): HostileRequest {
+function summarised(req: HostileRequest): HostileRequest {
   const preview = req.body.subarray(0, 120).toString('latin1');
-  return Object.assign(req, {
-    [fc.toStringMethod]: () =>
-      `${req.kind} ${JSON.stringify(req.headers)} ${req.body.length} bytes: ${JSON.stringify(preview)}`,
-  });
+  return Object.assign(
+    { ...req },
+    {
+      [fc.toStringMethod]: () =>
+        `${req.kind} ${JSON.stringify(req.headers)} ${req.body.length} bytes: ${JSON.stringify(preview)}`,
+    },
+  );
 }
 
 /** Every hostile body, each with a hostile X-Request-ID now and then. */
@@ -227,7 +230,7 @@ export function hostileRequests(): fc.Arbitrary<HostileRequest> {
       fc.option(requestIds, { freq: 3 }),
     )
     .map(([req, id]) =>
-      id === null ? req : { ...req, headers: { ...req.headers, 'x-request-id': id } },
+      summarised(id === null ? req : { ...req, headers: { ...req.headers, 'x-request-id': id } }),
     );
 }
 

@@ -1,5 +1,5 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import type { Express } from 'express';
 import { createRequestContextStore } from '../../middleware/request-context';
@@ -155,4 +155,28 @@ export function isErrorShape(body: unknown): boolean {
 
 export function bearer(key: string): Record<string, string> {
   return { authorization: `Bearer ${key}` };
+}
+
+/** Writes raw bytes on a new connection (as no client library would) and returns all the server sent. */
+export function rawHttp(port: number, bytes: string | Buffer): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('error', reject);
+    socket.on('close', () => resolve(Buffer.concat(chunks).toString('latin1')));
+    socket.end(bytes);
+  });
+}
+
+/** The first response in raw HTTP text: status line, header block and its Content-Length body. */
+export function firstResponse(text: string): { status: number; head: string; body: string } {
+  const end = text.indexOf('\r\n\r\n');
+  const head = text.slice(0, end);
+  const length = Number(/\r\nContent-Length: (\d+)/i.exec(head)?.[1] ?? 0);
+  return {
+    status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0),
+    head,
+    body: text.slice(end + 4, end + 4 + length),
+  };
 }
