@@ -1,16 +1,21 @@
 import cors from 'cors';
 import express, { type Express } from 'express';
-import helmet from 'helmet';
+import type { Store } from 'express-rate-limit';
 import { createAccessLog } from '../middleware/access-log';
+import { createAuth } from '../middleware/auth';
+import { createAuthPolicy } from '../middleware/auth-policy';
 import { createErrorHandler, createNotFound } from '../middleware/error-handler';
 import { createHttpMetrics } from '../middleware/http-metrics';
 import { createJsonBody } from '../middleware/json-body';
+import { UNMATCHED_ROUTE } from '../middleware/route-label';
+import { createRateLimit, type RateLimitBudget } from '../middleware/rate-limit';
 import { createRequestContext, type RequestContextStore } from '../middleware/request-context';
+import { createSecurityHeaders } from '../middleware/security-headers';
 import { createServerTiming } from '../middleware/server-timing';
 import { createHealthRouter, type BuildInfo } from '../routers/health';
 import { createMetricsRouter } from '../routers/metrics';
 import type { Metrics } from '../services/metrics';
-import type { Config } from './config';
+import type { ApiKeyEntry, Config } from './config';
 import type { Logger } from './logger';
 import type { SchemaRegistry } from './validation';
 
@@ -26,13 +31,21 @@ export interface AppDeps {
   startedAt: number;
   /** Wall clock in ms; injected so tests control time. */
   now: () => number;
+  /** Every API key (API_KEYS plus API_KEYS_FILE, read once by server.ts); default config.API_KEYS. */
+  apiKeys?: readonly ApiKeyEntry[];
+  /** Rate-limit store per budget (Redis, shared by replicas); default in-process memory. */
+  rateLimitStore?: (budget: RateLimitBudget) => Store;
+  /** Also called on every 429 with the policy's route pattern (metrics count it regardless). */
+  onRateLimited?: (route: string) => void;
+  /** Also called for every request served unlimited because the rate-limit store failed. */
+  onRateLimitStoreError?: (err: unknown) => void;
 }
 
 /**
  * Builds the Express app from its collaborators. No side effects: it reads no environment,
  * opens no port and starts no timer, so every test can build its own app.
  * The pipeline reads top to bottom: context → metrics and timing → logging → security headers →
- * body → routers → JSON 404 → the one error handler.
+ * CORS → auth → rate limit → role policy → body → routers → JSON 404 → the one error handler.
  */
 export function createApp(deps: AppDeps): Express {
   const { config, logger } = deps;
@@ -45,23 +58,40 @@ export function createApp(deps: AppDeps): Express {
   app.use(createHttpMetrics({ metrics: deps.metrics }));
   app.use(createServerTiming());
   app.use(createAccessLog({ logger }));
-  app.use(
-    helmet({
-      contentSecurityPolicy: {
-        useDefaults: false,
-        directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] },
-      },
-      referrerPolicy: { policy: 'no-referrer' },
-      crossOriginResourcePolicy: { policy: 'same-site' },
-    }),
-  );
+  app.use(createSecurityHeaders());
   if (config.ALLOWED_ORIGINS.length > 0) {
     app.use(cors({ origin: [...config.ALLOWED_ORIGINS], credentials: false, maxAge: 600 }));
   }
+  // Who is calling (never rejects) → their budget (a failed key counts against the IP) →
+  // the policy table's 401/403, all before a body is read or a router runs.
+  const policy = createAuthPolicy({ logger });
+  app.use(
+    createAuth({ keys: deps.apiKeys ?? config.API_KEYS, logger, disabled: config.AUTH_DISABLED }),
+  );
+  app.use(
+    createRateLimit({
+      perMinute: config.RATE_LIMIT_PER_MINUTE,
+      runsPerMinute: config.RATE_LIMIT_RUNS_PER_MINUTE,
+      logger,
+      exempt: policy.isOpen,
+      routeLabel: (req) => policy.match(req.method, req.path)?.pattern ?? UNMATCHED_ROUTE,
+      store: deps.rateLimitStore,
+      onLimited: (route) => {
+        deps.metrics.rateLimited(route);
+        deps.onRateLimited?.(route);
+      },
+      onStoreError: (err) => {
+        deps.metrics.rateLimitStoreError();
+        deps.onRateLimitStoreError?.(err);
+      },
+      now: deps.now,
+    }),
+  );
+  app.use(policy.middleware);
   app.use(createJsonBody({ limit: config.BODY_LIMIT }));
 
   app.use(createHealthRouter({ build: deps.build, startedAt: deps.startedAt, now: deps.now }));
-  // Before any rate limiter: scrapes are never limited.
+  // An open path in the policy table: no key, no rate limit (its own optional token).
   app.use(createMetricsRouter({ registry: deps.metrics.registry, token: config.METRICS_TOKEN }));
 
   app.use(createNotFound());

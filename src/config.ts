@@ -137,13 +137,24 @@ export function loadConfig(
 
 function crossChecks(c: Config): string[] {
   const problems: string[] = [];
-  const anyKeys = c.API_KEYS.length > 0 || c.API_KEYS_FILE !== '';
-  if (c.NODE_ENV === 'production' && !anyKeys && !c.AUTH_DISABLED) {
-    problems.push(
-      'API_KEYS: production (NODE_ENV=production) needs API_KEYS or API_KEYS_FILE; set AUTH_DISABLED=true to run without authentication on purpose',
-    );
-  }
+  // With API_KEYS_FILE the count is only known once the file is read: loadApiKeys()
+  // (src/api-keys.ts) repeats this check then, so an empty file is refused too.
+  if (c.API_KEYS_FILE === '') problems.push(...productionAuthProblems(c, c.API_KEYS.length));
   return problems;
+}
+
+/**
+ * The production refusal: NODE_ENV=production with no API key at all needs an explicit
+ * AUTH_DISABLED=true, so a forgotten Secret cannot silently open the service.
+ */
+export function productionAuthProblems(
+  c: Pick<Config, 'NODE_ENV' | 'AUTH_DISABLED'>,
+  keyCount: number,
+): string[] {
+  if (c.NODE_ENV !== 'production' || keyCount > 0 || c.AUTH_DISABLED) return [];
+  return [
+    'API_KEYS: production (NODE_ENV=production) needs API_KEYS or API_KEYS_FILE with at least one key; set AUTH_DISABLED=true to run without authentication on purpose',
+  ];
 }
 
 function splitList(value: string): string[] {

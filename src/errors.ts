@@ -17,6 +17,7 @@ export const ERROR_CATALOG = {
   RUN_NOT_FOUND: { status: 404, message: 'No run with this id.' },
   METHOD_NOT_ALLOWED: { status: 405, message: 'This method is not allowed on this path.' },
   NOT_ACCEPTABLE: { status: 406, message: 'The requested representation is not available.' },
+  REQUEST_TIMEOUT: { status: 408, message: 'The request was not received in time.' },
   CONFLICT: { status: 409, message: 'The request conflicts with the current state.' },
   SWITCH_IN_PROGRESS: { status: 409, message: 'Another model switch is in progress.' },
   MODEL_IN_USE: { status: 409, message: 'The model is the active model.' },
@@ -115,7 +116,10 @@ export function toAppError(err: unknown): AppError {
     if (e.type === 'request.aborted' || e.type === 'request.size.invalid') {
       return new AppError('VALIDATION_FAILED', 'The request body was incomplete.', { cause: err });
     }
-    if (e.status === 400 && typeof e.type === 'string') {
+    // A 400 from the body parser without a `type`: e.g. a zlib error on a bad gzip body,
+    // wrapped by http-errors (which marks client errors `expose`).
+    const exposed = (e as { expose?: unknown }).expose === true;
+    if (e.status === 400 && (typeof e.type === 'string' || exposed)) {
       return new AppError('VALIDATION_FAILED', 'The request body could not be read.', {
         cause: err,
       });

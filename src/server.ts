@@ -1,11 +1,13 @@
 import { readFileSync } from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { Registry } from 'prom-client';
 import { createRequestContextStore } from '../middleware/request-context';
 import { createMetrics } from '../services/metrics';
+import { createRateLimitRedis, type RateLimitRedis } from '../services/rate-limit-redis';
+import { loadApiKeys } from './api-keys';
 import { createApp } from './app';
-import { ConfigError, loadConfig, type Config } from './config';
+import { ConfigError, loadConfig, type ApiKeyEntry, type Config } from './config';
+import { createHttpServer } from './http-server';
 import { createLogger, flushLogger, type Logger } from './logger';
 import { createSchemaRegistry } from './validation';
 
@@ -20,18 +22,14 @@ function readBuildInfo(): { name: string; version: string } {
   return { name: pkg.name, version: pkg.version };
 }
 
-/** Applies the server-side timeouts against slow clients (see README, "Timeouts"). */
-function applyServerTimeouts(server: http.Server, config: Readonly<Config>): void {
-  server.keepAliveTimeout = config.KEEP_ALIVE_TIMEOUT_MS;
-  server.headersTimeout = config.HEADERS_TIMEOUT_MS;
-  server.requestTimeout = config.REQUEST_TIMEOUT_MS;
-}
-
 function main(): void {
   const schemas = createSchemaRegistry();
   let config: Readonly<Config>;
+  let apiKeys: readonly ApiKeyEntry[];
   try {
     config = loadConfig(process.env, schemas);
+    // The keys file is read here, once, synchronously at start; never on a request.
+    apiKeys = loadApiKeys(config);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n`);
@@ -50,6 +48,13 @@ function main(): void {
   // One registry per app; the state getters (health, queue, circuit, active model) and the
   // known model/agent/tool names are wired here as those services are built.
   const metrics = createMetrics({ registry: new Registry(), build });
+  // Shared rate limits: connecting does not block start; until Redis answers (and whenever
+  // it is down) requests are served without limits, logged and counted.
+  let redis: RateLimitRedis | undefined;
+  if (config.REDIS_URL !== '') {
+    redis = createRateLimitRedis({ url: config.REDIS_URL, logger });
+    redis.start().catch((err: unknown) => logger.warn('redis client stopped', { error: err }));
+  }
   const app = createApp({
     config,
     logger,
@@ -59,9 +64,10 @@ function main(): void {
     metrics,
     startedAt: Date.now(),
     now: Date.now,
+    apiKeys,
+    rateLimitStore: redis ? (budget) => redis.store(budget) : undefined,
   });
-  const server = http.createServer({ maxHeaderSize: config.MAX_HEADER_SIZE }, app);
-  applyServerTimeouts(server, config);
+  const server = createHttpServer(app, config, logger);
   server.listen(config.PORT, config.HOST, () => {
     const address = server.address();
     const port = typeof address === 'object' && address ? address.port : config.PORT;
@@ -74,7 +80,9 @@ function main(): void {
     stopping = true;
     logger.info('shutting down', { signal });
     server.close(() => {
-      void flushLogger(logger).then(() => process.exit(0));
+      void Promise.resolve(redis?.stop())
+        .then(() => flushLogger(logger))
+        .then(() => process.exit(0));
     });
   };
   process.on('SIGTERM', stop);

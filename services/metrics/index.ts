@@ -57,6 +57,8 @@ export interface Metrics extends Telemetry {
    * name, never a raw URL; past 50 distinct values new ones are labelled `other`.
    */
   rateLimited(route: string): void;
+  /** One request served unlimited because the rate-limit store failed (fail open). */
+  rateLimitStoreError(): void;
   /** The label a model name gets (`other` unless Ollama lists it). */
   modelLabel(model: string): string;
 }
@@ -144,6 +146,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     toolCalls,
     webhooks,
     rateLimitHits,
+    rateLimitStoreErrors,
     errors,
   } = createInstruments(registry);
   new Gauge({
@@ -162,6 +165,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     modelLabel,
     error: (code) => errors.inc({ code }),
     rateLimited: (route) => rateLimitHits.inc({ route: routeLabel(route) }),
+    rateLimitStoreError: () => rateLimitStoreErrors.inc(),
 
     inference(e) {
       const model = modelLabel(e.model);

@@ -109,6 +109,11 @@ export function createInstruments(registry: Registry) {
     labelNames: ['route'],
     registers,
   });
+  const rateLimitStoreErrors = new Counter({
+    name: 'rate_limit_store_errors_total',
+    help: 'Requests served without a rate limit because the shared store (Redis) failed (fail open).',
+    registers,
+  });
   const errors = new Counter({
     name: 'errors_total',
     help: 'Error responses by error code (the catalog in src/errors.ts).',
@@ -132,6 +137,7 @@ export function createInstruments(registry: Registry) {
     toolCalls,
     webhooks,
     rateLimitHits,
+    rateLimitStoreErrors,
     errors,
   };
 }

@@ -1,0 +1,28 @@
+import http from 'node:http';
+import type { Express } from 'express';
+import { createClientErrorHandler } from '../middleware/client-error';
+import type { Config } from './config';
+import type { Logger } from './logger';
+
+/**
+ * The HTTP server around the app, with the transport limits against slow or abusive
+ * clients (see README, "Security"): MAX_HEADER_SIZE (431 in the error shape),
+ * HEADERS_TIMEOUT_MS (slow-loris guard), REQUEST_TIMEOUT_MS (whole request, headers and
+ * body; not the response), KEEP_ALIVE_TIMEOUT_MS (idle keep-alive connections). It does not
+ * listen: server.ts does, tests listen on port 0.
+ */
+export function createHttpServer(
+  app: Express,
+  config: Pick<
+    Config,
+    'MAX_HEADER_SIZE' | 'KEEP_ALIVE_TIMEOUT_MS' | 'HEADERS_TIMEOUT_MS' | 'REQUEST_TIMEOUT_MS'
+  >,
+  logger: Logger,
+): http.Server {
+  const server = http.createServer({ maxHeaderSize: config.MAX_HEADER_SIZE }, app);
+  server.keepAliveTimeout = config.KEEP_ALIVE_TIMEOUT_MS;
+  server.headersTimeout = config.HEADERS_TIMEOUT_MS;
+  server.requestTimeout = config.REQUEST_TIMEOUT_MS;
+  server.on('clientError', createClientErrorHandler({ logger }));
+  return server;
+}

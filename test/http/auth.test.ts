@@ -1,0 +1,199 @@
+import assert from 'node:assert/strict';
+import request from 'supertest';
+import { keyId } from '../../middleware/auth';
+import { createAuthPolicy } from '../../middleware/auth-policy';
+import { ANONYMOUS, canAccess } from '../../middleware/principal';
+import { ENDPOINTS } from '../support/endpoints';
+import {
+  ADMIN_KEY,
+  AGENT_KEY,
+  AGENT_KEY_2,
+  TEST_API_KEYS,
+  bearer,
+  buildTestApp,
+  captureLogger,
+  isErrorShape,
+} from '../support/security';
+
+describe('auth (HTTP)', () => {
+  describe('when API keys are configured', () => {
+    const app = buildTestApp({ API_KEYS: TEST_API_KEYS, RATE_LIMIT_PER_MINUTE: '100000' });
+
+    it('answers 401 UNAUTHENTICATED without a key, with WWW-Authenticate', async () => {
+      const res = await request(app).get('/ollama/models');
+      assert.equal(res.status, 401);
+      assert.ok(isErrorShape(res.body));
+      assert.equal(res.body.error.code, 'UNAUTHENTICATED');
+      assert.equal(res.headers['www-authenticate'], 'Bearer');
+    });
+
+    it('answers 401 for a wrong key, a truncated key, an over-long key and a Basic header', async () => {
+      for (const headers of [
+        bearer('wrong-key-0123456789abcdef'),
+        bearer(ADMIN_KEY.slice(0, -1)),
+        bearer(`${ADMIN_KEY}x`),
+        bearer('k'.repeat(5000)),
+        { 'x-api-key': `${AGENT_KEY} ` + 'x' },
+        { authorization: `Basic ${Buffer.from(`admin:${ADMIN_KEY}`).toString('base64')}` },
+      ]) {
+        const res = await request(app).get('/ollama/models').set(headers);
+        assert.equal(res.status, 401, JSON.stringify(headers).slice(0, 60));
+        assert.equal(res.body.error.code, 'UNAUTHENTICATED');
+        assert.equal(res.body.error.message, 'The API key is not valid.');
+      }
+    });
+
+    it('accepts Authorization: Bearer and X-API-Key alike', async () => {
+      // /ollama/models has no router on this branch yet: past auth, it is the JSON 404.
+      const a = await request(app).get('/ollama/models').set(bearer(AGENT_KEY));
+      const b = await request(app).get('/ollama/models').set('X-API-Key', AGENT_KEY);
+      assert.equal(a.status, 404);
+      assert.equal(b.status, 404);
+    });
+
+    it('answers 403 FORBIDDEN when an agent key calls an admin route', async () => {
+      const res = await request(app)
+        .post('/ollama/model/switch')
+        .set(bearer(AGENT_KEY))
+        .send({ model: 'x' });
+      assert.equal(res.status, 403);
+      assert.ok(isErrorShape(res.body));
+      assert.equal(res.body.error.code, 'FORBIDDEN');
+      assert.deepEqual(res.body.error.details, { required_role: 'admin' });
+    });
+
+    it('cannot be dodged with case or a trailing slash (Express routes match both)', async () => {
+      for (const path of [
+        '/OLLAMA/MODEL/SWITCH',
+        '/ollama/model/switch/',
+        '/Ollama/Model/Switch/',
+      ]) {
+        const res = await request(app).post(path).set(bearer(AGENT_KEY)).send({});
+        assert.equal(res.status, 403, path);
+      }
+    });
+
+    it('reads no body before authorising: an unauthenticated 2 MB body gets 401, not 413', async () => {
+      const res = await request(app)
+        .post('/agents/run')
+        .set('content-type', 'application/json')
+        .send(`{"input":"${'a'.repeat(2 * 1024 * 1024)}"}`);
+      assert.equal(res.status, 401);
+    });
+
+    it('gives an anonymous caller 401 on an unknown path, an authenticated one 404', async () => {
+      const anon = await request(app).get('/no/such/path');
+      assert.equal(anon.status, 401);
+      const agent = await request(app).get('/no/such/path').set(bearer(AGENT_KEY));
+      assert.equal(agent.status, 404);
+      assert.equal(agent.body.error.code, 'NOT_FOUND');
+    });
+
+    it('keeps probes open, and ignores even a bad key on them', async () => {
+      assert.equal((await request(app).get('/health')).status, 200);
+      assert.equal(
+        (await request(app).get('/health').set(bearer('bad-key-0123456789abc'))).status,
+        200,
+      );
+    });
+
+    it('never logs a key, only its digest id', async () => {
+      const { logger, lines } = captureLogger();
+      const logged = buildTestApp({ API_KEYS: TEST_API_KEYS }, { logger });
+      await request(logged).get('/ollama/models').set(bearer(AGENT_KEY));
+      await request(logged).post('/ollama/model/switch').set(bearer(AGENT_KEY)).send({});
+      await request(logged)
+        .get('/ollama/models')
+        .set(bearer(`${ADMIN_KEY}-wrong`));
+      await request(logged).get('/ollama/models').set('x-api-key', ADMIN_KEY);
+      const text = JSON.stringify(lines());
+      assert.ok(lines().length > 0);
+      for (const key of [ADMIN_KEY, AGENT_KEY])
+        assert.ok(!text.includes(key), 'a key reached the log');
+      assert.ok(text.includes(keyId(AGENT_KEY)), 'the 403 line names the key id');
+    });
+  });
+
+  describe('when no keys are configured', () => {
+    it('lets every caller in as the anonymous admin and warns loudly once at start', async () => {
+      const { logger, lines } = captureLogger();
+      const app = buildTestApp({}, { logger });
+      const warnings = lines().filter((l) => l.level === 'warn');
+      assert.equal(warnings.length, 1);
+      assert.match(String(warnings[0]?.message), /AUTHENTICATION OFF/);
+      const res = await request(app).post('/ollama/model/switch').send({});
+      assert.equal(res.status, 404); // past auth and policy: no Ollama router on this branch
+    });
+
+    it('says AUTH_DISABLED in the warning when that is why', () => {
+      const { logger, lines } = captureLogger();
+      buildTestApp({ AUTH_DISABLED: 'true' }, { logger });
+      assert.match(String(lines()[0]?.message), /AUTH_DISABLED=true/);
+    });
+  });
+
+  describe('the role matrix (each endpoint × no key / agent / admin)', () => {
+    const app = buildTestApp({ API_KEYS: TEST_API_KEYS, RATE_LIMIT_PER_MINUTE: '100000' });
+    const policy = createAuthPolicy();
+    const callers = [
+      { name: 'no key', headers: {}, rank: 0 },
+      { name: 'agent', headers: bearer(AGENT_KEY), rank: 1 },
+      { name: 'admin', headers: bearer(ADMIN_KEY), rank: 2 },
+    ];
+    const needed = { open: 0, agent: 1, admin: 2 } as const;
+    for (const row of ENDPOINTS) {
+      it(`${row.method} ${row.path} is ${row.access}`, async () => {
+        assert.equal(
+          policy.match(row.method, row.path)?.access,
+          row.access,
+          'policy table drifted',
+        );
+        for (const caller of callers) {
+          const call = request(app)[
+            row.method === 'DELETE' ? 'delete' : row.method === 'POST' ? 'post' : 'get'
+          ](row.path);
+          const res = await call.set(caller.headers);
+          const allowed = caller.rank >= needed[row.access];
+          const label = `${caller.name}: ${res.status} ${JSON.stringify(res.body)}`;
+          if (allowed) {
+            assert.ok(res.status !== 401 && res.status !== 403, label);
+          } else {
+            assert.equal(res.status, caller.rank === 0 ? 401 : 403, label);
+            assert.ok(isErrorShape(res.body), label);
+          }
+        }
+      });
+    }
+  });
+
+  describe('run ownership', () => {
+    it('canAccess: the owner key and any admin, never another agent key', () => {
+      const a = { id: keyId(AGENT_KEY), role: 'agent' as const };
+      const b = { id: keyId(AGENT_KEY_2), role: 'agent' as const };
+      const admin = { id: keyId(ADMIN_KEY), role: 'admin' as const };
+      assert.equal(canAccess(a, a.id), true);
+      assert.equal(canAccess(b, a.id), false);
+      assert.equal(canAccess(admin, a.id), true);
+      assert.equal(canAccess(ANONYMOUS, a.id), true);
+    });
+
+    const agentsLanded = ENDPOINTS.some((e) => e.path === '/agents/run' && e.landed);
+    it("over HTTP: key B cannot read or cancel key A's run; admin can", async function () {
+      if (!agentsLanded) this.skip(); // pending until the agents router (issue5) is merged
+      const app = buildTestApp({ API_KEYS: TEST_API_KEYS, RATE_LIMIT_PER_MINUTE: '100000' });
+      const created = await request(app)
+        .post('/agents/run')
+        .set(bearer(AGENT_KEY))
+        .send({ input: 'hi', background: true });
+      assert.equal(created.status, 202, JSON.stringify(created.body));
+      const id = String(created.body.id);
+      const path = `/agents/runs/${encodeURIComponent(id)}`;
+      assert.equal((await request(app).get(path).set(bearer(AGENT_KEY))).status, 200);
+      const other = await request(app).get(path).set(bearer(AGENT_KEY_2));
+      assert.ok([403, 404].includes(other.status), `${other.status}`);
+      const cancel = await request(app).post(`${path}/cancel`).set(bearer(AGENT_KEY_2)).send({});
+      assert.ok([403, 404].includes(cancel.status), `${cancel.status}`);
+      assert.equal((await request(app).get(path).set(bearer(ADMIN_KEY))).status, 200);
+    });
+  });
+});

@@ -1,0 +1,147 @@
+import assert from 'node:assert/strict';
+import request from 'supertest';
+import {
+  ADMIN_KEY,
+  TEST_API_KEYS,
+  bearer,
+  buildTestApp,
+  firstResponse,
+  isErrorShape,
+  rawHttp,
+  listen,
+  testConfig,
+  type RunningApp,
+} from '../support/security';
+
+describe('headers and transport (HTTP)', () => {
+  describe('security headers', () => {
+    it('sends the API policy: CSP none, no framing, nosniff, no referrer, no X-Powered-By', async () => {
+      const res = await request(buildTestApp()).get('/health');
+      assert.equal(
+        res.headers['content-security-policy'],
+        "default-src 'none';frame-ancestors 'none'",
+      );
+      assert.equal(res.headers['x-content-type-options'], 'nosniff');
+      assert.equal(res.headers['referrer-policy'], 'no-referrer');
+      assert.equal(res.headers['x-frame-options'], 'DENY');
+      assert.equal(res.headers['x-powered-by'], undefined);
+    });
+
+    it('sends the same headers on error responses', async () => {
+      const res = await request(buildTestApp({ API_KEYS: TEST_API_KEYS })).get('/agents');
+      assert.equal(res.status, 401);
+      assert.equal(res.headers['x-content-type-options'], 'nosniff');
+      assert.equal(
+        res.headers['content-security-policy'],
+        "default-src 'none';frame-ancestors 'none'",
+      );
+    });
+
+    it('sends HSTS only when the request came over TLS through a trusted proxy', async () => {
+      const plain = await request(buildTestApp()).get('/health');
+      assert.equal(plain.headers['strict-transport-security'], undefined);
+      const untrusted = await request(buildTestApp())
+        .get('/health')
+        .set('X-Forwarded-Proto', 'https');
+      assert.equal(untrusted.headers['strict-transport-security'], undefined);
+      const trusted = await request(buildTestApp({ TRUST_PROXY: '1' }))
+        .get('/health')
+        .set('X-Forwarded-Proto', 'https');
+      assert.equal(
+        trusted.headers['strict-transport-security'],
+        'max-age=31536000; includeSubDomains',
+      );
+    });
+  });
+
+  describe('CORS', () => {
+    it('sends no CORS headers at all without ALLOWED_ORIGINS', async () => {
+      const res = await request(buildTestApp())
+        .get('/health')
+        .set('Origin', 'https://evil.example');
+      assert.equal(res.headers['access-control-allow-origin'], undefined);
+    });
+
+    it('allows only the configured origins, never with credentials', async () => {
+      const app = buildTestApp({ ALLOWED_ORIGINS: 'https://console.example.com' });
+      const ok = await request(app).get('/health').set('Origin', 'https://console.example.com');
+      assert.equal(ok.headers['access-control-allow-origin'], 'https://console.example.com');
+      assert.equal(ok.headers['access-control-allow-credentials'], undefined);
+      const other = await request(app).get('/health').set('Origin', 'https://evil.example');
+      assert.equal(other.headers['access-control-allow-origin'], undefined);
+    });
+
+    it('answers a preflight without a key (browsers send none), still only for allowed origins', async () => {
+      const app = buildTestApp({
+        ALLOWED_ORIGINS: 'https://console.example.com',
+        API_KEYS: TEST_API_KEYS,
+      });
+      const res = await request(app)
+        .options('/agents/run')
+        .set('Origin', 'https://console.example.com')
+        .set('Access-Control-Request-Method', 'POST');
+      assert.equal(res.status, 204);
+      assert.equal(res.headers['access-control-allow-origin'], 'https://console.example.com');
+    });
+
+    it('refuses ALLOWED_ORIGINS=* at configuration time', () => {
+      assert.throws(() => testConfig({ ALLOWED_ORIGINS: '*' }), /ALLOWED_ORIGINS/);
+    });
+  });
+
+  describe('size and time limits of the HTTP server', () => {
+    let running: RunningApp;
+    const config = testConfig({
+      API_KEYS: TEST_API_KEYS,
+      MAX_HEADER_SIZE: '2048',
+      BODY_LIMIT: '1kb',
+    });
+    before(async () => {
+      running = await listen(buildTestApp({}, { config }), config);
+    });
+    after(() => running.close());
+
+    it('answers headers over MAX_HEADER_SIZE with 431 HEADERS_TOO_LARGE in the error shape', async () => {
+      const response = await rawHttp(
+        running.port,
+        `GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(4096)}\r\n\r\n`,
+      );
+      assert.match(response, /^HTTP\/1\.1 431 Request Header Fields Too Large\r\n/);
+      assert.match(response, /\r\nContent-Type: application\/json; charset=utf-8\r\n/);
+      const body = JSON.parse(firstResponse(response).body) as {
+        error: { code: string; request_id: string };
+      };
+      assert.ok(isErrorShape(body));
+      assert.equal(body.error.code, 'HEADERS_TOO_LARGE');
+      assert.ok(response.includes(`X-Request-ID: ${body.error.request_id}`));
+    });
+
+    it('answers malformed HTTP with 400 in the error shape', async () => {
+      const response = await rawHttp(
+        running.port,
+        'GET /health HTTP/1.1\r\nHost: x\r\nX-Id: a\nb\u0000c\r\n\r\n',
+      );
+      assert.match(response, /^HTTP\/1\.1 400 /);
+      assert.ok(isErrorShape(JSON.parse(firstResponse(response).body)));
+    });
+
+    it('answers a body over BODY_LIMIT with 413 PAYLOAD_TOO_LARGE', async () => {
+      const res = await request(running.url)
+        .post('/agents/run')
+        .set(bearer(ADMIN_KEY))
+        .set('content-type', 'application/json')
+        .send(JSON.stringify({ input: 'a'.repeat(2000) }));
+      assert.equal(res.status, 413);
+      assert.equal(res.body.error.code, 'PAYLOAD_TOO_LARGE');
+      assert.deepEqual(res.body.error.details, { limit_bytes: 1024 });
+    });
+
+    it('applies the configured server timeouts', () => {
+      const c = testConfig();
+      const s = running.server;
+      assert.equal(s.keepAliveTimeout, c.KEEP_ALIVE_TIMEOUT_MS);
+      assert.equal(s.headersTimeout, c.HEADERS_TIMEOUT_MS);
+      assert.equal(s.requestTimeout, c.REQUEST_TIMEOUT_MS);
+    });
+  });
+});

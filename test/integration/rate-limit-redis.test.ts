@@ -1,0 +1,135 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import net from 'node:net';
+import request from 'supertest';
+import { createRateLimitRedis, type RateLimitRedis } from '../../services/rate-limit-redis';
+import {
+  AGENT_KEY,
+  TEST_API_KEYS,
+  bearer,
+  buildTestApp,
+  captureLogger,
+  silentLogger,
+} from '../support/security';
+
+/** A port nothing listens on right now (the OS picks it). */
+async function freePort(): Promise<number> {
+  const server = net.createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as net.AddressInfo;
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+/** Starts a throwaway redis-server on loopback (no persistence) and resolves once it accepts connections. */
+async function startRedis(port: number): Promise<ChildProcess> {
+  const child = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  await new Promise<void>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`redis-server exited (${code}): ${out}`)));
+    child.stdout?.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      if (out.includes('Ready to accept connections')) resolve();
+    });
+  });
+  child.removeAllListeners('exit');
+  return child;
+}
+
+async function stopRedis(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGKILL');
+  await exited;
+}
+
+const LIMITS = { API_KEYS: TEST_API_KEYS, RATE_LIMIT_PER_MINUTE: '3' };
+
+describe('rate limits shared through Redis (real redis-server)', function () {
+  this.timeout(20_000);
+  let redisProcess: ChildProcess | undefined;
+  const clients: RateLimitRedis[] = [];
+
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((c) => c.stop()));
+    if (redisProcess) await stopRedis(redisProcess);
+    redisProcess = undefined;
+  });
+
+  function replica(port: number, logger = silentLogger()) {
+    const redis = createRateLimitRedis({
+      url: `redis://127.0.0.1:${port}`,
+      logger,
+      reconnectMaxDelayMs: 100,
+    });
+    clients.push(redis);
+    const storeErrors: unknown[] = [];
+    const app = buildTestApp(LIMITS, {
+      logger,
+      rateLimitStore: (budget) => redis.store(budget),
+      onRateLimitStoreError: (err) => storeErrors.push(err),
+    });
+    return { redis, app, storeErrors };
+  }
+
+  const get = (app: ReturnType<typeof buildTestApp>) =>
+    request(app).get('/agents').set(bearer(AGENT_KEY));
+
+  it('shares one budget between two instances, fails open while Redis is down, and resumes when it returns', async () => {
+    const port = await freePort();
+    redisProcess = await startRedis(port);
+    const { logger, lines } = captureLogger();
+    const a = replica(port, logger);
+    const b = replica(port);
+    await Promise.all([a.redis.start(), b.redis.start()]);
+
+    // Two requests on A and one on B use up the key's budget of 3: B's next is limited by A's traffic.
+    assert.equal((await get(a.app)).status, 404);
+    assert.equal((await get(a.app)).status, 404);
+    assert.equal((await get(b.app)).status, 404);
+    const limited = await get(b.app);
+    assert.equal(limited.status, 429);
+    assert.equal(limited.body.error.code, 'RATE_LIMITED');
+    assert.equal((await get(a.app)).status, 429);
+
+    // Redis goes away: every request is still served (no 429, no 5xx), and each failure is counted.
+    const reconnected = Promise.all([a.redis.nextReady(), b.redis.nextReady()]);
+    await stopRedis(redisProcess);
+    for (let i = 0; i < 5; i += 1) {
+      assert.equal((await get(a.app)).status, 404);
+      assert.equal((await get(b.app)).status, 404);
+    }
+    assert.equal(a.storeErrors.length, 5);
+    assert.equal(b.storeErrors.length, 5);
+    assert.ok(lines().some((l) => /redis unreachable/.test(String(l.message))));
+
+    // Redis is back (empty: no persistence): the clients reconnect by themselves and limits apply again.
+    redisProcess = await startRedis(port);
+    await reconnected;
+    assert.equal((await get(a.app)).status, 404);
+    assert.equal((await get(b.app)).status, 404);
+    assert.equal((await get(a.app)).status, 404);
+    assert.equal((await get(b.app)).status, 429);
+    assert.ok(lines().some((l) => /redis reconnected/.test(String(l.message))));
+  });
+
+  it('serves requests when Redis is down at start, and enforces limits once it comes up', async () => {
+    const port = await freePort();
+    const a = replica(port);
+    const connected = a.redis.start();
+    for (let i = 0; i < 5; i += 1) assert.equal((await get(a.app)).status, 404);
+    assert.equal(a.storeErrors.length, 5);
+
+    redisProcess = await startRedis(port);
+    await connected;
+    for (let i = 0; i < 3; i += 1) assert.equal((await get(a.app)).status, 404);
+    assert.equal((await get(a.app)).status, 429);
+  });
+});
