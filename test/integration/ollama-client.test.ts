@@ -3,24 +3,14 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { createOllamaService, type OllamaClient } from '../../services/ollama-client';
 import { loadConfig } from '../../src/config';
-import { isAppError, type AppError, type ErrorCode } from '../../src/errors';
 import { createLogger } from '../../src/logger';
+import { appError } from '../support/app-error';
 import { OLLAMA_HOST_VARIANTS } from '../support/ollama-hosts';
 import { startOllamaSimulator, type OllamaSimulator } from '../support/ollama-simulator';
 import { createRecordingTelemetry, type RecordingTelemetry } from '../support/recording-telemetry';
 
 const USER = [{ role: 'user', content: 'hi' }];
 const MODEL = 'llama3.2:3b';
-
-/** An assert.rejects validator matching on the AppError code (never on message text). */
-export function appError(code: ErrorCode, check?: (e: AppError) => void) {
-  return (err: unknown) => {
-    assert.ok(isAppError(err), `expected AppError ${code}, got ${String(err)}`);
-    assert.equal(err.code, code);
-    check?.(err);
-    return true;
-  };
-}
 
 async function drain(stream: AsyncIterable<unknown>): Promise<number> {
   let n = 0;
