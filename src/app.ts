@@ -12,9 +12,13 @@ import { createRateLimit, type RateLimitBudget } from '../middleware/rate-limit'
 import { createRequestContext, type RequestContextStore } from '../middleware/request-context';
 import { createSecurityHeaders } from '../middleware/security-headers';
 import { createServerTiming } from '../middleware/server-timing';
+import { createValidate } from '../middleware/validate';
 import { createHealthRouter, type BuildInfo } from '../routers/health';
 import { createMetricsRouter } from '../routers/metrics';
+import { createOllamaRouter } from '../routers/ollama';
 import type { Metrics } from '../services/metrics';
+import type { ModelService } from '../services/models';
+import type { OllamaHealth, OllamaService } from '../services/ollama-types';
 import type { ApiKeyEntry, Config } from './config';
 import type { Logger } from './logger';
 import type { SchemaRegistry } from './validation';
@@ -39,6 +43,12 @@ export interface AppDeps {
   onRateLimited?: (route: string) => void;
   /** Also called for every request served unlimited because the rate-limit store failed. */
   onRateLimitStoreError?: (err: unknown) => void;
+  /** The only road to Ollama (services/ollama-client). `/ollama/*` is mounted when the three are given. */
+  ollama?: OllamaService;
+  /** Cached Ollama health (services/ollama-health). */
+  ollamaHealth?: OllamaHealth;
+  /** Active model, switches, cached model catalog (services/models). */
+  models?: ModelService;
 }
 
 /**
@@ -93,6 +103,19 @@ export function createApp(deps: AppDeps): Express {
   app.use(createHealthRouter({ build: deps.build, startedAt: deps.startedAt, now: deps.now }));
   // An open path in the policy table: no key, no rate limit (its own optional token).
   app.use(createMetricsRouter({ registry: deps.metrics.registry, token: config.METRICS_TOKEN }));
+  if (deps.ollama && deps.ollamaHealth && deps.models) {
+    const validate = createValidate({ schemas: deps.schemas });
+    app.use(
+      '/ollama',
+      createOllamaRouter({
+        ollama: deps.ollama,
+        health: deps.ollamaHealth,
+        models: deps.models,
+        validate,
+        now: deps.now,
+      }),
+    );
+  }
 
   app.use(createNotFound());
   app.use(createErrorHandler({ logger, onError: (err) => deps.metrics.error(err.code) }));

@@ -9,6 +9,7 @@ import { createApp } from './app';
 import { ConfigError, loadConfig, type ApiKeyEntry, type Config } from './config';
 import { createHttpServer } from './http-server';
 import { createLogger, flushLogger, type Logger } from './logger';
+import { buildOllamaStack } from './ollama-stack';
 import { createSchemaRegistry } from './validation';
 
 /**
@@ -45,9 +46,20 @@ function main(): void {
     context,
     defaultMeta: { service: build.name },
   });
-  // One registry per app; the state getters (health, queue, circuit, active model) and the
-  // known model/agent/tool names are wired here as those services are built.
-  const metrics = createMetrics({ registry: new Registry(), build });
+  // One registry per app. Its state getters run only at scrape time, so they may read the
+  // Ollama stack built just below (which needs the metrics first, as its telemetry).
+  const metrics = createMetrics({
+    registry: new Registry(),
+    build,
+    knownModels: () => ollamaStack.ollamaHealth.snapshot().installedModels ?? [],
+    state: {
+      health: () => ollamaStack.ollamaHealth.snapshot(),
+      circuitState: () => ollamaStack.ollama.circuitState(),
+      queueStats: () => ollamaStack.ollama.queueStats(),
+      activeModel: () => ollamaStack.models.active(),
+    },
+  });
+  const ollamaStack = buildOllamaStack({ config, telemetry: metrics, logger });
   // Shared rate limits: connecting does not block start; until Redis answers (and whenever
   // it is down) requests are served without limits, logged and counted.
   let redis: RateLimitRedis | undefined;
@@ -66,6 +78,9 @@ function main(): void {
     now: Date.now,
     apiKeys,
     rateLimitStore: redis ? (budget) => redis.store(budget) : undefined,
+    ollama: ollamaStack.ollama,
+    ollamaHealth: ollamaStack.ollamaHealth,
+    models: ollamaStack.models,
   });
   const server = createHttpServer(app, config, logger);
   server.listen(config.PORT, config.HOST, () => {
@@ -73,6 +88,7 @@ function main(): void {
     const port = typeof address === 'object' && address ? address.port : config.PORT;
     logger.info('listening', { host: config.HOST, port, version: build.version });
   });
+  ollamaStack.ollamaHealth.start();
 
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
@@ -80,7 +96,7 @@ function main(): void {
     stopping = true;
     logger.info('shutting down', { signal });
     server.close(() => {
-      void Promise.resolve(redis?.stop())
+      void Promise.all([redis?.stop(), ollamaStack.close()])
         .then(() => flushLogger(logger))
         .then(() => process.exit(0));
     });
