@@ -5,7 +5,10 @@ import { createAccessLog } from '../middleware/access-log';
 import { createErrorHandler, createNotFound } from '../middleware/error-handler';
 import { createJsonBody } from '../middleware/json-body';
 import { createRequestContext, type RequestContextStore } from '../middleware/request-context';
+import { createValidate } from '../middleware/validate';
+import { createAgentsRouter } from '../routers/agents';
 import { createHealthRouter, type BuildInfo } from '../routers/health';
+import type { AgentsRuntime } from '../services/agents/runtime';
 import type { Config } from './config';
 import type { Logger } from './logger';
 import type { SchemaRegistry } from './validation';
@@ -20,6 +23,8 @@ export interface AppDeps {
   startedAt: number;
   /** Wall clock in ms; injected so tests control time. */
   now: () => number;
+  /** The agents runtime (`/agents/*`); absent in tests that do not exercise agents. */
+  agents?: AgentsRuntime;
 }
 
 /**
@@ -53,6 +58,16 @@ export function createApp(deps: AppDeps): Express {
   app.use(createJsonBody({ limit: config.BODY_LIMIT }));
 
   app.use(createHealthRouter({ build: deps.build, startedAt: deps.startedAt, now: deps.now }));
+  if (deps.agents) {
+    app.use(
+      createAgentsRouter({
+        service: deps.agents.service,
+        validate: createValidate({ schemas: deps.schemas }),
+        heartbeatMs: deps.agents.heartbeatMs,
+        timers: deps.agents.timers,
+      }),
+    );
+  }
 
   app.use(createNotFound());
   app.use(createErrorHandler({ logger }));

@@ -2,6 +2,10 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { createRequestContextStore } from '../middleware/request-context';
+import { AgentsFileError } from '../services/agents/registry';
+import { createAgentsRuntime, type AgentsRuntime } from '../services/agents/runtime';
+import { createOllamaService } from '../services/ollama-client';
+import { createNoopTelemetry } from '../services/telemetry';
 import { createApp } from './app';
 import { ConfigError, loadConfig, type Config } from './config';
 import { createLogger, flushLogger, type Logger } from './logger';
@@ -45,6 +49,28 @@ function main(): void {
     context,
     defaultMeta: { service: build.name },
   });
+  // The metrics issue replaces the no-op telemetry; the model-management issue replaces the
+  // fixed active model (OLLAMA_MODEL) with its ModelManager.
+  const telemetry = createNoopTelemetry();
+  const ollama = createOllamaService({ config, telemetry, logger });
+  let agents: AgentsRuntime;
+  try {
+    agents = createAgentsRuntime({
+      config,
+      schemas,
+      ollama,
+      models: { active: () => config.OLLAMA_MODEL },
+      telemetry,
+      logger,
+      now: Date.now,
+    });
+  } catch (err) {
+    if (err instanceof AgentsFileError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw err;
+  }
   const app = createApp({
     config,
     logger,
@@ -53,6 +79,7 @@ function main(): void {
     build,
     startedAt: Date.now(),
     now: Date.now,
+    agents,
   });
   const server = http.createServer({ maxHeaderSize: config.MAX_HEADER_SIZE }, app);
   applyServerTimeouts(server, config);
@@ -67,6 +94,7 @@ function main(): void {
     if (stopping) process.exit(130);
     stopping = true;
     logger.info('shutting down', { signal });
+    agents.service.cancelAll();
     server.close(() => {
       void flushLogger(logger).then(() => process.exit(0));
     });

@@ -13,6 +13,8 @@ export interface RunRecord {
   readonly controller: AbortController;
   /** Settles with the run when it reached a terminal state. */
   readonly done: Promise<AgentRun>;
+  /** Settles after the terminal state's follow-up work (the webhook delivery) is done. */
+  readonly settled: Promise<void>;
   /** When the run reached a terminal state (ms since the epoch); null while it runs. */
   finishedAt: number | null;
 }
