@@ -3,12 +3,16 @@ import express, { type Express } from 'express';
 import helmet from 'helmet';
 import { createAccessLog } from '../middleware/access-log';
 import { createErrorHandler, createNotFound } from '../middleware/error-handler';
+import { createHttpMetrics } from '../middleware/http-metrics';
 import { createJsonBody } from '../middleware/json-body';
 import { createRequestContext, type RequestContextStore } from '../middleware/request-context';
+import { createServerTiming } from '../middleware/server-timing';
 import { createValidate } from '../middleware/validate';
 import { createAgentsRouter } from '../routers/agents';
 import { createHealthRouter, type BuildInfo } from '../routers/health';
+import { createMetricsRouter } from '../routers/metrics';
 import type { AgentsRuntime } from '../services/agents/runtime';
+import type { Metrics } from '../services/metrics';
 import type { Config } from './config';
 import type { Logger } from './logger';
 import type { SchemaRegistry } from './validation';
@@ -19,6 +23,8 @@ export interface AppDeps {
   schemas: SchemaRegistry;
   context: RequestContextStore;
   build: BuildInfo;
+  /** The app's metrics (its own registry); also the Telemetry the services report to. */
+  metrics: Metrics;
   /** When the process started (ms since the epoch). */
   startedAt: number;
   /** Wall clock in ms; injected so tests control time. */
@@ -30,8 +36,8 @@ export interface AppDeps {
 /**
  * Builds the Express app from its collaborators. No side effects: it reads no environment,
  * opens no port and starts no timer, so every test can build its own app.
- * The pipeline reads top to bottom: context → logging → security headers → body → routers →
- * JSON 404 → the one error handler.
+ * The pipeline reads top to bottom: context → metrics and timing → logging → security headers →
+ * body → routers → JSON 404 → the one error handler.
  */
 export function createApp(deps: AppDeps): Express {
   const { config, logger } = deps;
@@ -41,6 +47,8 @@ export function createApp(deps: AppDeps): Express {
   app.set('etag', false);
 
   app.use(createRequestContext({ store: deps.context }));
+  app.use(createHttpMetrics({ metrics: deps.metrics }));
+  app.use(createServerTiming());
   app.use(createAccessLog({ logger }));
   app.use(
     helmet({
@@ -58,6 +66,8 @@ export function createApp(deps: AppDeps): Express {
   app.use(createJsonBody({ limit: config.BODY_LIMIT }));
 
   app.use(createHealthRouter({ build: deps.build, startedAt: deps.startedAt, now: deps.now }));
+  // Before any rate limiter: scrapes are never limited.
+  app.use(createMetricsRouter({ registry: deps.metrics.registry, token: config.METRICS_TOKEN }));
   if (deps.agents) {
     app.use(
       createAgentsRouter({
@@ -70,6 +80,6 @@ export function createApp(deps: AppDeps): Express {
   }
 
   app.use(createNotFound());
-  app.use(createErrorHandler({ logger }));
+  app.use(createErrorHandler({ logger, onError: (err) => deps.metrics.error(err.code) }));
   return app;
 }

@@ -1,11 +1,12 @@
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
+import { Registry } from 'prom-client';
 import { createRequestContextStore } from '../middleware/request-context';
 import { AgentsFileError } from '../services/agents/registry';
 import { createAgentsRuntime, type AgentsRuntime } from '../services/agents/runtime';
+import { createMetrics } from '../services/metrics';
 import { createOllamaService } from '../services/ollama-client';
-import { createNoopTelemetry } from '../services/telemetry';
 import { createApp } from './app';
 import { ConfigError, loadConfig, type Config } from './config';
 import { createLogger, flushLogger, type Logger } from './logger';
@@ -49,10 +50,18 @@ function main(): void {
     context,
     defaultMeta: { service: build.name },
   });
-  // The metrics issue replaces the no-op telemetry; the model-management issue replaces the
-  // fixed active model (OLLAMA_MODEL) with its ModelManager.
-  const telemetry = createNoopTelemetry();
-  const ollama = createOllamaService({ config, telemetry, logger });
+  // One registry per app; the state getters (health, queue, circuit, active model) and the
+  // known model/agent/tool names are wired here as those services are built.
+  const metrics = createMetrics({
+    registry: new Registry(),
+    build,
+    // Read at label time, once the agents runtime below exists.
+    knownAgents: () => agents.service.listAgents().map((a) => a.name),
+    knownTools: () => agents.toolNames,
+  });
+  // The model-management issue replaces the fixed active model (OLLAMA_MODEL) with its
+  // ModelManager.
+  const ollama = createOllamaService({ config, telemetry: metrics, logger });
   let agents: AgentsRuntime;
   try {
     agents = createAgentsRuntime({
@@ -60,7 +69,7 @@ function main(): void {
       schemas,
       ollama,
       models: { active: () => config.OLLAMA_MODEL },
-      telemetry,
+      telemetry: metrics,
       logger,
       now: Date.now,
     });
@@ -77,6 +86,7 @@ function main(): void {
     schemas,
     context,
     build,
+    metrics,
     startedAt: Date.now(),
     now: Date.now,
     agents,

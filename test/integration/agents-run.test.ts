@@ -115,6 +115,14 @@ describe('POST /agents/run (answered) against the Ollama simulator', () => {
     assert.deepEqual(JSON.parse(msgs[3]?.content ?? ''), { expression: '6 * 7', result: 42 });
     assert.equal(msgs[5]?.tool_name, 'current_time');
     assert.equal(msgs[6]?.content, 'It is 42.');
+    // The telemetry hooks reached the metrics.
+    const scrape = await h.metrics.registry.metrics();
+    assert.match(
+      scrape,
+      /agent_runs_total\{agent="default",status="completed",stop_reason="end_turn"\} 1/,
+    );
+    assert.match(scrape, /agent_tool_calls_total\{tool="calculator",outcome="ok"\} 1/);
+    assert.match(scrape, /agent_steps_total\{agent="default",kind="model"\} 3/);
     // What Ollama saw on the second call: the assistant's call and the tool result.
     const second = chats(h)[1]?.messages as Array<{ role: string; tool_name?: string }>;
     assert.deepEqual(

@@ -1,10 +1,11 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
+import { Registry } from 'prom-client';
 import { createRequestContextStore } from '../../middleware/request-context';
 import { createAgentsRuntime, type AgentsRuntime } from '../../services/agents/runtime';
 import { createOllamaService, type OllamaClient } from '../../services/ollama-client';
-import { createNoopTelemetry, type Telemetry } from '../../services/telemetry';
+import { createMetrics, type Metrics } from '../../services/metrics';
 import type { ToolDefinition } from '../../services/tools/types';
 import { createApp } from '../../src/app';
 import { loadConfig } from '../../src/config';
@@ -19,6 +20,8 @@ export interface AgentsHarness {
   url: string;
   server: Server;
   agents: AgentsRuntime;
+  /** The app's metrics, fed by the runtime's telemetry hooks. */
+  metrics: Metrics;
   ollama: OllamaClient;
   timers: ManualTimers;
   schemas: SchemaRegistry;
@@ -28,7 +31,6 @@ export interface AgentsHarness {
 export interface HarnessOptions {
   env?: Record<string, string>;
   extraTools?: ToolDefinition[];
-  telemetry?: Telemetry;
 }
 
 /**
@@ -57,10 +59,17 @@ export async function startAgentsHarness(options: HarnessOptions = {}): Promise<
     context,
     stream: new PassThrough(),
   });
-  const telemetry = options.telemetry ?? createNoopTelemetry();
+  const metrics: Metrics = createMetrics({
+    registry: new Registry(),
+    build: { version: '0.0.0' },
+    defaultMetrics: false,
+    knownAgents: () => agents.service.listAgents().map((a) => a.name),
+    knownTools: () => agents.toolNames,
+  });
+  const telemetry = metrics;
   const ollama = createOllamaService({ config, telemetry, logger });
   const timers = createManualTimers();
-  const agents = createAgentsRuntime({
+  const agents: AgentsRuntime = createAgentsRuntime({
     config,
     schemas,
     ollama,
@@ -78,6 +87,7 @@ export async function startAgentsHarness(options: HarnessOptions = {}): Promise<
     schemas,
     context,
     build: { name: 'test', version: '0.0.0' },
+    metrics,
     startedAt: Date.now(),
     now: Date.now,
     agents,
@@ -90,6 +100,7 @@ export async function startAgentsHarness(options: HarnessOptions = {}): Promise<
     url,
     server,
     agents,
+    metrics,
     ollama,
     timers,
     schemas,
