@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import type { AgentRun } from '../../services/agents/types';
 import { startAgentsHarness, type AgentsHarness } from '../support/agents-harness';
 import { openSse } from '../support/sse-client';
@@ -165,5 +166,22 @@ describe('POST /agents/run with stream: true', () => {
     gate.release();
     await Promise.all([first.ended, second.ended]);
     assert.deepEqual(second.events(), first.events());
+  });
+
+  it('cancels an answered run when its client disconnects before the answer', async () => {
+    h.sim.script(MODEL, { chunks: ['one ', 'two'] });
+    h.sim.hold();
+    const req = http.request(`${h.url}/agents/run`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+    });
+    req.on('error', () => undefined);
+    const created = h.sim.waitFor('chunk');
+    req.end(JSON.stringify({ input: 'go' }));
+    await created;
+    const aborted = h.sim.waitFor('aborted');
+    req.destroy();
+    await aborted;
+    assert.equal(h.sim.inFlight(), 0);
   });
 });
