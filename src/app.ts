@@ -13,9 +13,11 @@ import { createRequestContext, type RequestContextStore } from '../middleware/re
 import { createSecurityHeaders } from '../middleware/security-headers';
 import { createServerTiming } from '../middleware/server-timing';
 import { createValidate } from '../middleware/validate';
+import { createAgentsRouter } from '../routers/agents';
 import { createHealthRouter, type BuildInfo } from '../routers/health';
 import { createMetricsRouter } from '../routers/metrics';
 import { createOllamaRouter } from '../routers/ollama';
+import type { AgentsRuntime } from '../services/agents/runtime';
 import type { Metrics } from '../services/metrics';
 import type { ModelService } from '../services/models';
 import type { OllamaHealth, OllamaService } from '../services/ollama-types';
@@ -49,6 +51,8 @@ export interface AppDeps {
   ollamaHealth?: OllamaHealth;
   /** Active model, switches, cached model catalog (services/models). */
   models?: ModelService;
+  /** The agents runtime (`/agents/*`); absent in tests that do not exercise agents. */
+  agents?: AgentsRuntime;
 }
 
 /**
@@ -103,8 +107,8 @@ export function createApp(deps: AppDeps): Express {
   app.use(createHealthRouter({ build: deps.build, startedAt: deps.startedAt, now: deps.now }));
   // An open path in the policy table: no key, no rate limit (its own optional token).
   app.use(createMetricsRouter({ registry: deps.metrics.registry, token: config.METRICS_TOKEN }));
+  const validate = createValidate({ schemas: deps.schemas });
   if (deps.ollama && deps.ollamaHealth && deps.models) {
-    const validate = createValidate({ schemas: deps.schemas });
     app.use(
       '/ollama',
       createOllamaRouter({
@@ -113,6 +117,16 @@ export function createApp(deps: AppDeps): Express {
         models: deps.models,
         validate,
         now: deps.now,
+      }),
+    );
+  }
+  if (deps.agents) {
+    app.use(
+      createAgentsRouter({
+        service: deps.agents.service,
+        validate,
+        heartbeatMs: deps.agents.heartbeatMs,
+        timers: deps.agents.timers,
       }),
     );
   }

@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Registry } from 'prom-client';
 import { createRequestContextStore } from '../middleware/request-context';
+import { AgentsFileError } from '../services/agents/registry';
+import { createAgentsRuntime, type AgentsRuntime } from '../services/agents/runtime';
 import { createMetrics } from '../services/metrics';
 import { createRateLimitRedis, type RateLimitRedis } from '../services/rate-limit-redis';
 import { loadApiKeys } from './api-keys';
@@ -46,12 +48,15 @@ function main(): void {
     context,
     defaultMeta: { service: build.name },
   });
-  // One registry per app. Its state getters run only at scrape time, so they may read the
-  // Ollama stack built just below (which needs the metrics first, as its telemetry).
+  // One registry per app. Its getters run only at scrape (or label) time, so they may read
+  // the Ollama stack and agents runtime built just below, which need the metrics first as
+  // their telemetry.
   const metrics = createMetrics({
     registry: new Registry(),
     build,
     knownModels: () => ollamaStack.ollamaHealth.snapshot().installedModels ?? [],
+    knownAgents: () => agents.service.listAgents().map((a) => a.name),
+    knownTools: () => agents.toolNames,
     state: {
       health: () => ollamaStack.ollamaHealth.snapshot(),
       circuitState: () => ollamaStack.ollama.circuitState(),
@@ -60,6 +65,24 @@ function main(): void {
     },
   });
   const ollamaStack = buildOllamaStack({ config, telemetry: metrics, logger });
+  let agents: AgentsRuntime;
+  try {
+    agents = createAgentsRuntime({
+      config,
+      schemas,
+      ollama: ollamaStack.ollama,
+      models: ollamaStack.models,
+      telemetry: metrics,
+      logger,
+      now: Date.now,
+    });
+  } catch (err) {
+    if (err instanceof AgentsFileError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw err;
+  }
   // Shared rate limits: connecting does not block start; until Redis answers (and whenever
   // it is down) requests are served without limits, logged and counted.
   let redis: RateLimitRedis | undefined;
@@ -81,6 +104,7 @@ function main(): void {
     ollama: ollamaStack.ollama,
     ollamaHealth: ollamaStack.ollamaHealth,
     models: ollamaStack.models,
+    agents,
   });
   const server = createHttpServer(app, config, logger);
   server.listen(config.PORT, config.HOST, () => {
@@ -95,6 +119,7 @@ function main(): void {
     if (stopping) process.exit(130);
     stopping = true;
     logger.info('shutting down', { signal });
+    agents.service.cancelAll();
     server.close(() => {
       void Promise.all([redis?.stop(), ollamaStack.close()])
         .then(() => flushLogger(logger))
