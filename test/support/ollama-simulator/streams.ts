@@ -1,0 +1,91 @@
+import type { ServerResponse } from 'node:http';
+import { NDJSON_TYPE, sleep } from './http-io';
+import type { Knobs, StreamFault } from './knobs';
+import type { SimEvent } from './types';
+
+export interface StreamTarget {
+  res: ServerResponse;
+  signal: AbortSignal;
+  knobs: Knobs;
+  requestId: number;
+  path: string;
+  emit: (e: SimEvent) => void;
+  /** Marks a socket the simulator destroyed on purpose, so it is not reported as 'aborted'. */
+  markDropped: () => void;
+}
+
+export type StreamFormat = 'ndjson' | 'sse';
+
+/**
+ * Writes one streamed response chunk by chunk, each chunk a separate write (so the client sees
+ * them arrive separately), applying latency, the hold() gate and at most one mid-stream fault.
+ * A fault fires before chunk number `afterChunks`, or before the final chunk if the stream is
+ * shorter, so the final `done` object is never written.
+ */
+export class ChunkWriter {
+  private index = 0;
+  private credit = 0;
+  private readonly fault: StreamFault | undefined;
+
+  constructor(
+    private readonly target: StreamTarget,
+    private readonly format: StreamFormat,
+  ) {
+    this.fault = target.knobs.takeFault();
+    const type = format === 'sse' ? 'text/event-stream' : NDJSON_TYPE;
+    target.res.writeHead(200, { 'Content-Type': type });
+  }
+
+  /** Write one chunk; false means stop (client gone, or a fault ended the stream). */
+  async send(chunk: unknown, final = false): Promise<boolean> {
+    const { res, signal } = this.target;
+    if (signal.aborted) return false;
+    if (this.index > 0 && !(await this.pace())) return false;
+    if (this.fault && (this.index >= this.fault.afterChunks || final)) {
+      this.fireFault(this.fault);
+      return false;
+    }
+    res.write(this.frame(chunk));
+    this.target.emit({
+      type: 'chunk',
+      requestId: this.target.requestId,
+      path: this.target.path,
+      index: this.index,
+      data: chunk,
+    });
+    this.index += 1;
+    if (final) {
+      if (this.format === 'sse') res.write('data: [DONE]\n\n');
+      res.end();
+    }
+    return true;
+  }
+
+  private async pace(): Promise<boolean> {
+    const { signal, knobs } = this.target;
+    if (knobs.chunkLatencyMs > 0 && !(await sleep(knobs.chunkLatencyMs, signal))) return false;
+    const gate = knobs.activeGate();
+    if (gate) {
+      if (this.credit > 0) this.credit -= 1;
+      else this.credit = await gate.pass(signal);
+    }
+    return !signal.aborted;
+  }
+
+  private frame(chunk: unknown): string {
+    const json = JSON.stringify(chunk);
+    return this.format === 'sse' ? `data: ${json}\n\n` : `${json}\n`;
+  }
+
+  private fireFault(fault: StreamFault): void {
+    const { res } = this.target;
+    if (fault.kind === 'drop') {
+      this.target.markDropped();
+      res.socket?.destroy();
+      return;
+    }
+    const body =
+      this.format === 'sse' ? { error: { message: fault.message } } : { error: fault.message };
+    res.end(this.frame(body));
+  }
+}
