@@ -18,6 +18,12 @@ export interface InferenceRequest {
   stream: boolean;
   thinkingOn: boolean;
   format: unknown;
+  numCtx: number | undefined;
+}
+
+function numCtxOf(options: unknown): number | undefined {
+  const value = (options as { num_ctx?: unknown } | undefined)?.num_ctx;
+  return typeof value === 'number' && value > 0 ? value : undefined;
 }
 
 /**
@@ -56,6 +62,7 @@ export function validate(
     stream: body.stream !== false,
     thinkingOn: caps.includes('thinking') && think !== false,
     format: body.format,
+    numCtx: numCtxOf(body.options),
   };
 }
 
@@ -78,7 +85,12 @@ export async function lease(
   core: SimCore,
   request: InferenceRequest,
 ): Promise<Lease | undefined> {
-  const held = await core.scheduler.acquire(request.model, request.keepAliveMs, ctx.signal);
+  const held = await core.scheduler.acquire(
+    request.model,
+    request.keepAliveMs,
+    ctx.signal,
+    request.numCtx,
+  );
   if (ctx.signal.aborted) {
     held.release();
     return undefined;

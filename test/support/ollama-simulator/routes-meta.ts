@@ -58,15 +58,10 @@ export const show: Handler = (ctx, core) => {
   });
 };
 
-/** Runtime context of a loaded runner: the default num_ctx (4096) capped by the model's. */
-function runtimeContext(model: InstalledModel): number {
-  return Math.min(4096, model.contextLength);
-}
-
 export const ps: Handler = (ctx, core) => {
   // Lists models that are still loading too, as Ollama ≤0.32.3 does.
   const entries = [...core.scheduler.table.values()].sort((a, b) => b.expiresAt - a.expiresAt);
-  const models = entries.map(({ model, expiresAt }) => {
+  const models = entries.map(({ model, expiresAt, numCtx }) => {
     const size = Math.round(model.sizeBytes * 1.25);
     return {
       name: model.name,
@@ -76,7 +71,7 @@ export const ps: Handler = (ctx, core) => {
       details: detailsOf(model),
       expires_at: new Date(expiresAt).toISOString(),
       size_vram: size,
-      context_length: runtimeContext(model),
+      context_length: numCtx,
     };
   });
   sendJson(ctx.res, 200, { models });

@@ -6,6 +6,8 @@ import type { SimEvent } from './types';
 export interface LoadedEntry {
   model: InstalledModel;
   keepAliveMs: number;
+  /** Runtime context window (`options.num_ctx` of the request that loaded it). */
+  numCtx: number;
   expiresAt: number;
   ready: Promise<void>;
   loading: boolean;
@@ -47,9 +49,18 @@ export class Scheduler {
 
   constructor(private readonly deps: SchedulerDeps) {}
 
-  async acquire(model: InstalledModel, keepAliveMs: number | undefined, signal: AbortSignal) {
+  /**
+   * Wait for a slot on `model`, loading it first when it is not in the table. A changed
+   * num_ctx does not force a reload here (Ollama would reload the runner).
+   */
+  async acquire(
+    model: InstalledModel,
+    keepAliveMs: number | undefined,
+    signal: AbortSignal,
+    numCtx?: number,
+  ): Promise<Lease> {
     let loadNs = 0;
-    if (!this.table.has(model.name)) loadNs = await this.queueLoad(model, signal);
+    if (!this.table.has(model.name)) loadNs = await this.queueLoad(model, signal, numCtx);
     const entry = this.table.get(model.name);
     if (!entry) throw new HttpError(500, 'model was unloaded while waiting');
     await entry.ready;
@@ -82,7 +93,7 @@ export class Scheduler {
     for (const entry of this.table.values()) if (entry.timer) clearTimeout(entry.timer);
   }
 
-  private queueLoad(model: InstalledModel, signal: AbortSignal): Promise<number> {
+  private queueLoad(model: InstalledModel, signal: AbortSignal, numCtx?: number): Promise<number> {
     if (this.pending >= this.deps.maxQueue) throw new HttpError(503, SERVER_BUSY);
     this.pending += 1;
     this.deps.emit({ type: 'queued', model: model.name });
@@ -90,7 +101,7 @@ export class Scheduler {
       this.pending -= 1;
       // A queued request whose client went away is skipped, as Ollama does.
       if (signal.aborted || this.table.has(model.name)) return 0;
-      return this.load(model);
+      return this.load(model, numCtx);
     });
     this.loader = turn.then(
       () => undefined,
@@ -99,13 +110,14 @@ export class Scheduler {
     return turn;
   }
 
-  private async load(model: InstalledModel): Promise<number> {
+  private async load(model: InstalledModel, numCtx = 4096): Promise<number> {
     await this.makeRoom();
     const started = process.hrtime.bigint();
     let markReady: () => void = () => undefined;
     const entry: LoadedEntry = {
       model,
       keepAliveMs: this.deps.defaultKeepAliveMs,
+      numCtx: Math.min(numCtx, model.contextLength),
       expiresAt: this.deps.now() + this.deps.defaultKeepAliveMs,
       ready: new Promise<void>((resolve) => (markReady = resolve)),
       loading: true,

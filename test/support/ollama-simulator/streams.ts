@@ -81,7 +81,9 @@ export class ChunkWriter {
     const { res } = this.target;
     if (fault.kind === 'drop') {
       this.target.markDropped();
-      res.socket?.destroy();
+      // FIN, not RST: chunks already written still reach the client, then the body stops
+      // without its terminating chunk, which the client sees as a cut connection.
+      res.socket?.end();
       return;
     }
     const body =

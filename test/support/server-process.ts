@@ -1,0 +1,112 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+
+/** The compiled entry point (tests run from dist/test/...). */
+export const SERVER_ENTRY = path.resolve(__dirname, '..', '..', 'src', 'server.js');
+/** The repository root (for `npm start`). */
+export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
+
+export interface ServerProcess {
+  child: ChildProcess;
+  /** Port from the `listening` log line (resolved by {@link startServerProcess}). */
+  port: number;
+  url: string;
+  /** Every JSON log line so far. */
+  lines: Array<Record<string, unknown>>;
+  stderr: () => string;
+  /** Resolves with the first log line (past or future) matching `predicate`. */
+  waitForLine(
+    predicate: (line: Record<string, unknown>) => boolean,
+  ): Promise<Record<string, unknown>>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Sends SIGKILL if still running (for after hooks). */
+  kill(): void;
+}
+
+/**
+ * Starts the built server in a child process with `env` (PORT=0 unless given) and resolves
+ * once it logged `listening`, with the port it chose. Rejects if it exits first.
+ */
+export async function startServerProcess(
+  env: Record<string, string>,
+  options: { args?: string[]; command?: string } = {},
+): Promise<ServerProcess> {
+  const child = spawn(options.command ?? process.execPath, options.args ?? [SERVER_ENTRY], {
+    env: { PATH: process.env.PATH ?? '', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const lines: Array<Record<string, unknown>> = [];
+  const waiters: Array<{
+    p: (l: Record<string, unknown>) => boolean;
+    resolve: (l: Record<string, unknown>) => void;
+  }> = [];
+  let err = '';
+  child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+  createInterface({ input: child.stdout! }).on('line', (text) => {
+    let line: Record<string, unknown>;
+    try {
+      line = JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      line = { message: text };
+    }
+    lines.push(line);
+    for (const w of [...waiters]) {
+      if (w.p(line)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(line);
+      }
+    }
+  });
+  const exited = once(child, 'exit').then(([code, signal]) => ({
+    code: code as number | null,
+    signal: signal as NodeJS.Signals | null,
+  }));
+  const waitForLine = (
+    p: (l: Record<string, unknown>) => boolean,
+  ): Promise<Record<string, unknown>> => {
+    const seen = lines.find(p);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve) => waiters.push({ p, resolve }));
+  };
+  const listening = await Promise.race([
+    waitForLine((l) => l.message === 'listening'),
+    exited.then(({ code }) => {
+      throw new Error(`server exited (${code}) before listening: ${err}`);
+    }),
+  ]);
+  const port = Number(listening.port);
+  return {
+    child,
+    port,
+    url: `http://127.0.0.1:${port}`,
+    lines,
+    stderr: () => err,
+    waitForLine,
+    exited,
+    kill: () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    },
+  };
+}
+
+/** Runs a command to completion and returns its exit code and output. */
+export async function runToExit(
+  command: string,
+  args: string[],
+  env: Record<string, string>,
+  cwd?: string,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(command, args, {
+    env: { PATH: process.env.PATH ?? '', ...env },
+    cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const [code] = (await once(child, 'exit')) as [number | null];
+  return { code, stdout, stderr };
+}
