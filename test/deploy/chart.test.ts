@@ -28,7 +28,7 @@ const container = (obj: K8sObject, name: string): Container => {
   return c;
 };
 /** The gateway's environment: the ConfigMap its container takes envFrom. */
-export const gatewayEnv = (objs: K8sObject[]): Record<string, string> => {
+const gatewayEnv = (objs: K8sObject[]): Record<string, string> => {
   const ref = container(one(objs, 'Deployment', 'gateway'), 'gateway').envFrom?.[0]?.configMapRef
     ?.name;
   const cm = byKind(objs, 'ConfigMap').find((c) => c.metadata.name === ref);
