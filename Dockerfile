@@ -1,0 +1,41 @@
+# syntax=docker/dockerfile:1
+# The gateway image: built with dev dependencies, run with production dependencies only.
+# The base is pinned to an exact Node 20 release; pin its digest too in your registry mirror
+# (FROM node:20.20.2-bookworm-slim@sha256:…) for fully reproducible builds.
+ARG NODE_IMAGE=node:20.20.2-bookworm-slim
+
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json ./
+COPY src ./src
+COPY routers ./routers
+COPY services ./services
+COPY middleware ./middleware
+COPY schemas ./schemas
+COPY scripts ./scripts
+COPY test ./test
+RUN npm run build && rm -rf dist/test dist/scripts dist/bench dist/.tsbuildinfo
+
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+# Exactly the lockfile's production set; a runtime import of a dev dependency fails here and in
+# the test suite (test/deploy/image.test.ts), not in production.
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+
+FROM ${NODE_IMAGE} AS runtime
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=deps --chown=root:root /app/node_modules ./node_modules
+COPY --from=build --chown=root:root /app/dist ./dist
+# Read at runtime: the schemas next to dist/, package.json for the version.
+COPY --chown=root:root schemas ./schemas
+COPY --chown=root:root package.json ./
+# The node image's unprivileged user, by number so Kubernetes can verify runAsNonRoot. The
+# files stay owned by root: the process cannot rewrite its own code.
+USER 1000:1000
+EXPOSE 8080
+# Exec form: node is PID 1 and receives SIGTERM itself, so the graceful drain runs.
+CMD ["node", "dist/src/server.js"]

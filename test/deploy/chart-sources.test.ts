@@ -1,0 +1,134 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parse } from 'yaml';
+import { chartReadmePaths, parameterTable, withTable } from '../../scripts/chart-docs';
+import { runHelm } from '../../scripts/lib/chart';
+import { renderK8s } from '../../scripts/render-k8s';
+import { CHART_FILE_COPIES } from '../../scripts/sync-chart-files';
+import { CHART_DIR, ROOT } from './support/render';
+
+const read = (p: string) => readFileSync(path.join(ROOT, p), 'utf8');
+
+describe('chart sources stay in step with the service', function () {
+  this.timeout(30_000);
+
+  it('appVersion equals the package version', () => {
+    const chart = parse(read('helm/ollama-agent-gateway/Chart.yaml')) as {
+      appVersion: string;
+      apiVersion: string;
+    };
+    const pkg = JSON.parse(read('package.json')) as { version: string };
+    assert.equal(chart.apiVersion, 'v2');
+    assert.equal(chart.appVersion, pkg.version);
+  });
+
+  for (const { source, copy } of CHART_FILE_COPIES) {
+    it(`${copy} is an exact copy of ${source} (npm run chart:sync)`, () => {
+      assert.ok(existsSync(path.join(ROOT, source)), `${source} is missing`);
+      assert.equal(
+        read(copy),
+        read(source),
+        `${copy} differs from ${source}: run npm run chart:sync`,
+      );
+    });
+  }
+
+  it('the README parameter table matches values.yaml (npm run chart:docs)', () => {
+    const { values, readme } = chartReadmePaths(ROOT);
+    const current = readFileSync(readme, 'utf8');
+    const fresh = withTable(current, parameterTable(readFileSync(values, 'utf8')));
+    assert.equal(current, fresh, 'README parameter table is stale: run npm run chart:docs');
+  });
+
+  it('refuses an undocumented value', () => {
+    assert.throws(
+      () => parameterTable('a:\n  # -- documented\n  b: 1\n  c: 2\n'),
+      /undocumented keys: a\.c/,
+    );
+  });
+
+  it('k8s/ equals a fresh render of the chart (npm run k8s:render)', async () => {
+    const files = await renderK8s(ROOT);
+    const onDisk = readdirSync(path.join(ROOT, 'k8s', 'rendered')).map((f) => `rendered/${f}`);
+    assert.deepEqual(
+      onDisk.sort(),
+      [...files.keys()].filter((f) => f.startsWith('rendered/')).sort(),
+    );
+    for (const [name, content] of files) {
+      assert.equal(
+        read(path.join('k8s', name)),
+        content,
+        `k8s/${name} drifted: run npm run k8s:render`,
+      );
+    }
+  });
+});
+
+describe('values validation', function () {
+  this.timeout(30_000);
+  let dir = '';
+  before(() => (dir = mkdtempSync(path.join(os.tmpdir(), 'oag-values-'))));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  const template = async (values: string) => {
+    const file = path.join(dir, `v${Math.random().toString(36).slice(2)}.yaml`);
+    writeFileSync(file, values);
+    return runHelm(['template', 'oag', CHART_DIR, '-f', file]);
+  };
+
+  const rejected: Array<[string, string, RegExp]> = [
+    [
+      'a string GPU count',
+      'ollama:\n  gpu:\n    enabled: true\n    count: "1"\n',
+      /ollama\.gpu\.count: Invalid type\. Expected: integer, given: string/,
+    ],
+    ['an unknown key', 'gateway:\n  replicas: 3\n', /Additional property replicas is not allowed/],
+    [
+      'a negative replica count',
+      'gateway:\n  replicaCount: -1\n',
+      /gateway\.replicaCount: Must be greater than or equal to 0/,
+    ],
+    ['a latest image tag', 'ollama:\n  image:\n    tag: latest\n', /ollama\.image\.tag/],
+  ];
+  for (const [what, values, message] of rejected) {
+    it(`helm template fails on ${what}`, async () => {
+      const r = await template(values);
+      assert.notEqual(r.status, 0);
+      assert.match(r.stderr, message);
+    });
+  }
+
+  it('reports every cross-field problem at once', async () => {
+    const r = await template(
+      [
+        'gateway:',
+        '  terminationGracePeriodSeconds: 20',
+        '  config:',
+        '    API_KEYS: "aaaaaaaaaaaaaaaaaaaa:admin"',
+        '    NOT_A_SETTING: "x"',
+        'ollama:',
+        '  enabled: false',
+        'podDisruptionBudget:',
+        '  minAvailable: 2',
+      ].join('\n'),
+    );
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /Invalid values \(5 problems\)/);
+    assert.match(r.stderr, /gateway\.config\.API_KEYS: a secret never goes into a ConfigMap/);
+    assert.match(
+      r.stderr,
+      /gateway\.config\.NOT_A_SETTING: the service does not read this variable/,
+    );
+    assert.match(r.stderr, /terminationGracePeriodSeconds: 20 s does not cover .*35000 ms/);
+    assert.match(r.stderr, /ollama\.externalHost: required/);
+    assert.match(r.stderr, /podDisruptionBudget\.minAvailable: 2 with 2 replicas/);
+  });
+
+  it('accepts a grace period longer than the shutdown settings', async () => {
+    const r = await template('gateway:\n  terminationGracePeriodSeconds: 36\n');
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /terminationGracePeriodSeconds: 36\n/);
+  });
+});
