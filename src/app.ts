@@ -2,10 +2,13 @@ import cors from 'cors';
 import express, { type Express } from 'express';
 import helmet from 'helmet';
 import { createAccessLog } from '../middleware/access-log';
+import { createDrainConnectionClose } from '../middleware/drain-connection-close';
 import { createErrorHandler, createNotFound } from '../middleware/error-handler';
 import { createJsonBody } from '../middleware/json-body';
 import { createRequestContext, type RequestContextStore } from '../middleware/request-context';
 import { createHealthRouter, type BuildInfo } from '../routers/health';
+import type { HealthService } from '../services/health';
+import type { Lifecycle } from '../services/lifecycle';
 import type { Config } from './config';
 import type { Logger } from './logger';
 import type { SchemaRegistry } from './validation';
@@ -20,6 +23,10 @@ export interface AppDeps {
   startedAt: number;
   /** Wall clock in ms; injected so tests control time. */
   now: () => number;
+  /** The probes; without it only `GET /health` is served. */
+  health?: HealthService;
+  /** Draining state and the registry of open streams. */
+  lifecycle?: Lifecycle;
 }
 
 /**
@@ -37,6 +44,8 @@ export function createApp(deps: AppDeps): Express {
 
   app.use(createRequestContext({ store: deps.context }));
   app.use(createAccessLog({ logger }));
+  if (deps.lifecycle)
+    app.use(createDrainConnectionClose({ isDraining: deps.lifecycle.isDraining }));
   app.use(
     helmet({
       contentSecurityPolicy: {
@@ -52,7 +61,14 @@ export function createApp(deps: AppDeps): Express {
   }
   app.use(createJsonBody({ limit: config.BODY_LIMIT }));
 
-  app.use(createHealthRouter({ build: deps.build, startedAt: deps.startedAt, now: deps.now }));
+  app.use(
+    createHealthRouter({
+      build: deps.build,
+      startedAt: deps.startedAt,
+      now: deps.now,
+      health: deps.health,
+    }),
+  );
 
   app.use(createNotFound());
   app.use(createErrorHandler({ logger }));
