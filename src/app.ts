@@ -6,9 +6,13 @@ import { createDrainConnectionClose } from '../middleware/drain-connection-close
 import { createErrorHandler, createNotFound } from '../middleware/error-handler';
 import { createJsonBody } from '../middleware/json-body';
 import { createRequestContext, type RequestContextStore } from '../middleware/request-context';
+import { createValidate } from '../middleware/validate';
 import { createHealthRouter, type BuildInfo } from '../routers/health';
+import { createOllamaRouter } from '../routers/ollama';
 import type { HealthService } from '../services/health';
 import type { Lifecycle } from '../services/lifecycle';
+import type { ModelService } from '../services/models';
+import type { OllamaHealth, OllamaService } from '../services/ollama-types';
 import type { Config } from './config';
 import type { Logger } from './logger';
 import type { SchemaRegistry } from './validation';
@@ -27,6 +31,12 @@ export interface AppDeps {
   health?: HealthService;
   /** Draining state and the registry of open streams. */
   lifecycle?: Lifecycle;
+  /** The only road to Ollama (services/ollama-client). `/ollama/*` is mounted when the three are given. */
+  ollama?: OllamaService;
+  /** Cached Ollama health (services/ollama-health). */
+  ollamaHealth?: OllamaHealth;
+  /** Active model, switches, cached model catalog (services/models). */
+  models?: ModelService;
 }
 
 /**
@@ -69,6 +79,19 @@ export function createApp(deps: AppDeps): Express {
       health: deps.health,
     }),
   );
+  if (deps.ollama && deps.ollamaHealth && deps.models) {
+    const validate = createValidate({ schemas: deps.schemas });
+    app.use(
+      '/ollama',
+      createOllamaRouter({
+        ollama: deps.ollama,
+        health: deps.ollamaHealth,
+        models: deps.models,
+        validate,
+        now: deps.now,
+      }),
+    );
+  }
 
   app.use(createNotFound());
   app.use(createErrorHandler({ logger }));
