@@ -89,6 +89,7 @@ export function createApp(deps: AppDeps): Express {
         models: deps.models,
         validate,
         now: deps.now,
+        lifecycle: deps.lifecycle,
       }),
     );
   }
