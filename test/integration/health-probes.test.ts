@@ -2,15 +2,14 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createRequestContextStore } from '../../middleware/request-context';
 import { createHealthService, type HealthService } from '../../services/health';
 import { createLifecycle, type Lifecycle } from '../../services/lifecycle';
 import { createStartupSequence, type StartupSequence } from '../../services/startup';
-import { createNoopTelemetry } from '../../services/telemetry';
+import type { OllamaClient } from '../../services/ollama-client';
+import type { OllamaHealth } from '../../services/ollama-types';
 import { createApp } from '../../src/app';
-import { loadConfig } from '../../src/config';
-import { buildOllamaStack, type OllamaStack } from '../../src/ollama-stack';
 import { createSchemaRegistry } from '../../src/validation';
+import { buildTestApp } from '../support/build-app';
 import { createCaptureLogger } from '../support/capture-logger';
 import { createManualSchedule } from '../support/manual-schedule';
 import { startOllamaSimulator, type OllamaSimulator } from '../support/ollama-simulator';
@@ -20,7 +19,8 @@ const schemas = createSchemaRegistry();
 
 interface Harness {
   url: string;
-  stack: OllamaStack;
+  ollama: OllamaClient;
+  ollamaHealth: OllamaHealth;
   health: HealthService;
   startup: StartupSequence;
   lifecycle: Lifecycle;
@@ -42,34 +42,22 @@ async function harness(
   env: Record<string, string> = {},
   onSleep: (ms: number, attempt: number) => Promise<void> | void = () => undefined,
 ): Promise<Harness> {
-  const config = loadConfig(
-    {
-      LOG_LEVEL: 'silent',
-      OLLAMA_HOST: sim.url,
-      OLLAMA_MODEL: 'llama3.2:3b',
-      OLLAMA_RETRY_MAX: '0',
-      OLLAMA_HEALTH_TIMEOUT_MS: '2000',
-      ...env,
-    },
-    schemas,
-  );
-  const context = createRequestContextStore();
-  const capture = createCaptureLogger({ context, level: 'debug' });
-  const logger = capture.logger;
   const refresh = createManualSchedule();
-  const stack = buildOllamaStack({
-    config,
-    telemetry: createNoopTelemetry(),
-    logger,
+  const t = await buildTestApp({
+    simulator: sim,
+    env: { OLLAMA_MODEL: 'llama3.2:3b', OLLAMA_RETRY_MAX: '0', ...env },
     schedule: refresh.schedule,
   });
+  const capture = createCaptureLogger({ level: 'debug' });
+  const logger = capture.logger;
+  const { config, ollama, ollamaHealth, models } = t;
   const lifecycle = createLifecycle({ logger });
   const sleeps: number[] = [];
   const startup = createStartupSequence({
     config,
-    ollama: stack.ollama,
-    ollamaHealth: stack.ollamaHealth,
-    models: stack.models,
+    ollama,
+    ollamaHealth,
+    models,
     logger,
     random: () => 1,
     sleep: async (ms) => {
@@ -79,41 +67,27 @@ async function harness(
       await onSleep(ms, sleeps.length);
     },
   });
-  const build = { name: 'ollama-agent-gateway', version: '9.9.9' };
   const health = createHealthService({
     config,
-    build,
+    build: t.deps.build,
     startedAt: Date.now(),
     now: Date.now,
     lifecycle,
     startup,
-    ollamaHealth: stack.ollamaHealth,
-    ollama: stack.ollama,
-    models: stack.models,
+    ollamaHealth,
+    ollama,
+    models,
   });
-  const app = createApp({
-    config,
-    logger,
-    schemas,
-    context,
-    build,
-    startedAt: Date.now(),
-    now: Date.now,
-    health,
-    lifecycle,
-    ollama: stack.ollama,
-    ollamaHealth: stack.ollamaHealth,
-    models: stack.models,
-  });
-  const server = http.createServer(app);
+  const server = http.createServer(createApp({ ...t.deps, health, lifecycle }));
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   health.start();
-  stack.ollamaHealth.start(); // one check now, the next ones when the test fires the timer
+  ollamaHealth.start(); // one check now, the next ones when the test fires the timer
   return {
     url,
-    stack,
+    ollamaHealth,
+    ollama,
     health,
     startup,
     lifecycle,
@@ -135,7 +109,7 @@ async function harness(
       health.stop();
       server.closeAllConnections();
       server.close();
-      await stack.close();
+      await t.close();
     },
   };
 }
@@ -226,7 +200,7 @@ describe('the probes with the real Ollama layer against the simulator', function
       await sim.stop();
       assert.deepEqual(h.refresh.pending(), [30_000]);
       h.refresh.fire();
-      await h.stack.ollamaHealth.refresh(); // joins the check the timer started
+      await h.ollamaHealth.refresh(); // joins the check the timer started
       const down = await h.get('/health/ready');
       assert.equal(down.status, 503);
       assert.deepEqual(failingNames(down.body), ['ollama_reachable']);
@@ -238,7 +212,7 @@ describe('the probes with the real Ollama layer against the simulator', function
 
       await sim.start();
       h.refresh.fire();
-      await h.stack.ollamaHealth.refresh();
+      await h.ollamaHealth.refresh();
       const up = await h.get('/health/ready');
       assert.equal(up.status, 200);
     });
@@ -248,9 +222,9 @@ describe('the probes with the real Ollama layer against the simulator', function
       await h.startup.run();
       sim.failNext(1, 500, 'boom');
       await assert.rejects(
-        h.stack.ollama.chat({ model: 'llama3.2:3b', messages: [{ role: 'user', content: 'hi' }] }),
+        h.ollama.chat({ model: 'llama3.2:3b', messages: [{ role: 'user', content: 'hi' }] }),
       );
-      assert.equal(h.stack.ollama.circuitState(), 'open');
+      assert.equal(h.ollama.circuitState(), 'open');
       const ready = await h.get('/health/ready');
       assert.equal(ready.status, 503);
       assert.deepEqual(failingNames(ready.body), ['circuit']);
@@ -354,8 +328,18 @@ describe('the probes with the real Ollama layer against the simulator', function
       const res = await fetch(`${h.url}/health/ready`);
       assert.equal(res.status, 503);
       assert.equal(res.headers.get('connection'), 'close');
+      assert.equal(res.headers.get('cache-control'), 'no-store');
       assert.deepEqual(failingNames((await res.json()) as Record<string, unknown>), ['draining']);
       assert.equal((await h.get('/health/live')).status, 200);
     });
+  });
+
+  it('answers 405 in the error shape to another method on a probe', async () => {
+    h = await harness(sim);
+    const res = await fetch(`${h.url}/health/ready`, { method: 'POST' });
+    assert.equal(res.status, 405);
+    assert.equal(res.headers.get('allow'), 'GET, HEAD');
+    const body = (await res.json()) as { error: { code: string } };
+    assert.equal(body.error.code, 'METHOD_NOT_ALLOWED');
   });
 });
