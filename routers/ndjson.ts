@@ -1,4 +1,5 @@
 import type { Request, Response } from 'express';
+import type { Lifecycle } from '../services/lifecycle';
 import { errorBody, toAppError } from '../src/errors';
 
 export const NDJSON = 'application/x-ndjson';
@@ -14,12 +15,18 @@ export function wantsNdjson(req: Request): boolean {
  * still gets its proper status from the error handler. An error after that can only be told
  * in-band: it becomes a last `{"error":{…}}` line, then goes on to the error handler, which
  * logs it and ends the response.
+ *
+ * With `tracking`, the open stream is registered with the lifecycle: a shutdown that outlasts
+ * SHUTDOWN_TIMEOUT_MS ends it with a last SHUTTING_DOWN error line and aborts `tracking.stop`
+ * (the signal of the upstream work), instead of leaving the socket to be cut.
  */
 export async function sendNdjson(
   req: Request,
   res: Response,
   produce: (write: (line: object) => void) => Promise<void>,
+  tracking?: { lifecycle?: Pick<Lifecycle, 'trackStream'>; stop: AbortController },
 ): Promise<void> {
+  let endedByShutdown = false;
   const write = (line: object): void => {
     if (res.writableEnded || res.destroyed) return;
     if (!res.headersSent) {
@@ -27,6 +34,12 @@ export async function sendNdjson(
       res.setHeader('Content-Type', NDJSON);
       res.setHeader('Cache-Control', 'no-cache');
       res.setHeader('X-Accel-Buffering', 'no'); // nginx: do not buffer progress
+      tracking?.lifecycle?.trackStream(res, (error) => {
+        endedByShutdown = true;
+        write(errorBody(error, req.id));
+        res.end();
+        tracking.stop.abort(error);
+      });
     }
     res.write(`${JSON.stringify(line)}\n`);
   };
@@ -34,6 +47,8 @@ export async function sendNdjson(
     await produce(write);
   } catch (err) {
     if (!res.headersSent) throw err;
+    // Already told in-band (and logged by the lifecycle): the abort is ours, not a failure.
+    if (endedByShutdown) return;
     write(errorBody(toAppError(err), req.id));
     throw err;
   }

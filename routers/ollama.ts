@@ -2,6 +2,7 @@ import { Router } from 'express';
 import { clientSignal } from '../middleware/client-signal';
 import { createMethodNotAllowed } from '../middleware/error-handler';
 import type { Validate } from '../middleware/validate';
+import type { Lifecycle } from '../services/lifecycle';
 import type { ModelService, SwitchRequest } from '../services/models';
 import type { OllamaHealth, OllamaService } from '../services/ollama-types';
 import { detailedHealthView, healthView } from './ollama-views';
@@ -13,6 +14,8 @@ export interface OllamaRouterOptions {
   models: ModelService;
   validate: Validate;
   now: () => number;
+  /** Registry of open streams, so a shutdown ends NDJSON progress cleanly. */
+  lifecycle?: Pick<Lifecycle, 'trackStream'>;
 }
 
 /**
@@ -21,9 +24,14 @@ export interface OllamaRouterOptions {
  * aborted when the HTTP client goes away.
  */
 export function createOllamaRouter(options: OllamaRouterOptions): Router {
-  const { ollama, health, models, validate, now } = options;
+  const { ollama, health, models, validate, now, lifecycle } = options;
   const router = Router();
   const only = (...methods: string[]) => createMethodNotAllowed(methods);
+  /** The upstream signal of a streamed route: its client went away, or a shutdown ended it. */
+  const streamSignal = (res: Parameters<typeof clientSignal>[0]) => {
+    const stop = new AbortController();
+    return { stop, signal: AbortSignal.any([clientSignal(res), stop.signal]) };
+  };
 
   router
     .route('/health')
@@ -73,15 +81,16 @@ export function createOllamaRouter(options: OllamaRouterOptions): Router {
     .route('/model/switch')
     .post(validate({ body: 'ollama-switch.request' }), async (req, res) => {
       const body = req.body as SwitchRequest;
-      const signal = clientSignal(res);
+      const { stop, signal } = streamSignal(res);
       if (!wantsNdjson(req)) {
         res.json(await models.switchModel(body, { signal }));
         return;
       }
-      await sendNdjson(req, res, async (write) => {
+      const produce = async (write: (line: object) => void) => {
         const result = await models.switchModel(body, { signal, onProgress: write });
         write({ phase: 'done', status: 'success', ...result });
-      });
+      };
+      await sendNdjson(req, res, produce, { lifecycle, stop });
     })
     .all(only('POST'));
 
@@ -89,15 +98,17 @@ export function createOllamaRouter(options: OllamaRouterOptions): Router {
     .route('/models/pull')
     .post(validate({ body: 'ollama-pull.request' }), async (req, res) => {
       const { model } = req.body as { model: string };
-      const progress = models.pull(model, { signal: clientSignal(res) });
+      const { stop, signal } = streamSignal(res);
+      const progress = models.pull(model, { signal });
       if (!wantsNdjson(req)) {
         for await (const _ of progress); // wait for the end; errors are thrown here
         res.json({ model, status: 'success' });
         return;
       }
-      await sendNdjson(req, res, async (write) => {
+      const produce = async (write: (line: object) => void) => {
         for await (const p of progress) write(p);
-      });
+      };
+      await sendNdjson(req, res, produce, { lifecycle, stop });
     })
     .all(only('POST'));
 

@@ -55,13 +55,14 @@ async function main(): Promise<void> {
       OLLAMA_MODEL: MODELS[0]!.name,
       LOG_FORMAT: process.env.LOG_FORMAT ?? 'pretty',
       NODE_ENV: 'development',
+      // No endpoints to take this process out of: stop without the pre-close delay.
+      SHUTDOWN_DELAY_MS: process.env.SHUTDOWN_DELAY_MS ?? '0',
     },
   });
-  const stop = (signal: NodeJS.Signals): void => {
-    child.kill(signal);
-  };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
+  // Ctrl-C reaches the whole process group, the service included: forwarding SIGINT as well
+  // would be a second signal, which makes the service exit at once instead of draining.
+  process.on('SIGINT', () => undefined);
+  process.on('SIGTERM', () => child.kill('SIGTERM'));
   child.on('exit', (code) => {
     void sim.close().then(() => process.exit(code ?? 0));
   });

@@ -4,6 +4,7 @@ import type { Store } from 'express-rate-limit';
 import { createAccessLog } from '../middleware/access-log';
 import { createAuth } from '../middleware/auth';
 import { createAuthPolicy } from '../middleware/auth-policy';
+import { createDrainConnectionClose } from '../middleware/drain-connection-close';
 import { createErrorHandler, createNotFound } from '../middleware/error-handler';
 import { createHttpMetrics } from '../middleware/http-metrics';
 import { createJsonBody } from '../middleware/json-body';
@@ -18,6 +19,8 @@ import { createHealthRouter, type BuildInfo } from '../routers/health';
 import { createMetricsRouter } from '../routers/metrics';
 import { createOllamaRouter } from '../routers/ollama';
 import type { AgentsRuntime } from '../services/agents/runtime';
+import type { HealthService } from '../services/health';
+import type { Lifecycle } from '../services/lifecycle';
 import type { Metrics } from '../services/metrics';
 import type { ModelService } from '../services/models';
 import type { OllamaHealth, OllamaService } from '../services/ollama-types';
@@ -45,6 +48,10 @@ export interface AppDeps {
   onRateLimited?: (route: string) => void;
   /** Also called for every request served unlimited because the rate-limit store failed. */
   onRateLimitStoreError?: (err: unknown) => void;
+  /** The probes; without it only `GET /health` is served. */
+  health?: HealthService;
+  /** Draining state and the registry of open streams. */
+  lifecycle?: Lifecycle;
   /** The only road to Ollama (services/ollama-client). `/ollama/*` is mounted when the three are given. */
   ollama?: OllamaService;
   /** Cached Ollama health (services/ollama-health). */
@@ -72,6 +79,9 @@ export function createApp(deps: AppDeps): Express {
   app.use(createHttpMetrics({ metrics: deps.metrics }));
   app.use(createServerTiming());
   app.use(createAccessLog({ logger }));
+  if (deps.lifecycle) {
+    app.use(createDrainConnectionClose({ isDraining: deps.lifecycle.isDraining }));
+  }
   app.use(createSecurityHeaders());
   if (config.ALLOWED_ORIGINS.length > 0) {
     app.use(cors({ origin: [...config.ALLOWED_ORIGINS], credentials: false, maxAge: 600 }));
@@ -104,7 +114,14 @@ export function createApp(deps: AppDeps): Express {
   app.use(policy.middleware);
   app.use(createJsonBody({ limit: config.BODY_LIMIT }));
 
-  app.use(createHealthRouter({ build: deps.build, startedAt: deps.startedAt, now: deps.now }));
+  app.use(
+    createHealthRouter({
+      build: deps.build,
+      startedAt: deps.startedAt,
+      now: deps.now,
+      health: deps.health,
+    }),
+  );
   // An open path in the policy table: no key, no rate limit (its own optional token).
   app.use(createMetricsRouter({ registry: deps.metrics.registry, token: config.METRICS_TOKEN }));
   const validate = createValidate({ schemas: deps.schemas });
@@ -117,6 +134,7 @@ export function createApp(deps: AppDeps): Express {
         models: deps.models,
         validate,
         now: deps.now,
+        lifecycle: deps.lifecycle,
       }),
     );
   }

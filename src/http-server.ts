@@ -6,10 +6,12 @@ import type { Logger } from './logger';
 
 /**
  * The HTTP server around the app, with the transport limits against slow or abusive
- * clients (see README, "Security"): MAX_HEADER_SIZE (431 in the error shape),
- * HEADERS_TIMEOUT_MS (slow-loris guard), REQUEST_TIMEOUT_MS (whole request, headers and
- * body; not the response), KEEP_ALIVE_TIMEOUT_MS (idle keep-alive connections). It does not
- * listen: server.ts does, tests listen on port 0.
+ * clients (see README, "Security" and "Health probes and the pod lifecycle"):
+ * MAX_HEADER_SIZE (431 in the error shape); HEADERS_TIMEOUT_MS and REQUEST_TIMEOUT_MS bound
+ * how long a client may take to *send* its request (slow-loris), never how long a response
+ * or a stream may run; KEEP_ALIVE_TIMEOUT_MS stays above the load balancer's idle timeout so
+ * the proxy, never the service, closes an idle connection (no race with a request sent on a
+ * socket being closed). It does not listen: server.ts does, tests listen on port 0.
  */
 export function createHttpServer(
   app: Express,
