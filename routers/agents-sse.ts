@@ -1,6 +1,7 @@
 import type { Response } from 'express';
+import { recordTimings } from '../middleware/server-timing';
 import { formatSse, type RunEvent } from '../services/agents/events';
-import { shutdownStop } from '../services/agents/run-object';
+import { firstModelTimings, shutdownStop } from '../services/agents/run-object';
 import type { RunRecord } from '../services/agents/run-store';
 import type { Timers } from '../services/agents/timers';
 import type { Lifecycle } from '../services/lifecycle';
@@ -44,6 +45,9 @@ export function streamRun(
   res.setHeader('X-Accel-Buffering', 'no');
   res.setHeader('X-Run-Id', run.id);
   res.setHeader('Content-Location', `/agents/runs/${run.id}`);
+  // Only what is known before the headers leave: the first model step's times, on a re-attach.
+  const first = firstModelTimings(run);
+  if (first) recordTimings(res, first);
   res.flushHeaders();
   res.socket?.setNoDelay(true);
 

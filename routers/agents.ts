@@ -1,7 +1,8 @@
 import { Router, type Request } from 'express';
 import { createMethodNotAllowed } from '../middleware/error-handler';
+import { recordTimings } from '../middleware/server-timing';
 import type { Validate } from '../middleware/validate';
-import { snapshot } from '../services/agents/run-object';
+import { modelCallTimings, snapshot } from '../services/agents/run-object';
 import type { AgentsService, RunRequest } from '../services/agents/service';
 import type { Timers } from '../services/agents/timers';
 import type { Lifecycle } from '../services/lifecycle';
@@ -97,6 +98,8 @@ export function createAgentsRouter(options: AgentsRouterOptions): Router {
       res.once('close', abandon);
       const finished = await record.done;
       res.off('close', abandon);
+      // Server-Timing: the queue wait and Ollama time of every model call of the run.
+      for (const timings of modelCallTimings(finished)) recordTimings(res, timings);
       res.json(snapshot(finished));
     })
     .all(createMethodNotAllowed(['POST']));
