@@ -44,6 +44,8 @@ export const AUTH_POLICY: readonly PolicyRule[] = Object.freeze([
   { method: 'GET', pattern: '/agents/runs/:id/events', access: 'agent' },
   { method: 'POST', pattern: '/agents/runs/:id/cancel', access: 'agent' },
   { method: 'POST', pattern: '/agents/runs/:id/resume', access: 'agent' },
+  // One agent's definition: the list above already shows every agent to an agent key.
+  { method: 'GET', pattern: '/agents/:name', access: 'agent' },
   { method: 'GET', pattern: '/ollama/models', access: 'agent' },
   { method: 'GET', pattern: '/ollama/model-info', access: 'agent' },
   { method: 'GET', pattern: '/ollama/health', access: 'agent' },

@@ -1,3 +1,5 @@
+import { isUtf8 } from 'node:buffer';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import express, { type RequestHandler } from 'express';
 import { AppError } from '../src/errors';
 
@@ -11,12 +13,34 @@ function hasBody(headers: Record<string, string | string[] | undefined>): boolea
 }
 
 /**
+ * JSON exchanged between systems is UTF-8 (RFC 8259 §8.1). The decoder would silently turn
+ * invalid bytes into U+FFFD and let the request through; refuse it as malformed JSON instead.
+ */
+function rejectInvalidUtf8(
+  _req: IncomingMessage,
+  _res: ServerResponse,
+  body: Buffer,
+  encoding: string,
+): void {
+  if (encoding.toLowerCase() === 'utf-8' && !isUtf8(body)) {
+    throw Object.assign(new Error('request body is not valid UTF-8'), {
+      type: 'entity.parse.failed',
+    });
+  }
+}
+
+/**
  * Parses JSON bodies up to `limit` bytes. A body with any other content type is refused with
  * 415 (so a form post or a text body never reaches a handler as `undefined`); malformed JSON
- * becomes 400 INVALID_JSON and an oversized body 413 through the error handler.
+ * (invalid UTF-8 included) becomes 400 INVALID_JSON and an oversized body 413 through the error handler.
  */
 export function createJsonBody(options: { limit: number }): RequestHandler {
-  const parse = express.json({ limit: options.limit, strict: true, type: () => true });
+  const parse = express.json({
+    limit: options.limit,
+    strict: true,
+    type: () => true,
+    verify: rejectInvalidUtf8,
+  });
   return (req, res, next) => {
     if (!hasBody(req.headers)) return next();
     const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim() ?? '';

@@ -13,18 +13,6 @@ const configSchema = JSON.parse(
   properties: Record<string, { default?: unknown }>;
 };
 
-/**
- * Routes the chart probes or scrapes that other work items add to the service. While the
- * built service still answers 404 on one of them, its check is reported as skipped (with this
- * reason) instead of failing; once the route exists the check runs for real.
- */
-const LANDING_WITH_OTHER_BRANCHES: Record<string, string> = {
-  '/health/startup': 'health probes (issue 4)',
-  '/health/ready': 'health probes (issue 4)',
-  '/health/live': 'health probes (issue 4)',
-  '/metrics': 'metrics (issue 6)',
-};
-
 function gatewayOf(objs: K8sObject[]): {
   deployment: K8sObject;
   container: Container;
@@ -131,22 +119,14 @@ describe('the chart agrees with the service it deploys', function () {
       if (dir) rmSync(dir, { recursive: true, force: true });
     });
 
-    it('serves every probe and scrape path the chart uses', async function () {
-      const missing: string[] = [];
+    it('serves every probe and scrape path the chart uses', async () => {
       for (const p of paths) {
         const res = await fetch(`${server.url}${p}`);
         await res.arrayBuffer();
-        if (res.status === 404 && LANDING_WITH_OTHER_BRANCHES[p])
-          missing.push(`${p} (${LANDING_WITH_OTHER_BRANCHES[p]})`);
-        else
-          assert.ok(
-            [200, 503].includes(res.status),
-            `${p} answered ${res.status}\n${server.output()}`,
-          );
-      }
-      if (missing.length > 0) {
-        console.log(`      skipped until these land: ${missing.join(', ')}`);
-        this.skip();
+        assert.ok(
+          [200, 503].includes(res.status),
+          `${p} answered ${res.status}\n${server.output()}`,
+        );
       }
     });
   });

@@ -3,21 +3,33 @@ import request from 'supertest';
 import { keyId } from '../../middleware/auth';
 import { createAuthPolicy } from '../../middleware/auth-policy';
 import { ANONYMOUS, canAccess } from '../../middleware/principal';
-import { ENDPOINTS } from '../support/endpoints';
+import { buildTestApp, testApps, type RunningApp, type TestApp } from '../support/build-app';
+import { createCaptureLogger } from '../support/capture-logger';
+import { ENDPOINTS, PLACEHOLDER_RUN } from '../support/endpoints';
 import {
   ADMIN_KEY,
   AGENT_KEY,
   AGENT_KEY_2,
   TEST_API_KEYS,
   bearer,
-  buildTestApp,
-  captureLogger,
   isErrorShape,
+  send,
 } from '../support/security';
 
+const KEYED = { API_KEYS: TEST_API_KEYS, RATE_LIMIT_PER_MINUTE: '100000' };
+
 describe('auth (HTTP)', () => {
+  const apps = testApps();
+  afterEach(() => apps.closeAll());
+
   describe('when API keys are configured', () => {
-    const app = buildTestApp({ API_KEYS: TEST_API_KEYS, RATE_LIMIT_PER_MINUTE: '100000' });
+    let t: TestApp;
+    let app: TestApp['app'];
+    before(async () => {
+      t = await buildTestApp({ env: KEYED });
+      app = t.app;
+    });
+    after(() => t.close());
 
     it('answers 401 UNAUTHENTICATED without a key, with WWW-Authenticate', async () => {
       const res = await request(app).get('/ollama/models');
@@ -44,11 +56,10 @@ describe('auth (HTTP)', () => {
     });
 
     it('accepts Authorization: Bearer and X-API-Key alike', async () => {
-      // /ollama/models has no router on this branch yet: past auth, it is the JSON 404.
       const a = await request(app).get('/ollama/models').set(bearer(AGENT_KEY));
       const b = await request(app).get('/ollama/models').set('X-API-Key', AGENT_KEY);
-      assert.equal(a.status, 404);
-      assert.equal(b.status, 404);
+      assert.equal(a.status, 200, JSON.stringify(a.body));
+      assert.equal(b.status, 200, JSON.stringify(b.body));
     });
 
     it('answers 403 FORBIDDEN when an agent key calls an admin route', async () => {
@@ -98,8 +109,11 @@ describe('auth (HTTP)', () => {
     });
 
     it('never logs a key, only its digest id', async () => {
-      const { logger, lines } = captureLogger();
-      const logged = buildTestApp({ API_KEYS: TEST_API_KEYS }, { logger });
+      const { logger, lines } = createCaptureLogger();
+      const { app: logged } = await apps.build({
+        env: { API_KEYS: TEST_API_KEYS },
+        deps: { logger },
+      });
       await request(logged).get('/ollama/models').set(bearer(AGENT_KEY));
       await request(logged).post('/ollama/model/switch').set(bearer(AGENT_KEY)).send({});
       await request(logged)
@@ -116,24 +130,30 @@ describe('auth (HTTP)', () => {
 
   describe('when no keys are configured', () => {
     it('lets every caller in as the anonymous admin and warns loudly once at start', async () => {
-      const { logger, lines } = captureLogger();
-      const app = buildTestApp({}, { logger });
+      const { logger, lines } = createCaptureLogger();
+      const { app } = await apps.build({ deps: { logger } });
       const warnings = lines().filter((l) => l.level === 'warn');
       assert.equal(warnings.length, 1);
       assert.match(String(warnings[0]?.message), /AUTHENTICATION OFF/);
+      // Past auth and the admin policy, the router validates the body.
       const res = await request(app).post('/ollama/model/switch').send({});
-      assert.equal(res.status, 404); // past auth and policy: no Ollama router on this branch
+      assert.equal(res.status, 400);
+      assert.equal(res.body.error.code, 'VALIDATION_FAILED');
     });
 
-    it('says AUTH_DISABLED in the warning when that is why', () => {
-      const { logger, lines } = captureLogger();
-      buildTestApp({ AUTH_DISABLED: 'true' }, { logger });
+    it('says AUTH_DISABLED in the warning when that is why', async () => {
+      const { logger, lines } = createCaptureLogger();
+      await apps.build({ env: { AUTH_DISABLED: 'true' }, deps: { logger } });
       assert.match(String(lines()[0]?.message), /AUTH_DISABLED=true/);
     });
   });
 
-  describe('the role matrix (each endpoint × no key / agent / admin)', () => {
-    const app = buildTestApp({ API_KEYS: TEST_API_KEYS, RATE_LIMIT_PER_MINUTE: '100000' });
+  describe('the role matrix (each endpoint × no key / agent / admin, real routers)', () => {
+    let t: TestApp;
+    before(async () => {
+      t = await buildTestApp({ env: KEYED });
+    });
+    after(() => t.close());
     const policy = createAuthPolicy();
     const callers = [
       { name: 'no key', headers: {}, rank: 0 },
@@ -149,14 +169,21 @@ describe('auth (HTTP)', () => {
           'policy table drifted',
         );
         for (const caller of callers) {
-          const call = request(app)[
-            row.method === 'DELETE' ? 'delete' : row.method === 'POST' ? 'post' : 'get'
-          ](row.path);
-          const res = await call.set(caller.headers);
+          const call = request(t.app)
+            [row.method === 'DELETE' ? 'delete' : row.method === 'POST' ? 'post' : 'get'](row.path)
+            .set(caller.headers);
+          const res = await (row.validBody === undefined
+            ? call
+            : call.send(row.validBody as object));
           const allowed = caller.rank >= needed[row.access];
           const label = `${caller.name}: ${res.status} ${JSON.stringify(res.body)}`;
           if (allowed) {
             assert.ok(res.status !== 401 && res.status !== 403, label);
+            // A real router answered: not the JSON 404 for an unknown path, not a 405.
+            assert.ok(res.status !== 405 && res.body?.error?.code !== 'NOT_FOUND', label);
+            if (row.validBody !== undefined && !row.path.includes('/runs/')) {
+              assert.ok(res.status >= 200 && res.status < 300, label);
+            }
           } else {
             assert.equal(res.status, caller.rank === 0 ? 401 : 403, label);
             assert.ok(isErrorShape(res.body), label);
@@ -177,23 +204,57 @@ describe('auth (HTTP)', () => {
       assert.equal(canAccess(ANONYMOUS, a.id), true);
     });
 
-    const agentsLanded = ENDPOINTS.some((e) => e.path === '/agents/run' && e.landed);
-    it("over HTTP: key B cannot read or cancel key A's run; admin can", async function () {
-      if (!agentsLanded) this.skip(); // pending until the agents router (issue5) is merged
-      const app = buildTestApp({ API_KEYS: TEST_API_KEYS, RATE_LIMIT_PER_MINUTE: '100000' });
-      const created = await request(app)
-        .post('/agents/run')
-        .set(bearer(AGENT_KEY))
-        .send({ input: 'hi', background: true });
-      assert.equal(created.status, 202, JSON.stringify(created.body));
-      const id = String(created.body.id);
-      const path = `/agents/runs/${encodeURIComponent(id)}`;
-      assert.equal((await request(app).get(path).set(bearer(AGENT_KEY))).status, 200);
-      const other = await request(app).get(path).set(bearer(AGENT_KEY_2));
-      assert.ok([403, 404].includes(other.status), `${other.status}`);
-      const cancel = await request(app).post(`${path}/cancel`).set(bearer(AGENT_KEY_2)).send({});
-      assert.ok([403, 404].includes(cancel.status), `${cancel.status}`);
-      assert.equal((await request(app).get(path).set(bearer(ADMIN_KEY))).status, 200);
+    describe('over HTTP', () => {
+      let t: TestApp;
+      let running: RunningApp;
+      let run: string;
+      before(async () => {
+        t = await buildTestApp({ env: KEYED });
+        running = await t.listen();
+        const created = await send(running, 'POST', '/agents/run', {
+          headers: { ...bearer(AGENT_KEY), 'content-type': 'application/json' },
+          body: JSON.stringify({ input: 'hi', background: true }),
+        });
+        assert.equal(created.status, 202, created.text);
+        run = `/agents/runs/${encodeURIComponent(String((created.json as { id: string }).id))}`;
+      });
+      after(() => t.close());
+      const get = (path: string, key: string) => request(t.app).get(path).set(bearer(key));
+      const cancel = (key: string) =>
+        request(t.app).post(`${run}/cancel`).set(bearer(key)).send({});
+
+      it("key B cannot read, follow or cancel key A's run: 404 RUN_NOT_FOUND, as for no run", async () => {
+        for (const res of [
+          await get(run, AGENT_KEY_2),
+          await get(`${run}/events`, AGENT_KEY_2),
+          await cancel(AGENT_KEY_2),
+        ]) {
+          assert.equal(res.status, 404, JSON.stringify(res.body));
+          assert.ok(isErrorShape(res.body));
+          assert.equal(res.body.error.code, 'RUN_NOT_FOUND');
+        }
+        // Nothing tells B the run exists: the answer for a run that does not exist is the same.
+        const none = await get(`/agents/runs/${PLACEHOLDER_RUN}`, AGENT_KEY_2);
+        assert.equal(none.body.error.message, (await get(run, AGENT_KEY_2)).body.error.message);
+        assert.equal((await request(t.app).get(run)).status, 401);
+      });
+
+      it('key A and an admin key can read, follow and cancel it', async () => {
+        for (const key of [AGENT_KEY, ADMIN_KEY]) {
+          const read = await get(run, key);
+          assert.equal(read.status, 200, JSON.stringify(read.body));
+          assert.equal(read.body.object, 'agent.run');
+          // The run is over (or ends soon): its stream replays every event and ends.
+          const events = await send(running, 'GET', `${run}/events`, { headers: bearer(key) });
+          assert.equal(events.status, 200, events.text);
+          assert.match(String(events.headers['content-type']), /^text\/event-stream/);
+          assert.match(events.text, /event: run\.created/);
+        }
+        for (const key of [AGENT_KEY, ADMIN_KEY]) {
+          const res = await cancel(key);
+          assert.equal(res.status, 200, JSON.stringify(res.body));
+        }
+      });
     });
   });
 });

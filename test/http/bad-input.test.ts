@@ -1,24 +1,32 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { POST_ENDPOINTS } from '../support/endpoints';
+import { buildTestApp, type RunningApp, type TestApp } from '../support/build-app';
+import { POST_ENDPOINTS, withRunId } from '../support/endpoints';
 import { hostileRequests, injectedHeaderValues } from '../support/hostile-input';
 import {
   ADMIN_KEY,
   TEST_API_KEYS,
   bearer,
-  buildTestApp,
   firstResponse,
   rawHttp,
   isErrorShape,
-  listen,
   send,
-  testConfig,
-  type RunningApp,
 } from '../support/security';
 
 /** Generated cases per endpoint (the issue asks for at least 1,000 in CI). */
 const RUNS = 1000;
 const SAFE_ID = /^[A-Za-z0-9._-]{1,128}$/;
+/** The families whose bodies can be valid requests (then a 2xx is the right answer). */
+const ACCEPTABLE = new Set(['near-valid', 'wrong-types', 'proto-keys']);
+/**
+ * The one 5xx a request may get: a valid request reached Ollama and Ollama's refusal was
+ * classified (e.g. a pull of a name the registry does not have: 502 OLLAMA_UPSTREAM_ERROR
+ * with the registry's message). Never 500, never INTERNAL_ERROR.
+ */
+function isUpstreamAnswer(kind: string, res: { status: number; json: unknown }): boolean {
+  const code = (res.json as { error?: { code?: string } } | undefined)?.error?.code ?? '';
+  return ACCEPTABLE.has(kind) && res.status !== 500 && /^OLLAMA_/.test(code);
+}
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 function prototypeSnapshot(): string {
@@ -29,42 +37,65 @@ function prototypeSnapshot(): string {
   );
 }
 
+/**
+ * One server for the whole suite (keep-alive, high rate limits), the real routers against the
+ * simulator. A generated body is hostile but may happen to be valid (`{"input":"x"}` runs an
+ * agent, `{"model":"a"}` asks for a switch): then it must be answered quickly like any valid
+ * request; never with a 5xx.
+ */
 describe('bad-input suite (fast-check, hostile requests at every POST endpoint)', function () {
   this.timeout(120_000);
+  let t: TestApp;
   let running: RunningApp;
-  const config = testConfig({
-    API_KEYS: TEST_API_KEYS,
-    RATE_LIMIT_PER_MINUTE: '1000000',
-    RATE_LIMIT_RUNS_PER_MINUTE: '1000000',
-  });
   const before0 = prototypeSnapshot();
 
   before(async () => {
-    running = await listen(buildTestApp({}, { config }), config);
+    t = await buildTestApp({
+      env: {
+        API_KEYS: TEST_API_KEYS,
+        RATE_LIMIT_PER_MINUTE: '1000000',
+        RATE_LIMIT_RUNS_PER_MINUTE: '1000000',
+        OLLAMA_RETRY_MAX: '0',
+      },
+    });
+    running = await t.listen();
   });
-  after(async () => {
-    await running.close();
-  });
+  after(() => t.close());
 
+  const post = (path: string, body: unknown) =>
+    send(running, 'POST', path, {
+      headers: { ...bearer(ADMIN_KEY), 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+
+  /** Every POST endpoint still does its job; the cancel row gets a run of its own to cancel. */
   async function stillServes(): Promise<void> {
     const health = await send(running, 'GET', '/health');
     assert.equal(health.status, 200);
     for (const row of POST_ENDPOINTS) {
-      if (!row.landed || row.validBody === undefined) continue;
-      const res = await send(running, 'POST', row.path, {
-        headers: { ...bearer(ADMIN_KEY), 'content-type': 'application/json' },
-        body: JSON.stringify(row.validBody),
-      });
+      if (row.validBody === undefined) continue;
+      let path = row.path;
+      if (path.includes('/runs/')) {
+        const created = await post('/agents/run', { input: 'hi', background: true });
+        assert.equal(created.status, 202, created.text);
+        path = withRunId(path, (created.json as { id: string }).id);
+      }
+      const res = await post(path, row.validBody);
       assert.ok(
         res.status >= 200 && res.status < 300,
-        `${row.path} after the attack: ${res.status} ${res.text}`,
+        `${path} after the attack: ${res.status} ${res.text.slice(0, 300)}`,
       );
     }
+    // A plain answered run against the simulator: the whole agent path still works.
+    const run = await post('/agents/run', { input: 'still there?' });
+    assert.equal(run.status, 200, run.text);
+    assert.equal((run.json as { status: string }).status, 'completed');
   }
 
   for (const row of POST_ENDPOINTS) {
-    it(`POST ${row.path}: ${RUNS} hostile bodies all get a 4xx in the error shape`, async () => {
+    it(`POST ${row.path}: ${RUNS} hostile bodies, never a 500, every error in the error shape`, async () => {
       const kinds = new Map<string, number>();
+      const statuses = new Map<number, number>();
       await fc.assert(
         fc.asyncProperty(hostileRequests(), async (hostile) => {
           const res = await send(running, 'POST', row.path, {
@@ -72,8 +103,10 @@ describe('bad-input suite (fast-check, hostile requests at every POST endpoint)'
             body: hostile.body,
           });
           const label = `${hostile.kind}: ${res.status} ${res.text.slice(0, 200)}`;
-          assert.ok(res.status >= 400 && res.status < 500, label);
-          assert.ok(isErrorShape(res.json), label);
+          assert.ok(
+            res.status >= 200 && (res.status < 500 || isUpstreamAnswer(hostile.kind, res)),
+            label,
+          );
           const id = String(res.headers['x-request-id']);
           // HTTP strips the whitespace around a header value before the service sees it.
           const sent = hostile.headers['x-request-id']?.trim();
@@ -81,19 +114,45 @@ describe('bad-input suite (fast-check, hostile requests at every POST endpoint)'
             sent !== undefined && SAFE_ID.test(sent) ? id === sent : UUID.test(id),
             `X-Request-ID ${JSON.stringify(sent)} → ${id}`,
           );
-          assert.equal((res.json as { error: { request_id: string } }).error.request_id, id);
+          if (res.status >= 400) {
+            assert.ok(isErrorShape(res.json), label);
+            assert.equal((res.json as { error: { request_id: string } }).error.request_id, id);
+          } else {
+            // Accepted: only a well-formed JSON object body can be a valid request.
+            assert.ok(ACCEPTABLE.has(hostile.kind), label);
+          }
           kinds.set(hostile.kind, (kinds.get(hostile.kind) ?? 0) + 1);
+          statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
         }),
         { numRuns: RUNS },
       );
       // Every family of hostile input was exercised, not just the commonest.
       assert.ok(kinds.size >= 10, `only ${[...kinds.keys()].join(', ')}`);
+      // Mostly refused: a suite where most bodies pass would not be testing refusals.
+      const accepted = [...statuses].filter(([s]) => s < 400).reduce((n, [, c]) => n + c, 0);
+      assert.ok(accepted < RUNS / 4, `accepted ${accepted}: ${JSON.stringify([...statuses])}`);
       assert.equal(prototypeSnapshot(), before0, 'Object.prototype changed');
       assert.equal(({} as Record<string, unknown>).polluted, undefined);
       assert.equal(({} as Record<string, unknown>).isAdmin, undefined);
       await stillServes();
     });
   }
+
+  it('refuses invalid UTF-8 with 400 INVALID_JSON, even in a body that is otherwise a valid run', async () => {
+    const body = Buffer.concat([
+      Buffer.from('{"input":"'),
+      Buffer.from([0xc0, 0xaf, 0xff]),
+      Buffer.from('"}'),
+    ]);
+    const res = await send(running, 'POST', '/agents/run', {
+      headers: { ...bearer(ADMIN_KEY), 'content-type': 'application/json' },
+      body,
+    });
+    assert.equal(res.status, 400, res.text);
+    assert.equal((res.json as { error: { code: string } }).error.code, 'INVALID_JSON');
+    // The same body in valid UTF-8 runs.
+    assert.equal((await post('/agents/run', { input: 'À¯' })).status, 200);
+  });
 
   it('answers CR, LF, NUL and control bytes in X-Request-ID with 400 in the error shape, never reflecting them', async () => {
     await fc.assert(

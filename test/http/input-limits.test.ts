@@ -1,30 +1,30 @@
 import assert from 'node:assert/strict';
-import { ENDPOINTS } from '../support/endpoints';
+import { buildTestApp, type RunningApp, type TestApp } from '../support/build-app';
 import {
   ADMIN_KEY,
   TEST_API_KEYS,
   bearer,
-  buildTestApp,
+  firstResponse,
   isErrorShape,
-  listen,
+  rawHttp,
   send,
-  testConfig,
-  type RunningApp,
 } from '../support/security';
 
 /**
  * Each input limit of the request schemas, one row each, with a value far past any sane
  * limit so the row does not depend on the exact number a schema picks. The limits live in
  * `schemas/agent-run.request.schema.json` (agents router, issue5) and
- * `schemas/ollama-*.schema.json` (Ollama router, issue3); a row runs once its endpoint is
- * marked `landed` in test/support/endpoints.ts and is reported as pending until then.
+ * `schemas/ollama-*.schema.json` (Ollama router, issue3); the body and header sizes in the
+ * configuration (BODY_LIMIT, MAX_HEADER_SIZE). Each row runs against the real routers.
  */
 interface LimitRow {
   limit: string;
   method: 'POST' | 'DELETE';
   path: string;
   body?: unknown;
-  code: 'VALIDATION_FAILED' | 'PAYLOAD_TOO_LARGE';
+  /** Extra headers; such a row is sent as raw bytes (the server may cut the connection). */
+  headers?: Record<string, string>;
+  code: 'VALIDATION_FAILED' | 'PAYLOAD_TOO_LARGE' | 'HEADERS_TOO_LARGE';
 }
 
 const BAD_MODEL_NAMES = [
@@ -113,32 +113,69 @@ const ROWS: LimitRow[] = [
     body: { input: 'x'.repeat(2 * 1024 * 1024) },
     code: 'PAYLOAD_TOO_LARGE',
   },
+  {
+    limit: 'header size (MAX_HEADER_SIZE)',
+    method: 'POST',
+    path: '/agents/run',
+    body: { input: 'hi' },
+    headers: { 'x-padding': 'h'.repeat(40 * 1024) },
+    code: 'HEADERS_TOO_LARGE',
+  },
 ];
 
-function landed(method: string, path: string): boolean {
-  return ENDPOINTS.some((e) => e.method === method && e.path === path && e.landed);
+/** Sends a row as raw HTTP bytes and reads the first response (status and JSON body). */
+async function sendRaw(
+  running: RunningApp,
+  row: LimitRow,
+): Promise<{ status: number; json: unknown; text: string }> {
+  const body = JSON.stringify(row.body ?? {});
+  const headers = {
+    Host: 'x',
+    Authorization: `Bearer ${ADMIN_KEY}`,
+    'Content-Type': 'application/json',
+    'Content-Length': String(Buffer.byteLength(body)),
+    Connection: 'close',
+    ...row.headers,
+  };
+  const head = Object.entries(headers)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('');
+  const text = await rawHttp(
+    running.port,
+    `${row.method} ${row.path} HTTP/1.1\r\n${head}\r\n${body}`,
+  );
+  const first = firstResponse(text);
+  return { status: first.status, json: JSON.parse(first.body) as unknown, text };
 }
 
-describe('input limits (one row per limit)', () => {
+describe('input limits (one row per limit, real routers)', () => {
+  let t: TestApp;
   let running: RunningApp;
-  const config = testConfig({ API_KEYS: TEST_API_KEYS, RATE_LIMIT_PER_MINUTE: '100000' });
   before(async () => {
-    running = await listen(buildTestApp({}, { config }), config);
+    t = await buildTestApp({ env: { API_KEYS: TEST_API_KEYS, RATE_LIMIT_PER_MINUTE: '100000' } });
+    running = await t.listen();
   });
-  after(() => running.close());
+  after(() => t.close());
 
   for (const row of ROWS) {
-    // The body limit is enforced before any router, so its row runs today.
-    const ready = row.code === 'PAYLOAD_TOO_LARGE' || landed(row.method, row.path);
-    it(`${row.method} ${row.path}: ${row.limit} → 4xx ${row.code}`, async function () {
-      if (!ready) this.skip(); // pending until the router lands (see the table's comment)
-      const res = await send(running, row.method, row.path, {
-        headers: { ...bearer(ADMIN_KEY), 'content-type': 'application/json' },
-        body: row.body === undefined ? undefined : JSON.stringify(row.body),
-      });
+    it(`${row.method} ${row.path}: ${row.limit} → 4xx ${row.code}`, async () => {
+      const res = row.headers
+        ? await sendRaw(running, row)
+        : await send(running, row.method, row.path, {
+            headers: { ...bearer(ADMIN_KEY), 'content-type': 'application/json' },
+            body: row.body === undefined ? undefined : JSON.stringify(row.body),
+          });
       assert.ok(res.status >= 400 && res.status < 500, `${res.status} ${res.text.slice(0, 200)}`);
-      assert.ok(isErrorShape(res.json));
+      assert.ok(isErrorShape(res.json), res.text.slice(0, 200));
       assert.equal((res.json as { error: { code: string } }).error.code, row.code);
     });
   }
+
+  it('every limit is below what reaches Ollama: the simulator saw none of these requests', () => {
+    const seen = t.sim?.requests.filter((r) => r.path !== '/api/version') ?? [];
+    assert.deepEqual(
+      seen.map((r) => `${r.method} ${r.path}`),
+      [],
+    );
+  });
 });

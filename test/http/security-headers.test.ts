@@ -1,22 +1,23 @@
 import assert from 'node:assert/strict';
 import request from 'supertest';
+import { testApps, type RunningApp } from '../support/build-app';
 import {
   ADMIN_KEY,
   TEST_API_KEYS,
   bearer,
-  buildTestApp,
   firstResponse,
   isErrorShape,
   rawHttp,
-  listen,
   testConfig,
-  type RunningApp,
 } from '../support/security';
 
 describe('headers and transport (HTTP)', () => {
+  // A whole app (real routers, its own simulator) per test.
+  const apps = testApps();
+  afterEach(() => apps.closeAll());
   describe('security headers', () => {
     it('sends the API policy: CSP none, no framing, nosniff, no referrer, no X-Powered-By', async () => {
-      const res = await request(buildTestApp()).get('/health');
+      const res = await request(await apps.app()).get('/health');
       assert.equal(
         res.headers['content-security-policy'],
         "default-src 'none';frame-ancestors 'none'",
@@ -28,7 +29,7 @@ describe('headers and transport (HTTP)', () => {
     });
 
     it('sends the same headers on error responses', async () => {
-      const res = await request(buildTestApp({ API_KEYS: TEST_API_KEYS })).get('/agents');
+      const res = await request(await apps.app({ API_KEYS: TEST_API_KEYS })).get('/agents');
       assert.equal(res.status, 401);
       assert.equal(res.headers['x-content-type-options'], 'nosniff');
       assert.equal(
@@ -38,13 +39,13 @@ describe('headers and transport (HTTP)', () => {
     });
 
     it('sends HSTS only when the request came over TLS through a trusted proxy', async () => {
-      const plain = await request(buildTestApp()).get('/health');
+      const plain = await request(await apps.app()).get('/health');
       assert.equal(plain.headers['strict-transport-security'], undefined);
-      const untrusted = await request(buildTestApp())
+      const untrusted = await request(await apps.app())
         .get('/health')
         .set('X-Forwarded-Proto', 'https');
       assert.equal(untrusted.headers['strict-transport-security'], undefined);
-      const trusted = await request(buildTestApp({ TRUST_PROXY: '1' }))
+      const trusted = await request(await apps.app({ TRUST_PROXY: '1' }))
         .get('/health')
         .set('X-Forwarded-Proto', 'https');
       assert.equal(
@@ -56,14 +57,14 @@ describe('headers and transport (HTTP)', () => {
 
   describe('CORS', () => {
     it('sends no CORS headers at all without ALLOWED_ORIGINS', async () => {
-      const res = await request(buildTestApp())
+      const res = await request(await apps.app())
         .get('/health')
         .set('Origin', 'https://evil.example');
       assert.equal(res.headers['access-control-allow-origin'], undefined);
     });
 
     it('allows only the configured origins, never with credentials', async () => {
-      const app = buildTestApp({ ALLOWED_ORIGINS: 'https://console.example.com' });
+      const app = await apps.app({ ALLOWED_ORIGINS: 'https://console.example.com' });
       const ok = await request(app).get('/health').set('Origin', 'https://console.example.com');
       assert.equal(ok.headers['access-control-allow-origin'], 'https://console.example.com');
       assert.equal(ok.headers['access-control-allow-credentials'], undefined);
@@ -72,7 +73,7 @@ describe('headers and transport (HTTP)', () => {
     });
 
     it('answers a preflight without a key (browsers send none), still only for allowed origins', async () => {
-      const app = buildTestApp({
+      const app = await apps.app({
         ALLOWED_ORIGINS: 'https://console.example.com',
         API_KEYS: TEST_API_KEYS,
       });
@@ -90,16 +91,15 @@ describe('headers and transport (HTTP)', () => {
   });
 
   describe('size and time limits of the HTTP server', () => {
+    const limited = testApps();
     let running: RunningApp;
-    const config = testConfig({
-      API_KEYS: TEST_API_KEYS,
-      MAX_HEADER_SIZE: '2048',
-      BODY_LIMIT: '1kb',
-    });
     before(async () => {
-      running = await listen(buildTestApp({}, { config }), config);
+      const t = await limited.build({
+        env: { API_KEYS: TEST_API_KEYS, MAX_HEADER_SIZE: '2048', BODY_LIMIT: '1kb' },
+      });
+      running = await t.listen();
     });
-    after(() => running.close());
+    after(() => limited.closeAll());
 
     it('answers headers over MAX_HEADER_SIZE with 431 HEADERS_TOO_LARGE in the error shape', async () => {
       const response = await rawHttp(

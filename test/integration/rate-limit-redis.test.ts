@@ -4,14 +4,11 @@ import { once } from 'node:events';
 import net from 'node:net';
 import request from 'supertest';
 import { createRateLimitRedis, type RateLimitRedis } from '../../services/rate-limit-redis';
-import {
-  AGENT_KEY,
-  TEST_API_KEYS,
-  bearer,
-  buildTestApp,
-  captureLogger,
-  silentLogger,
-} from '../support/security';
+import type { Express } from 'express';
+import { createLogger } from '../../src/logger';
+import { testApps } from '../support/build-app';
+import { createCaptureLogger } from '../support/capture-logger';
+import { AGENT_KEY, TEST_API_KEYS, bearer } from '../support/security';
 
 /** A port nothing listens on right now (the OS picks it). */
 async function freePort(): Promise<number> {
@@ -56,14 +53,16 @@ describe('rate limits shared through Redis (real redis-server)', function () {
   this.timeout(20_000);
   let redisProcess: ChildProcess | undefined;
   const clients: RateLimitRedis[] = [];
+  const apps = testApps();
 
   afterEach(async () => {
+    await apps.closeAll();
     await Promise.all(clients.splice(0).map((c) => c.stop()));
     if (redisProcess) await stopRedis(redisProcess);
     redisProcess = undefined;
   });
 
-  function replica(port: number, logger = silentLogger()) {
+  async function replica(port: number, logger = createLogger({ level: 'silent', format: 'json' })) {
     const redis = createRateLimitRedis({
       url: `redis://127.0.0.1:${port}`,
       logger,
@@ -71,7 +70,7 @@ describe('rate limits shared through Redis (real redis-server)', function () {
     });
     clients.push(redis);
     const storeErrors: unknown[] = [];
-    const app = buildTestApp(LIMITS, {
+    const app = await apps.app(LIMITS, {
       logger,
       rateLimitStore: (budget) => redis.store(budget),
       onRateLimitStoreError: (err) => storeErrors.push(err),
@@ -79,21 +78,20 @@ describe('rate limits shared through Redis (real redis-server)', function () {
     return { redis, app, storeErrors };
   }
 
-  const get = (app: ReturnType<typeof buildTestApp>) =>
-    request(app).get('/agents').set(bearer(AGENT_KEY));
+  const get = (app: Express) => request(app).get('/agents').set(bearer(AGENT_KEY));
 
   it('shares one budget between two instances, fails open while Redis is down, and resumes when it returns', async () => {
     const port = await freePort();
     redisProcess = await startRedis(port);
-    const { logger, lines } = captureLogger();
-    const a = replica(port, logger);
-    const b = replica(port);
+    const { logger, lines } = createCaptureLogger();
+    const a = await replica(port, logger);
+    const b = await replica(port);
     await Promise.all([a.redis.start(), b.redis.start()]);
 
     // Two requests on A and one on B use up the key's budget of 3: B's next is limited by A's traffic.
-    assert.equal((await get(a.app)).status, 404);
-    assert.equal((await get(a.app)).status, 404);
-    assert.equal((await get(b.app)).status, 404);
+    assert.equal((await get(a.app)).status, 200);
+    assert.equal((await get(a.app)).status, 200);
+    assert.equal((await get(b.app)).status, 200);
     const limited = await get(b.app);
     assert.equal(limited.status, 429);
     assert.equal(limited.body.error.code, 'RATE_LIMITED');
@@ -103,8 +101,8 @@ describe('rate limits shared through Redis (real redis-server)', function () {
     const reconnected = Promise.all([a.redis.nextReady(), b.redis.nextReady()]);
     await stopRedis(redisProcess);
     for (let i = 0; i < 5; i += 1) {
-      assert.equal((await get(a.app)).status, 404);
-      assert.equal((await get(b.app)).status, 404);
+      assert.equal((await get(a.app)).status, 200);
+      assert.equal((await get(b.app)).status, 200);
     }
     assert.equal(a.storeErrors.length, 5);
     assert.equal(b.storeErrors.length, 5);
@@ -113,23 +111,23 @@ describe('rate limits shared through Redis (real redis-server)', function () {
     // Redis is back (empty: no persistence): the clients reconnect by themselves and limits apply again.
     redisProcess = await startRedis(port);
     await reconnected;
-    assert.equal((await get(a.app)).status, 404);
-    assert.equal((await get(b.app)).status, 404);
-    assert.equal((await get(a.app)).status, 404);
+    assert.equal((await get(a.app)).status, 200);
+    assert.equal((await get(b.app)).status, 200);
+    assert.equal((await get(a.app)).status, 200);
     assert.equal((await get(b.app)).status, 429);
     assert.ok(lines().some((l) => /redis reconnected/.test(String(l.message))));
   });
 
   it('serves requests when Redis is down at start, and enforces limits once it comes up', async () => {
     const port = await freePort();
-    const a = replica(port);
+    const a = await replica(port);
     const connected = a.redis.start();
-    for (let i = 0; i < 5; i += 1) assert.equal((await get(a.app)).status, 404);
+    for (let i = 0; i < 5; i += 1) assert.equal((await get(a.app)).status, 200);
     assert.equal(a.storeErrors.length, 5);
 
     redisProcess = await startRedis(port);
     await connected;
-    for (let i = 0; i < 3; i += 1) assert.equal((await get(a.app)).status, 404);
+    for (let i = 0; i < 3; i += 1) assert.equal((await get(a.app)).status, 200);
     assert.equal((await get(a.app)).status, 429);
   });
 });

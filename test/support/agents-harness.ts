@@ -1,18 +1,12 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { PassThrough } from 'node:stream';
-import { Registry } from 'prom-client';
-import { createRequestContextStore } from '../../middleware/request-context';
-import { createAgentsRuntime, type AgentsRuntime } from '../../services/agents/runtime';
-import { createOllamaService, type OllamaClient } from '../../services/ollama-client';
-import { createMetrics, type Metrics } from '../../services/metrics';
+import type { Server } from 'node:http';
+import type { AgentsRuntime } from '../../services/agents/runtime';
+import type { OllamaClient } from '../../services/ollama-client';
+import type { Metrics } from '../../services/metrics';
 import type { ToolDefinition } from '../../services/tools/types';
-import { createApp } from '../../src/app';
-import { loadConfig } from '../../src/config';
-import { createLogger } from '../../src/logger';
-import { createSchemaRegistry, type SchemaRegistry } from '../../src/validation';
-import { startOllamaSimulator, type OllamaSimulator } from './ollama-simulator';
-import { createManualTimers, type ManualTimers } from './manual-timers';
+import type { SchemaRegistry } from '../../src/validation';
+import { buildTestApp } from './build-app';
+import type { ManualTimers } from './manual-timers';
+import type { OllamaSimulator } from './ollama-simulator';
 
 export interface AgentsHarness {
   sim: OllamaSimulator;
@@ -34,83 +28,31 @@ export interface HarnessOptions {
 }
 
 /**
- * The whole gateway for agents tests: the Ollama simulator over HTTP, the real Ollama adapter,
- * the agents runtime with hand-fired timers, and the app listening on port 0.
+ * The whole gateway for agents tests (buildTestApp: the Ollama simulator over HTTP, the real
+ * Ollama adapter, the agents runtime with hand-fired timers), listening on port 0, with one
+ * quick retry against Ollama.
  */
 export async function startAgentsHarness(options: HarnessOptions = {}): Promise<AgentsHarness> {
-  const sim = await startOllamaSimulator();
-  const schemas = createSchemaRegistry();
-  const config = loadConfig(
-    {
-      NODE_ENV: 'test',
-      LOG_LEVEL: 'silent',
-      OLLAMA_HOST: sim.url,
+  const t = await buildTestApp({
+    env: {
       OLLAMA_MODEL: 'llama3.2:3b',
       OLLAMA_RETRY_MAX: '1',
       OLLAMA_RETRY_BASE_MS: '1',
       ...options.env,
     },
-    schemas,
-  );
-  const context = createRequestContextStore();
-  const logger = createLogger({
-    level: 'silent',
-    format: 'json',
-    context,
-    stream: new PassThrough(),
-  });
-  const metrics: Metrics = createMetrics({
-    registry: new Registry(),
-    build: { version: '0.0.0' },
-    defaultMetrics: false,
-    knownAgents: () => agents.service.listAgents().map((a) => a.name),
-    knownTools: () => agents.toolNames,
-  });
-  const telemetry = metrics;
-  const ollama = createOllamaService({ config, telemetry, logger });
-  const timers = createManualTimers();
-  const agents: AgentsRuntime = createAgentsRuntime({
-    config,
-    schemas,
-    ollama,
-    models: { active: () => config.OLLAMA_MODEL },
-    telemetry,
-    logger,
-    now: Date.now,
-    timers,
     extraTools: options.extraTools,
-    webhookRetryDelayMs: () => 0,
   });
-  const app = createApp({
-    config,
-    logger,
-    schemas,
-    context,
-    build: { name: 'test', version: '0.0.0' },
-    metrics,
-    startedAt: Date.now(),
-    now: Date.now,
-    agents,
-  });
-  const server = createServer(app);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const running = await t.listen();
   return {
-    sim,
-    url,
-    server,
-    agents,
-    metrics,
-    ollama,
-    timers,
-    schemas,
-    async close() {
-      agents.service.cancelAll();
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-      await ollama.close();
-      await sim.close();
-    },
+    sim: t.sim as OllamaSimulator,
+    url: running.url,
+    server: running.server,
+    agents: t.agents,
+    metrics: t.metrics,
+    ollama: t.ollama,
+    timers: t.timers,
+    schemas: t.schemas,
+    close: () => t.close(),
   };
 }
 

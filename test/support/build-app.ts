@@ -1,17 +1,26 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
 import { Registry } from 'prom-client';
 import { createRequestContextStore } from '../../middleware/request-context';
+import { createAgentsRuntime, type AgentsRuntime } from '../../services/agents/runtime';
+import { createHealthService, type HealthService } from '../../services/health';
+import { createLifecycle, type Lifecycle } from '../../services/lifecycle';
+import { createMetrics, type Metrics } from '../../services/metrics';
 import type { ModelService } from '../../services/models';
 import type { OllamaClient } from '../../services/ollama-client';
 import type { Schedule } from '../../services/ollama-health';
 import type { OllamaHealth } from '../../services/ollama-types';
-import { createMetrics } from '../../services/metrics';
+import { createStartupSequence, type StartupSequence } from '../../services/startup';
 import type { Telemetry } from '../../services/telemetry';
+import type { ToolDefinition } from '../../services/tools/types';
 import { createApp, type AppDeps } from '../../src/app';
 import { loadConfig, type Config } from '../../src/config';
+import { createHttpServer } from '../../src/http-server';
 import { createLogger } from '../../src/logger';
 import { buildOllamaStack } from '../../src/ollama-stack';
-import { createSchemaRegistry } from '../../src/validation';
+import { createSchemaRegistry, type SchemaRegistry } from '../../src/validation';
+import { createManualTimers, type ManualTimers } from './manual-timers';
 import {
   startOllamaSimulator,
   type OllamaSimulator,
@@ -31,24 +40,50 @@ export interface TestAppOptions {
   now?: () => number;
   /** The health refresh timer (default: a real unref'd one, not started). */
   schedule?: Schedule;
+  /** Tools the agents runtime has beyond the built-in ones. */
+  extraTools?: ToolDefinition[];
   /** Replaces any collaborator of createApp after the defaults are built. */
   deps?: Partial<AppDeps>;
+}
+
+/** The app on a real socket with the production server settings (createHttpServer). */
+export interface RunningApp {
+  url: string;
+  port: number;
+  server: http.Server;
+  /** A keep-alive agent for this server: many requests, few connections. */
+  agent: http.Agent;
+  close(): Promise<void>;
 }
 
 export interface TestApp {
   app: Express;
   config: Readonly<Config>;
   deps: AppDeps;
+  schemas: SchemaRegistry;
+  metrics: Metrics;
   /** The simulator in use (undefined with `simulator: false`). */
   sim: OllamaSimulator | undefined;
   ollama: OllamaClient;
   ollamaHealth: OllamaHealth;
   models: ModelService;
-  /** Stops timers, closes the connection pool and the simulator this helper started. */
+  agents: AgentsRuntime;
+  /** The agents runtime's timers: deadlines and heartbeats fire only on `timers.advance(ms)`. */
+  timers: ManualTimers;
+  lifecycle: Lifecycle;
+  startup: StartupSequence;
+  health: HealthService;
+  /** Listens on 127.0.0.1 port 0; `close()` closes it too. */
+  listen(): Promise<RunningApp>;
+  /** Cancels runs, closes listeners, stops timers, the connection pool and the own simulator. */
   close(): Promise<void>;
 }
 
-/** A fresh app wired like server.ts, against a fresh simulator on port 0, per test. */
+/**
+ * THE way to build the whole gateway in a test, wired like server.ts: metrics, the Ollama
+ * stack, the agents runtime, lifecycle, startup and probes, against a fresh simulator on
+ * port 0. Nothing is started (no health timer, no warm-up): a test starts what it exercises.
+ */
 export async function buildTestApp(options: TestAppOptions = {}): Promise<TestApp> {
   const given = options.simulator;
   const own = given === undefined || (given !== false && !('url' in given));
@@ -79,6 +114,8 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
       build,
       defaultMetrics: false,
       knownModels: () => stack.ollamaHealth.snapshot().installedModels ?? [],
+      knownAgents: () => agents.service.listAgents().map((a) => a.name),
+      knownTools: () => agents.toolNames,
       state: {
         health: () => stack.ollamaHealth.snapshot(),
         circuitState: () => stack.ollama.circuitState(),
@@ -86,12 +123,46 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
         activeModel: () => stack.models.active(),
       },
     });
+  const telemetry = options.telemetry ?? metrics;
   const stack = buildOllamaStack({
     config,
-    telemetry: options.telemetry ?? metrics,
+    telemetry,
     logger,
     now,
     ...(options.schedule ? { schedule: options.schedule } : {}),
+  });
+  const timers = createManualTimers();
+  const agents = createAgentsRuntime({
+    config,
+    schemas,
+    ollama: stack.ollama,
+    models: stack.models,
+    telemetry,
+    logger,
+    now,
+    timers,
+    extraTools: options.extraTools,
+    webhookRetryDelayMs: () => 0,
+  });
+  const lifecycle = createLifecycle({ logger });
+  const startup = createStartupSequence({
+    config,
+    ollama: stack.ollama,
+    ollamaHealth: stack.ollamaHealth,
+    models: stack.models,
+    logger,
+    now,
+  });
+  const health = createHealthService({
+    config,
+    build,
+    startedAt: now(),
+    now,
+    lifecycle,
+    startup,
+    ollamaHealth: stack.ollamaHealth,
+    ollama: stack.ollama,
+    models: stack.models,
   });
   const deps: AppDeps = {
     config,
@@ -102,22 +173,86 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
     metrics,
     startedAt: now(),
     now,
+    health,
+    lifecycle,
     ollama: stack.ollama,
     ollamaHealth: stack.ollamaHealth,
     models: stack.models,
+    agents,
     ...options.deps,
   };
+  const app = createApp(deps);
+  const listeners: RunningApp[] = [];
   return {
-    app: createApp(deps),
+    app,
     config,
     deps,
+    schemas,
+    metrics,
     sim,
     ollama: stack.ollama,
     ollamaHealth: stack.ollamaHealth,
     models: stack.models,
+    agents,
+    timers,
+    lifecycle,
+    startup,
+    health,
+    async listen() {
+      const running = await listen(app, config);
+      listeners.push(running);
+      return running;
+    },
     async close() {
+      agents.service.cancelAll();
+      await Promise.all(listeners.splice(0).map((l) => l.close()));
+      startup.stop();
+      health.stop();
       await stack.close();
       if (own && sim) await sim.close();
+    },
+  };
+}
+
+/** Listens on port 0 with the real HTTP server settings (createHttpServer). */
+export async function listen(app: Express, config: Readonly<Config>): Promise<RunningApp> {
+  const server = createHttpServer(app, config, createLogger({ level: 'silent', format: 'json' }));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    server,
+    agent,
+    async close() {
+      agent.destroy();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/**
+ * For suites that build an app per test: `const apps = testApps(); afterEach(apps.closeAll)`,
+ * then `await apps.build({ env })` (or just its Express app: `await apps.app(env)`) in each test.
+ */
+export function testApps(): {
+  build(options?: TestAppOptions): Promise<TestApp>;
+  app(env?: Record<string, string>, deps?: Partial<AppDeps>): Promise<Express>;
+  closeAll(): Promise<void>;
+} {
+  const open: TestApp[] = [];
+  const build = async (options?: TestAppOptions): Promise<TestApp> => {
+    const t = await buildTestApp(options);
+    open.push(t);
+    return t;
+  };
+  return {
+    build,
+    app: async (env = {}, deps = {}) => (await build({ env, deps })).app,
+    async closeAll() {
+      await Promise.all(open.splice(0).map((t) => t.close()));
     },
   };
 }

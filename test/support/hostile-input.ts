@@ -168,6 +168,55 @@ const malformed = fc
   )
   .map((text) => json('malformed', text));
 
+/** Model names of Ollama's shape: installed, pullable, or made up (valid but unknown). */
+const modelNames = fc.oneof(
+  fc.constantFrom('llama3.2:3b', 'qwen3:8b', 'smollm2:135m', 'library/qwen3:0.6b', 'LLAMA3.2:3B'),
+  fc.stringMatching(
+    /^[a-z0-9][a-z0-9._-]{0,20}(\/[a-z0-9][a-z0-9._-]{0,12})?(:[a-z0-9][a-z0-9._-]{0,8})?$/,
+  ),
+);
+
+/** A JSON object written by hand, so `__proto__` stays an ordinary key in the text. */
+const objectText = (entries: Array<[string, unknown]>): string =>
+  `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v)}`).join(',')}}`;
+
+/**
+ * Bodies of the right shape that may well be VALID: a switch or pull to a random model, a run
+ * with random input and metadata (`__proto__` keys among them). Hostile callers send these
+ * too; they must be answered like any valid request (quickly, never a 5xx).
+ */
+const nearValid = fc
+  .oneof(
+    fc
+      .tuple(modelNames, fc.option(fc.constantFrom('5m', '0', '-1', '10s'), { nil: undefined }))
+      .map(([model, keep]) =>
+        objectText(
+          keep === undefined
+            ? [['model', model]]
+            : [
+                ['model', model],
+                ['keep_alive', keep],
+              ],
+        ),
+      ),
+    fc
+      .tuple(
+        fc.string({ maxLength: 200, unit: 'grapheme' }),
+        fc.constantFrom<Array<[string, unknown]>>([], [['stream', true]], [['background', true]]),
+        fc.array(
+          fc.tuple(
+            fc.oneof(fc.constantFrom(...PROTO_KEYS), fc.string({ minLength: 1, maxLength: 10 })),
+            fc.string({ maxLength: 20 }),
+          ),
+          { maxLength: 4 },
+        ),
+      )
+      .map(([input, mode, meta]) =>
+        objectText([['input', input], ...mode, ['metadata', JSON.parse(objectText(meta))]]),
+      ),
+  )
+  .map((text) => json('near-valid', text));
+
 /** Header values a well-behaved client library will still send: printable, latin-1, long. */
 const requestIds = fc.oneof(
   fc.string({
@@ -217,6 +266,7 @@ export function hostileRequests(): fc.Arbitrary<HostileRequest> {
     .tuple(
       fc.oneof(
         { arbitrary: wrongTypes, weight: 6 },
+        { arbitrary: nearValid, weight: 3 },
         { arbitrary: randomJson, weight: 4 },
         { arbitrary: protoKeys, weight: 4 },
         { arbitrary: numbers, weight: 2 },

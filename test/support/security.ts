@@ -1,15 +1,8 @@
 import http from 'node:http';
-import net, { type AddressInfo } from 'node:net';
-import type { Express } from 'express';
-import { Registry } from 'prom-client';
-import { createRequestContextStore } from '../../middleware/request-context';
-import { createMetrics } from '../../services/metrics';
-import { createApp, type AppDeps } from '../../src/app';
+import net from 'node:net';
 import { loadConfig, type Config } from '../../src/config';
-import { createHttpServer } from '../../src/http-server';
-import { createLogger, type Logger } from '../../src/logger';
 import { createSchemaRegistry, type SchemaRegistry } from '../../src/validation';
-import { createCaptureLogger } from './capture-logger';
+import type { RunningApp } from './build-app';
 
 /** Test keys (never real ones): 16+ characters, as the config requires. */
 export const ADMIN_KEY = 'admin-key-0123456789abcdef';
@@ -22,65 +15,6 @@ export function testConfig(
   schemas: SchemaRegistry = createSchemaRegistry(),
 ): Readonly<Config> {
   return loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', ...env }, schemas);
-}
-
-/** A logger whose JSON lines the test can read back (`lines()`), at `debug` level. */
-export function captureLogger(): { logger: Logger; lines: () => Record<string, unknown>[] } {
-  const { logger, lines } = createCaptureLogger();
-  return { logger, lines };
-}
-
-export function silentLogger(): Logger {
-  return createLogger({ level: 'silent', format: 'json' });
-}
-
-/** Builds an app as server.ts does, from env-style config plus any dependency override. */
-export function buildTestApp(
-  env: Record<string, string> = {},
-  overrides: Partial<AppDeps> = {},
-): Express {
-  const schemas = overrides.schemas ?? createSchemaRegistry();
-  const config = overrides.config ?? testConfig(env, schemas);
-  const build = { name: 'ollama-agent-gateway', version: '0.0.0-test' };
-  return createApp({
-    config,
-    logger: silentLogger(),
-    schemas,
-    context: createRequestContextStore(),
-    build,
-    metrics: createMetrics({ registry: new Registry(), build, defaultMetrics: false }),
-    startedAt: Date.now(),
-    now: Date.now,
-    ...overrides,
-  });
-}
-
-export interface RunningApp {
-  url: string;
-  port: number;
-  server: http.Server;
-  /** A keep-alive agent for this server: many requests, few connections. */
-  agent: http.Agent;
-  close(): Promise<void>;
-}
-
-/** Listens on port 0 with the real HTTP server settings (createHttpServer). */
-export async function listen(app: Express, config?: Readonly<Config>): Promise<RunningApp> {
-  const server = createHttpServer(app, config ?? testConfig(), silentLogger());
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
-  return {
-    url: `http://127.0.0.1:${port}`,
-    port,
-    server,
-    agent,
-    async close() {
-      agent.destroy();
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
 }
 
 export interface SimpleResponse {
