@@ -121,14 +121,42 @@ describe('values validation', function () {
       r.stderr,
       /gateway\.config\.NOT_A_SETTING: the service does not read this variable/,
     );
-    assert.match(r.stderr, /terminationGracePeriodSeconds: 20 s does not cover .*35000 ms/);
+    assert.match(r.stderr, /terminationGracePeriodSeconds: 20 s does not cover .*36000 ms/);
     assert.match(r.stderr, /ollama\.externalHost: required/);
     assert.match(r.stderr, /podDisruptionBudget\.minAvailable: 2 with 2 replicas/);
   });
 
-  it('accepts a grace period longer than the shutdown settings', async () => {
-    const r = await template('gateway:\n  terminationGracePeriodSeconds: 36\n');
+  it('accepts a grace period longer than the shutdown settings plus the 1 s socket grace', async () => {
+    const at = await template('gateway:\n  terminationGracePeriodSeconds: 36\n');
+    assert.notEqual(at.status, 0, 'exactly delay + timeout + 1 s leaves no time to exit');
+    assert.match(at.stderr, /terminationGracePeriodSeconds: 36 s does not cover/);
+    const r = await template('gateway:\n  terminationGracePeriodSeconds: 37\n');
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, /terminationGracePeriodSeconds: 36\n/);
+    assert.match(r.stdout, /terminationGracePeriodSeconds: 37\n/);
+  });
+
+  it('computes the grace period from the same values the ConfigMap hands the service', async () => {
+    // A string and an odd number: the ConfigMap must carry them as the service reads them,
+    // and the computation must round up from exactly those.
+    const r = await template(
+      [
+        'gateway:',
+        '  terminationGraceExtraSeconds: 2',
+        '  config:',
+        "    SHUTDOWN_DELAY_MS: '2500'",
+        '    SHUTDOWN_TIMEOUT_MS: 61001',
+      ].join('\n'),
+    );
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /SHUTDOWN_DELAY_MS: "2500"\n/);
+    assert.match(r.stdout, /SHUTDOWN_TIMEOUT_MS: "61001"\n/);
+    // ceil(63501 / 1000) + 2 = 66 > 63.501 + 1.
+    assert.match(r.stdout, /terminationGracePeriodSeconds: 66\n/);
+  });
+
+  it('refuses a grace slack below the socket grace', async () => {
+    const r = await template('gateway:\n  terminationGraceExtraSeconds: 1\n');
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /terminationGraceExtraSeconds: Must be greater than or equal to 2/);
   });
 });
