@@ -3,8 +3,14 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import os from 'node:os';
 import path from 'node:path';
 import { parse } from 'yaml';
-import { chartReadmePaths, parameterTable, withTable } from '../../scripts/chart-docs';
-import { runHelm } from '../../scripts/lib/chart';
+import {
+  chartReadmePaths,
+  parameterTable,
+  renderProbeBudgetTable,
+  withProbeBudgets,
+  withTable,
+} from '../../scripts/chart-docs';
+import { helmTemplate, runHelm } from '../../scripts/lib/chart';
 import { renderK8s } from '../../scripts/render-k8s';
 import { CHART_FILE_COPIES } from '../../scripts/sync-chart-files';
 import { CHART_DIR, ROOT } from './support/render';
@@ -40,6 +46,32 @@ describe('chart sources stay in step with the service', function () {
     const current = readFileSync(readme, 'utf8');
     const fresh = withTable(current, parameterTable(readFileSync(values, 'utf8')));
     assert.equal(current, fresh, 'README parameter table is stale: run npm run chart:docs');
+  });
+
+  it('the README probe-budget table matches a default render (npm run chart:docs)', async () => {
+    const current = read('README.md');
+    const fresh = withProbeBudgets(current, await renderProbeBudgetTable(ROOT));
+    assert.equal(current, fresh, 'README probe-budget table is stale: run npm run chart:docs');
+  });
+
+  it('the README’s values example for an 8B model renders (strict values schema)', async () => {
+    const readme = read('README.md');
+    const at = readme.indexOf('### Helm on a GPU cluster');
+    const example = /```yaml\n([\s\S]*?)```/.exec(readme.slice(at))?.[1];
+    assert.ok(at >= 0 && example, 'the GPU section has a values example');
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'oag-readme-values-'));
+    try {
+      writeFileSync(path.join(dir, 'my-values.yaml'), example);
+      const out = await helmTemplate(['gw', CHART_DIR, '-f', path.join(dir, 'my-values.yaml')]);
+      assert.match(out, /nvidia\.com\/gpu: 1/);
+      assert.match(out, /OLLAMA_MODEL: "llama3\.1:8b"/);
+      // The install commands name the StatefulSet and its initContainer as the chart renders them.
+      assert.match(readme, /statefulset\/gw-ollama-agent-gateway-ollama -c pull-models/);
+      assert.match(out, /kind: StatefulSet\nmetadata:\n {2}name: gw-ollama-agent-gateway-ollama\n/);
+      assert.match(out, /- name: pull-models\n/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses an undocumented value', () => {
