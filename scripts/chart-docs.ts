@@ -1,14 +1,26 @@
 /**
- * Generates the parameter table of helm/ollama-agent-gateway/README.md from the `# --`
- * comments in values.yaml (the helm-docs convention). A key with a `# --` comment is one row
- * (a map or list documented that way is shown whole); a map without one is descended into.
- * A leaf without a comment is an error: every value is documented.
- * Usage: npm run chart:docs
+ * Generates the chart's documentation tables, so the prose never restates numbers by hand:
+ * - the parameter table of helm/ollama-agent-gateway/README.md from the `# --` comments in
+ *   values.yaml (the helm-docs convention). A key with a `# --` comment is one row (a map or
+ *   list documented that way is shown whole); a map without one is descended into. A leaf
+ *   without a comment is an error: every value is documented.
+ * - the "Probe budgets" table of the main README's Deployment section from the chart's default
+ *   render (`helm template` with values.yaml only): the probe timings and grace period the
+ *   chart really sets.
+ * Tests fail when either table is stale. Usage: npm run chart:docs
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { isMap, isPair, isScalar, parseDocument, type Node, type Pair } from 'yaml';
-import { CHART_PATH, repoRoot } from './lib/chart';
+import {
+  isMap,
+  isPair,
+  isScalar,
+  parseAllDocuments,
+  parseDocument,
+  type Node,
+  type Pair,
+} from 'yaml';
+import { CHART_PATH, helmTemplate, repoRoot } from './lib/chart';
 
 export interface ParameterRow {
   key: string;
@@ -70,12 +82,110 @@ export function parameterTable(valuesYaml: string): string {
   ].join('\n');
 }
 
-/** The README with its table between the markers replaced. */
+/** `text` with what lies between the two marker comments replaced by `content`. */
+function replaceBetween(text: string, start: string, end: string, content: string): string {
+  const at = text.indexOf(start);
+  const until = text.indexOf(end);
+  if (at < 0 || until < at) throw new Error(`README has no ${start} … ${end} markers`);
+  return `${text.slice(0, at + start.length)}\n\n${content}\n\n${text.slice(until)}`;
+}
+
+/** The chart README with its parameter table between the markers replaced. */
 export function withTable(readme: string, table: string): string {
-  const start = readme.indexOf(START);
-  const end = readme.indexOf(END);
-  if (start < 0 || end < start) throw new Error(`README has no ${START} … ${END} markers`);
-  return `${readme.slice(0, start + START.length)}\n\n${table}\n\n${readme.slice(end)}`;
+  return replaceBetween(readme, START, END, table);
+}
+
+const BUDGETS_START = '<!-- probe-budgets:start -->';
+const BUDGETS_END = '<!-- probe-budgets:end -->';
+
+interface Probe {
+  httpGet?: { path: string; port: string | number };
+  tcpSocket?: { port: string | number };
+  periodSeconds?: number;
+  timeoutSeconds?: number;
+  failureThreshold?: number;
+}
+interface Container {
+  name: string;
+  ports?: { name?: string; containerPort: number }[];
+  envFrom?: { configMapRef?: { name: string } }[];
+  startupProbe?: Probe;
+  readinessProbe?: Probe;
+  livenessProbe?: Probe;
+}
+interface Obj {
+  kind: string;
+  metadata: { name: string; labels?: Record<string, string> };
+  data?: Record<string, string>;
+  spec?: {
+    template?: { spec: { containers: Container[]; terminationGracePeriodSeconds?: number } };
+  };
+}
+
+function probeSummary(probe: Probe | undefined, c: Container): string {
+  if (!probe) return 'none';
+  const port = probe.tcpSocket?.port;
+  const portNumber = c.ports?.find((p) => p.name === port)?.containerPort ?? port;
+  const what = probe.httpGet ? `\`${probe.httpGet.path}\`` : `TCP on ${String(portNumber)}`;
+  // Kubernetes' defaults for fields a probe leaves out.
+  const period = probe.periodSeconds ?? 10;
+  const failures = probe.failureThreshold ?? 3;
+  return `${what} every ${period} s, timeout ${probe.timeoutSeconds ?? 1} s, ${failures} failures (${period * failures} s)`;
+}
+
+/** The table, from the objects of a default render. */
+export function probeBudgetTable(
+  objs: readonly Obj[],
+  schemaDefaults: Record<string, unknown>,
+): string {
+  const workload = (kind: string, component: string) => {
+    const o = objs.find(
+      (x) => x.kind === kind && x.metadata.labels?.['app.kubernetes.io/component'] === component,
+    );
+    const pod = o?.spec?.template?.spec;
+    if (!pod?.containers[0]) throw new Error(`no ${component} ${kind} in the render`);
+    return { pod, container: pod.containers[0] };
+  };
+  const gw = workload('Deployment', 'gateway');
+  const ol = workload('StatefulSet', 'ollama');
+  const cmName = gw.container.envFrom?.[0]?.configMapRef?.name;
+  const env = objs.find((o) => o.kind === 'ConfigMap' && o.metadata.name === cmName)?.data ?? {};
+  const ms = (key: string) => Number(env[key] ?? schemaDefaults[key]);
+  const delay = ms('SHUTDOWN_DELAY_MS');
+  const timeout = ms('SHUTDOWN_TIMEOUT_MS');
+  const grace = gw.pod.terminationGracePeriodSeconds;
+  if (grace === undefined) throw new Error('the gateway sets no terminationGracePeriodSeconds');
+  const slack = grace - Math.ceil((delay + timeout) / 1000);
+  const row = (name: string, field: 'startupProbe' | 'readinessProbe' | 'livenessProbe') =>
+    `| ${name} | ${probeSummary(gw.container[field], gw.container)} | ${probeSummary(ol.container[field], ol.container)} |`;
+  return [
+    '| probe | gateway | Ollama |',
+    '| --- | --- | --- |',
+    row('startup', 'startupProbe'),
+    row('readiness', 'readinessProbe'),
+    row('liveness', 'livenessProbe'),
+    `| grace after SIGTERM | ${grace} s: SHUTDOWN_DELAY_MS ${delay} ms + SHUTDOWN_TIMEOUT_MS ${timeout} ms, rounded up to ${grace - slack} s, + ${slack} s slack | ${ol.pod.terminationGracePeriodSeconds ?? 30} s (Kubernetes default) |`,
+  ].join('\n');
+}
+
+/** The main README with its probe-budget table between the markers replaced. */
+export function withProbeBudgets(readme: string, table: string): string {
+  return replaceBetween(readme, BUDGETS_START, BUDGETS_END, table);
+}
+
+/** Renders the chart with its defaults and builds the table. */
+export async function renderProbeBudgetTable(root: string = repoRoot()): Promise<string> {
+  const text = await helmTemplate(['oag', path.join(root, CHART_PATH), '--skip-tests'], root);
+  const objs = parseAllDocuments(text)
+    .map((d) => d.toJS() as Obj | null)
+    .filter((o): o is Obj => o !== null);
+  const schema = JSON.parse(
+    readFileSync(path.join(root, 'schemas', 'config.schema.json'), 'utf8'),
+  ) as { properties: Record<string, { default?: unknown }> };
+  const defaults = Object.fromEntries(
+    Object.entries(schema.properties).map(([k, v]) => [k, v.default]),
+  );
+  return probeBudgetTable(objs, defaults);
 }
 
 export function chartReadmePaths(root: string = repoRoot()): { values: string; readme: string } {
@@ -90,4 +200,9 @@ if (require.main === module) {
   const table = parameterTable(readFileSync(values, 'utf8'));
   writeFileSync(readme, withTable(readFileSync(readme, 'utf8'), table));
   console.log(`wrote the parameter table of ${readme}`);
+  const main = path.join(repoRoot(), 'README.md');
+  void renderProbeBudgetTable().then((budgets) => {
+    writeFileSync(main, withProbeBudgets(readFileSync(main, 'utf8'), budgets));
+    console.log(`wrote the probe-budget table of ${main}`);
+  });
 }

@@ -3,8 +3,14 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import os from 'node:os';
 import path from 'node:path';
 import { parse } from 'yaml';
-import { chartReadmePaths, parameterTable, withTable } from '../../scripts/chart-docs';
-import { runHelm } from '../../scripts/lib/chart';
+import {
+  chartReadmePaths,
+  parameterTable,
+  renderProbeBudgetTable,
+  withProbeBudgets,
+  withTable,
+} from '../../scripts/chart-docs';
+import { helmTemplate, runHelm } from '../../scripts/lib/chart';
 import { renderK8s } from '../../scripts/render-k8s';
 import { CHART_FILE_COPIES } from '../../scripts/sync-chart-files';
 import { CHART_DIR, ROOT } from './support/render';
@@ -40,6 +46,32 @@ describe('chart sources stay in step with the service', function () {
     const current = readFileSync(readme, 'utf8');
     const fresh = withTable(current, parameterTable(readFileSync(values, 'utf8')));
     assert.equal(current, fresh, 'README parameter table is stale: run npm run chart:docs');
+  });
+
+  it('the README probe-budget table matches a default render (npm run chart:docs)', async () => {
+    const current = read('README.md');
+    const fresh = withProbeBudgets(current, await renderProbeBudgetTable(ROOT));
+    assert.equal(current, fresh, 'README probe-budget table is stale: run npm run chart:docs');
+  });
+
+  it('the README’s values example for an 8B model renders (strict values schema)', async () => {
+    const readme = read('README.md');
+    const at = readme.indexOf('### Helm on a GPU cluster');
+    const example = /```yaml\n([\s\S]*?)```/.exec(readme.slice(at))?.[1];
+    assert.ok(at >= 0 && example, 'the GPU section has a values example');
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'oag-readme-values-'));
+    try {
+      writeFileSync(path.join(dir, 'my-values.yaml'), example);
+      const out = await helmTemplate(['gw', CHART_DIR, '-f', path.join(dir, 'my-values.yaml')]);
+      assert.match(out, /nvidia\.com\/gpu: 1/);
+      assert.match(out, /OLLAMA_MODEL: "llama3\.1:8b"/);
+      // The install commands name the StatefulSet and its initContainer as the chart renders them.
+      assert.match(readme, /statefulset\/gw-ollama-agent-gateway-ollama -c pull-models/);
+      assert.match(out, /kind: StatefulSet\nmetadata:\n {2}name: gw-ollama-agent-gateway-ollama\n/);
+      assert.match(out, /- name: pull-models\n/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses an undocumented value', () => {
@@ -121,14 +153,42 @@ describe('values validation', function () {
       r.stderr,
       /gateway\.config\.NOT_A_SETTING: the service does not read this variable/,
     );
-    assert.match(r.stderr, /terminationGracePeriodSeconds: 20 s does not cover .*35000 ms/);
+    assert.match(r.stderr, /terminationGracePeriodSeconds: 20 s does not cover .*36000 ms/);
     assert.match(r.stderr, /ollama\.externalHost: required/);
     assert.match(r.stderr, /podDisruptionBudget\.minAvailable: 2 with 2 replicas/);
   });
 
-  it('accepts a grace period longer than the shutdown settings', async () => {
-    const r = await template('gateway:\n  terminationGracePeriodSeconds: 36\n');
+  it('accepts a grace period longer than the shutdown settings plus the 1 s socket grace', async () => {
+    const at = await template('gateway:\n  terminationGracePeriodSeconds: 36\n');
+    assert.notEqual(at.status, 0, 'exactly delay + timeout + 1 s leaves no time to exit');
+    assert.match(at.stderr, /terminationGracePeriodSeconds: 36 s does not cover/);
+    const r = await template('gateway:\n  terminationGracePeriodSeconds: 37\n');
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, /terminationGracePeriodSeconds: 36\n/);
+    assert.match(r.stdout, /terminationGracePeriodSeconds: 37\n/);
+  });
+
+  it('computes the grace period from the same values the ConfigMap hands the service', async () => {
+    // A string and an odd number: the ConfigMap must carry them as the service reads them,
+    // and the computation must round up from exactly those.
+    const r = await template(
+      [
+        'gateway:',
+        '  terminationGraceExtraSeconds: 2',
+        '  config:',
+        "    SHUTDOWN_DELAY_MS: '2500'",
+        '    SHUTDOWN_TIMEOUT_MS: 61001',
+      ].join('\n'),
+    );
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /SHUTDOWN_DELAY_MS: "2500"\n/);
+    assert.match(r.stdout, /SHUTDOWN_TIMEOUT_MS: "61001"\n/);
+    // ceil(63501 / 1000) + 2 = 66 > 63.501 + 1.
+    assert.match(r.stdout, /terminationGracePeriodSeconds: 66\n/);
+  });
+
+  it('refuses a grace slack below the socket grace', async () => {
+    const r = await template('gateway:\n  terminationGraceExtraSeconds: 1\n');
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /terminationGraceExtraSeconds: Must be greater than or equal to 2/);
   });
 });

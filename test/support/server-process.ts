@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { runCommand } from './run-command';
 
 /** The compiled entry point (tests run from dist/test/...). */
 export const SERVER_ENTRY = path.resolve(__dirname, '..', '..', 'src', 'server.js');
@@ -91,22 +92,12 @@ export async function startServerProcess(
   };
 }
 
-/** Runs a command to completion and returns its exit code and output. */
-export async function runToExit(
+/** Runs a command to completion with only PATH and `env` in its environment. */
+export function runToExit(
   command: string,
   args: string[],
   env: Record<string, string>,
   cwd?: string,
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(command, args, {
-    env: { PATH: process.env.PATH ?? '', ...env },
-    cwd,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const [code] = (await once(child, 'exit')) as [number | null];
-  return { code, stdout, stderr };
+  return runCommand(command, args, { cwd, env: { PATH: process.env.PATH ?? '', ...env } });
 }

@@ -141,8 +141,9 @@ fixes their values in one round instead of one error per `helm install`.
 {{- end -}}
 {{- $drainMs := add (include "oag.configInt" (dict "ctx" . "key" "SHUTDOWN_DELAY_MS")) (include "oag.configInt" (dict "ctx" . "key" "SHUTDOWN_TIMEOUT_MS")) -}}
 {{- if not (kindIs "invalid" $v.gateway.terminationGracePeriodSeconds) -}}
-{{- if le (mul (int64 $v.gateway.terminationGracePeriodSeconds) 1000) $drainMs -}}
-{{- $problems = append $problems (printf "gateway.terminationGracePeriodSeconds: %d s does not cover SHUTDOWN_DELAY_MS + SHUTDOWN_TIMEOUT_MS (%d ms); leave it empty to compute it" (int64 $v.gateway.terminationGracePeriodSeconds) $drainMs) -}}
+{{- /* + 1000: the service destroys sockets still open 1 s after SHUTDOWN_TIMEOUT_MS (SOCKET_GRACE_MS), then exits. */ -}}
+{{- if le (mul (int64 $v.gateway.terminationGracePeriodSeconds) 1000) (add $drainMs 1000) -}}
+{{- $problems = append $problems (printf "gateway.terminationGracePeriodSeconds: %d s does not cover SHUTDOWN_DELAY_MS + SHUTDOWN_TIMEOUT_MS + 1 s (%d ms); leave it empty to compute it" (int64 $v.gateway.terminationGracePeriodSeconds) (add $drainMs 1000)) -}}
 {{- end -}}
 {{- end -}}
 {{- $live := $v.gateway.probes.liveness -}}
