@@ -1,17 +1,19 @@
 import type { Express } from 'express';
 import { Registry } from 'prom-client';
 import { createRequestContextStore } from '../../middleware/request-context';
+import { createAgentsRuntime, type AgentsRuntime } from '../../services/agents/runtime';
 import type { ModelService } from '../../services/models';
 import type { OllamaClient } from '../../services/ollama-client';
 import type { Schedule } from '../../services/ollama-health';
 import type { OllamaHealth } from '../../services/ollama-types';
-import { createMetrics } from '../../services/metrics';
+import { createMetrics, type Metrics } from '../../services/metrics';
 import type { Telemetry } from '../../services/telemetry';
 import { createApp, type AppDeps } from '../../src/app';
 import { loadConfig, type Config } from '../../src/config';
 import { createLogger } from '../../src/logger';
 import { buildOllamaStack } from '../../src/ollama-stack';
 import { createSchemaRegistry } from '../../src/validation';
+import { createManualTimers, type ManualTimers } from './manual-timers';
 import {
   startOllamaSimulator,
   type OllamaSimulator,
@@ -31,6 +33,11 @@ export interface TestAppOptions {
   now?: () => number;
   /** The health refresh timer (default: a real unref'd one, not started). */
   schedule?: Schedule;
+  /**
+   * Also build the agents runtime on this Ollama stack (as server.ts does) and mount `/agents`;
+   * its run deadlines and heartbeats use timers the test fires by hand (`TestApp.timers`).
+   */
+  agents?: boolean;
   /** Replaces any collaborator of createApp after the defaults are built. */
   deps?: Partial<AppDeps>;
 }
@@ -44,6 +51,10 @@ export interface TestApp {
   ollama: OllamaClient;
   ollamaHealth: OllamaHealth;
   models: ModelService;
+  /** The agents runtime (with `agents: true`). */
+  agents: AgentsRuntime | undefined;
+  /** The agents runtime's timers (with `agents: true`): `advance(ms)` fires deadlines. */
+  timers: ManualTimers;
   /** Stops timers, closes the connection pool and the simulator this helper started. */
   close(): Promise<void>;
 }
@@ -72,13 +83,15 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
   const logger = createLogger({ level: config.LOG_LEVEL, format: 'json', context });
   const now = options.now ?? Date.now;
   const build = { name: 'ollama-agent-gateway', version: '0.0.0-test' };
-  const metrics =
+  const metrics: Metrics =
     options.deps?.metrics ??
     createMetrics({
       registry: new Registry(),
       build,
       defaultMetrics: false,
       knownModels: () => stack.ollamaHealth.snapshot().installedModels ?? [],
+      knownAgents: () => agents?.service.listAgents().map((a) => a.name) ?? [],
+      knownTools: () => agents?.toolNames ?? [],
       state: {
         health: () => stack.ollamaHealth.snapshot(),
         circuitState: () => stack.ollama.circuitState(),
@@ -93,6 +106,19 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
     now,
     ...(options.schedule ? { schedule: options.schedule } : {}),
   });
+  const timers = createManualTimers();
+  const agents: AgentsRuntime | undefined = options.agents
+    ? createAgentsRuntime({
+        config,
+        schemas,
+        ollama: stack.ollama,
+        models: stack.models,
+        telemetry: options.telemetry ?? metrics,
+        logger,
+        now,
+        timers,
+      })
+    : undefined;
   const deps: AppDeps = {
     config,
     logger,
@@ -105,6 +131,7 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
     ollama: stack.ollama,
     ollamaHealth: stack.ollamaHealth,
     models: stack.models,
+    ...(agents ? { agents } : {}),
     ...options.deps,
   };
   return {
@@ -115,7 +142,10 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
     ollama: stack.ollama,
     ollamaHealth: stack.ollamaHealth,
     models: stack.models,
+    agents,
+    timers,
     async close() {
+      agents?.service.cancelAll();
       await stack.close();
       if (own && sim) await sim.close();
     },
