@@ -4,6 +4,7 @@ import { buildTestApp, type TestApp } from '../support/build-app';
 import { parseExposition, seriesKey as k } from '../support/exposition';
 import { listen } from '../support/listen';
 import type { OllamaSimulator } from '../support/ollama-simulator';
+import { runCommand } from '../support/run-command';
 import { openSse } from '../support/sse-client';
 
 const LLAMA = 'llama3.2:3b';
@@ -40,6 +41,7 @@ describe('/metrics after real traffic against the Ollama simulator', function ()
   before(async () => {
     t = await buildTestApp({
       agents: true,
+      defaultMetrics: true,
       now: () => clock,
       env: {
         OLLAMA_MODEL: LLAMA,
@@ -57,12 +59,13 @@ describe('/metrics after real traffic against the Ollama simulator', function ()
     await t?.close();
   });
 
-  async function scrape(): Promise<Map<string, number>> {
+  async function scrapeText(): Promise<string> {
     const res = await fetch(`${served.url}/metrics`);
     assert.equal(res.status, 200);
     scrapes += 1;
-    return parseExposition(await res.text());
+    return res.text();
   }
+  const scrape = async () => parseExposition(await scrapeText());
 
   async function run(body: Record<string, unknown>): Promise<{ status: number; run: AgentRun }> {
     const res = await fetch(`${served.url}/agents/run`, {
@@ -178,6 +181,8 @@ describe('/metrics after real traffic against the Ollama simulator', function ()
     // Streams with content: A, B and C's answer (C's first step carried only tool calls, which
     // count as the first token too), not the failed call.
     assert.equal(s.get(k('inference_time_to_first_token_seconds_count', { model: LLAMA })), 4);
+    // Each first token came before the clock moved (A's) or after (B's): 0 s on this clock.
+    assert.equal(s.get(k('inference_time_to_first_token_seconds_sum', { model: LLAMA })), 0);
     // Tokens as the simulator counted them: 12+8+20+30 prompt, 3+4+5+6 completion.
     assert.deepEqual(family(s, 'inference_tokens_total'), {
       [k('inference_tokens_total', { model: LLAMA, kind: 'prompt' })]: 70,
@@ -191,7 +196,7 @@ describe('/metrics after real traffic against the Ollama simulator', function ()
     // A's answer reported the 120 ms load; later answers ran on the loaded model.
     assert.equal(s.get(k('inference_model_load_seconds_count', { model: LLAMA })), 1);
     const loadS = s.get(k('inference_model_load_seconds_sum', { model: LLAMA })) ?? 0;
-    assert.ok(loadS >= 0.12 && loadS < 5, `load ${loadS}`);
+    assert.ok(loadS > 0.11 && loadS < 5, `load ${loadS}`); // timers may fire a little early
     // A preload answer carries no durations (Ollama sends none): the switch is timed instead.
     assert.equal(s.has(k('inference_model_load_seconds_count', { model: QWEN })), false);
     // Every chat call passed the queue: B waited the 1.5 s, the others not at all.
@@ -270,5 +275,165 @@ describe('/metrics after real traffic against the Ollama simulator', function ()
     assert.deepEqual(family(s, 'ollama_model_vram_bytes'), {
       [k('ollama_model_vram_bytes', { model: QWEN })]: vramOf(5225388164),
     });
+  });
+
+  it('`promtool check metrics` passes the scrape taken after that traffic', async () => {
+    const text = await scrapeText();
+    // The families only traffic creates are all in this scrape.
+    for (const name of [
+      'inference_requests_total',
+      'inference_time_to_first_token_seconds_bucket',
+      'inference_tokens_per_second_bucket',
+      'inference_model_load_seconds_bucket',
+      'agent_runs_total',
+      'agent_tool_calls_total',
+      'model_switch_total',
+      'rate_limit_hits_total',
+      'errors_total',
+      'ollama_model_vram_bytes',
+      'process_cpu_user_seconds_total',
+    ]) {
+      assert.match(text, new RegExp(`^${name}(\\{|\\s)`, 'm'), name);
+    }
+    const lint = await runCommand('promtool', ['check', 'metrics'], { input: text });
+    assert.equal(lint.code, 0, lint.stdout + lint.stderr);
+    assert.equal((lint.stdout + lint.stderr).trim(), '');
+  });
+});
+
+/** `Server-Timing` entries as name → dur (ms). */
+function serverTiming(header: string | null): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const entry of (header ?? '').split(',')) {
+    const [name, ...params] = entry.trim().split(';');
+    const dur = params.find((p) => p.startsWith('dur='));
+    if (name && dur) out[name] = Number(dur.slice(4));
+  }
+  return out;
+}
+
+describe('Server-Timing on an answered agent run through the whole app', () => {
+  let t: TestApp;
+  let served: Awaited<ReturnType<typeof listen>>;
+
+  before(async () => {
+    t = await buildTestApp({ agents: true, env: { OLLAMA_MODEL: LLAMA } });
+    served = await listen(t.app);
+  });
+  after(async () => {
+    await served?.close();
+    await t?.close();
+  });
+
+  it('splits the answer time into gateway, queue and Ollama', async () => {
+    const sim = t.sim as OllamaSimulator;
+    // Four gaps of 20 ms between five chunks: the Ollama part is at least 80 ms.
+    sim.setChunkLatency(20);
+    sim.script(LLAMA, { chunks: ['one ', 'two ', 'three ', 'four ', 'five'], evalCount: 5 });
+    const res = await fetch(`${served.url}/agents/run`, {
+      method: 'POST',
+      headers: json,
+      body: JSON.stringify({ input: 'Count to five' }),
+    });
+    assert.equal(res.status, 200);
+    assert.equal(((await res.json()) as AgentRun).status, 'completed');
+    const header = res.headers.get('server-timing');
+    assert.ok(header, 'the answer carries Server-Timing');
+    const parts = serverTiming(header);
+    for (const name of ['gateway', 'queue', 'ollama', 'total']) {
+      assert.equal(typeof parts[name], 'number', `${name} in ${header}`);
+    }
+    const { gateway = NaN, queue = NaN, ollama = NaN, total = NaN } = parts;
+    assert.ok(ollama >= 80, `ollama ${ollama} ms`);
+    assert.equal(queue, 0, 'nothing else was running');
+    // Each part is rounded to 0.1 ms on its own.
+    assert.ok(Math.abs(gateway + queue + ollama - total) <= 0.2, header);
+    assert.equal(res.headers.get('x-response-time'), `${total.toFixed(1)}ms`);
+  });
+});
+
+describe('metric series stay bounded under unknown paths and model names sent over HTTP', () => {
+  it('1,000 unknown paths and 1,000 runs on unknown models add no series', async function () {
+    this.timeout(60_000);
+    const t = await buildTestApp({
+      agents: true,
+      env: {
+        OLLAMA_MODEL: LLAMA,
+        // 2,000 requests from one client: lift the limits, which are not what is measured here.
+        RATE_LIMIT_PER_MINUTE: '100000',
+        RATE_LIMIT_RUNS_PER_MINUTE: '100000',
+      },
+    });
+    const served = await listen(t.app);
+    try {
+      await t.ollamaHealth.refresh();
+      const scrape = async () =>
+        parseExposition(await (await fetch(`${served.url}/metrics`)).text());
+      const statuses = new Map<string, number>();
+      const one = async (i: number): Promise<void> => {
+        const path = await fetch(`${served.url}/unknown/${i}?q=${i}`);
+        await path.arrayBuffer();
+        assert.equal(path.status, 404);
+        const res = await fetch(`${served.url}/agents/run`, {
+          method: 'POST',
+          headers: json,
+          body: JSON.stringify({ input: 'hi', model: `unknown-model-${i}:latest` }),
+        });
+        const body = (await res.json()) as AgentRun;
+        const key = `${res.status} ${body.status}/${body.stop_reason}`;
+        statuses.set(key, (statuses.get(key) ?? 0) + 1);
+      };
+      /** Requests `from`…`to`-1, eight at a time. */
+      const drive = async (from: number, to: number): Promise<void> => {
+        let next = from;
+        const worker = async (): Promise<void> => {
+          while (next < to) await one((next += 1) - 1);
+        };
+        await Promise.all(Array.from({ length: 8 }, worker));
+      };
+      // Our metric families; the scrape's own /metrics series are left out (they appear once).
+      const ours = (s: Map<string, number>) =>
+        [...s.keys()]
+          .filter((key) => /^(http_|inference_|agent_|errors_total)/.test(key))
+          .filter((key) => !key.includes('route="/metrics"'))
+          .sort();
+
+      await drive(0, 10);
+      const after10 = ours(await scrape());
+      await drive(10, 1000);
+      const s = await scrape();
+      const after1000 = ours(s);
+
+      // Ollama answers 404 for each: the run fails as model_error (an answer, not an error).
+      assert.deepEqual(Object.fromEntries(statuses), { '200 failed/model_error': 1000 });
+      assert.deepEqual(after1000, after10);
+      assert.ok(after1000.length < 150, `${after1000.length} series`);
+      assert.equal(after1000.filter((key) => key.includes('unknown')).length, 0);
+      assert.equal(
+        s.get(
+          k('http_requests_total', { method: 'GET', route: '<unmatched>', status_code: '404' }),
+        ),
+        1000,
+      );
+      assert.equal(
+        s.get(
+          k('inference_requests_total', {
+            model: 'other',
+            operation: 'chat',
+            outcome: 'not_found',
+          }),
+        ),
+        1000,
+      );
+      assert.equal(
+        s.get(
+          k('agent_runs_total', { agent: 'default', status: 'failed', stop_reason: 'model_error' }),
+        ),
+        1000,
+      );
+    } finally {
+      await served.close();
+      await t.close();
+    }
   });
 });

@@ -38,6 +38,8 @@ export interface TestAppOptions {
    * its run deadlines and heartbeats use timers the test fires by hand (`TestApp.timers`).
    */
   agents?: boolean;
+  /** Node process metrics in the app's registry (default off: faster scrapes). */
+  defaultMetrics?: boolean;
   /** Replaces any collaborator of createApp after the defaults are built. */
   deps?: Partial<AppDeps>;
 }
@@ -88,7 +90,7 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
     createMetrics({
       registry: new Registry(),
       build,
-      defaultMetrics: false,
+      defaultMetrics: options.defaultMetrics ?? false,
       knownModels: () => stack.ollamaHealth.snapshot().installedModels ?? [],
       knownAgents: () => agents?.service.listAgents().map((a) => a.name) ?? [],
       knownTools: () => agents?.toolNames ?? [],
