@@ -437,3 +437,30 @@ describe('metric series stay bounded under unknown paths and model names sent ov
     }
   });
 });
+
+describe('route labels of errors answered for a router mounted under a path', () => {
+  it('are the full template, not the mounted router’s own path', async () => {
+    const t = await buildTestApp();
+    try {
+      const served = await listen(t.app);
+      try {
+        const wrongMethod = await fetch(`${served.url}/ollama/health`, { method: 'DELETE' });
+        assert.equal(wrongMethod.status, 405);
+        const unknown = await fetch(`${served.url}/ollama/model-info?model=nope:1b`);
+        assert.equal(unknown.status, 404);
+        const s = parseExposition(await (await fetch(`${served.url}/metrics`)).text());
+        const http = (method: string, route: string, status_code: string) =>
+          k('http_requests_total', { method, route, status_code });
+        assert.deepEqual(family(s, 'http_requests_total'), {
+          // Before: `/health` (the probe's label) and `/model-info`.
+          [http('DELETE', '/ollama/health', '405')]: 1,
+          [http('GET', '/ollama/model-info', '404')]: 1,
+        });
+      } finally {
+        await served.close();
+      }
+    } finally {
+      await t.close();
+    }
+  });
+});
