@@ -174,6 +174,7 @@ describe('the probes with the real Ollama layer against the simulator', function
       assert.deepEqual(h.refresh.pending(), [30_000]);
       h.refresh.fire(); // the next background check now hangs inside Ollama
       await sim.waitFor('request', (e) => e.path === '/api/version');
+      const requestsBefore = sim.requests.length;
       const answers = [];
       for (let i = 0; i < 5; i += 1) {
         for (const probe of [
@@ -186,8 +187,10 @@ describe('the probes with the real Ollama layer against the simulator', function
         }
       }
       for (const a of answers) assert.equal(a.status, 200, a.probe);
-      const slowest = Math.max(...answers.map((a) => a.ms));
-      assert.ok(slowest < 100, `slowest probe took ${slowest.toFixed(1)} ms`);
+      // Answered from the cache: while the background check still hangs inside Ollama, not
+      // one probe sent Ollama a request (no timing bound: speed belongs in the benchmark).
+      assert.equal(sim.requests.length, requestsBefore);
+      assert.ok(sim.inFlight() >= 1);
     });
   });
 

@@ -150,7 +150,8 @@ describe('graceful shutdown (the built server in a child process)', function () 
       srv.child.kill('SIGINT');
       const { code } = await srv.exited;
       assert.equal(code, 130);
-      assert.ok(Date.now() - signalledAt < 2000);
+      // Far below the 60 s delay it would otherwise have waited.
+      assert.ok(Date.now() - signalledAt < 10_000);
       assert.match(srv.stderr(), /second SIGINT during shutdown/);
     });
   });
