@@ -327,7 +327,8 @@ describe('Server-Timing on an answered agent run through the whole app', () => {
 
   it('splits the answer time into gateway, queue and Ollama', async () => {
     const sim = t.sim as OllamaSimulator;
-    // Four gaps of 20 ms between five chunks: the Ollama part is at least 80 ms.
+    // Four gaps of 20 ms between five chunks: the Ollama part is about 80 ms (timers may fire
+    // a millisecond early, and clocks tick in whole ms).
     sim.setChunkLatency(20);
     sim.script(LLAMA, { chunks: ['one ', 'two ', 'three ', 'four ', 'five'], evalCount: 5 });
     const res = await fetch(`${served.url}/agents/run`, {
@@ -344,7 +345,7 @@ describe('Server-Timing on an answered agent run through the whole app', () => {
       assert.equal(typeof parts[name], 'number', `${name} in ${header}`);
     }
     const { gateway = NaN, queue = NaN, ollama = NaN, total = NaN } = parts;
-    assert.ok(ollama >= 80, `ollama ${ollama} ms`);
+    assert.ok(ollama >= 70, `ollama ${ollama} ms`);
     assert.equal(queue, 0, 'nothing else was running');
     // Each part is rounded to 0.1 ms on its own.
     assert.ok(Math.abs(gateway + queue + ollama - total) <= 0.2, header);
