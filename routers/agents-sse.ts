@@ -1,7 +1,10 @@
 import type { Response } from 'express';
+import { recordTimings } from '../middleware/server-timing';
 import { formatSse, type RunEvent } from '../services/agents/events';
+import { firstModelTimings, shutdownStop } from '../services/agents/run-object';
 import type { RunRecord } from '../services/agents/run-store';
 import type { Timers } from '../services/agents/timers';
+import type { Lifecycle } from '../services/lifecycle';
 
 const TERMINAL = new Set(['run.completed', 'run.incomplete', 'run.failed', 'run.cancelled']);
 
@@ -12,6 +15,8 @@ export interface StreamRunOptions {
   cancelOnClose: boolean;
   heartbeatMs: number;
   timers: Timers;
+  /** Registers the open stream so a shutdown can end it in-band (absent in some tests). */
+  lifecycle?: Pick<Lifecycle, 'trackStream'>;
 }
 
 /**
@@ -19,6 +24,12 @@ export interface StreamRunOptions {
  * events after `after`, then each new event written the moment it is emitted (one write per
  * event, so tokens are not held back), a `: ping` comment every `heartbeatMs`, and the end of
  * the response after the terminal event. Resolves when the response is over.
+ *
+ * The open stream is registered with the lifecycle: when a shutdown outlasts
+ * SHUTDOWN_TIMEOUT_MS, the run is stopped with a SHUTTING_DOWN cancel. The runner ends a stopped
+ * run synchronously, so its one terminal event (`run.cancelled`) is written here — to every
+ * stream following the run — and the response ended before the lifecycle would end it; the
+ * run's signal aborts its Ollama request.
  */
 export function streamRun(
   res: Response,
@@ -34,6 +45,9 @@ export function streamRun(
   res.setHeader('X-Accel-Buffering', 'no');
   res.setHeader('X-Run-Id', run.id);
   res.setHeader('Content-Location', `/agents/runs/${run.id}`);
+  // Only what is known before the headers leave: the first model step's times, on a re-attach.
+  const first = firstModelTimings(run);
+  if (first) recordTimings(res, first);
   res.flushHeaders();
   res.socket?.setNoDelay(true);
 
@@ -62,6 +76,13 @@ export function streamRun(
     });
     // Replay and subscribe in one tick: events are emitted synchronously, so none fall between.
     for (const event of events.since(options.after)) write(event);
-    if (!finished) unsubscribe = events.subscribe(write);
+    if (finished) return;
+    unsubscribe = events.subscribe(write);
+    options.lifecycle?.trackStream(res, () => {
+      // A run that is still going gets its terminal event from this abort; `finish` makes
+      // sure the response ends even if another stream's shutdown already stopped the run.
+      controller.abort(shutdownStop());
+      finish();
+    });
   });
 }

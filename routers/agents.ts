@@ -1,9 +1,11 @@
 import { Router, type Request } from 'express';
 import { createMethodNotAllowed } from '../middleware/error-handler';
+import { recordTimings } from '../middleware/server-timing';
 import type { Validate } from '../middleware/validate';
-import { snapshot } from '../services/agents/run-object';
+import { modelCallTimings, snapshot } from '../services/agents/run-object';
 import type { AgentsService, RunRequest } from '../services/agents/service';
 import type { Timers } from '../services/agents/timers';
+import type { Lifecycle } from '../services/lifecycle';
 import { AppError } from '../src/errors';
 import { streamRun } from './agents-sse';
 
@@ -13,6 +15,8 @@ export interface AgentsRouterOptions {
   /** STREAM_HEARTBEAT_MS. */
   heartbeatMs: number;
   timers: Timers;
+  /** Open SSE streams are registered with it, so a shutdown ends them in-band. */
+  lifecycle?: Pick<Lifecycle, 'trackStream'>;
 }
 
 /** Printable ASCII without spaces, as the Idempotency-Key draft allows, at most 255 characters. */
@@ -56,7 +60,8 @@ function replayAfter(req: Request): number {
  * follow and cancel runs. Runs belong to the principal that created them.
  */
 export function createAgentsRouter(options: AgentsRouterOptions): Router {
-  const { service, validate, heartbeatMs, timers } = options;
+  const { service, validate, heartbeatMs, timers, lifecycle } = options;
+  const sse = { heartbeatMs, timers, lifecycle };
   const router = Router();
   const runParams = validate({ params: 'agent-run.params' });
 
@@ -80,7 +85,7 @@ export function createAgentsRouter(options: AgentsRouterOptions): Router {
       if (replayed) res.setHeader('Idempotency-Replayed', 'true');
       if (body.stream) {
         // Only the client that started the run cancels it by leaving; a replay just watches.
-        await streamRun(res, record, { after: 0, cancelOnClose: !replayed, heartbeatMs, timers });
+        await streamRun(res, record, { ...sse, after: 0, cancelOnClose: !replayed });
         return;
       }
       if (body.background || body.webhook) {
@@ -93,6 +98,8 @@ export function createAgentsRouter(options: AgentsRouterOptions): Router {
       res.once('close', abandon);
       const finished = await record.done;
       res.off('close', abandon);
+      // Server-Timing: the queue wait and Ollama time of every model call of the run.
+      for (const timings of modelCallTimings(finished)) recordTimings(res, timings);
       res.json(snapshot(finished));
     })
     .all(createMethodNotAllowed(['POST']));
@@ -111,7 +118,7 @@ export function createAgentsRouter(options: AgentsRouterOptions): Router {
       async (req, res) => {
         const record = service.find(String(req.params.id), req.principal);
         const after = replayAfter(req);
-        await streamRun(res, record, { after, cancelOnClose: false, heartbeatMs, timers });
+        await streamRun(res, record, { ...sse, after, cancelOnClose: false });
       },
     )
     .all(createMethodNotAllowed(['GET']));

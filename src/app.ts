@@ -145,6 +145,7 @@ export function createApp(deps: AppDeps): Express {
         validate,
         heartbeatMs: deps.agents.heartbeatMs,
         timers: deps.agents.timers,
+        lifecycle: deps.lifecycle,
       }),
     );
   }

@@ -4,6 +4,7 @@ export type RunEventType =
   | 'run.in_progress'
   | 'step.started'
   | 'message.delta'
+  | 'thinking.delta'
   | 'tool_call.created'
   | 'tool_call.completed'
   | 'step.completed'
@@ -11,6 +12,8 @@ export type RunEventType =
   | 'run.incomplete'
   | 'run.failed'
   | 'run.cancelled';
+
+const DELTAS: ReadonlySet<RunEventType> = new Set(['message.delta', 'thinking.delta']);
 
 /** One event: `seq` starts at 1 and increases by one; it is the SSE `id:`. */
 export interface RunEvent {
@@ -39,7 +42,7 @@ export interface RunEvents {
 
 /**
  * Sequence-numbered events of one run, kept for replay while the run is kept. At most
- * `maxStored` events are stored; past that, `message.delta` events are passed to live
+ * `maxStored` events are stored; past that, `message.delta` and `thinking.delta` events are passed to live
  * subscribers but not stored (every other event, including the terminal one that carries the
  * whole output, is always stored), so a very long answer cannot hold unbounded memory.
  */
@@ -53,7 +56,7 @@ export function createRunEvents(runId: string, options: { maxStored?: number } =
     emit(type, data = {}) {
       seq += 1;
       const event: RunEvent = { seq, type, data: { run_id: runId, seq, ...data } };
-      if (type !== 'message.delta' || stored.length < maxStored) stored.push(event);
+      if (!DELTAS.has(type) || stored.length < maxStored) stored.push(event);
       else dropped += 1;
       for (const listener of [...listeners]) listener(event);
       return event;

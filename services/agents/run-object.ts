@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { CallTimings } from '../ollama-types';
 import type { AgentRun, RunError, StopReason } from './types';
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
@@ -16,10 +17,25 @@ export class RunStop extends Error {
     readonly reason: StopReason,
     message: string,
     readonly details?: unknown,
+    /** Overrides whether the reason is retryable (a run cut by shutdown is, elsewhere). */
+    readonly retryable?: boolean,
   ) {
     super(message);
     this.name = 'RunStop';
   }
+}
+
+/**
+ * The stop of a run still going when the service shuts down: `cancelled`, retryable (on
+ * another replica), with `details.code` SHUTTING_DOWN so a client can tell it from a cancel.
+ */
+export function shutdownStop(): RunStop {
+  return new RunStop(
+    'cancelled',
+    'The service is shutting down; the run was stopped before it finished.',
+    { code: 'SHUTTING_DOWN' },
+    true,
+  );
 }
 
 /** Stop reasons a client may simply retry later. */
@@ -29,7 +45,7 @@ export function runErrorOf(stop: RunStop, stepIndex: number | undefined): RunErr
   const error: RunError = {
     code: stop.reason,
     message: stop.message,
-    retryable: RETRYABLE.has(stop.reason),
+    retryable: stop.retryable ?? RETRYABLE.has(stop.reason),
   };
   if (stepIndex !== undefined) error.step_index = stepIndex;
   if (stop.details !== undefined) error.details = stop.details;
@@ -81,4 +97,24 @@ export function preview(text: string, max: number): string {
   return text.length <= max
     ? text
     : `${text.slice(0, max)}… [${text.length - max} more characters]`;
+}
+
+/** The gateway's timings of the run's finished model calls, in step order (for Server-Timing). */
+export function modelCallTimings(run: AgentRun): CallTimings[] {
+  const timings: CallTimings[] = [];
+  for (const step of run.steps) {
+    if (step.kind !== 'model' || !step.ollama) continue;
+    const { queue_ms, first_byte_ms, last_byte_ms } = step.ollama;
+    timings.push({
+      queueMs: queue_ms,
+      ...(first_byte_ms !== null ? { firstByteMs: first_byte_ms } : {}),
+      ...(last_byte_ms !== null ? { ollamaMs: last_byte_ms } : {}),
+    });
+  }
+  return timings;
+}
+
+/** The first finished model call's timings, if there is one yet. */
+export function firstModelTimings(run: AgentRun): CallTimings | undefined {
+  return modelCallTimings(run)[0];
 }

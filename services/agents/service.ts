@@ -11,7 +11,7 @@ import { createRunEvents } from './events';
 import { bodyHash, canonicalJson, type IdempotencyStore } from './idempotency';
 import { resolveLimits } from './limits';
 import { agentProblems, type AgentRegistry } from './registry';
-import { newRun, newRunId, snapshot } from './run-object';
+import { newRun, newRunId, shutdownStop, snapshot } from './run-object';
 import type { RunRecord, RunStore } from './run-store';
 import type { AgentRunner } from './runner';
 import type { AgentDefinition, AgentLimits, AgentOptions, AgentRun, ResponseFormat } from './types';
@@ -52,7 +52,7 @@ export interface AgentsService {
   find(id: string, principal: Principal | undefined): RunRecord;
   /** Cancels a run (idempotent) and resolves with it once it stopped. @throws RUN_NOT_FOUND */
   cancel(id: string, principal: Principal | undefined): Promise<AgentRun>;
-  /** Cancels every running run (shutdown). */
+  /** Ends every running run as cancelled by the shutdown (SHUTTING_DOWN, retryable). */
   cancelAll(): void;
 }
 
@@ -183,6 +183,7 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
         model,
         tools: toolNames,
         options,
+        think: agent.think,
         limits,
         response_format: format,
       };
@@ -246,6 +247,7 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
           toolNames,
           options,
           limits,
+          ...(agent.think !== undefined ? { think: agent.think } : {}),
           ...(validate && format?.type === 'json_schema'
             ? { format: { schema: format.schema, validate } }
             : {}),
@@ -271,7 +273,7 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
     },
 
     cancelAll() {
-      for (const record of store.running()) record.controller.abort();
+      for (const record of store.running()) record.controller.abort(shutdownStop());
     },
   };
 }

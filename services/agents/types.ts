@@ -34,6 +34,8 @@ export interface AgentDefinition {
   system?: string;
   tools?: string[];
   options?: AgentOptions;
+  /** Ollama's `think`; true also streams the thinking as `thinking.delta` events. */
+  think?: boolean;
   limits?: Partial<AgentLimits>;
   response_format?: ResponseFormat;
 }
@@ -100,6 +102,8 @@ export interface ModelStep {
     total_ms: number;
     queue_ms: number;
     first_byte_ms: number | null;
+    /** From sending to Ollama until the last byte (the gateway's measure). */
+    last_byte_ms: number | null;
     done_reason: string | null;
   } | null;
   tool_calls: number;

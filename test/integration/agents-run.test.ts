@@ -283,6 +283,33 @@ describe('POST /agents/run (answered) against the Ollama simulator', () => {
     assert.equal(out.error?.step_index, 2);
   });
 
+  it('ends a cancelled run at once, closing the tool step in flight, with nothing after the terminal event', async () => {
+    toolStarted = new Promise((resolve) => (startedSignal = resolve));
+    h.sim.script(MODEL, { tool_calls: [call('pause', {})] }, { content: 'never asked' });
+    const res = await request(h.url)
+      .post('/agents/run')
+      .send({ input: 'go', background: true, agent: { tools: ['pause'] } })
+      .expect(202);
+    await toolStarted;
+    const record = h.agents.service.find((res.body as AgentRun).id, undefined);
+    record.controller.abort(); // the pause tool ignores its signal: the run does not wait for it
+    assert.equal(record.run.status, 'cancelled', 'ended synchronously');
+    const out = await record.done;
+    release(); // the abandoned tool finishes late: nothing of it is recorded
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(out.stop_reason, 'cancelled');
+    assert.equal(out.error?.step_index, 1);
+    const tool = out.steps[1] as ToolStep;
+    assert.equal(tool.status, 'error');
+    assert.equal(tool.tool.error, 'The run was cancelled.');
+    assert.notEqual(tool.ended_at, null);
+    const events = record.events.since(0).map((e) => e.type);
+    assert.deepEqual(events.slice(-2), ['tool_call.completed', 'run.cancelled']);
+    assert.equal(events.filter((t) => t === 'tool_call.completed').length, 1);
+    assert.equal(chats(h).length, 1, 'no model call after the cancel');
+    assert.equal(out.output.messages.at(-1)?.role, 'assistant', 'no late tool result');
+  });
+
   it('fails as model_error on an error line in the middle of the stream', async () => {
     h.sim.script(MODEL, { content: 'one two three four' });
     h.sim.errorMidStream(1, 'model runner crashed');

@@ -168,6 +168,48 @@ describe('POST /agents/run with stream: true', () => {
     assert.deepEqual(second.events(), first.events());
   });
 
+  it('passes the agent think option to Ollama and streams thinking.delta only when it is true', async () => {
+    const THINKER = 'qwen3:8b';
+    const reply = { thinking: 'Let me see. Easy.', chunks: ['Four.'] };
+    h.sim.script(THINKER, reply, reply);
+    const agent = (think?: boolean) => ({
+      model: THINKER,
+      system: 'Answer briefly.',
+      ...(think !== undefined ? { think } : {}),
+    });
+    const thinking = await openSse(`${h.url}/agents/run`, {
+      method: 'POST',
+      body: { agent: agent(true), input: '2+2?', stream: true },
+    });
+    await thinking.ended;
+    const types = thinking.events().map((e) => e.event);
+    assert.ok(types.includes('thinking.delta'));
+    assert.ok(types.indexOf('thinking.delta') < types.indexOf('message.delta'));
+    const thought = thinking
+      .events()
+      .filter((e) => e.event === 'thinking.delta')
+      .map((e) => e.data.text)
+      .join('');
+    assert.equal(thought, reply.thinking);
+    const run = thinking.events().at(-1)?.data.run as AgentRun;
+    assert.equal(run.output.text, 'Four.');
+    assert.equal(run.output.messages.at(-1)?.thinking, reply.thinking);
+
+    // Without think the model still thinks (its default) but the stream carries only the answer.
+    const quiet = await openSse(`${h.url}/agents/run`, {
+      method: 'POST',
+      body: { agent: agent(), input: '2+2?', stream: true },
+    });
+    await quiet.ended;
+    assert.ok(!quiet.events().some((e) => e.event === 'thinking.delta'));
+    assert.equal((quiet.events().at(-1)?.data.run as AgentRun).status, 'completed');
+
+    const sent = h.sim.requests
+      .filter((r) => r.path === '/api/chat')
+      .map((r) => (r.body as { think?: unknown }).think);
+    assert.deepEqual(sent, [true, undefined]);
+  });
+
   it('cancels an answered run when its client disconnects before the answer', async () => {
     h.sim.script(MODEL, { chunks: ['one ', 'two'] });
     h.sim.hold();

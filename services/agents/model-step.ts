@@ -1,0 +1,186 @@
+import { randomBytes } from 'node:crypto';
+import { isAppError } from '../../src/errors';
+import type { Logger } from '../../src/logger';
+import type { ChatResponse, Message, OllamaService } from '../ollama-types';
+import type { Telemetry } from '../telemetry';
+import { RunStop } from './run-object';
+import type { StepContext } from './run-context';
+import type { PendingCall } from './tool-executor';
+import type { ModelStep } from './types';
+
+export interface ModelStepDeps {
+  /** The only way to Ollama (services/ollama-types.ts). */
+  ollama: OllamaService;
+  telemetry: Telemetry;
+  logger: Logger;
+  now: () => number;
+}
+
+const NS_PER_MS = 1e6;
+
+function callId(): string {
+  return `call_${randomBytes(6).toString('hex')}`;
+}
+
+/** Ollama's tool call as we keep it: object arguments and an id (Ollama ≥0.12.10 sends one). */
+export function pendingCalls(message: Message): PendingCall[] {
+  return (message.tool_calls ?? []).map((call) => {
+    const raw = call.function.arguments as unknown;
+    let args: unknown = raw;
+    if (typeof raw === 'string') {
+      try {
+        args = JSON.parse(raw);
+      } catch {
+        args = { _unparsed: raw };
+      }
+    }
+    const id = (call as { id?: unknown }).id;
+    return {
+      id: typeof id === 'string' && id !== '' ? id : callId(),
+      name: call.function.name,
+      arguments: args !== null && typeof args === 'object' ? (args as Record<string, unknown>) : {},
+    };
+  });
+}
+
+/** Maps a failure to the run's stop reason (the run's own abort reason wins). */
+export function stopFor(err: unknown, signal: AbortSignal, logger: Logger): RunStop {
+  if (signal.aborted && signal.reason instanceof RunStop) return signal.reason;
+  if (err instanceof RunStop) return err;
+  if (isAppError(err)) {
+    switch (err.code) {
+      case 'OLLAMA_UNAVAILABLE':
+      case 'OLLAMA_BUSY':
+      case 'OLLAMA_TIMEOUT':
+      case 'QUEUE_FULL':
+      case 'QUEUE_TIMEOUT':
+        return new RunStop('ollama_unavailable', err.message);
+      case 'MODEL_NOT_FOUND':
+      case 'OLLAMA_UPSTREAM_ERROR':
+        return new RunStop('model_error', err.message);
+      default:
+        break;
+    }
+  }
+  logger.error('agent run failed', { error: err });
+  return new RunStop('internal_error', 'Internal error.');
+}
+
+/** The `step.completed` event of a model step that was just closed (done, failed or cut). */
+export function emitStepCompleted(ctx: StepContext, step: ModelStep): void {
+  ctx.emit('step.completed', {
+    step_index: step.index,
+    kind: 'model',
+    status: step.status,
+    usage: step.usage,
+    duration_ms: step.duration_ms,
+  });
+}
+
+/**
+ * One model step: a streamed Ollama `/api/chat` call whose tokens become `message.delta`
+ * events as they arrive (`thinking.delta` too when the agent asked for `think: true`), recorded
+ * as a `model` step with Ollama's durations and the gateway's queue and byte timings. Resolves
+ * with the assistant message (already appended to the transcript). A failure throws the run's
+ * RunStop and leaves the step open: the run's end closes it with the reason.
+ */
+export function createModelStep(deps: ModelStepDeps) {
+  const { ollama, telemetry, logger, now } = deps;
+
+  return async function modelStep(
+    ctx: StepContext,
+    purpose: ModelStep['purpose'],
+    format?: Record<string, unknown>,
+  ): Promise<Message> {
+    const { spec, signal } = ctx;
+    const { run } = spec;
+    if (signal.aborted) throw stopFor(signal.reason, signal, logger);
+    const step: ModelStep = {
+      index: run.steps.length,
+      kind: 'model',
+      purpose,
+      model: spec.model,
+      status: 'ok',
+      started_at: ctx.iso(),
+      ended_at: null,
+      duration_ms: null,
+      usage: { input_tokens: 0, output_tokens: 0 },
+      ollama: null,
+      tool_calls: 0,
+    };
+    run.steps.push(step);
+    run.usage.model_calls += 1;
+    const t0 = now();
+    ctx.emit('step.started', { step_index: step.index, kind: 'model', purpose, model: spec.model });
+    telemetry.agentStep({ agent: spec.agentLabel, kind: 'model' });
+    const reply: Message = { role: 'assistant', content: '' };
+    let final: ChatResponse | undefined;
+    try {
+      const stream = await ollama.chatStream(
+        {
+          model: spec.model,
+          messages: run.output.messages,
+          ...(purpose === 'loop' && ctx.ollamaTools.length > 0 ? { tools: ctx.ollamaTools } : {}),
+          ...(format ? { format } : {}),
+          ...(spec.think !== undefined ? { think: spec.think } : {}),
+          ...(Object.keys(spec.options).length > 0 ? { options: spec.options } : {}),
+        },
+        { signal },
+      );
+      for await (const chunk of stream) {
+        const m = chunk.message as Message | undefined;
+        if (m?.content) {
+          reply.content += m.content;
+          ctx.emit('message.delta', { step_index: step.index, text: m.content });
+        }
+        if (m?.thinking) {
+          reply.thinking = (reply.thinking ?? '') + m.thinking;
+          if (spec.think === true) {
+            ctx.emit('thinking.delta', { step_index: step.index, text: m.thinking });
+          }
+        }
+        if (m?.tool_calls?.length)
+          reply.tool_calls = [...(reply.tool_calls ?? []), ...m.tool_calls];
+        if (chunk.done) final = chunk;
+      }
+      const t = stream.timings;
+      step.ollama = {
+        load_ms: (final?.load_duration ?? 0) / NS_PER_MS,
+        prompt_eval_ms: (final?.prompt_eval_duration ?? 0) / NS_PER_MS,
+        eval_ms: (final?.eval_duration ?? 0) / NS_PER_MS,
+        total_ms: (final?.total_duration ?? 0) / NS_PER_MS,
+        queue_ms: t.queueMs,
+        first_byte_ms: t.firstByteMs ?? null,
+        last_byte_ms: t.ollamaMs ?? null,
+        done_reason: final?.done_reason ?? null,
+      };
+    } catch (err) {
+      throw stopFor(err, signal, logger);
+    }
+    // The run ended while the last bytes came in: what it reported stays as reported.
+    if (ctx.ended()) throw stopFor(signal.reason, signal, logger);
+
+    step.usage = {
+      input_tokens: final?.prompt_eval_count ?? 0,
+      output_tokens: final?.eval_count ?? 0,
+    };
+    run.usage.input_tokens += step.usage.input_tokens;
+    run.usage.output_tokens += step.usage.output_tokens;
+    step.ended_at = ctx.iso();
+    step.duration_ms = now() - t0;
+    step.tool_calls = reply.tool_calls?.length ?? 0;
+    emitStepCompleted(ctx, step);
+    // Keep the ids we use, so the transcript ties each result to its call.
+    const calls = pendingCalls(reply);
+    if (calls.length > 0) {
+      reply.tool_calls = calls.map((c) => ({
+        id: c.id,
+        function: { name: c.name, arguments: c.arguments },
+      }));
+    }
+    run.output.messages.push(reply);
+    return reply;
+  };
+}
+
+export type ModelStepRunner = ReturnType<typeof createModelStep>;

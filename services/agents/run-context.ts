@@ -1,0 +1,45 @@
+import type { ValidateFunction } from 'ajv';
+import type { Message, Tool } from '../ollama-types';
+import type { RunEvents, RunEventType } from './events';
+import type { AgentLimits, AgentOptions, AgentRun } from './types';
+
+/** Everything one run needs, resolved by the service before the loop starts. */
+export interface RunSpec {
+  run: AgentRun;
+  events: RunEvents;
+  /**
+   * Aborted by cancel, a streaming client that went away, or shutdown. A {@link RunStop} as the
+   * abort reason becomes the run's stop (shutdown passes one); any other reason means `cancelled`.
+   */
+  cancel: AbortSignal;
+  /** For telemetry: a registered agent name or `inline`. */
+  agentLabel: string;
+  model: string;
+  /** The conversation so far: system prompt, then the caller's input or messages. */
+  messages: Message[];
+  toolNames: readonly string[];
+  options: AgentOptions;
+  limits: AgentLimits;
+  /** The agent's `think`: sent to Ollama when set; `true` also streams `thinking.delta` events. */
+  think?: boolean;
+  /** Set when a structured answer was asked for (`response_format: json_schema`). */
+  format?: { schema: Record<string, unknown>; validate: ValidateFunction };
+}
+
+/**
+ * What the parts of one run's loop (model steps, tool rounds) share. A run ends the moment it
+ * is stopped — cancel, deadline and shutdown end it synchronously — while the step that was in
+ * flight unwinds later; so parts emit through `emit` (dropped once the run ended) and check
+ * `ended()` before recording a late result.
+ */
+export interface StepContext {
+  spec: RunSpec;
+  /** The run's own signal: aborted when the run ends for any reason. */
+  signal: AbortSignal;
+  /** Tools as sent to Ollama (empty when the agent has none). */
+  ollamaTools: Tool[];
+  emit(type: RunEventType, data: Record<string, unknown>): void;
+  ended(): boolean;
+  /** The injected clock as an ISO timestamp. */
+  iso(): string;
+}
