@@ -5,6 +5,7 @@ import { parseExposition, seriesKey as k } from '../support/exposition';
 import { listen } from '../support/listen';
 import type { OllamaSimulator } from '../support/ollama-simulator';
 import { runCommand } from '../support/run-command';
+import { parseServerTiming } from '../support/server-timing';
 import { openSse } from '../support/sse-client';
 
 const LLAMA = 'llama3.2:3b';
@@ -301,17 +302,6 @@ describe('/metrics after real traffic against the Ollama simulator', function ()
   });
 });
 
-/** `Server-Timing` entries as name → dur (ms). */
-function serverTiming(header: string | null): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const entry of (header ?? '').split(',')) {
-    const [name, ...params] = entry.trim().split(';');
-    const dur = params.find((p) => p.startsWith('dur='));
-    if (name && dur) out[name] = Number(dur.slice(4));
-  }
-  return out;
-}
-
 describe('Server-Timing on an answered agent run through the whole app', () => {
   let t: TestApp;
   let served: Awaited<ReturnType<typeof listen>>;
@@ -340,7 +330,7 @@ describe('Server-Timing on an answered agent run through the whole app', () => {
     assert.equal(((await res.json()) as AgentRun).status, 'completed');
     const header = res.headers.get('server-timing');
     assert.ok(header, 'the answer carries Server-Timing');
-    const parts = serverTiming(header);
+    const parts = parseServerTiming(header);
     for (const name of ['gateway', 'queue', 'ollama', 'total']) {
       assert.equal(typeof parts[name], 'number', `${name} in ${header}`);
     }
