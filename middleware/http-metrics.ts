@@ -1,6 +1,6 @@
 import type { RequestHandler } from 'express';
 import type { Metrics } from '../services/metrics';
-import { routeLabel } from './route-label';
+import { routeLabel, trackRoute } from './route-label';
 
 /**
  * Counts and times every request: `http_requests_total`, `http_request_duration_seconds`,
@@ -15,6 +15,7 @@ export function createHttpMetrics(options: {
   const { http } = options.metrics;
   const now = options.now ?? process.hrtime.bigint;
   return (req, res, next) => {
+    trackRoute(req);
     const started = now();
     http.inFlight.inc();
     // 'close' fires once per response, after 'finish' or when the connection dropped first.

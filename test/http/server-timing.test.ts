@@ -3,6 +3,7 @@ import express from 'express';
 import request from 'supertest';
 import { createServerTiming, recordTimings } from '../../middleware/server-timing';
 import type { CallTimings } from '../../services/ollama-types';
+import { parseServerTiming } from '../support/server-timing';
 
 /** An app whose one route "makes" Ollama calls with the given timings while the clock moves. */
 function appWith(calls: { timings: CallTimings; elapsedMs: number }[], stream = false) {
@@ -26,16 +27,6 @@ function appWith(calls: { timings: CallTimings; elapsedMs: number }[], stream = 
   });
   app.get('/plain', (_req, res) => res.json({ ok: true }));
   return app;
-}
-
-function parseServerTiming(header: string): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const entry of header.split(',')) {
-    const [name, ...params] = entry.trim().split(';');
-    const dur = params.find((p) => p.startsWith('dur='));
-    if (name && dur) out[name] = Number(dur.slice(4));
-  }
-  return out;
 }
 
 describe('Server-Timing and X-Response-Time', () => {

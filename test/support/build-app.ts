@@ -42,6 +42,8 @@ export interface TestAppOptions {
   schedule?: Schedule;
   /** Tools the agents runtime has beyond the built-in ones. */
   extraTools?: ToolDefinition[];
+  /** Node process metrics in the app's registry (default off: faster scrapes). */
+  defaultMetrics?: boolean;
   /** Replaces any collaborator of createApp after the defaults are built. */
   deps?: Partial<AppDeps>;
 }
@@ -112,7 +114,7 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
     createMetrics({
       registry: new Registry(),
       build,
-      defaultMetrics: false,
+      defaultMetrics: options.defaultMetrics ?? false,
       knownModels: () => stack.ollamaHealth.snapshot().installedModels ?? [],
       knownAgents: () => agents.service.listAgents().map((a) => a.name),
       knownTools: () => agents.toolNames,
