@@ -1,27 +1,21 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { Registry } from 'prom-client';
 import { createRequestContextStore } from '../middleware/request-context';
 import { AgentsFileError } from '../services/agents/registry';
-import { createAgentsRuntime, type AgentsRuntime } from '../services/agents/runtime';
-import { createHealthService } from '../services/health';
-import { createLifecycle } from '../services/lifecycle';
-import { createMetrics } from '../services/metrics';
 import { createRateLimitRedis, type RateLimitRedis } from '../services/rate-limit-redis';
-import { createStartupSequence } from '../services/startup';
 import { loadApiKeys } from './api-keys';
 import { createApp } from './app';
+import { composeGateway, type Gateway } from './compose';
 import { ConfigError, loadConfig, type ApiKeyEntry, type Config } from './config';
 import { createHttpServer } from './http-server';
 import { createLogger, flushLogger, type Logger } from './logger';
-import { buildOllamaStack } from './ollama-stack';
 import { installGracefulShutdown } from './shutdown';
 import { createSchemaRegistry } from './validation';
 
 /**
- * The only entry that listens, starts timers and handles signals. Everything else is built
- * here and passed down.
+ * The only entry that listens, starts timers and handles signals. The service graph is built
+ * by composeGateway (the same one the tests use) and passed down.
  */
 function readBuildInfo(): { name: string; version: string } {
   const pkg = JSON.parse(
@@ -51,65 +45,12 @@ function main(): void {
     exitOnConfigError(err);
   }
   const build = readBuildInfo();
-  const startedAt = Date.now();
   const context = createRequestContextStore();
   const logger: Logger = createLogger({
     level: config.LOG_LEVEL,
     format: config.LOG_FORMAT,
     context,
     defaultMeta: { service: build.name },
-  });
-
-  // One registry per app. Its getters run only at scrape (or label) time, so they may read
-  // the Ollama stack and agents runtime built just below, which need the metrics first as
-  // their telemetry.
-  const metrics = createMetrics({
-    registry: new Registry(),
-    build,
-    knownModels: () => ollamaStack.ollamaHealth.snapshot().installedModels ?? [],
-    knownAgents: () => agents.service.listAgents().map((a) => a.name),
-    knownTools: () => agents.toolNames,
-    state: {
-      health: () => ollamaStack.ollamaHealth.snapshot(),
-      circuitState: () => ollamaStack.ollama.circuitState(),
-      queueStats: () => ollamaStack.ollama.queueStats(),
-      activeModel: () => ollamaStack.models.active(),
-    },
-  });
-  const ollamaStack = buildOllamaStack({ config, telemetry: metrics, logger });
-  let agents: AgentsRuntime;
-  try {
-    agents = createAgentsRuntime({
-      config,
-      schemas,
-      ollama: ollamaStack.ollama,
-      models: ollamaStack.models,
-      telemetry: metrics,
-      logger,
-      now: Date.now,
-    });
-  } catch (err) {
-    exitOnConfigError(err);
-  }
-
-  const lifecycle = createLifecycle({ logger });
-  const startup = createStartupSequence({
-    config,
-    ollama: ollamaStack.ollama,
-    ollamaHealth: ollamaStack.ollamaHealth,
-    models: ollamaStack.models,
-    logger,
-  });
-  const health = createHealthService({
-    config,
-    build,
-    startedAt,
-    now: Date.now,
-    lifecycle,
-    startup,
-    ollamaHealth: ollamaStack.ollamaHealth,
-    ollama: ollamaStack.ollama,
-    models: ollamaStack.models,
   });
 
   // Shared rate limits: connecting does not block start; until Redis answers (and whenever
@@ -120,48 +61,40 @@ function main(): void {
     redis.start().catch((err: unknown) => logger.warn('redis client stopped', { error: err }));
   }
 
-  const app = createApp({
-    config,
-    logger,
-    schemas,
-    context,
-    build,
-    metrics,
-    startedAt,
-    now: Date.now,
-    apiKeys,
-    rateLimitStore: redis ? (budget) => redis.store(budget) : undefined,
-    health,
-    lifecycle,
-    ollama: ollamaStack.ollama,
-    ollamaHealth: ollamaStack.ollamaHealth,
-    models: ollamaStack.models,
-    agents,
-  });
-  const server = createHttpServer(app, config, logger);
+  let gateway: Gateway;
+  try {
+    gateway = composeGateway({
+      config,
+      schemas,
+      logger,
+      context,
+      build,
+      now: Date.now,
+      apiKeys,
+      rateLimitStore: redis ? (budget) => redis.store(budget) : undefined,
+    });
+  } catch (err) {
+    exitOnConfigError(err);
+  }
+
+  const server = createHttpServer(createApp(gateway.deps), config, logger);
   server.listen(config.PORT, config.HOST, () => {
     const address = server.address();
     const port = typeof address === 'object' && address ? address.port : config.PORT;
     logger.info('listening', { host: config.HOST, port, version: build.version });
     // The probes answer from now on; the warm-up runs behind them.
-    void startup.run();
+    gateway.start();
   });
-  health.start();
-  ollamaStack.ollamaHealth.start();
 
   installGracefulShutdown({
     server,
     config,
-    lifecycle,
+    lifecycle: gateway.lifecycle,
     logger,
     stopServices: async () => {
-      startup.stop();
-      health.stop();
-      // Background runs still going after the drain end as cancelled (they live in memory).
-      agents.service.cancelAll();
       // Upstream calls of ended requests were aborted; the bound only guards a stuck pool.
       await Promise.race([
-        Promise.all([ollamaStack.close(), redis?.stop()]),
+        Promise.all([gateway.stop(), redis?.stop()]),
         delay(1000, undefined, { ref: false }),
       ]);
     },

@@ -1,24 +1,23 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
-import { Registry } from 'prom-client';
 import { createRequestContextStore } from '../../middleware/request-context';
-import { createAgentsRuntime, type AgentsRuntime } from '../../services/agents/runtime';
-import { createHealthService, type HealthService } from '../../services/health';
-import { createLifecycle, type Lifecycle } from '../../services/lifecycle';
-import { createMetrics, type Metrics } from '../../services/metrics';
 import type { ModelService } from '../../services/models';
 import type { OllamaClient } from '../../services/ollama-client';
 import type { Schedule } from '../../services/ollama-health';
 import type { OllamaHealth } from '../../services/ollama-types';
-import { createStartupSequence, type StartupSequence } from '../../services/startup';
 import type { Telemetry } from '../../services/telemetry';
 import type { ToolDefinition } from '../../services/tools/types';
+import type { AgentsRuntime } from '../../services/agents/runtime';
+import type { HealthService } from '../../services/health';
+import type { Lifecycle } from '../../services/lifecycle';
+import type { Metrics } from '../../services/metrics';
+import type { StartupSequence } from '../../services/startup';
 import { createApp, type AppDeps } from '../../src/app';
+import { composeGateway } from '../../src/compose';
 import { loadConfig, type Config } from '../../src/config';
 import { createHttpServer } from '../../src/http-server';
 import { createLogger } from '../../src/logger';
-import { buildOllamaStack } from '../../src/ollama-stack';
 import { createSchemaRegistry, type SchemaRegistry } from '../../src/validation';
 import { createManualTimers, type ManualTimers } from './manual-timers';
 import {
@@ -41,7 +40,7 @@ export interface TestAppOptions {
   /** The health refresh timer (default: a real unref'd one, not started). */
   schedule?: Schedule;
   /** Tools the agents runtime has beyond the built-in ones. */
-  extraTools?: ToolDefinition[];
+  extraTools?: readonly ToolDefinition[];
   /** Node process metrics in the app's registry (default off: faster scrapes). */
   defaultMetrics?: boolean;
   /** Replaces any collaborator of createApp after the defaults are built. */
@@ -82,9 +81,10 @@ export interface TestApp {
 }
 
 /**
- * THE way to build the whole gateway in a test, wired like server.ts: metrics, the Ollama
- * stack, the agents runtime, lifecycle, startup and probes, against a fresh simulator on
- * port 0. Nothing is started (no health timer, no warm-up): a test starts what it exercises.
+ * THE way to build the whole gateway in a test: the same composeGateway as server.ts (metrics,
+ * the Ollama stack, the agents runtime, lifecycle, startup and probes), against a fresh
+ * simulator on port 0, with hand-fired agent timers. Nothing is started (no health timer, no
+ * warm-up): a test starts what it exercises.
  */
 export async function buildTestApp(options: TestAppOptions = {}): Promise<TestApp> {
   const given = options.simulator;
@@ -108,81 +108,23 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
   const context = createRequestContextStore();
   const logger = createLogger({ level: config.LOG_LEVEL, format: 'json', context });
   const now = options.now ?? Date.now;
-  const build = { name: 'ollama-agent-gateway', version: '0.0.0-test' };
-  const metrics =
-    options.deps?.metrics ??
-    createMetrics({
-      registry: new Registry(),
-      build,
-      defaultMetrics: options.defaultMetrics ?? false,
-      knownModels: () => stack.ollamaHealth.snapshot().installedModels ?? [],
-      knownAgents: () => agents.service.listAgents().map((a) => a.name),
-      knownTools: () => agents.toolNames,
-      state: {
-        health: () => stack.ollamaHealth.snapshot(),
-        circuitState: () => stack.ollama.circuitState(),
-        queueStats: () => stack.ollama.queueStats(),
-        activeModel: () => stack.models.active(),
-      },
-    });
-  const telemetry = options.telemetry ?? metrics;
-  const stack = buildOllamaStack({
-    config,
-    telemetry,
-    logger,
-    now,
-    ...(options.schedule ? { schedule: options.schedule } : {}),
-  });
   const timers = createManualTimers();
-  const agents = createAgentsRuntime({
+  const gateway = composeGateway({
     config,
     schemas,
-    ollama: stack.ollama,
-    models: stack.models,
-    telemetry,
     logger,
+    context,
+    build: { name: 'ollama-agent-gateway', version: '0.0.0-test' },
     now,
+    defaultMetrics: options.defaultMetrics ?? false,
+    telemetry: options.telemetry,
     timers,
+    schedule: options.schedule,
     extraTools: options.extraTools,
     webhookRetryDelayMs: () => 0,
   });
-  const lifecycle = createLifecycle({ logger });
-  const startup = createStartupSequence({
-    config,
-    ollama: stack.ollama,
-    ollamaHealth: stack.ollamaHealth,
-    models: stack.models,
-    logger,
-    now,
-  });
-  const health = createHealthService({
-    config,
-    build,
-    startedAt: now(),
-    now,
-    lifecycle,
-    startup,
-    ollamaHealth: stack.ollamaHealth,
-    ollama: stack.ollama,
-    models: stack.models,
-  });
-  const deps: AppDeps = {
-    config,
-    logger,
-    schemas,
-    context,
-    build,
-    metrics,
-    startedAt: now(),
-    now,
-    health,
-    lifecycle,
-    ollama: stack.ollama,
-    ollamaHealth: stack.ollamaHealth,
-    models: stack.models,
-    agents,
-    ...options.deps,
-  };
+  const { metrics, ollamaStack: stack, agents, lifecycle, startup, health } = gateway;
+  const deps: AppDeps = { ...gateway.deps, ...options.deps };
   const app = createApp(deps);
   const listeners: RunningApp[] = [];
   return {
@@ -206,11 +148,8 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
       return running;
     },
     async close() {
-      agents.service.cancelAll();
       await Promise.all(listeners.splice(0).map((l) => l.close()));
-      startup.stop();
-      health.stop();
-      await stack.close();
+      await gateway.stop();
       if (own && sim) await sim.close();
     },
   };

@@ -1,0 +1,165 @@
+import type { Store } from 'express-rate-limit';
+import { Registry } from 'prom-client';
+import type { RateLimitBudget } from '../middleware/rate-limit';
+import type { RequestContextStore } from '../middleware/request-context';
+import {
+  createAgentsRuntime,
+  type AgentsRuntime,
+  type AgentsRuntimeOptions,
+} from '../services/agents/runtime';
+import type { Timers } from '../services/agents/timers';
+import { createHealthService, type HealthService } from '../services/health';
+import { createLifecycle, type Lifecycle } from '../services/lifecycle';
+import { createMetrics, type Metrics } from '../services/metrics';
+import type { Schedule } from '../services/ollama-health';
+import { createStartupSequence, type StartupSequence } from '../services/startup';
+import type { Telemetry } from '../services/telemetry';
+import type { ToolDefinition } from '../services/tools/types';
+import type { BuildInfo } from '../routers/health';
+import type { AppDeps } from './app';
+import type { ApiKeyEntry, Config } from './config';
+import type { Logger } from './logger';
+import { buildOllamaStack, type OllamaStack } from './ollama-stack';
+import type { SchemaRegistry } from './validation';
+
+export interface ComposeOptions {
+  config: Readonly<Config>;
+  schemas: SchemaRegistry;
+  logger: Logger;
+  context: RequestContextStore;
+  build: BuildInfo;
+  now: () => number;
+  apiKeys?: readonly ApiKeyEntry[];
+  rateLimitStore?: (budget: RateLimitBudget) => Store;
+  /** Node process metrics in the registry (default on; tests turn them off for fast scrapes). */
+  defaultMetrics?: boolean;
+  // Seams for tests; production leaves them unset.
+  /** What the services report to (default: the app's metrics). */
+  telemetry?: Telemetry;
+  /** Run deadlines and heartbeats (default: real unref'd timers). */
+  timers?: Timers;
+  /** The Ollama health refresh timer (default: a real unref'd one). */
+  schedule?: Schedule;
+  extraTools?: readonly ToolDefinition[];
+  webhookRetryDelayMs?: AgentsRuntimeOptions['webhookRetryDelayMs'];
+}
+
+/** Every collaborator of the gateway, built once, wired to each other, nothing started. */
+export interface Gateway {
+  /** What createApp takes. */
+  deps: AppDeps;
+  metrics: Metrics;
+  ollamaStack: OllamaStack;
+  agents: AgentsRuntime;
+  lifecycle: Lifecycle;
+  startup: StartupSequence;
+  health: HealthService;
+  /** Starts the background work: health timers and the startup warm-up (after listen). */
+  start(): void;
+  /** Stops timers, cancels runs still going, closes the Ollama connection pool. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Builds the whole service graph the one way both `src/server.ts` and the tests use, so the
+ * app under test is wired exactly like production. The metrics come first (everything reports
+ * to them); their getters run only at scrape or label time, so they may read the parts built
+ * after them. Throws AgentsFileError for a bad AGENTS_FILE.
+ */
+export function composeGateway(options: ComposeOptions): Gateway {
+  const { config, schemas, logger, build, now } = options;
+  const metrics = createMetrics({
+    registry: new Registry(),
+    build,
+    defaultMetrics: options.defaultMetrics ?? true,
+    knownModels: () => ollamaStack.ollamaHealth.snapshot().installedModels ?? [],
+    knownAgents: () => agents.service.listAgents().map((a) => a.name),
+    knownTools: () => agents.toolNames,
+    state: {
+      health: () => ollamaStack.ollamaHealth.snapshot(),
+      circuitState: () => ollamaStack.ollama.circuitState(),
+      queueStats: () => ollamaStack.ollama.queueStats(),
+      activeModel: () => ollamaStack.models.active(),
+    },
+  });
+  const telemetry = options.telemetry ?? metrics;
+  const ollamaStack = buildOllamaStack({
+    config,
+    telemetry,
+    logger,
+    now,
+    schedule: options.schedule,
+  });
+  const agents = createAgentsRuntime({
+    config,
+    schemas,
+    ollama: ollamaStack.ollama,
+    models: ollamaStack.models,
+    telemetry,
+    logger,
+    now,
+    timers: options.timers,
+    extraTools: options.extraTools,
+    webhookRetryDelayMs: options.webhookRetryDelayMs,
+  });
+  const lifecycle = createLifecycle({ logger });
+  const startup = createStartupSequence({
+    config,
+    ollama: ollamaStack.ollama,
+    ollamaHealth: ollamaStack.ollamaHealth,
+    models: ollamaStack.models,
+    logger,
+    now,
+  });
+  const startedAt = now();
+  const health = createHealthService({
+    config,
+    build,
+    startedAt,
+    now,
+    lifecycle,
+    startup,
+    ollamaHealth: ollamaStack.ollamaHealth,
+    ollama: ollamaStack.ollama,
+    models: ollamaStack.models,
+  });
+  const deps: AppDeps = {
+    config,
+    logger,
+    schemas,
+    context: options.context,
+    build,
+    metrics,
+    startedAt,
+    now,
+    apiKeys: options.apiKeys,
+    rateLimitStore: options.rateLimitStore,
+    health,
+    lifecycle,
+    ollama: ollamaStack.ollama,
+    ollamaHealth: ollamaStack.ollamaHealth,
+    models: ollamaStack.models,
+    agents,
+  };
+  return {
+    deps,
+    metrics,
+    ollamaStack,
+    agents,
+    lifecycle,
+    startup,
+    health,
+    start() {
+      health.start();
+      ollamaStack.ollamaHealth.start();
+      void startup.run();
+    },
+    async stop() {
+      startup.stop();
+      health.stop();
+      // Background runs still going now end as cancelled (they live in memory only).
+      agents.service.cancelAll();
+      await ollamaStack.close();
+    },
+  };
+}
