@@ -18,8 +18,13 @@ import type {
 export type { ChatResponse, Message, ProgressResponse, Tool };
 
 export interface CallOptions {
-  /** Aborted when the caller (an HTTP client, a cancelled run) goes away. */
+  /**
+   * Aborted when the caller (an HTTP client, a cancelled run) goes away. The call then rejects
+   * with the signal's reason (not an AppError), and the Ollama request is aborted.
+   */
   signal?: AbortSignal;
+  /** Overrides the whole-call deadline of a non-streamed call (health checks use a shorter one). */
+  timeoutMs?: number;
 }
 
 /** A chat request as the gateway sends it; `keep_alive` is filled in by the service. */
@@ -75,7 +80,14 @@ export interface OllamaService {
   /** Circuit breaker state, for health and metrics. */
   circuitState(): 'closed' | 'half-open' | 'open';
   /** Admission queue state, for health and metrics. */
-  queueStats(): { inFlight: number; queued: number; maxConcurrency: number; maxQueue: number };
+  queueStats(): {
+    inFlight: number;
+    queued: number;
+    maxConcurrency: number;
+    maxQueue: number;
+    /** How long the oldest waiter has been waiting, ms (0 when nobody waits). */
+    oldestWaitMs?: number;
+  };
 }
 
 /** A loaded model as `/api/ps` reports it. */

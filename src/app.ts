@@ -5,7 +5,11 @@ import { createAccessLog } from '../middleware/access-log';
 import { createErrorHandler, createNotFound } from '../middleware/error-handler';
 import { createJsonBody } from '../middleware/json-body';
 import { createRequestContext, type RequestContextStore } from '../middleware/request-context';
+import { createValidate } from '../middleware/validate';
 import { createHealthRouter, type BuildInfo } from '../routers/health';
+import { createOllamaRouter } from '../routers/ollama';
+import type { ModelService } from '../services/models';
+import type { OllamaHealth, OllamaService } from '../services/ollama-types';
 import type { Config } from './config';
 import type { Logger } from './logger';
 import type { SchemaRegistry } from './validation';
@@ -20,6 +24,12 @@ export interface AppDeps {
   startedAt: number;
   /** Wall clock in ms; injected so tests control time. */
   now: () => number;
+  /** The only road to Ollama (services/ollama-client). `/ollama/*` is mounted when the three are given. */
+  ollama?: OllamaService;
+  /** Cached Ollama health (services/ollama-health). */
+  ollamaHealth?: OllamaHealth;
+  /** Active model, switches, cached model catalog (services/models). */
+  models?: ModelService;
 }
 
 /**
@@ -53,6 +63,19 @@ export function createApp(deps: AppDeps): Express {
   app.use(createJsonBody({ limit: config.BODY_LIMIT }));
 
   app.use(createHealthRouter({ build: deps.build, startedAt: deps.startedAt, now: deps.now }));
+  if (deps.ollama && deps.ollamaHealth && deps.models) {
+    const validate = createValidate({ schemas: deps.schemas });
+    app.use(
+      '/ollama',
+      createOllamaRouter({
+        ollama: deps.ollama,
+        health: deps.ollamaHealth,
+        models: deps.models,
+        validate,
+        now: deps.now,
+      }),
+    );
+  }
 
   app.use(createNotFound());
   app.use(createErrorHandler({ logger }));

@@ -2,9 +2,11 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { createRequestContextStore } from '../middleware/request-context';
+import { createNoopTelemetry } from '../services/telemetry';
 import { createApp } from './app';
 import { ConfigError, loadConfig, type Config } from './config';
 import { createLogger, flushLogger, type Logger } from './logger';
+import { buildOllamaStack } from './ollama-stack';
 import { createSchemaRegistry } from './validation';
 
 /**
@@ -45,6 +47,9 @@ function main(): void {
     context,
     defaultMeta: { service: build.name },
   });
+  // Until the metrics module lands, Ollama events are recorded nowhere.
+  const telemetry = createNoopTelemetry();
+  const ollamaStack = buildOllamaStack({ config, telemetry, logger });
   const app = createApp({
     config,
     logger,
@@ -53,6 +58,9 @@ function main(): void {
     build,
     startedAt: Date.now(),
     now: Date.now,
+    ollama: ollamaStack.ollama,
+    ollamaHealth: ollamaStack.ollamaHealth,
+    models: ollamaStack.models,
   });
   const server = http.createServer({ maxHeaderSize: config.MAX_HEADER_SIZE }, app);
   applyServerTimeouts(server, config);
@@ -61,6 +69,7 @@ function main(): void {
     const port = typeof address === 'object' && address ? address.port : config.PORT;
     logger.info('listening', { host: config.HOST, port, version: build.version });
   });
+  ollamaStack.ollamaHealth.start();
 
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
@@ -68,7 +77,10 @@ function main(): void {
     stopping = true;
     logger.info('shutting down', { signal });
     server.close(() => {
-      void flushLogger(logger).then(() => process.exit(0));
+      void ollamaStack
+        .close()
+        .then(() => flushLogger(logger))
+        .then(() => process.exit(0));
     });
   };
   process.on('SIGTERM', stop);

@@ -1,0 +1,362 @@
+/**
+ * The one adapter between the gateway and Ollama: the official `ollama` client over a keep-alive
+ * undici pool, with deadlines, typed errors, retries, a circuit breaker and admission control.
+ * See services/ollama-types.ts for the contract every caller codes against.
+ */
+import { Ollama, type ChatRequest, type ChatResponse } from 'ollama';
+import type { Config } from '../src/config';
+import { isAppError } from '../src/errors';
+import type { Logger } from '../src/logger';
+import { createAdmission, type Slot } from './ollama-admission';
+import { createCircuit, type CircuitState } from './ollama-circuit';
+import {
+  countsAsOllamaFailure,
+  failureOf,
+  midStreamError,
+  outcomeOf,
+  pullError,
+  unavailableError,
+} from './ollama-errors';
+import { CallDeadline, createOllamaTransport, type AttemptProbe } from './ollama-http';
+import { withRetries } from './ollama-retry';
+import { createChatStream, type StreamEnd } from './ollama-stream';
+import type { CallOptions, CallTimings, GatewayChatRequest, OllamaService } from './ollama-types';
+import type { InferenceEvent, InferenceOperation, Telemetry } from './telemetry';
+
+export type OllamaClientConfig = Pick<
+  Config,
+  | 'OLLAMA_HOST'
+  | 'OLLAMA_KEEP_ALIVE'
+  | 'OLLAMA_TIMEOUT_MS'
+  | 'OLLAMA_FIRST_BYTE_TIMEOUT_MS'
+  | 'OLLAMA_STREAM_IDLE_TIMEOUT_MS'
+  | 'OLLAMA_RETRY_MAX'
+  | 'OLLAMA_RETRY_BASE_MS'
+  | 'CIRCUIT_FAILURE_THRESHOLD'
+  | 'CIRCUIT_RESET_MS'
+  | 'OLLAMA_MAX_CONCURRENCY'
+  | 'QUEUE_MAX'
+  | 'QUEUE_TIMEOUT_MS'
+>;
+
+export interface OllamaClientOptions {
+  config: OllamaClientConfig;
+  telemetry: Telemetry;
+  logger: Logger;
+  /** Monotonic-enough clock in ms (default Date.now); injected by tests. */
+  now?: () => number;
+  /** Jitter source for retry backoff (default Math.random). */
+  random?: () => number;
+}
+
+/** The service plus what its owner (server.ts, tests) needs: events and shutdown. */
+export interface OllamaClient extends OllamaService {
+  /** Subscribes to circuit state changes; returns the unsubscribe function. */
+  onCircuitChange(listener: (state: CircuitState) => void): () => void;
+  /** Closes pooled connections and the breaker's timers. */
+  close(): Promise<void>;
+}
+
+type RetryKind = 'read' | 'generation' | 'none';
+
+interface CallSpec<T> {
+  deadline: CallDeadline;
+  modelScoped: boolean;
+  retry: RetryKind;
+  run: (client: Ollama, probe: AttemptProbe) => Promise<T>;
+  probe?: Partial<AttemptProbe>;
+}
+
+/** Builds the Ollama service. Nothing connects until the first call. */
+export function createOllamaService(options: OllamaClientOptions): OllamaClient {
+  const { config, telemetry, logger } = options;
+  const now = options.now ?? Date.now;
+  const transport = createOllamaTransport({});
+  const circuit = createCircuit({
+    failureThreshold: config.CIRCUIT_FAILURE_THRESHOLD,
+    resetMs: config.CIRCUIT_RESET_MS,
+    isFailure: countsAsOllamaFailure,
+    now,
+  });
+  circuit.onChange((state) => logger.warn('ollama circuit changed', { circuit: state }));
+  const admission = createAdmission({
+    maxConcurrency: config.OLLAMA_MAX_CONCURRENCY,
+    maxQueue: config.QUEUE_MAX,
+    timeoutMs: config.QUEUE_TIMEOUT_MS,
+    now,
+  });
+
+  const shouldRetry = (kind: RetryKind) => (err: unknown) => {
+    if (kind === 'none' || !isAppError(err)) return false;
+    if ((err.details as { circuit?: string } | undefined)?.circuit === 'open') return false;
+    if (err.code === 'OLLAMA_BUSY') return true;
+    // A generation that reached Ollama's handler may have started: never run it twice.
+    if (err.code === 'OLLAMA_UNAVAILABLE') return kind === 'read' || !failureOf(err).responded;
+    return kind === 'read' && err.code === 'OLLAMA_UPSTREAM_ERROR' && countsAsOllamaFailure(err);
+  };
+
+  /** One call: breaker → retries → attempt (a fresh ollama-js client bound to this attempt). */
+  function execute<T>(spec: CallSpec<T>): Promise<T> {
+    const { deadline } = spec;
+    return circuit.run(() =>
+      withRetries(
+        async () => {
+          const probe: AttemptProbe = { responded: false, ...spec.probe };
+          const client = new Ollama({
+            host: config.OLLAMA_HOST,
+            fetch: transport.fetchFor(deadline, probe, spec.modelScoped) as typeof fetch,
+          });
+          try {
+            return await spec.run(client, probe);
+          } catch (err) {
+            throw (
+              deadline.explain(err) ??
+              (probe.responded ? midStreamError(err) : unavailableError(err, false))
+            );
+          }
+        },
+        {
+          retries: spec.retry === 'none' ? 0 : config.OLLAMA_RETRY_MAX,
+          baseMs: config.OLLAMA_RETRY_BASE_MS,
+          shouldRetry: shouldRetry(spec.retry),
+          signal: deadline.signal,
+          random: options.random,
+        },
+      ),
+    );
+  }
+
+  /** A non-streamed call with the whole-call deadline; retried only when `retry` allows. */
+  async function simple<T>(
+    opts: CallOptions | undefined,
+    modelScoped: boolean,
+    retry: RetryKind,
+    run: (client: Ollama) => Promise<T>,
+  ): Promise<T> {
+    const deadline = new CallDeadline(opts?.signal);
+    deadline.arm('total', opts?.timeoutMs ?? config.OLLAMA_TIMEOUT_MS);
+    try {
+      return await execute({ deadline, modelScoped, retry, run });
+    } finally {
+      deadline.dispose();
+    }
+  }
+
+  function report(
+    operation: InferenceOperation,
+    model: string,
+    started: number,
+    fields: Partial<InferenceEvent> & Pick<InferenceEvent, 'outcome'>,
+  ): void {
+    telemetry.inference({ model, operation, durationS: (now() - started) / 1000, ...fields });
+  }
+
+  function metricsOf(r: ChatResponse | undefined): Partial<InferenceEvent> {
+    if (!r) return {};
+    return {
+      promptTokens: r.prompt_eval_count,
+      completionTokens: r.eval_count,
+      evalDurationNs: r.eval_duration,
+      loadDurationNs: r.load_duration,
+      promptEvalDurationNs: r.prompt_eval_duration,
+    };
+  }
+
+  /** Copies the caller's request (ollama-js rewrites message images in place) and adds ours. */
+  function outgoing(req: GatewayChatRequest): ChatRequest {
+    return {
+      ...req,
+      messages: req.messages?.map((m) => ({ ...m })),
+      keep_alive: config.OLLAMA_KEEP_ALIVE,
+    };
+  }
+
+  /** Fails fast on an open circuit, then waits for an admission slot. */
+  async function admit(opts: CallOptions | undefined): Promise<Slot> {
+    circuit.assertAvailable();
+    return admission.acquire(opts?.signal);
+  }
+
+  async function emptyRequest(
+    model: string,
+    keepAlive: string | number,
+    opts: CallOptions | undefined,
+  ): Promise<ChatResponse | undefined> {
+    return simple(opts, true, 'generation', async (client) => {
+      try {
+        return await client.chat({ model, messages: [], keep_alive: keepAlive, stream: false });
+      } catch (err) {
+        // Embedding models refuse chat (400); /api/embed with no input loads or unloads them.
+        if (!isAppError(err) || err.code !== 'OLLAMA_UPSTREAM_ERROR') throw err;
+        if (failureOf(err).status !== 400) throw err;
+        await client.embed({ model, input: [], keep_alive: keepAlive });
+        return undefined;
+      }
+    });
+  }
+
+  return {
+    async chat(req, opts) {
+      const started = now();
+      const timings: CallTimings = { queueMs: 0 };
+      let slot: Slot | undefined;
+      const cancelled = (): boolean => opts?.signal?.aborted === true;
+      try {
+        slot = await admit(opts);
+        timings.queueMs = slot.waitedMs;
+        const sentAt = now();
+        const response = await simple(opts, true, 'generation', (client) =>
+          client.chat({ ...outgoing(req), stream: false }),
+        );
+        timings.firstByteMs = timings.ollamaMs = now() - sentAt;
+        report('chat', req.model, started, {
+          outcome: 'success',
+          queueWaitS: timings.queueMs / 1000,
+          ...metricsOf(response),
+        });
+        return { response, timings };
+      } catch (err) {
+        report('chat', req.model, started, {
+          outcome: outcomeOf(err, cancelled() && !isAppError(err)),
+          queueWaitS: timings.queueMs / 1000,
+        });
+        throw err;
+      } finally {
+        slot?.release();
+      }
+    },
+
+    async chatStream(req, opts) {
+      const started = now();
+      const timings: CallTimings = { queueMs: 0 };
+      let slot: Slot | undefined;
+      const deadline = new CallDeadline(opts?.signal);
+      try {
+        slot = await admit(opts);
+        timings.queueMs = slot.waitedMs;
+        const sentAt = now();
+        deadline.arm('first_byte', config.OLLAMA_FIRST_BYTE_TIMEOUT_MS);
+        const source = await execute({
+          deadline,
+          modelScoped: true,
+          retry: 'generation',
+          probe: { onProgress: () => deadline.arm('idle', config.OLLAMA_STREAM_IDLE_TIMEOUT_MS) },
+          run: (client) => client.chat({ ...outgoing(req), stream: true }),
+        });
+        timings.firstByteMs = now() - sentAt;
+        const held = slot;
+        return createChatStream({
+          source,
+          deadline,
+          timings,
+          sentAt,
+          now,
+          onEnd: (end: StreamEnd) => {
+            held.release();
+            report('chat', req.model, started, {
+              outcome:
+                end.error === undefined && !end.cancelled
+                  ? 'success'
+                  : outcomeOf(end.error, end.cancelled),
+              queueWaitS: timings.queueMs / 1000,
+              ...(end.ttftMs !== undefined ? { ttftS: end.ttftMs / 1000 } : {}),
+              ...metricsOf(end.final),
+            });
+          },
+        });
+      } catch (err) {
+        deadline.dispose();
+        slot?.release();
+        report('chat', req.model, started, {
+          outcome: outcomeOf(err, deadline.cancelled && !isAppError(err)),
+          queueWaitS: timings.queueMs / 1000,
+        });
+        throw err;
+      }
+    },
+
+    version: (opts) => simple(opts, false, 'read', async (c) => (await c.version()).version),
+    list: (opts) => simple(opts, false, 'read', (c) => c.list()),
+    show: (model, opts) => simple(opts, true, 'read', (c) => c.show({ model })),
+    ps: (opts) => simple(opts, false, 'read', (c) => c.ps()),
+
+    async preload(model, keepAlive, opts) {
+      const started = now();
+      try {
+        await emptyRequest(model, keepAlive ?? config.OLLAMA_KEEP_ALIVE, opts);
+        report('preload', model, started, { outcome: 'success' });
+        return { loadMs: now() - started };
+      } catch (err) {
+        report('preload', model, started, { outcome: outcomeOf(err, opts?.signal?.aborted) });
+        throw err;
+      }
+    },
+
+    async unload(model, opts) {
+      const started = now();
+      try {
+        await emptyRequest(model, 0, opts);
+        report('unload', model, started, { outcome: 'success' });
+      } catch (err) {
+        report('unload', model, started, { outcome: outcomeOf(err, opts?.signal?.aborted) });
+        throw err;
+      }
+    },
+
+    pull(model, opts) {
+      return pullStream(model, opts);
+    },
+
+    async delete(model, opts) {
+      await simple(opts, true, 'none', (c) => c.delete({ model }));
+    },
+
+    circuitState: () => circuit.state(),
+    queueStats: () => admission.stats(),
+    onCircuitChange: (listener) => circuit.onChange(listener),
+    async close() {
+      circuit.close();
+      await transport.close();
+    },
+  };
+
+  /**
+   * Pull progress as Ollama streams it. Between progress lines Ollama may go quiet for long
+   * (verifying a multi-GB digest), so the idle limit here is the whole-call OLLAMA_TIMEOUT_MS.
+   */
+  async function* pullStream(model: string, opts: CallOptions | undefined) {
+    const started = now();
+    const deadline = new CallDeadline(opts?.signal);
+    const idle = (): void => deadline.arm('idle', config.OLLAMA_TIMEOUT_MS);
+    deadline.arm('first_byte', config.OLLAMA_FIRST_BYTE_TIMEOUT_MS);
+    let outcomeErr: unknown;
+    let ok = false;
+    try {
+      const source = await execute({
+        deadline,
+        modelScoped: true,
+        retry: 'none',
+        probe: { onProgress: idle },
+        run: (client) => client.pull({ model, stream: true }),
+      });
+      try {
+        for await (const progress of source) yield progress;
+      } catch (err) {
+        throw deadline.explain(err) ?? pullError(err);
+      } finally {
+        source.abort();
+      }
+      ok = true;
+    } catch (err) {
+      outcomeErr = err;
+      throw err;
+    } finally {
+      deadline.dispose();
+      report('pull', model, started, {
+        outcome: ok
+          ? 'success'
+          : outcomeOf(outcomeErr, deadline.cancelled || outcomeErr === undefined),
+      });
+    }
+  }
+}

@@ -1,0 +1,165 @@
+/**
+ * How Ollama's failures become the gateway's error codes. Classification is by HTTP status and
+ * by what the transport reported, never by message text (Ollama's wording changes per endpoint
+ * and per version).
+ */
+import { AppError, isAppError, type AppErrorOptions, type ErrorCode } from '../src/errors';
+import type { InferenceOutcome } from './telemetry';
+
+/** Retry-After sent with OLLAMA_BUSY when Ollama itself gives none. */
+const BUSY_RETRY_AFTER_S = 1;
+/** Longest upstream message (4xx only) passed on to the client in `details`. */
+const MAX_UPSTREAM_MESSAGE = 300;
+
+/** Facts about one failed attempt, used by the retry policy (never shown to a client). */
+export interface AttemptFailure {
+  /** Response headers arrived before the failure (the request reached Ollama's handler). */
+  responded: boolean;
+  /** HTTP status when Ollama answered with a non-2xx. */
+  status?: number;
+}
+
+/** An AppError that also remembers how far its attempt got, for the retry policy. */
+export class OllamaCallError extends AppError {
+  constructor(
+    code: ErrorCode,
+    message: string | undefined,
+    options: AppErrorOptions,
+    readonly attempt: AttemptFailure,
+  ) {
+    super(code, message, options);
+  }
+}
+
+/** The retry facts of an error (anything unclassified counts as "Ollama answered"). */
+export function failureOf(err: unknown): AttemptFailure {
+  return err instanceof OllamaCallError ? err.attempt : { responded: true };
+}
+
+/**
+ * A non-2xx answer from Ollama. `modelScoped` says whether a 404 means "that model is not
+ * installed" (show, chat, pull, delete…) rather than "wrong path" (version, tags, ps).
+ */
+export function errorFromStatus(
+  status: number,
+  bodyText: string,
+  retryAfterHeader: string | null,
+  modelScoped: boolean,
+): AppError {
+  const upstream = upstreamMessage(bodyText);
+  const facts = { responded: true, status };
+  if (status === 404 && modelScoped) {
+    return new OllamaCallError('MODEL_NOT_FOUND', undefined, { cause: upstream }, facts);
+  }
+  if (status === 503) {
+    const header = Number(retryAfterHeader);
+    const retryAfterS = Number.isFinite(header) && header > 0 ? header : BUSY_RETRY_AFTER_S;
+    return new OllamaCallError('OLLAMA_BUSY', undefined, { retryAfterS, cause: upstream }, facts);
+  }
+  // A 4xx describes the request the gateway forwarded (e.g. a model without tool support), so
+  // its text helps the caller; a 5xx text is Ollama's internals and stays in the log.
+  const details: Record<string, unknown> = { upstream_status: status };
+  if (status < 500 && upstream) details.upstream_message = upstream.slice(0, MAX_UPSTREAM_MESSAGE);
+  const cause = new Error(`Ollama answered ${status}: ${upstream}`);
+  return new OllamaCallError('OLLAMA_UPSTREAM_ERROR', undefined, { details, cause }, facts);
+}
+
+function upstreamMessage(bodyText: string): string {
+  try {
+    const parsed = JSON.parse(bodyText) as { error?: unknown };
+    if (typeof parsed.error === 'string') return parsed.error;
+  } catch {
+    // not JSON: Ollama's router answers 404/405 in plain text
+  }
+  return bodyText.trim();
+}
+
+/** The connection failed (refused, reset, DNS, socket closed) before or during the answer. */
+export function unavailableError(cause: unknown, responded: boolean): AppError {
+  const options = { cause, retryAfterS: BUSY_RETRY_AFTER_S };
+  return new OllamaCallError('OLLAMA_UNAVAILABLE', undefined, options, { responded });
+}
+
+/** A deadline of ours expired; `phase` says which one. */
+export function timeoutError(phase: 'total' | 'first_byte' | 'idle', ms: number): AppError {
+  const messages = {
+    total: `Ollama did not answer within ${ms} ms.`,
+    first_byte: `Ollama did not start answering within ${ms} ms.`,
+    idle: `Ollama stopped sending for ${ms} ms in the middle of a stream.`,
+  };
+  return new OllamaCallError(
+    'OLLAMA_TIMEOUT',
+    messages[phase],
+    { details: { phase } },
+    { responded: phase === 'idle' },
+  );
+}
+
+/** An `{"error":…}` line inside a stream, or a stream that ended without its final object. */
+export function midStreamError(cause: unknown): AppError {
+  return new OllamaCallError(
+    'OLLAMA_UPSTREAM_ERROR',
+    'Ollama failed in the middle of its answer.',
+    { details: { phase: 'stream' }, cause },
+    { responded: true },
+  );
+}
+
+/**
+ * An error line in a pull. Its text is about the registry (e.g. "file does not exist"), not
+ * Ollama's internals, and says why the pull failed, so it is passed on (truncated).
+ */
+export function pullError(cause: unknown): AppError {
+  const text = cause instanceof Error ? cause.message : String(cause);
+  return new OllamaCallError(
+    'OLLAMA_UPSTREAM_ERROR',
+    'Ollama could not pull the model.',
+    { details: { phase: 'pull', upstream_message: text.slice(0, MAX_UPSTREAM_MESSAGE) }, cause },
+    { responded: true },
+  );
+}
+
+/** The circuit breaker is open: fail fast until the next trial. */
+export function circuitOpenError(retryAfterS: number): AppError {
+  return new OllamaCallError(
+    'OLLAMA_UNAVAILABLE',
+    'Ollama is failing; requests are paused for a moment.',
+    { retryAfterS, details: { circuit: 'open' } },
+    { responded: false },
+  );
+}
+
+/**
+ * Errors that say Ollama is unhealthy, and so count toward opening the circuit. A missing
+ * model, a bad request, a full queue of ours or a caller that went away say nothing about
+ * Ollama's health.
+ */
+export function countsAsOllamaFailure(err: unknown): boolean {
+  if (!isAppError(err)) return false;
+  if (err.code === 'OLLAMA_UNAVAILABLE' || err.code === 'OLLAMA_TIMEOUT') return true;
+  return err.code === 'OLLAMA_UPSTREAM_ERROR' && (failureOf(err).status ?? 500) >= 500;
+}
+
+/** The telemetry outcome of a failed call (`cancelled`: its caller ended it). */
+export function outcomeOf(err: unknown, cancelled = false): InferenceOutcome {
+  if (cancelled) return 'cancelled';
+  if (!isAppError(err)) return 'error';
+  switch (err.code) {
+    case 'OLLAMA_TIMEOUT':
+      return 'timeout';
+    case 'OLLAMA_BUSY':
+      return 'busy';
+    case 'OLLAMA_UNAVAILABLE':
+      return (err.details as { circuit?: string } | undefined)?.circuit === 'open'
+        ? 'circuit_open'
+        : 'unavailable';
+    case 'MODEL_NOT_FOUND':
+      return 'not_found';
+    case 'QUEUE_FULL':
+      return 'queue_full';
+    case 'QUEUE_TIMEOUT':
+      return 'queue_timeout';
+    default:
+      return 'error';
+  }
+}

@@ -1,0 +1,96 @@
+import { isAppError } from '../src/errors';
+import type { CallDeadline } from './ollama-http';
+import { midStreamError } from './ollama-errors';
+import type { CallTimings, ChatResponse, ChatStream } from './ollama-types';
+
+/** How a stream ended, reported once. */
+export interface StreamEnd {
+  /** Undefined on success. */
+  error?: unknown;
+  /** The consumer stopped early or aborted. */
+  cancelled: boolean;
+  final?: ChatResponse;
+  /** Send → first content, ms. */
+  ttftMs?: number;
+}
+
+export interface ChatStreamOptions {
+  /** The ollama-js iterator (it throws a plain Error for an error line or a missing final object). */
+  source: AsyncIterable<ChatResponse> & { abort(): void };
+  deadline: CallDeadline;
+  timings: CallTimings;
+  /** When the request was sent to Ollama (ms, same clock as `now`). */
+  sentAt: number;
+  now: () => number;
+  /** Called exactly once, when the stream ended for any reason (release slot, telemetry). */
+  onEnd: (end: StreamEnd) => void;
+}
+
+function hasContent(chunk: ChatResponse): boolean {
+  const m = chunk.message as ChatResponse['message'] | undefined;
+  return Boolean(m && (m.content || m.thinking || (m.tool_calls && m.tool_calls.length > 0)));
+}
+
+/**
+ * A streamed chat as the gateway hands it out: chunks pass through as they arrive; an error
+ * line or a cut connection becomes a typed error; breaking out of the loop or calling abort()
+ * aborts the Ollama request (so it stops generating); `onEnd` runs exactly once.
+ */
+export function createChatStream(options: ChatStreamOptions): ChatStream {
+  const { source, deadline, timings, sentAt, now, onEnd } = options;
+  let iterated = false;
+  let ended = false;
+  const end = (result: StreamEnd): void => {
+    if (ended) return;
+    ended = true;
+    deadline.dispose();
+    timings.ollamaMs = now() - sentAt;
+    onEnd(result);
+  };
+
+  async function* iterate(): AsyncGenerator<ChatResponse> {
+    let final: ChatResponse | undefined;
+    let ttftMs: number | undefined;
+    try {
+      for await (const chunk of source) {
+        if (ttftMs === undefined && hasContent(chunk)) ttftMs = now() - sentAt;
+        if (chunk.done) final = chunk;
+        yield chunk;
+      }
+      end({ cancelled: false, final, ttftMs });
+    } catch (err) {
+      const typed = deadline.explain(err) ?? midStreamError(err);
+      end({ error: typed, cancelled: deadline.cancelled && !isAppError(typed), final, ttftMs });
+      throw typed;
+    } finally {
+      if (!ended) {
+        // The consumer left the loop early: stop Ollama generating for nobody.
+        deadline.abort();
+        source.abort();
+        end({ cancelled: true, final, ttftMs });
+      }
+    }
+  }
+
+  // A stream nobody iterates still ends: its idle deadline aborts it and frees its slot.
+  deadline.signal.addEventListener(
+    'abort',
+    () => {
+      if (!iterated) end({ error: deadline.explain(undefined), cancelled: deadline.cancelled });
+    },
+    { once: true },
+  );
+
+  return {
+    timings,
+    abort() {
+      deadline.abort();
+      source.abort();
+    },
+    [Symbol.asyncIterator]() {
+      if (iterated) throw new Error('A ChatStream can be iterated only once.');
+      iterated = true;
+      return iterate();
+    },
+  };
+}

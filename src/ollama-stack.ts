@@ -1,0 +1,62 @@
+import { createModelService, type ModelService } from '../services/models';
+import { createOllamaService, type OllamaClient } from '../services/ollama-client';
+import { createOllamaHealth, type Schedule } from '../services/ollama-health';
+import type { OllamaHealth } from '../services/ollama-types';
+import type { Telemetry } from '../services/telemetry';
+import type { Config } from './config';
+import type { Logger } from './logger';
+
+/** The Ollama collaborators every other part uses, built together because they share state. */
+export interface OllamaStack {
+  ollama: OllamaClient;
+  ollamaHealth: OllamaHealth;
+  models: ModelService;
+  /** Stops the health timer and closes the connection pool. */
+  close(): Promise<void>;
+}
+
+export interface OllamaStackOptions {
+  config: Readonly<Config>;
+  telemetry: Telemetry;
+  logger: Logger;
+  now?: () => number;
+  /** Timer for the health refresh loop (tests drive it by hand). */
+  schedule?: Schedule;
+}
+
+/**
+ * Builds the Ollama service, the model manager (active model, switch, cached catalog) and the
+ * cached health. Starts nothing: the owner calls `ollamaHealth.start()` when it is ready.
+ */
+export function buildOllamaStack(options: OllamaStackOptions): OllamaStack {
+  const { config, telemetry, logger } = options;
+  const now = options.now ?? Date.now;
+  const ollama = createOllamaService({ config, telemetry, logger, now });
+  const models = createModelService({
+    ollama,
+    cacheTtlMs: config.MODELS_CACHE_TTL_MS,
+    initialModel: config.OLLAMA_MODEL,
+    telemetry,
+    logger,
+    now,
+  });
+  const ollamaHealth = createOllamaHealth({
+    ollama,
+    activeModel: () => models.active(),
+    ttlMs: config.OLLAMA_HEALTH_TTL_MS,
+    timeoutMs: config.OLLAMA_HEALTH_TIMEOUT_MS,
+    telemetry,
+    logger,
+    now,
+    ...(options.schedule ? { schedule: options.schedule } : {}),
+  });
+  return {
+    ollama,
+    ollamaHealth,
+    models,
+    async close() {
+      ollamaHealth.stop();
+      await ollama.close();
+    },
+  };
+}
