@@ -6,8 +6,10 @@ import { createErrorHandler, createNotFound } from '../middleware/error-handler'
 import { createJsonBody } from '../middleware/json-body';
 import { createRequestContext, type RequestContextStore } from '../middleware/request-context';
 import { createValidate } from '../middleware/validate';
+import { createAgentsRouter } from '../routers/agents';
 import { createHealthRouter, type BuildInfo } from '../routers/health';
 import { createOllamaRouter } from '../routers/ollama';
+import type { AgentsRuntime } from '../services/agents/runtime';
 import type { ModelService } from '../services/models';
 import type { OllamaHealth, OllamaService } from '../services/ollama-types';
 import type { Config } from './config';
@@ -30,6 +32,8 @@ export interface AppDeps {
   ollamaHealth?: OllamaHealth;
   /** Active model, switches, cached model catalog (services/models). */
   models?: ModelService;
+  /** The agents runtime (`/agents/*`); absent in tests that do not exercise agents. */
+  agents?: AgentsRuntime;
 }
 
 /**
@@ -73,6 +77,16 @@ export function createApp(deps: AppDeps): Express {
         models: deps.models,
         validate,
         now: deps.now,
+      }),
+    );
+  }
+  if (deps.agents) {
+    app.use(
+      createAgentsRouter({
+        service: deps.agents.service,
+        validate: createValidate({ schemas: deps.schemas }),
+        heartbeatMs: deps.agents.heartbeatMs,
+        timers: deps.agents.timers,
       }),
     );
   }

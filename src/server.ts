@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { createRequestContextStore } from '../middleware/request-context';
+import { AgentsFileError } from '../services/agents/registry';
+import { createAgentsRuntime, type AgentsRuntime } from '../services/agents/runtime';
 import { createNoopTelemetry } from '../services/telemetry';
 import { createApp } from './app';
 import { ConfigError, loadConfig, type Config } from './config';
@@ -50,6 +52,24 @@ function main(): void {
   // Until the metrics module lands, Ollama events are recorded nowhere.
   const telemetry = createNoopTelemetry();
   const ollamaStack = buildOllamaStack({ config, telemetry, logger });
+  let agents: AgentsRuntime;
+  try {
+    agents = createAgentsRuntime({
+      config,
+      schemas,
+      ollama: ollamaStack.ollama,
+      models: ollamaStack.models,
+      telemetry,
+      logger,
+      now: Date.now,
+    });
+  } catch (err) {
+    if (err instanceof AgentsFileError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw err;
+  }
   const app = createApp({
     config,
     logger,
@@ -61,6 +81,7 @@ function main(): void {
     ollama: ollamaStack.ollama,
     ollamaHealth: ollamaStack.ollamaHealth,
     models: ollamaStack.models,
+    agents,
   });
   const server = http.createServer({ maxHeaderSize: config.MAX_HEADER_SIZE }, app);
   applyServerTimeouts(server, config);
@@ -76,6 +97,7 @@ function main(): void {
     if (stopping) process.exit(130);
     stopping = true;
     logger.info('shutting down', { signal });
+    agents.service.cancelAll();
     server.close(() => {
       void ollamaStack
         .close()

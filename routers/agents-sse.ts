@@ -1,0 +1,67 @@
+import type { Response } from 'express';
+import { formatSse, type RunEvent } from '../services/agents/events';
+import type { RunRecord } from '../services/agents/run-store';
+import type { Timers } from '../services/agents/timers';
+
+const TERMINAL = new Set(['run.completed', 'run.incomplete', 'run.failed', 'run.cancelled']);
+
+export interface StreamRunOptions {
+  /** Replay stored events with a sequence number above this one first. */
+  after: number;
+  /** The client that started the run is streaming it: when it goes away, the run is cancelled. */
+  cancelOnClose: boolean;
+  heartbeatMs: number;
+  timers: Timers;
+}
+
+/**
+ * Streams a run's events as server-sent events: headers flushed at once, then the stored
+ * events after `after`, then each new event written the moment it is emitted (one write per
+ * event, so tokens are not held back), a `: ping` comment every `heartbeatMs`, and the end of
+ * the response after the terminal event. Resolves when the response is over.
+ */
+export function streamRun(
+  res: Response,
+  record: RunRecord,
+  options: StreamRunOptions,
+): Promise<void> {
+  const { events, run, controller } = record;
+  res.status(200);
+  res.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
+  res.setHeader('Cache-Control', 'no-cache, no-transform');
+  res.setHeader('Connection', 'keep-alive');
+  // Tells nginx-style proxies not to buffer the stream.
+  res.setHeader('X-Accel-Buffering', 'no');
+  res.setHeader('X-Run-Id', run.id);
+  res.setHeader('Content-Location', `/agents/runs/${run.id}`);
+  res.flushHeaders();
+  res.socket?.setNoDelay(true);
+
+  return new Promise<void>((resolve) => {
+    let finished = false;
+    let unsubscribe = (): void => undefined;
+    const heartbeat = options.timers.every(options.heartbeatMs, () => {
+      if (!res.writableEnded) res.write(': ping\n\n');
+    });
+    const finish = (): void => {
+      if (finished) return;
+      finished = true;
+      unsubscribe();
+      heartbeat.cancel();
+      if (!res.writableEnded) res.end();
+      resolve();
+    };
+    const write = (event: RunEvent): void => {
+      if (finished) return;
+      res.write(formatSse(event));
+      if (TERMINAL.has(event.type)) finish();
+    };
+    res.once('close', () => {
+      if (!finished && options.cancelOnClose) controller.abort();
+      finish();
+    });
+    // Replay and subscribe in one tick: events are emitted synchronously, so none fall between.
+    for (const event of events.since(options.after)) write(event);
+    if (!finished) unsubscribe = events.subscribe(write);
+  });
+}

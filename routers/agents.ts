@@ -1,0 +1,134 @@
+import { Router, type Request } from 'express';
+import { createMethodNotAllowed } from '../middleware/error-handler';
+import type { Validate } from '../middleware/validate';
+import { snapshot } from '../services/agents/run-object';
+import type { AgentsService, RunRequest } from '../services/agents/service';
+import type { Timers } from '../services/agents/timers';
+import { AppError } from '../src/errors';
+import { streamRun } from './agents-sse';
+
+export interface AgentsRouterOptions {
+  service: AgentsService;
+  validate: Validate;
+  /** STREAM_HEARTBEAT_MS. */
+  heartbeatMs: number;
+  timers: Timers;
+}
+
+/** Printable ASCII without spaces, as the Idempotency-Key draft allows, at most 255 characters. */
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+
+function idempotencyKey(req: Request): string | undefined {
+  const key = req.get('idempotency-key');
+  if (key === undefined) return undefined;
+  if (!IDEMPOTENCY_KEY.test(key)) {
+    throw new AppError('VALIDATION_FAILED', undefined, {
+      details: [
+        {
+          in: 'headers',
+          path: '/idempotency-key',
+          message: 'must be 1 to 255 printable ASCII characters',
+        },
+      ],
+    });
+  }
+  return key;
+}
+
+/** The sequence number to replay after: Last-Event-ID wins over `?after=`. */
+function replayAfter(req: Request): number {
+  const header = req.get('last-event-id');
+  if (header !== undefined) {
+    if (!/^\d{1,15}$/.test(header.trim())) {
+      throw new AppError('VALIDATION_FAILED', undefined, {
+        details: [
+          { in: 'headers', path: '/last-event-id', message: 'must be an event id (an integer)' },
+        ],
+      });
+    }
+    return Number(header.trim());
+  }
+  return (req.query as { after?: number }).after ?? 0;
+}
+
+/**
+ * `/agents`: list and show agents, run one (answered, streamed or in the background), read,
+ * follow and cancel runs. Runs belong to the principal that created them.
+ */
+export function createAgentsRouter(options: AgentsRouterOptions): Router {
+  const { service, validate, heartbeatMs, timers } = options;
+  const router = Router();
+  const runParams = validate({ params: 'agent-run.params' });
+
+  router
+    .route('/agents')
+    .get((_req, res) => {
+      res.json({ object: 'list', data: service.listAgents() });
+    })
+    .all(createMethodNotAllowed(['GET', 'HEAD']));
+
+  router
+    .route('/agents/run')
+    .post(validate({ body: 'agent-run.request' }), async (req, res) => {
+      const body = req.body as RunRequest;
+      const { record, replayed } = await service.start(body, {
+        owner: req.principal?.id ?? 'anonymous',
+        idempotencyKey: idempotencyKey(req),
+      });
+      const { run } = record;
+      res.setHeader('X-Run-Id', run.id);
+      if (replayed) res.setHeader('Idempotency-Replayed', 'true');
+      if (body.stream) {
+        // Only the client that started the run cancels it by leaving; a replay just watches.
+        await streamRun(res, record, { after: 0, cancelOnClose: !replayed, heartbeatMs, timers });
+        return;
+      }
+      if (body.background || body.webhook) {
+        res.status(202).location(`/agents/runs/${run.id}`).json(snapshot(run));
+        return;
+      }
+      const abandon = (): void => {
+        if (!res.writableEnded && !replayed) record.controller.abort();
+      };
+      res.once('close', abandon);
+      const finished = await record.done;
+      res.off('close', abandon);
+      res.json(snapshot(finished));
+    })
+    .all(createMethodNotAllowed(['POST']));
+
+  router
+    .route('/agents/runs/:id')
+    .get(runParams, (req, res) => {
+      res.json(snapshot(service.find(String(req.params.id), req.principal).run));
+    })
+    .all(createMethodNotAllowed(['GET', 'HEAD']));
+
+  router
+    .route('/agents/runs/:id/events')
+    .get(
+      validate({ params: 'agent-run.params', query: 'agent-run-events.query' }),
+      async (req, res) => {
+        const record = service.find(String(req.params.id), req.principal);
+        const after = replayAfter(req);
+        await streamRun(res, record, { after, cancelOnClose: false, heartbeatMs, timers });
+      },
+    )
+    .all(createMethodNotAllowed(['GET']));
+
+  router
+    .route('/agents/runs/:id/cancel')
+    .post(runParams, async (req, res) => {
+      res.json(await service.cancel(String(req.params.id), req.principal));
+    })
+    .all(createMethodNotAllowed(['POST']));
+
+  router
+    .route('/agents/:name')
+    .get(validate({ params: 'agent.params' }), (req, res) => {
+      res.json(service.getAgent(String(req.params.name)));
+    })
+    .all(createMethodNotAllowed(['GET', 'HEAD']));
+
+  return router;
+}

@@ -1,0 +1,105 @@
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
+import type { SchemaRegistry } from '../../src/validation';
+import type { AgentDefinition } from './types';
+
+/** Thrown at start for a bad AGENTS_FILE; its message names the file and every problem. */
+export class AgentsFileError extends Error {
+  constructor(
+    file: string,
+    readonly problems: readonly string[],
+  ) {
+    super(`Invalid AGENTS_FILE ${file}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'AgentsFileError';
+  }
+}
+
+/** The built-in agent, used when a request names no agent. `AGENTS_FILE` may redefine it. */
+export const DEFAULT_AGENT: Readonly<AgentDefinition> = Object.freeze({
+  name: 'default',
+  description: 'A general assistant with the built-in time and calculator tools.',
+  system:
+    'You are a helpful, precise assistant. Use the tools when they help: calculator for any arithmetic, current_time for the date or time. Answer concisely.',
+  tools: ['current_time', 'calculator'],
+});
+
+export interface AgentRegistry {
+  /** Every agent, sorted by name. */
+  list(): AgentDefinition[];
+  get(name: string): AgentDefinition | undefined;
+}
+
+/**
+ * Problems with an agent that the schema cannot see: tools not in the tool registry and a
+ * `response_format` schema Ajv cannot compile. Used for the file at start and for inline agents.
+ */
+export function agentProblems(
+  agent: AgentDefinition,
+  deps: { toolNames: readonly string[]; schemas: SchemaRegistry },
+): string[] {
+  const problems: string[] = [];
+  for (const tool of agent.tools ?? []) {
+    if (!deps.toolNames.includes(tool)) {
+      problems.push(`tool "${tool}" is not available (available: ${deps.toolNames.join(', ')})`);
+    }
+  }
+  const format = agent.response_format;
+  if (format?.type === 'json_schema') {
+    try {
+      deps.schemas.compile(format.schema);
+    } catch (err) {
+      problems.push(`response_format.schema does not compile: ${(err as Error).message}`);
+    }
+  }
+  return problems;
+}
+
+/**
+ * Reads and checks AGENTS_FILE once at start (YAML or JSON — YAML parses both): the document
+ * must match `schemas/agents-file.schema.json`, names must be unique, tools must exist.
+ * @throws AgentsFileError listing every problem.
+ */
+export function loadAgentsFile(
+  file: string,
+  deps: { toolNames: readonly string[]; schemas: SchemaRegistry },
+): AgentDefinition[] {
+  let doc: unknown;
+  try {
+    doc = parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new AgentsFileError(file, [(err as Error).message]);
+  }
+  const invalid = deps.schemas.check('agents-file', doc, 'AGENTS_FILE');
+  if (invalid.length > 0) {
+    throw new AgentsFileError(
+      file,
+      invalid.map((p) => `${p.path || '(document)'} ${p.message}`),
+    );
+  }
+  const agents = (doc as { agents: AgentDefinition[] }).agents;
+  const problems: string[] = [];
+  const seen = new Set<string>();
+  agents.forEach((agent, i) => {
+    if (seen.has(agent.name)) problems.push(`/agents/${i}/name "${agent.name}" is defined twice`);
+    seen.add(agent.name);
+    for (const p of agentProblems(agent, deps)) problems.push(`/agents/${i} (${agent.name}): ${p}`);
+  });
+  if (problems.length > 0) throw new AgentsFileError(file, problems);
+  return agents;
+}
+
+/** The registered agents: the built-in `default` plus those given (which may replace it). */
+export function createAgentRegistry(options: {
+  agents: readonly AgentDefinition[];
+}): AgentRegistry {
+  const byName = new Map<string, AgentDefinition>([[DEFAULT_AGENT.name, DEFAULT_AGENT]]);
+  for (const agent of options.agents) byName.set(agent.name, agent);
+  const sorted = [...byName.values()].sort((a, b) => a.name.localeCompare(b.name));
+  return {
+    list: () => sorted.map((a) => structuredClone(a)),
+    get: (name) => {
+      const agent = byName.get(name);
+      return agent ? structuredClone(agent) : undefined;
+    },
+  };
+}

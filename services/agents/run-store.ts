@@ -1,0 +1,89 @@
+import { AppError } from '../../src/errors';
+import type { RunEvents } from './events';
+import type { AgentRun } from './types';
+
+/** A run as the service keeps it: the live run object plus what is needed to watch or stop it. */
+export interface RunRecord {
+  /** The run object; the runner updates it in place, readers get copies. */
+  readonly run: AgentRun;
+  /** Principal id that created the run (`anonymous` without auth). */
+  readonly owner: string;
+  readonly events: RunEvents;
+  /** Aborting it cancels the run, its Ollama request and its running tools. */
+  readonly controller: AbortController;
+  /** Settles with the run when it reached a terminal state. */
+  readonly done: Promise<AgentRun>;
+  /** Settles after the terminal state's follow-up work (the webhook delivery) is done. */
+  readonly settled: Promise<void>;
+  /** When the run reached a terminal state (ms since the epoch); null while it runs. */
+  finishedAt: number | null;
+}
+
+export interface RunStore {
+  /**
+   * Adds a run. Finished runs past RUNS_TTL_MS are dropped first, then the oldest finished runs
+   * while the store is full.
+   * @throws AppError TOO_MANY_RUNS when RUNS_MAX runs are all still running.
+   */
+  add(record: RunRecord): void;
+  /** The run, or undefined when unknown or expired. */
+  get(id: string): RunRecord | undefined;
+  /** Runs kept right now, and how many of them are still running. */
+  stats(): { kept: number; running: number };
+  /** Every run still running (for shutdown). */
+  running(): RunRecord[];
+}
+
+/**
+ * Bounded in-memory run store. Nothing runs on a timer: expiry is checked when a run is read
+ * and when one is added, against the injected clock.
+ */
+export function createRunStore(options: {
+  max: number;
+  ttlMs: number;
+  now: () => number;
+}): RunStore {
+  const { max, ttlMs, now } = options;
+  // A Map iterates in insertion order, i.e. oldest run first.
+  const runs = new Map<string, RunRecord>();
+  const expired = (r: RunRecord, at: number): boolean =>
+    r.finishedAt !== null && r.finishedAt + ttlMs <= at;
+
+  const purge = (): void => {
+    const at = now();
+    for (const [id, r] of runs) if (expired(r, at)) runs.delete(id);
+    for (const [id, r] of runs) {
+      if (runs.size < max) break;
+      if (r.finishedAt !== null) runs.delete(id);
+    }
+  };
+
+  return {
+    add(record) {
+      purge();
+      if (runs.size >= max) {
+        throw new AppError('TOO_MANY_RUNS', undefined, {
+          retryAfterS: 5,
+          details: { runs_max: max },
+        });
+      }
+      runs.set(record.run.id, record);
+    },
+    get(id) {
+      const r = runs.get(id);
+      if (r && expired(r, now())) {
+        runs.delete(id);
+        return undefined;
+      }
+      return r;
+    },
+    stats() {
+      let running = 0;
+      for (const r of runs.values()) if (r.finishedAt === null) running += 1;
+      return { kept: runs.size, running };
+    },
+    running() {
+      return [...runs.values()].filter((r) => r.finishedAt === null);
+    },
+  };
+}

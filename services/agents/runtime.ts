@@ -1,0 +1,124 @@
+import type { Config } from '../../src/config';
+import type { Logger } from '../../src/logger';
+import type { SchemaRegistry } from '../../src/validation';
+import { createSsrfGuard, type ResolveHost } from '../net/ssrf-guard';
+import type { ModelManager, OllamaService } from '../ollama-types';
+import type { Telemetry } from '../telemetry';
+import { createBuiltinTools, createToolRegistry } from '../tools/registry';
+import type { ToolDefinition } from '../tools/types';
+import { createIdempotencyStore } from './idempotency';
+import { createAgentRegistry, loadAgentsFile } from './registry';
+import { createRunStore } from './run-store';
+import { createAgentRunner } from './runner';
+import { createAgentsService, type AgentsService } from './service';
+import { createRealTimers, type Timers } from './timers';
+import { createWebhookSender, type WebhookSenderOptions } from './webhooks';
+
+export type AgentsConfig = Pick<
+  Config,
+  | 'AGENTS_FILE'
+  | 'HTTP_TOOL_ALLOWLIST'
+  | 'RUNS_MAX'
+  | 'RUNS_TTL_MS'
+  | 'WEBHOOK_SECRET'
+  | 'WEBHOOK_ALLOWLIST'
+  | 'WEBHOOK_MAX_ATTEMPTS'
+  | 'WEBHOOK_TIMEOUT_MS'
+  | 'IDEMPOTENCY_TTL_MS'
+  | 'STREAM_HEARTBEAT_MS'
+>;
+
+export interface AgentsRuntimeOptions {
+  config: AgentsConfig;
+  schemas: SchemaRegistry;
+  ollama: OllamaService;
+  models: Pick<ModelManager, 'active'>;
+  telemetry: Telemetry;
+  logger: Logger;
+  now: () => number;
+  /** Run and tool deadlines, SSE heartbeats; tests pass timers they fire by hand. */
+  timers?: Timers;
+  /** Tools beyond the built-in ones. */
+  extraTools?: readonly ToolDefinition[];
+  /** DNS resolver for the SSRF guards (tests). */
+  resolve?: ResolveHost;
+  /** Webhook retry backoff (tests use 0). */
+  webhookRetryDelayMs?: WebhookSenderOptions['retryDelayMs'];
+}
+
+/** What the router needs. */
+export interface AgentsRuntime {
+  service: AgentsService;
+  timers: Timers;
+  heartbeatMs: number;
+}
+
+/**
+ * Builds the agents runtime from configuration: tools, AGENTS_FILE (read once, here, at
+ * start), the run and idempotency stores, the webhook sender and the runner.
+ * @throws AgentsFileError when AGENTS_FILE is unreadable or invalid.
+ */
+export function createAgentsRuntime(options: AgentsRuntimeOptions): AgentsRuntime {
+  const { config, schemas, telemetry, logger, now } = options;
+  const timers = options.timers ?? createRealTimers();
+  const tools = createToolRegistry({
+    tools: [
+      ...createBuiltinTools({
+        now,
+        httpAllowlist: config.HTTP_TOOL_ALLOWLIST,
+        resolve: options.resolve,
+      }),
+      ...(options.extraTools ?? []),
+    ],
+    schemas,
+  });
+  const agents = createAgentRegistry({
+    agents: config.AGENTS_FILE
+      ? loadAgentsFile(config.AGENTS_FILE, { toolNames: tools.names(), schemas })
+      : [],
+  });
+  const webhookGuard = createSsrfGuard({
+    allowHosts: null,
+    trustedHosts: config.WEBHOOK_ALLOWLIST,
+    resolve: options.resolve,
+  });
+  const webhooks = config.WEBHOOK_SECRET
+    ? createWebhookSender({
+        secret: config.WEBHOOK_SECRET,
+        maxAttempts: config.WEBHOOK_MAX_ATTEMPTS,
+        timeoutMs: config.WEBHOOK_TIMEOUT_MS,
+        guard: webhookGuard,
+        telemetry,
+        logger,
+        now,
+        retryDelayMs: options.webhookRetryDelayMs,
+      })
+    : null;
+  const runner = createAgentRunner({
+    ollama: options.ollama,
+    tools,
+    telemetry,
+    logger,
+    timers,
+    now,
+  });
+  const service = createAgentsService({
+    agents,
+    tools,
+    schemas,
+    runner,
+    store: createRunStore({ max: config.RUNS_MAX, ttlMs: config.RUNS_TTL_MS, now }),
+    // Keys outlive runs only as long as needed; bounded like the runs, with room for churn.
+    idempotency: createIdempotencyStore({
+      ttlMs: config.IDEMPOTENCY_TTL_MS,
+      max: config.RUNS_MAX * 10,
+      now,
+    }),
+    webhooks,
+    webhookGuard,
+    models: options.models,
+    logger,
+    now,
+  });
+  return { service, timers, heartbeatMs: config.STREAM_HEARTBEAT_MS };
+}

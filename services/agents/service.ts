@@ -1,0 +1,277 @@
+import { createHash } from 'node:crypto';
+import type { ValidateFunction } from 'ajv';
+import { AppError } from '../../src/errors';
+import type { Logger } from '../../src/logger';
+import type { SchemaRegistry } from '../../src/validation';
+import { canAccess, type Principal } from '../../middleware/principal';
+import { SsrfError, type SsrfGuard } from '../net/ssrf-guard';
+import type { Message, ModelManager } from '../ollama-types';
+import type { ToolRegistry } from '../tools/registry';
+import { createRunEvents } from './events';
+import { bodyHash, canonicalJson, type IdempotencyStore } from './idempotency';
+import { resolveLimits } from './limits';
+import { agentProblems, type AgentRegistry } from './registry';
+import { newRun, newRunId, snapshot } from './run-object';
+import type { RunRecord, RunStore } from './run-store';
+import type { AgentRunner } from './runner';
+import type { AgentDefinition, AgentLimits, AgentOptions, AgentRun, ResponseFormat } from './types';
+import type { WebhookSender } from './webhooks';
+
+/** The body of POST /agents/run after validation against `agent-run.request`. */
+export interface RunRequest {
+  agent?: string | (Omit<AgentDefinition, 'name'> & { name?: string });
+  input?: string;
+  messages?: Message[];
+  model?: string;
+  options?: AgentOptions;
+  limits?: Partial<AgentLimits>;
+  response_format?: ResponseFormat;
+  stream?: boolean;
+  background?: boolean;
+  webhook?: { url: string; events?: string[] };
+  metadata?: Record<string, string>;
+}
+
+export interface StartResult {
+  record: RunRecord;
+  /** The Idempotency-Key matched an earlier run with the same body: this is that run. */
+  replayed: boolean;
+}
+
+export interface AgentsService {
+  listAgents(): AgentDefinition[];
+  /** @throws AppError AGENT_NOT_FOUND */
+  getAgent(name: string): AgentDefinition;
+  /**
+   * Creates a run and starts it (or returns the earlier run for a repeated Idempotency-Key).
+   * @throws AppError VALIDATION_FAILED (inline agent, schema, webhook URL), AGENT_NOT_FOUND,
+   *   IDEMPOTENCY_CONFLICT, TOO_MANY_RUNS
+   */
+  start(body: RunRequest, ctx: { owner: string; idempotencyKey?: string }): Promise<StartResult>;
+  /** A run the principal may see. @throws AppError RUN_NOT_FOUND (also for someone else's run). */
+  find(id: string, principal: Principal | undefined): RunRecord;
+  /** Cancels a run (idempotent) and resolves with it once it stopped. @throws RUN_NOT_FOUND */
+  cancel(id: string, principal: Principal | undefined): Promise<AgentRun>;
+  /** Cancels every running run (shutdown). */
+  cancelAll(): void;
+}
+
+export interface AgentsServiceDeps {
+  agents: AgentRegistry;
+  tools: ToolRegistry;
+  schemas: SchemaRegistry;
+  runner: AgentRunner;
+  store: RunStore;
+  idempotency: IdempotencyStore;
+  /** Null when WEBHOOK_SECRET is empty: runs with a webhook are then refused. */
+  webhooks: WebhookSender | null;
+  /** Checks webhook URLs when a run is created (any host; WEBHOOK_ALLOWLIST trusted). */
+  webhookGuard: SsrfGuard;
+  models: Pick<ModelManager, 'active'>;
+  logger: Logger;
+  now: () => number;
+}
+
+const TERMINAL_EVENTS = ['run.completed', 'run.incomplete', 'run.failed', 'run.cancelled'];
+const COMPILED_FORMATS_MAX = 100;
+
+function invalid(path: string, message: string, details?: unknown): AppError {
+  return new AppError('VALIDATION_FAILED', undefined, {
+    details: details ?? [{ in: 'body', path, message }],
+  });
+}
+
+/** The agents runtime behind the router: resolves agents, creates runs, finds and cancels them. */
+export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
+  const { agents, tools, schemas, runner, store, idempotency, logger, now } = deps;
+  // Compiled response_format schemas by their canonical text, bounded (oldest dropped first).
+  const formats = new Map<string, ValidateFunction>();
+
+  const compileFormat = (schema: Record<string, unknown>): ValidateFunction => {
+    const key = canonicalJson(schema);
+    const cached = formats.get(key);
+    if (cached) return cached;
+    let fn: ValidateFunction;
+    try {
+      fn = schemas.compile(schema);
+    } catch (err) {
+      throw invalid('/response_format/schema', `does not compile: ${(err as Error).message}`);
+    }
+    formats.set(key, fn);
+    if (formats.size > COMPILED_FORMATS_MAX) formats.delete(formats.keys().next().value as string);
+    return fn;
+  };
+
+  const resolveAgent = (ref: RunRequest['agent']): { agent: AgentDefinition; inline: boolean } => {
+    if (ref === undefined || typeof ref === 'string') {
+      const name = ref ?? 'default';
+      const agent = agents.get(name);
+      if (!agent) throw new AppError('AGENT_NOT_FOUND', `No agent named "${name}".`);
+      return { agent, inline: false };
+    }
+    const agent: AgentDefinition = { ...ref, name: ref.name ?? 'inline' };
+    const problems = agentProblems(agent, { toolNames: tools.names(), schemas });
+    if (problems.length > 0) {
+      throw invalid(
+        '/agent',
+        'is not valid',
+        problems.map((message) => ({ in: 'body', path: '/agent', message })),
+      );
+    }
+    return { agent, inline: true };
+  };
+
+  const checkWebhook = async (url: string): Promise<void> => {
+    if (!deps.webhooks)
+      throw invalid('/webhook', 'is not available: the service has no WEBHOOK_SECRET');
+    try {
+      await deps.webhookGuard.check(url);
+    } catch (err) {
+      if (err instanceof SsrfError) throw invalid('/webhook/url', `is refused: ${err.message}`);
+      throw err;
+    }
+  };
+
+  const deliver = async (record: RunRecord): Promise<void> => {
+    const { run } = record;
+    const hook = run.webhook;
+    if (!hook || !deps.webhooks) return;
+    const type = `run.${run.status}`;
+    if (!hook.events.includes(type)) {
+      hook.last_delivery_status = 'skipped';
+      return;
+    }
+    const result = await deps.webhooks.deliver(hook.url, type, snapshot(run));
+    hook.last_delivery_status = result.status;
+    hook.attempts = result.attempts;
+    hook.last_status_code = result.statusCode;
+  };
+
+  const find = (id: string, principal: Principal | undefined): RunRecord => {
+    const record = store.get(id);
+    // Someone else's run is reported as missing, so ids cannot be probed.
+    if (!record || !canAccess(principal, record.owner)) throw new AppError('RUN_NOT_FOUND');
+    return record;
+  };
+
+  return {
+    listAgents: () => agents.list(),
+    getAgent(name) {
+      const agent = agents.get(name);
+      if (!agent) throw new AppError('AGENT_NOT_FOUND', `No agent named "${name}".`);
+      return agent;
+    },
+
+    async start(body, ctx) {
+      const hash = ctx.idempotencyKey !== undefined ? bodyHash(body) : '';
+      if (ctx.idempotencyKey !== undefined) {
+        const earlier = idempotency.lookup(ctx.owner, ctx.idempotencyKey, hash);
+        const record = earlier !== undefined ? store.get(earlier) : undefined;
+        if (record) return { record, replayed: true };
+      }
+      const { agent, inline } = resolveAgent(body.agent);
+      const format = body.response_format ?? agent.response_format;
+      const validate = format?.type === 'json_schema' ? compileFormat(format.schema) : undefined;
+      if (body.webhook) await checkWebhook(body.webhook.url);
+
+      const model = body.model ?? agent.model ?? deps.models.active();
+      const limits = resolveLimits(agent.limits, body.limits);
+      const options = { ...agent.options, ...body.options };
+      const toolNames = agent.tools ?? [];
+      const effective = {
+        system: agent.system,
+        model,
+        tools: toolNames,
+        options,
+        limits,
+        response_format: format,
+      };
+      const id = newRunId();
+      const run = newRun({
+        id,
+        agent: {
+          name: agent.name,
+          inline,
+          config_hash: createHash('sha256')
+            .update(canonicalJson(effective))
+            .digest('hex')
+            .slice(0, 16),
+        },
+        model,
+        createdAt: new Date(now()).toISOString(),
+        metadata: { ...body.metadata },
+        webhook: body.webhook
+          ? {
+              url: body.webhook.url,
+              events: body.webhook.events ?? TERMINAL_EVENTS,
+              last_delivery_status: 'pending',
+              last_status_code: null,
+              attempts: 0,
+            }
+          : null,
+      });
+      const messages: Message[] = [];
+      if (agent.system) messages.push({ role: 'system', content: agent.system });
+      if (body.input !== undefined) messages.push({ role: 'user', content: body.input });
+      else messages.push(...(body.messages ?? []).map((m) => ({ ...m })));
+
+      const events = createRunEvents(id);
+      const controller = new AbortController();
+      let settle!: (run: AgentRun) => void;
+      const done = new Promise<AgentRun>((resolve) => (settle = resolve));
+      let markSettled!: () => void;
+      const settled = new Promise<void>((resolve) => (markSettled = resolve));
+      const record: RunRecord = {
+        run,
+        owner: ctx.owner,
+        events,
+        controller,
+        done,
+        settled,
+        finishedAt: null,
+      };
+      store.add(record);
+      if (ctx.idempotencyKey !== undefined)
+        idempotency.remember(ctx.owner, ctx.idempotencyKey, hash, id);
+      events.emit('run.created', { status: run.status, agent: run.agent.name, model });
+
+      void runner
+        .execute({
+          run,
+          events,
+          cancel: controller.signal,
+          agentLabel: inline ? 'inline' : agent.name,
+          model,
+          messages,
+          toolNames,
+          options,
+          limits,
+          ...(validate && format?.type === 'json_schema'
+            ? { format: { schema: format.schema, validate } }
+            : {}),
+        })
+        .then(async (finished) => {
+          record.finishedAt = now();
+          settle(finished);
+          await deliver(record);
+        })
+        .catch((err: unknown) =>
+          logger.error('agent run bookkeeping failed', { run_id: id, error: err }),
+        )
+        .finally(markSettled);
+      return { record, replayed: false };
+    },
+
+    find,
+
+    async cancel(id, principal) {
+      const record = find(id, principal);
+      record.controller.abort();
+      return snapshot(await record.done);
+    },
+
+    cancelAll() {
+      for (const record of store.running()) record.controller.abort();
+    },
+  };
+}

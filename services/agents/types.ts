@@ -1,0 +1,173 @@
+/**
+ * The shapes of the agents API: agent definitions, limits and the run object every endpoint
+ * (and the webhook) returns. `schemas/agent*.schema.json` describe the same shapes for clients.
+ */
+import type { Message } from '../ollama-types';
+
+export interface AgentOptions {
+  temperature?: number;
+  top_p?: number;
+  seed?: number;
+  num_ctx?: number;
+  num_predict?: number;
+}
+
+export interface AgentLimits {
+  max_steps: number;
+  max_tool_calls: number;
+  max_parallel_tool_calls: number;
+  max_repeat_tool_call: number;
+  timeout_ms: number;
+  tool_timeout_ms: number;
+  max_tool_output_chars: number;
+}
+
+export type ResponseFormat =
+  | { type: 'text' }
+  | { type: 'json_schema'; name?: string; schema: Record<string, unknown>; strict?: boolean };
+
+/** An agent as registered (AGENTS_FILE or built in) or given inline (then `name` may be absent). */
+export interface AgentDefinition {
+  name: string;
+  description?: string;
+  model?: string;
+  system?: string;
+  tools?: string[];
+  options?: AgentOptions;
+  limits?: Partial<AgentLimits>;
+  response_format?: ResponseFormat;
+}
+
+export type RunStatus =
+  'queued' | 'in_progress' | 'completed' | 'incomplete' | 'failed' | 'cancelled';
+
+export type StopReason =
+  | 'end_turn'
+  | 'max_steps'
+  | 'max_tool_calls'
+  | 'tool_loop'
+  | 'timeout'
+  | 'output_invalid'
+  | 'cancelled'
+  | 'ollama_unavailable'
+  | 'model_error'
+  | 'internal_error';
+
+export const TERMINAL_STATUSES: ReadonlySet<RunStatus> = new Set([
+  'completed',
+  'incomplete',
+  'failed',
+  'cancelled',
+]);
+
+/** The status a stop reason ends a run with: only `end_turn` is a success. */
+export function statusFor(reason: StopReason): RunStatus {
+  switch (reason) {
+    case 'end_turn':
+      return 'completed';
+    case 'cancelled':
+      return 'cancelled';
+    case 'ollama_unavailable':
+    case 'model_error':
+    case 'internal_error':
+      return 'failed';
+    default:
+      return 'incomplete';
+  }
+}
+
+export interface StepUsage {
+  input_tokens: number;
+  output_tokens: number;
+}
+
+export interface ModelStep {
+  index: number;
+  kind: 'model';
+  /** `loop`: a turn of the tool loop; `repair`: the one extra call for a structured answer. */
+  purpose: 'loop' | 'repair';
+  model: string;
+  status: 'ok' | 'error' | 'cancelled';
+  started_at: string;
+  ended_at: string | null;
+  duration_ms: number | null;
+  usage: StepUsage;
+  /** Ollama's own durations (ms) from the final chunk, and the gateway's queue / first-byte times. */
+  ollama: {
+    load_ms: number;
+    prompt_eval_ms: number;
+    eval_ms: number;
+    total_ms: number;
+    queue_ms: number;
+    first_byte_ms: number | null;
+    done_reason: string | null;
+  } | null;
+  tool_calls: number;
+  error?: string;
+}
+
+export type ToolStatus = 'ok' | 'error' | 'timeout' | 'rejected';
+
+export interface ToolStep {
+  index: number;
+  kind: 'tool';
+  status: ToolStatus;
+  started_at: string;
+  ended_at: string | null;
+  duration_ms: number | null;
+  tool: {
+    id: string;
+    name: string;
+    arguments: Record<string, unknown>;
+    status: ToolStatus;
+    output_preview: string;
+    error?: string;
+    attempts: number;
+  };
+}
+
+export type RunStep = ModelStep | ToolStep;
+
+export interface RunUsage {
+  input_tokens: number;
+  output_tokens: number;
+  total_tokens: number;
+  model_calls: number;
+  tool_calls: number;
+  wall_ms: number;
+}
+
+export interface RunError {
+  code: StopReason;
+  message: string;
+  retryable: boolean;
+  step_index?: number;
+  details?: unknown;
+}
+
+export interface WebhookState {
+  url: string;
+  events: string[];
+  last_delivery_status: 'pending' | 'delivered' | 'failed' | 'skipped';
+  last_status_code: number | null;
+  attempts: number;
+}
+
+/** The run object: returned by every run endpoint, carried by terminal events and webhooks. */
+export interface AgentRun {
+  id: string;
+  object: 'agent.run';
+  status: RunStatus;
+  stop_reason: StopReason | null;
+  agent: { name: string; inline: boolean; config_hash: string };
+  model: string;
+  created_at: string;
+  started_at: string | null;
+  completed_at: string | null;
+  output: { text: string; json?: unknown; messages: Message[] };
+  steps: RunStep[];
+  usage: RunUsage;
+  error: RunError | null;
+  metadata: Record<string, string>;
+  webhook: WebhookState | null;
+}
