@@ -89,7 +89,8 @@ export function createModelService(options: ModelServiceOptions): ModelService {
 
   async function* withPercent(model: string, opts?: CallOptions) {
     for await (const p of ollama.pull(model, opts)) {
-      yield p.total > 0 ? { ...p, percent: Math.floor((p.completed / p.total) * 100) } : p;
+      // Ollama omits `completed` while it is zero.
+      yield p.total > 0 ? { ...p, percent: Math.floor(((p.completed ?? 0) / p.total) * 100) } : p;
     }
   }
 
