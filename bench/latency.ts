@@ -16,6 +16,9 @@ export interface LatencyFigures {
   /** gateway minus direct, per percentile. */
   added_p50_ms: number;
   added_p99_ms: number;
+  /** Whole streamed answers (the gateway itself always streams from Ollama). */
+  direct_stream_p50_ms: number;
+  gateway_stream_p50_ms: number;
   direct_ttft_p50_ms: number;
   gateway_ttft_p50_ms: number;
   added_ttft_p50_ms: number;
@@ -79,6 +82,7 @@ export async function runLatency(
     agent.destroy();
   }
   const stamps = ((await sim.command('firsts')).firsts as string[]).map((s) => BigInt(s));
+  const total = (list: Timed[]) => list.map((t) => ms(t.start, t.end));
   const ttft = (list: Timed[]) => list.map((t) => ms(t.start, t.firstToken ?? t.end));
   const afterSim = (list: Timed[]) =>
     list.flatMap((t) => {
@@ -97,6 +101,8 @@ export async function runLatency(
     gateway_p99_ms: percentile(gateway, 99),
     added_p50_ms: percentile(gateway, 50) - percentile(direct, 50),
     added_p99_ms: percentile(gateway, 99) - percentile(direct, 99),
+    direct_stream_p50_ms: percentile(total(directStreams), 50),
+    gateway_stream_p50_ms: percentile(total(gatewayStreams), 50),
     direct_ttft_p50_ms: percentile(ttft(directStreams), 50),
     gateway_ttft_p50_ms: percentile(ttft(gatewayStreams), 50),
     added_ttft_p50_ms: percentile(ttft(gatewayStreams), 50) - percentile(ttft(directStreams), 50),

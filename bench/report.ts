@@ -70,8 +70,12 @@ export function checkBudget(s: Summary): BudgetLine[] {
 
 function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  // Numbers right-aligned, text left-aligned.
   const line = (cells: string[]) =>
-    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+    cells
+      .map((c, i) => (/^-?[\d.]+$|^n\/a$/.test(c) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
 }
 
@@ -105,6 +109,8 @@ export function formatSummary(s: Summary, budget: BudgetLine[]): string {
       ['direct /api/chat (non-streamed)', f(l.direct_p50_ms, 3), f(l.direct_p99_ms, 3)],
       ['gateway /agents/run (non-streamed)', f(l.gateway_p50_ms, 3), f(l.gateway_p99_ms, 3)],
       ['added by the gateway', f(l.added_p50_ms, 3), f(l.added_p99_ms, 3)],
+      ['whole streamed answer, direct', f(l.direct_stream_p50_ms, 3), ''],
+      ['whole streamed answer, gateway', f(l.gateway_stream_p50_ms, 3), ''],
       ['time to first token, direct', f(l.direct_ttft_p50_ms, 3), ''],
       ['time to first token, gateway', f(l.gateway_ttft_p50_ms, 3), ''],
       ['added to first token', f(l.added_ttft_p50_ms, 3), f(l.added_ttft_p99_ms, 3)],

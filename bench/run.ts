@@ -15,7 +15,7 @@ import { runLatency, runPacedStreams, type LatencyFigures } from './latency';
 import { runLoad, type LoadFigures } from './load';
 import { runOpenStreams, type OpenStreamFigures } from './open-streams';
 import { clockTicksPerSecond } from './proc';
-import { startService, startSim } from './processes';
+import { startService, startSim, type SimProcess } from './processes';
 import { checkBudget, formatSummary, machine, writeRecord, type Summary } from './report';
 import { medianOfRecords } from './stats';
 
@@ -50,6 +50,26 @@ function options() {
 }
 
 const log = (text: string) => process.stderr.write(`${text}\n`);
+
+/**
+ * Open streams are measured on a service of their own (warmed with a few runs), so the figure
+ * is what the streams cost, not the heap left grown by the throughput runs before them.
+ */
+async function openStreamsOnFreshService(
+  sim: SimProcess,
+  streams: number,
+): Promise<OpenStreamFigures> {
+  const service = await startService(sim.url, { model: MODEL });
+  try {
+    await runLatency({ serviceUrl: service.url, sim, model: MODEL, runBody: RUN }, 20);
+    return await runOpenStreams(
+      { serviceUrl: service.url, servicePid: service.pid, sim, runBody: RUN },
+      streams,
+    );
+  } finally {
+    await service.stop();
+  }
+}
 
 async function main(): Promise<void> {
   const opts = options();
@@ -93,13 +113,8 @@ async function main(): Promise<void> {
       }
       log(`rep ${rep}/${opts.reps}: sequential latency (${opts.iterations} of each)`);
       latency.push(await runLatency(latencyTarget, opts.iterations));
-      log(`rep ${rep}/${opts.reps}: ${opts.streams} open streams`);
-      open.push(
-        await runOpenStreams(
-          { serviceUrl: service.url, servicePid: service.pid, sim, runBody: RUN },
-          opts.streams,
-        ),
-      );
+      log(`rep ${rep}/${opts.reps}: ${opts.streams} open streams (fresh service)`);
+      open.push(await openStreamsOnFreshService(sim, opts.streams));
     }
     log('paced streams (2 ms between chunks)');
     paced = await runPacedStreams(latencyTarget, 10, 2);

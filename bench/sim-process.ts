@@ -10,6 +10,7 @@
  *                   process) of each stream's first chunk since the last `firsts`
  * Usage: node dist/bench/sim-process.js [chunksPerReply]
  */
+import { setMaxListeners } from 'node:events';
 import { createInterface } from 'node:readline';
 import {
   startOllamaSimulator,
@@ -18,6 +19,8 @@ import {
 } from '../test/support/ollama-simulator';
 
 async function main(): Promise<void> {
+  // Hundreds of held streams each listen on the simulator's lifetime signal: expected here.
+  setMaxListeners(0);
   const chunksPerReply = Number(process.argv[2] ?? 50);
   const sim = await startOllamaSimulator({
     chunksPerReply,

@@ -121,6 +121,8 @@ describe('bench harness', () => {
         gateway_p99_ms: 3,
         added_p50_ms: 0.4,
         added_p99_ms: 1,
+        direct_stream_p50_ms: 2,
+        gateway_stream_p50_ms: 2.5,
         direct_ttft_p50_ms: 1,
         gateway_ttft_p50_ms: 1.2,
         added_ttft_p50_ms: 0.2,
