@@ -3,13 +3,17 @@ import express, { type Express } from 'express';
 import helmet from 'helmet';
 import { createAccessLog } from '../middleware/access-log';
 import { createErrorHandler, createNotFound } from '../middleware/error-handler';
+import { createHttpMetrics } from '../middleware/http-metrics';
 import { createJsonBody } from '../middleware/json-body';
 import { createRequestContext, type RequestContextStore } from '../middleware/request-context';
+import { createServerTiming } from '../middleware/server-timing';
 import { createValidate } from '../middleware/validate';
 import { createAgentsRouter } from '../routers/agents';
 import { createHealthRouter, type BuildInfo } from '../routers/health';
+import { createMetricsRouter } from '../routers/metrics';
 import { createOllamaRouter } from '../routers/ollama';
 import type { AgentsRuntime } from '../services/agents/runtime';
+import type { Metrics } from '../services/metrics';
 import type { ModelService } from '../services/models';
 import type { OllamaHealth, OllamaService } from '../services/ollama-types';
 import type { Config } from './config';
@@ -22,6 +26,8 @@ export interface AppDeps {
   schemas: SchemaRegistry;
   context: RequestContextStore;
   build: BuildInfo;
+  /** The app's metrics (its own registry); also the Telemetry the services report to. */
+  metrics: Metrics;
   /** When the process started (ms since the epoch). */
   startedAt: number;
   /** Wall clock in ms; injected so tests control time. */
@@ -39,8 +45,8 @@ export interface AppDeps {
 /**
  * Builds the Express app from its collaborators. No side effects: it reads no environment,
  * opens no port and starts no timer, so every test can build its own app.
- * The pipeline reads top to bottom: context → logging → security headers → body → routers →
- * JSON 404 → the one error handler.
+ * The pipeline reads top to bottom: context → metrics and timing → logging → security headers →
+ * body → routers → JSON 404 → the one error handler.
  */
 export function createApp(deps: AppDeps): Express {
   const { config, logger } = deps;
@@ -50,6 +56,8 @@ export function createApp(deps: AppDeps): Express {
   app.set('etag', false);
 
   app.use(createRequestContext({ store: deps.context }));
+  app.use(createHttpMetrics({ metrics: deps.metrics }));
+  app.use(createServerTiming());
   app.use(createAccessLog({ logger }));
   app.use(
     helmet({
@@ -67,6 +75,8 @@ export function createApp(deps: AppDeps): Express {
   app.use(createJsonBody({ limit: config.BODY_LIMIT }));
 
   app.use(createHealthRouter({ build: deps.build, startedAt: deps.startedAt, now: deps.now }));
+  // Before any rate limiter: scrapes are never limited.
+  app.use(createMetricsRouter({ registry: deps.metrics.registry, token: config.METRICS_TOKEN }));
   if (deps.ollama && deps.ollamaHealth && deps.models) {
     const validate = createValidate({ schemas: deps.schemas });
     app.use(
@@ -92,6 +102,6 @@ export function createApp(deps: AppDeps): Express {
   }
 
   app.use(createNotFound());
-  app.use(createErrorHandler({ logger }));
+  app.use(createErrorHandler({ logger, onError: (err) => deps.metrics.error(err.code) }));
   return app;
 }

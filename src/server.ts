@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
+import { Registry } from 'prom-client';
 import { createRequestContextStore } from '../middleware/request-context';
 import { AgentsFileError } from '../services/agents/registry';
 import { createAgentsRuntime, type AgentsRuntime } from '../services/agents/runtime';
-import { createNoopTelemetry } from '../services/telemetry';
+import { createMetrics } from '../services/metrics';
 import { createApp } from './app';
 import { ConfigError, loadConfig, type Config } from './config';
 import { createLogger, flushLogger, type Logger } from './logger';
@@ -49,9 +50,16 @@ function main(): void {
     context,
     defaultMeta: { service: build.name },
   });
-  // Until the metrics module lands, Ollama events are recorded nowhere.
-  const telemetry = createNoopTelemetry();
-  const ollamaStack = buildOllamaStack({ config, telemetry, logger });
+  // One registry per app; the state getters (health, queue, circuit, active model) and the
+  // known model/agent/tool names are wired here as those services are built.
+  const metrics = createMetrics({
+    registry: new Registry(),
+    build,
+    // Read at label time, once the agents runtime below exists.
+    knownAgents: () => agents.service.listAgents().map((a) => a.name),
+    knownTools: () => agents.toolNames,
+  });
+  const ollamaStack = buildOllamaStack({ config, telemetry: metrics, logger });
   let agents: AgentsRuntime;
   try {
     agents = createAgentsRuntime({
@@ -59,7 +67,7 @@ function main(): void {
       schemas,
       ollama: ollamaStack.ollama,
       models: ollamaStack.models,
-      telemetry,
+      telemetry: metrics,
       logger,
       now: Date.now,
     });
@@ -76,6 +84,7 @@ function main(): void {
     schemas,
     context,
     build,
+    metrics,
     startedAt: Date.now(),
     now: Date.now,
     ollama: ollamaStack.ollama,

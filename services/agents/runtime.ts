@@ -51,6 +51,8 @@ export interface AgentsRuntime {
   service: AgentsService;
   timers: Timers;
   heartbeatMs: number;
+  /** Names of the registered tools (bounded metric labels). */
+  toolNames: readonly string[];
 }
 
 /**
@@ -120,5 +122,5 @@ export function createAgentsRuntime(options: AgentsRuntimeOptions): AgentsRuntim
     logger,
     now,
   });
-  return { service, timers, heartbeatMs: config.STREAM_HEARTBEAT_MS };
+  return { service, timers, heartbeatMs: config.STREAM_HEARTBEAT_MS, toolNames: tools.names() };
 }

@@ -3,6 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import express from 'express';
+import { Registry } from 'prom-client';
 import request from 'supertest';
 import { createApp } from '../../src/app';
 import { loadConfig } from '../../src/config';
@@ -11,6 +12,7 @@ import { createErrorHandler, createNotFound } from '../../middleware/error-handl
 import { createJsonBody } from '../../middleware/json-body';
 import { createRequestContext, createRequestContextStore } from '../../middleware/request-context';
 import { createValidate } from '../../middleware/validate';
+import { createMetrics } from '../../services/metrics';
 import { createCaptureLogger } from '../support/capture-logger';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -33,13 +35,15 @@ function buildApp(env: Record<string, string> = {}) {
   const schemas = createSchemaRegistry();
   const config = loadConfig({ LOG_LEVEL: 'silent', ...env }, schemas);
   const context = createRequestContextStore();
-  const capture = createCaptureLogger({ context, level: 'http' });
+  const capture = createCaptureLogger({ context, level: 'info' });
+  const build = { name: 'ollama-agent-gateway', version: '9.9.9' };
   const app = createApp({
     config,
     logger: capture.logger,
     schemas,
     context,
-    build: { name: 'ollama-agent-gateway', version: '9.9.9' },
+    build,
+    metrics: createMetrics({ registry: new Registry(), build, defaultMetrics: false }),
     startedAt: 1_000_000,
     now: () => 1_061_500,
   });

@@ -1,5 +1,7 @@
 import type { Express } from 'express';
+import { Registry } from 'prom-client';
 import { createRequestContextStore } from '../../middleware/request-context';
+import { createMetrics } from '../../services/metrics';
 import type { ModelService } from '../../services/models';
 import type { OllamaClient } from '../../services/ollama-client';
 import type { Schedule } from '../../services/ollama-health';
@@ -81,6 +83,12 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
     schemas,
     context,
     build: { name: 'ollama-agent-gateway', version: '0.0.0-test' },
+    // Merge of issue3 with main's metrics: createApp now requires an app registry.
+    metrics: createMetrics({
+      registry: new Registry(),
+      build: { version: '0.0.0-test' },
+      defaultMetrics: false,
+    }),
     startedAt: now(),
     now,
     ollama: stack.ollama,

@@ -1,0 +1,95 @@
+/**
+ * Label values come from bounded sets only, so no caller input can grow the number of series:
+ * a model is one Ollama lists (else `other`), an agent or tool is a registered name (else
+ * `other`), enums are checked against their known values.
+ */
+
+/** The one label value for anything outside a bounded set. */
+export const OTHER = 'other';
+
+/** `[namespace/]model[:tag]` with Ollama's default tag and its case-insensitive match. */
+export function canonicalModelName(name: string): string {
+  const lower = name.toLowerCase();
+  const lastSlash = lower.lastIndexOf('/');
+  return lower.indexOf(':', lastSlash + 1) === -1 ? `${lower}:latest` : lower;
+}
+
+/**
+ * Maps a requested model name to the name Ollama lists (`llama3.2` → `llama3.2:latest`), or
+ * `other`. `known` returns the cached installed-model names; the lookup set is rebuilt only
+ * when that list changes (a new array), so the hot path is one Map lookup.
+ */
+export function createModelLabeler(known: () => readonly string[]): (model: string) => string {
+  let source: readonly string[] | undefined;
+  let byCanonical = new Map<string, string>();
+  return (model) => {
+    const list = known();
+    if (list !== source) {
+      source = list;
+      byCanonical = new Map(list.map((name) => [canonicalModelName(name), name]));
+    }
+    return byCanonical.get(canonicalModelName(model)) ?? OTHER;
+  };
+}
+
+/** A registered name (agent, tool) or `other`; `extra` are fixed values always allowed. */
+export function createNameLabeler(
+  known: () => readonly string[],
+  extra: readonly string[] = [],
+): (name: string) => string {
+  return (name) => (extra.includes(name) || known().includes(name) ? name : OTHER);
+}
+
+/** A value from a fixed list, or `other`. */
+export function createEnumLabeler(values: readonly string[]): (value: string) => string {
+  const allowed = new Set(values);
+  return (value) => (allowed.has(value) ? value : OTHER);
+}
+
+/**
+ * Passes values through until `max` distinct ones were seen, then answers `other` for new
+ * ones: a guard for labels whose caller we do not control (rate-limited routes).
+ */
+export function createCappedLabeler(max: number): (value: string) => string {
+  const seen = new Set<string>();
+  return (value) => {
+    if (seen.has(value)) return value;
+    if (seen.size >= max) return OTHER;
+    seen.add(value);
+    return value;
+  };
+}
+
+export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
+
+/** Run statuses (agents issue; `expired` and `requires_action` are where the API is heading). */
+export const RUN_STATUSES = [
+  'queued',
+  'in_progress',
+  'requires_action',
+  'cancelling',
+  'completed',
+  'incomplete',
+  'failed',
+  'cancelled',
+  'expired',
+] as const;
+
+/** Typed stop reasons of a run (docs/agents-api: Letta-style). */
+export const STOP_REASONS = [
+  'end_turn',
+  'max_steps',
+  'max_tool_calls',
+  'tool_loop',
+  'timeout',
+  'max_output_tokens',
+  'output_invalid',
+  'client_tool_required',
+  'approval_required',
+  'cancelled',
+  'model_error',
+  'tool_error',
+  'ollama_unavailable',
+  'internal_error',
+  'none',
+] as const;

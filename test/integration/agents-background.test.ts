@@ -1,0 +1,222 @@
+import assert from 'node:assert/strict';
+import { createHmac, randomBytes } from 'node:crypto';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import request from 'supertest';
+import type { AgentRun } from '../../services/agents/types';
+import { startAgentsHarness, type AgentsHarness } from '../support/agents-harness';
+
+const MODEL = 'llama3.2:3b';
+const KEY = randomBytes(24);
+const SECRET = `whsec_${KEY.toString('base64')}`;
+
+interface Received {
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+/** A webhook receiver that answers each delivery with the next status of `statuses` (then 200). */
+async function startReceiver(
+  statuses: number[],
+): Promise<{ url: string; received: Received[]; server: Server }> {
+  const received: Received[] = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (c: string) => (body += c));
+    req.on('end', () => {
+      received.push({ headers: req.headers, body });
+      res.statusCode = statuses.shift() ?? 200;
+      res.end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
+    received,
+    server,
+  };
+}
+
+describe('background runs, cancel, webhooks and idempotency', () => {
+  let h: AgentsHarness;
+  beforeEach(async () => {
+    h = await startAgentsHarness({
+      env: { WEBHOOK_SECRET: SECRET, WEBHOOK_ALLOWLIST: '127.0.0.1' },
+    });
+  });
+  afterEach(() => h.close());
+
+  it('answers 202 with a Location, and the run can be polled until it completes', async () => {
+    h.sim.script(MODEL, { chunks: ['Done', '.'] });
+    const gate = h.sim.hold();
+    const res = await request(h.url)
+      .post('/agents/run')
+      .send({ input: 'bg', background: true })
+      .expect(202);
+    const run = res.body as AgentRun;
+    assert.equal(res.headers.location, `/agents/runs/${run.id}`);
+    assert.ok(['queued', 'in_progress'].includes(run.status));
+    await h.sim.waitFor('chunk');
+    const polled = await request(h.url)
+      .get(res.headers.location as string)
+      .expect(200);
+    assert.equal((polled.body as AgentRun).status, 'in_progress');
+    gate.release();
+    await h.agents.service.find(run.id, undefined).done;
+    const final = await request(h.url).get(`/agents/runs/${run.id}`).expect(200);
+    assert.equal((final.body as AgentRun).status, 'completed');
+    assert.equal((final.body as AgentRun).output.text, 'Done.');
+    await request(h.url).get('/agents/runs/run_doesnotexist123').expect(404);
+  });
+
+  it('cancels a running run (idempotently) and aborts its Ollama request', async () => {
+    h.sim.script(MODEL, { chunks: ['a', 'b', 'c'] });
+    h.sim.hold();
+    const res = await request(h.url)
+      .post('/agents/run')
+      .send({ input: 'bg', background: true })
+      .expect(202);
+    const id = (res.body as AgentRun).id;
+    await h.sim.waitFor('chunk');
+    const aborted = h.sim.waitFor('aborted');
+    const cancelled = await request(h.url).post(`/agents/runs/${id}/cancel`).expect(200);
+    assert.equal((cancelled.body as AgentRun).status, 'cancelled');
+    assert.equal((cancelled.body as AgentRun).stop_reason, 'cancelled');
+    await aborted;
+    const again = await request(h.url).post(`/agents/runs/${id}/cancel`).expect(200);
+    assert.equal((again.body as AgentRun).status, 'cancelled');
+    await request(h.url).get(`/agents/runs/${id}/cancel`).expect(405);
+  });
+
+  it('POSTs a signed webhook, retrying after a 500, and records the delivery on the run', async () => {
+    const receiver = await startReceiver([500]);
+    try {
+      h.sim.script(MODEL, { content: 'Webhook answer.' });
+      const res = await request(h.url)
+        .post('/agents/run')
+        .send({ input: 'hook', webhook: { url: receiver.url }, metadata: { job: '7' } })
+        .expect(202);
+      const id = (res.body as AgentRun).id;
+      await h.agents.service.find(id, undefined).settled;
+      assert.equal(receiver.received.length, 2, 'one failed attempt, one retry');
+      const [first, second] = receiver.received;
+      assert.equal(
+        first?.headers['webhook-id'],
+        second?.headers['webhook-id'],
+        'retries keep the message id',
+      );
+      for (const delivery of receiver.received) {
+        const msgId = String(delivery.headers['webhook-id']);
+        const ts = String(delivery.headers['webhook-timestamp']);
+        // Verified the way a receiver would, independently of the gateway's own helper.
+        const expected = createHmac('sha256', KEY)
+          .update(`${msgId}.${ts}.${delivery.body}`)
+          .digest('base64');
+        assert.equal(delivery.headers['webhook-signature'], `v1,${expected}`);
+        assert.ok(Math.abs(Number(ts) - Date.now() / 1000) < 60);
+      }
+      const payload = JSON.parse(second?.body ?? '{}') as { type: string; data: AgentRun };
+      assert.equal(payload.type, 'run.completed');
+      assert.equal(payload.data.id, id);
+      assert.equal(payload.data.output.text, 'Webhook answer.');
+      assert.deepEqual(payload.data.metadata, { job: '7' });
+      const run = (await request(h.url).get(`/agents/runs/${id}`).expect(200)).body as AgentRun;
+      assert.deepEqual(run.webhook, {
+        url: receiver.url,
+        events: ['run.completed', 'run.incomplete', 'run.failed', 'run.cancelled'],
+        last_delivery_status: 'delivered',
+        last_status_code: 200,
+        attempts: 2,
+      });
+    } finally {
+      await new Promise<void>((r) => receiver.server.close(() => r()));
+    }
+  });
+
+  it('records a failed delivery after WEBHOOK_MAX_ATTEMPTS', async () => {
+    const receiver = await startReceiver([503, 503, 503, 503, 503, 503]);
+    try {
+      h.sim.script(MODEL, { content: 'x' });
+      const res = await request(h.url)
+        .post('/agents/run')
+        .send({ input: 'hook', webhook: { url: receiver.url } });
+      const record = h.agents.service.find((res.body as AgentRun).id, undefined);
+      await record.settled;
+      assert.equal(receiver.received.length, 5);
+      assert.equal(record.run.webhook?.last_delivery_status, 'failed');
+      assert.equal(record.run.webhook?.attempts, 5);
+      assert.equal(record.run.webhook?.last_status_code, 503);
+    } finally {
+      await new Promise<void>((r) => receiver.server.close(() => r()));
+    }
+  });
+
+  it('refuses webhook URLs that fail the SSRF guard', async () => {
+    for (const url of [
+      'https://10.0.0.1/hook',
+      'https://169.254.169.254/',
+      'http://example.com/hook',
+    ]) {
+      const res = await request(h.url)
+        .post('/agents/run')
+        .send({ input: 'x', webhook: { url } })
+        .expect(400);
+      assert.equal((res.body as { error: { code: string } }).error.code, 'VALIDATION_FAILED');
+    }
+  });
+
+  it('replays the original run for a repeated Idempotency-Key, and answers 409 for another body', async () => {
+    h.sim.script(MODEL, { content: 'once' });
+    const body = { input: 'pay invoice 12', background: true };
+    const first = await request(h.url)
+      .post('/agents/run')
+      .set('Idempotency-Key', 'k-1')
+      .send(body)
+      .expect(202);
+    const id = (first.body as AgentRun).id;
+    await h.agents.service.find(id, undefined).done;
+    const again = await request(h.url)
+      .post('/agents/run')
+      .set('Idempotency-Key', 'k-1')
+      .send(body)
+      .expect(202);
+    assert.equal((again.body as AgentRun).id, id);
+    assert.equal(again.headers['idempotency-replayed'], 'true');
+    assert.equal((again.body as AgentRun).status, 'completed');
+    assert.equal(
+      h.sim.requests.filter((r) => r.path === '/api/chat').length,
+      1,
+      'the agent ran once',
+    );
+    const conflict = await request(h.url)
+      .post('/agents/run')
+      .set('Idempotency-Key', 'k-1')
+      .send({ ...body, input: 'pay invoice 13' })
+      .expect(409);
+    assert.equal((conflict.body as { error: { code: string } }).error.code, 'IDEMPOTENCY_CONFLICT');
+  });
+
+  it('hides runs from other principals', async () => {
+    h.sim.script(MODEL, { content: 'mine' });
+    const res = await request(h.url).post('/agents/run').send({ input: 'x' }).expect(200);
+    const id = (res.body as AgentRun).id;
+    assert.throws(
+      () => h.agents.service.find(id, { id: 'someone-else', role: 'agent' }),
+      (err: { code?: string }) => err.code === 'RUN_NOT_FOUND',
+    );
+    assert.equal(h.agents.service.find(id, { id: 'anonymous', role: 'agent' }).run.id, id);
+  });
+
+  it('lists agents and shows one', async () => {
+    const list = await request(h.url).get('/agents').expect(200);
+    assert.deepEqual(h.schemas.check('agent-list.response', list.body, 'response'), []);
+    assert.ok(
+      (list.body as { data: Array<{ name: string }> }).data.some((a) => a.name === 'default'),
+    );
+    const one = await request(h.url).get('/agents/default').expect(200);
+    assert.deepEqual((one.body as { tools: string[] }).tools, ['current_time', 'calculator']);
+    await request(h.url).get('/agents/missing').expect(404);
+    await request(h.url).get('/agents/run').expect(405);
+  });
+});

@@ -1,0 +1,40 @@
+import type { Express } from 'express';
+import { Registry } from 'prom-client';
+import { createRequestContextStore } from '../../middleware/request-context';
+import { createMetrics, type Metrics, type MetricsOptions } from '../../services/metrics';
+import { createApp } from '../../src/app';
+import { loadConfig } from '../../src/config';
+import { createLogger } from '../../src/logger';
+import { createSchemaRegistry } from '../../src/validation';
+
+export const TEST_BUILD = { name: 'ollama-agent-gateway', version: '9.9.9' };
+
+/** A new app with its own registry and metrics (options reach createMetrics), for metrics tests. */
+export function buildMetricsApp(
+  options: { env?: Record<string, string> } & Partial<
+    Omit<MetricsOptions, 'registry' | 'build'>
+  > = {},
+): { app: Express; metrics: Metrics; registry: Registry } {
+  const { env = {}, ...metricsOptions } = options;
+  const schemas = createSchemaRegistry();
+  const config = loadConfig({ LOG_LEVEL: 'silent', ...env }, schemas);
+  const context = createRequestContextStore();
+  const registry = new Registry();
+  const metrics = createMetrics({
+    registry,
+    build: TEST_BUILD,
+    nodeVersion: 'v20.0.0',
+    ...metricsOptions,
+  });
+  const app = createApp({
+    config,
+    logger: createLogger({ level: 'silent', format: 'json', context }),
+    schemas,
+    context,
+    build: TEST_BUILD,
+    metrics,
+    startedAt: 0,
+    now: () => 0,
+  });
+  return { app, metrics, registry };
+}
