@@ -93,7 +93,8 @@ export function createAgentsRouter(options: AgentsRouterOptions): Router {
       res.once('close', abandon);
       const finished = await record.done;
       res.off('close', abandon);
-      res.json(snapshot(finished));
+      // res.json serialises at once, so the finished run needs no copy first.
+      res.json(finished);
     })
     .all(createMethodNotAllowed(['POST']));
 

@@ -127,6 +127,8 @@ export function createAgentRunner(deps: RunnerDeps) {
   const { ollama, tools, telemetry, logger, timers, now } = deps;
   const executor = createToolExecutor({ tools, timers, telemetry, logger });
   const iso = (): string => new Date(now()).toISOString();
+  // The normal end of every run: one immutable instance, not a new Error (and stack) per run.
+  const endTurn = new RunStop('end_turn', '');
 
   async function execute(spec: RunSpec): Promise<AgentRun> {
     const { run, events, limits } = spec;
@@ -369,7 +371,7 @@ export function createAgentRunner(deps: RunnerDeps) {
           );
         }
       }
-      stop = new RunStop('end_turn', '');
+      stop = endTurn;
     } catch (err) {
       stop = stopFor(err, signal, logger);
     } finally {
