@@ -88,7 +88,7 @@ async function waitUntil<T>(what: string, probe: () => Promise<T | undefined>): 
  */
 export async function startService(
   ollamaUrl: string,
-  options: { model: string; nodeArgs?: string[] },
+  options: { model: string; nodeArgs?: string[]; env?: Record<string, string> },
 ): Promise<ServiceProcess> {
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '',
@@ -104,6 +104,7 @@ export async function startService(
     RATE_LIMIT_RUNS_PER_MINUTE: '1000000',
     SHUTDOWN_DELAY_MS: '0',
     SHUTDOWN_TIMEOUT_MS: '2000',
+    ...options.env,
   };
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), SERVER_ENTRY], {
     env,

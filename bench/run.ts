@@ -5,9 +5,11 @@
  * table and writes bench/results/<date>.json. Every figure is the median of `--reps`
  * repetitions; each repetition runs every scenario once, so the scenarios are interleaved.
  *
- *   npm run bench [-- --reps 3 --duration 5 --iterations 300 --streams 500 --profile]
+ *   npm run bench [-- --reps 3 --duration 5 --iterations 300 --streams 500 --profile
+ *                     --set LOG_LEVEL=info --set RUNS_MAX=100]
  *
- * --profile runs the service under `node --cpu-prof` (profile in bench/results/profiles).
+ * --profile runs the service under `node --cpu-prof` (profile in bench/results/profiles);
+ * --set overrides the service's environment (defaults: LOG_LEVEL=warn, limits raised).
  */
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -38,14 +40,22 @@ function options() {
       iterations: { type: 'string', default: '300' },
       streams: { type: 'string', default: '500' },
       profile: { type: 'boolean', default: false },
+      set: { type: 'string', multiple: true, default: [] },
     },
   });
+  const env: Record<string, string> = {};
+  for (const pair of values.set) {
+    const eq = pair.indexOf('=');
+    if (eq < 1) throw new Error(`--set wants KEY=VALUE, got "${pair}"`);
+    env[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
   return {
     reps: Number(values.reps),
     durationS: Number(values.duration),
     iterations: Number(values.iterations),
     streams: Number(values.streams),
     profile: values.profile,
+    env,
   };
 }
 
@@ -58,8 +68,9 @@ const log = (text: string) => process.stderr.write(`${text}\n`);
 async function openStreamsOnFreshService(
   sim: SimProcess,
   streams: number,
+  env: Record<string, string>,
 ): Promise<OpenStreamFigures> {
-  const service = await startService(sim.url, { model: MODEL });
+  const service = await startService(sim.url, { model: MODEL, env });
   try {
     await runLatency({ serviceUrl: service.url, sim, model: MODEL, runBody: RUN }, 20);
     return await runOpenStreams(
@@ -81,6 +92,7 @@ async function main(): Promise<void> {
   const service = await startService(sim.url, {
     model: MODEL,
     nodeArgs: opts.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
+    env: opts.env,
   }).catch(async (err: unknown) => {
     await sim.stop();
     throw err;
@@ -114,7 +126,7 @@ async function main(): Promise<void> {
       log(`rep ${rep}/${opts.reps}: sequential latency (${opts.iterations} of each)`);
       latency.push(await runLatency(latencyTarget, opts.iterations));
       log(`rep ${rep}/${opts.reps}: ${opts.streams} open streams (fresh service)`);
-      open.push(await openStreamsOnFreshService(sim, opts.streams));
+      open.push(await openStreamsOnFreshService(sim, opts.streams, opts.env));
     }
     log('paced streams (2 ms between chunks)');
     paced = await runPacedStreams(latencyTarget, 10, 2);
