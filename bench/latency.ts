@@ -5,6 +5,7 @@
  */
 import http from 'node:http';
 import { ms, timedPost, type Timed } from './client';
+import { readSyscalls } from './proc';
 import type { SimProcess } from './processes';
 import { percentile } from './stats';
 
@@ -121,18 +122,29 @@ export async function runLatency(
   };
 }
 
+export interface PacedFigures {
+  streams: number;
+  deltas_per_stream: number;
+  /** Response body chunks that carried more than one delta (0 when nothing is batched). */
+  batched_reads: number;
+  /** The service's write system calls per stream: at least one per chunk when unbatched. */
+  writes_per_stream: number;
+}
+
 /**
- * Streams with the simulator pacing chunks `paceMs` apart: every delta should arrive in its
- * own body chunk. Returns the delta count per stream and how many body chunks held several.
+ * Streams with the simulator pacing chunks `paceMs` apart, so each chunk reaches the service
+ * on its own: each must leave in its own write. (In fast mode the chunks arrive together and
+ * Node's socket may flush several buffered writes in one writev; that adds no delay.)
  */
 export async function runPacedStreams(
-  target: LatencyTarget,
+  target: LatencyTarget & { servicePid: number },
   streams: number,
   paceMs: number,
-): Promise<{ deltas_per_stream: number; batched_reads: number; streams: number }> {
+): Promise<PacedFigures> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   await target.sim.command(`latency ${paceMs}`);
   const results: Timed[] = [];
+  const before = await readSyscalls(target.servicePid);
   try {
     for (let i = 0; i < streams; i += 1) {
       results.push(
@@ -148,8 +160,10 @@ export async function runPacedStreams(
     agent.destroy();
     await target.sim.command('latency 0');
   }
+  const after = await readSyscalls(target.servicePid);
   return {
     streams,
+    writes_per_stream: (after.writes - before.writes) / streams,
     deltas_per_stream: percentile(
       results.map((t) => t.tokens),
       50,

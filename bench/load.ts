@@ -1,6 +1,6 @@
 /** Throughput runs: autocannon against POST /agents/run, with the service's CPU and RSS. */
 import autocannon from 'autocannon';
-import { readCpuMicros, readMemory } from './proc';
+import { readCpuMicros, readMemory, readSyscalls } from './proc';
 
 export interface LoadFigures {
   rps: number;
@@ -11,6 +11,9 @@ export interface LoadFigures {
   /** The simulator's CPU per request, for scale (what a bare upstream costs). */
   sim_cpu_us_per_req: number;
   rss_mb: number;
+  /** Service read/write system calls per request: a noise-free view of I/O work. */
+  reads_per_req: number;
+  writes_per_req: number;
   /** Non-2xx answers, socket errors and timeouts. */
   errors: number;
 }
@@ -34,6 +37,7 @@ export async function runLoad(
       readCpuMicros(target.simPid, target.ticksPerSecond),
     ]);
   const [service0, sim0] = await cpu();
+  const io0 = await readSyscalls(target.servicePid);
   const result = await autocannon({
     url: target.url,
     method: 'POST',
@@ -44,6 +48,7 @@ export async function runLoad(
     timeout: 10,
   });
   const [service1, sim1] = await cpu();
+  const io1 = await readSyscalls(target.servicePid);
   const { rss } = await readMemory(target.servicePid);
   const completed = result['2xx'] + result.non2xx;
   return {
@@ -53,6 +58,8 @@ export async function runLoad(
     cpu_us_per_req: (service1 - service0) / Math.max(1, completed),
     sim_cpu_us_per_req: (sim1 - sim0) / Math.max(1, completed),
     rss_mb: rss / 2 ** 20,
+    reads_per_req: (io1.reads - io0.reads) / Math.max(1, completed),
+    writes_per_req: (io1.writes - io0.writes) / Math.max(1, completed),
     errors: result.non2xx + result.errors + result.timeouts,
   };
 }

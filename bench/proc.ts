@@ -39,6 +39,16 @@ export function parseStatusKb(text: string, key: string): number {
   return Number(match[1]) * 1024;
 }
 
+/** Read and write system calls so far, from /proc/<pid>/io (syscr, syscw). */
+export function parseProcIo(text: string): { reads: number; writes: number } {
+  const field = (key: string): number => {
+    const match = new RegExp(`^${key}:\\s+(\\d+)$`, 'm').exec(text);
+    if (!match?.[1]) throw new Error(`${key} missing from /proc/<pid>/io`);
+    return Number(match[1]);
+  };
+  return { reads: field('syscr'), writes: field('syscw') };
+}
+
 /** Socket inodes from the targets of /proc/<pid>/fd/* links (`socket:[12345]`). */
 export function socketInodes(linkTargets: string[]): Set<string> {
   const inodes = new Set<string>();
@@ -81,6 +91,11 @@ export async function readCpuMicros(pid: number, ticksPerSecond: number): Promis
 export async function readMemory(pid: number): Promise<{ rss: number; peak: number }> {
   const text = await readFile(`/proc/${pid}/status`, 'utf8');
   return { rss: parseStatusKb(text, 'VmRSS'), peak: parseStatusKb(text, 'VmHWM') };
+}
+
+/** Read/write system calls the process has made (sockets included). */
+export async function readSyscalls(pid: number): Promise<{ reads: number; writes: number }> {
+  return parseProcIo(await readFile(`/proc/${pid}/io`, 'utf8'));
 }
 
 /** TCP ports the process listens on (IPv4), lowest first; empty before it listens. */

@@ -3,14 +3,14 @@ import { execFileSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { LatencyFigures } from './latency';
+import type { LatencyFigures, PacedFigures } from './latency';
 import type { LoadFigures } from './load';
 import type { OpenStreamFigures } from './open-streams';
 
 export interface Summary {
   load: Record<string, LoadFigures>;
   latency: LatencyFigures;
-  paced: { streams: number; deltas_per_stream: number; batched_reads: number };
+  paced: PacedFigures;
   openStreams: OpenStreamFigures;
 }
 
@@ -52,11 +52,12 @@ export function checkBudget(s: Summary): BudgetLine[] {
     {
       name: 'tokens never batched',
       limit: 'deltas = chunks, 0 batched',
-      measured: `${l.deltas_per_stream}/${l.chunks_per_stream} per stream, ${s.paced.batched_reads} batched reads (paced), ${l.bad_streams} bad streams`,
+      measured: `${l.deltas_per_stream}/${l.chunks_per_stream} deltas per stream, ${l.bad_streams} bad streams; paced: ${s.paced.batched_reads} batched reads, ${f(s.paced.writes_per_stream, 1)} write calls per stream`,
       ok:
         l.deltas_per_stream === l.chunks_per_stream &&
         s.paced.deltas_per_stream === l.chunks_per_stream &&
         s.paced.batched_reads === 0 &&
+        s.paced.writes_per_stream >= l.chunks_per_stream &&
         l.bad_streams === 0,
     },
     {
@@ -88,6 +89,8 @@ export function formatSummary(s: Summary, budget: BudgetLine[]): string {
       'p99 ms',
       'CPU µs/req',
       'sim µs/req',
+      'reads/req',
+      'writes/req',
       'RSS MB',
       'errors',
     ],
@@ -98,6 +101,8 @@ export function formatSummary(s: Summary, budget: BudgetLine[]): string {
       f(r.latency_p99_ms, 1),
       f(r.cpu_us_per_req, 0),
       f(r.sim_cpu_us_per_req, 0),
+      f(r.reads_per_req, 1),
+      f(r.writes_per_req, 1),
       f(r.rss_mb, 1),
       String(r.errors),
     ]),

@@ -129,7 +129,7 @@ async function main(): Promise<void> {
       open.push(await openStreamsOnFreshService(sim, opts.streams, opts.env));
     }
     log('paced streams (2 ms between chunks)');
-    paced = await runPacedStreams(latencyTarget, 10, 2);
+    paced = await runPacedStreams({ ...latencyTarget, servicePid: service.pid }, 10, 2);
   } finally {
     await service.stop();
     await sim.stop();

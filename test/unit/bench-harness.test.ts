@@ -5,10 +5,12 @@ import type { AddressInfo } from 'node:net';
 import {
   listeningPorts,
   parseListeningPorts,
+  parseProcIo,
   parseProcStat,
   parseStatusKb,
   readCpuMicros,
   readMemory,
+  readSyscalls,
   socketInodes,
 } from '../../bench/proc';
 import { checkBudget, type Summary } from '../../bench/report';
@@ -39,6 +41,14 @@ describe('bench harness', () => {
     });
   });
 
+  describe('parseProcIo', () => {
+    it('reads the read and write system call counts', () => {
+      const io = 'rchar: 6976\nwchar: 10\nsyscr: 12\nsyscw: 3\nread_bytes: 0\n';
+      assert.deepEqual(parseProcIo(io), { reads: 12, writes: 3 });
+      assert.throws(() => parseProcIo('rchar: 1\n'), /syscr missing/);
+    });
+  });
+
   describe('parseListeningPorts', () => {
     const netTcp = [
       '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode',
@@ -63,6 +73,7 @@ describe('bench harness', () => {
         assert.ok((await readCpuMicros(process.pid, 100)) > 0);
         const memory = await readMemory(process.pid);
         assert.ok(memory.rss > 0 && memory.peak >= memory.rss);
+        assert.ok((await readSyscalls(process.pid)).reads > 0);
       } finally {
         server.close();
       }
@@ -108,7 +119,15 @@ describe('bench harness', () => {
   });
 
   describe('checkBudget', () => {
-    const load = { rps: 1, latency_p50_ms: 1, latency_p99_ms: 1, sim_cpu_us_per_req: 1, rss_mb: 1 };
+    const load = {
+      rps: 1,
+      latency_p50_ms: 1,
+      latency_p99_ms: 1,
+      sim_cpu_us_per_req: 1,
+      rss_mb: 1,
+      reads_per_req: 2,
+      writes_per_req: 3,
+    };
     const summary = (cpu: number, deltas: number): Summary => ({
       load: {
         'run 16c': { ...load, cpu_us_per_req: cpu, errors: 0 },
@@ -134,7 +153,7 @@ describe('bench harness', () => {
         deltas_per_stream: deltas,
         bad_streams: 0,
       },
-      paced: { streams: 10, deltas_per_stream: 50, batched_reads: 0 },
+      paced: { streams: 10, deltas_per_stream: 50, batched_reads: 0, writes_per_stream: 53 },
       openStreams: { streams: 500, open: 500, rss_idle_mb: 60, rss_open_mb: 120, failed: 0 },
     });
 
