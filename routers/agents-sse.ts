@@ -34,7 +34,6 @@ export function streamRun(
   res.setHeader('X-Accel-Buffering', 'no');
   res.setHeader('X-Run-Id', run.id);
   res.setHeader('Content-Location', `/agents/runs/${run.id}`);
-  res.flushHeaders();
   res.socket?.setNoDelay(true);
 
   return new Promise<void>((resolve) => {
@@ -43,25 +42,33 @@ export function streamRun(
     const heartbeat = options.timers.every(options.heartbeatMs, () => {
       if (!res.writableEnded) res.write(': ping\n\n');
     });
-    const finish = (): void => {
+    const finish = (last?: string): void => {
       if (finished) return;
       finished = true;
       unsubscribe();
       heartbeat.cancel();
-      if (!res.writableEnded) res.end();
+      // The terminal event and the end of the body leave in one write (one syscall, not two).
+      if (!res.writableEnded) res.end(last);
       resolve();
     };
     const write = (event: RunEvent): void => {
       if (finished) return;
-      res.write(formatSse(event));
-      if (TERMINAL.has(event.type)) finish();
+      if (TERMINAL.has(event.type)) finish(formatSse(event));
+      else res.write(formatSse(event));
     };
     res.once('close', () => {
       if (!finished && options.cancelOnClose) controller.abort();
       finish();
     });
     // Replay and subscribe in one tick: events are emitted synchronously, so none fall between.
-    for (const event of events.since(options.after)) write(event);
-    if (!finished) unsubscribe = events.subscribe(write);
+    // Stored events are already past, so they leave together with the headers in one write;
+    // every later event is written alone, the moment it is emitted.
+    const replay = events.since(options.after);
+    const end = replay.findIndex((event) => TERMINAL.has(event.type));
+    const past = (end === -1 ? replay : replay.slice(0, end + 1)).map(formatSse).join('');
+    if (end !== -1) return finish(past);
+    if (past) res.write(past);
+    else res.flushHeaders();
+    unsubscribe = events.subscribe(write);
   });
 }
