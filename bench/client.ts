@@ -17,7 +17,11 @@ export interface Timed {
   end: bigint;
   /** Content chunks (NDJSON) or message.delta events (SSE) received. */
   tokens: number;
-  /** Socket reads that completed more than one token: tokens batched somewhere upstream. */
+  /**
+   * Body chunks with tokens that arrived in the same socket read (the same event-loop turn) as
+   * earlier tokens, or that carried several tokens: tokens batched somewhere upstream. Only
+   * meaningful when the simulator paces its chunks.
+   */
   batchedReads: number;
   /** The last SSE event type (run.completed when a run succeeded). */
   lastEvent: string | undefined;
@@ -82,6 +86,9 @@ export function timedPost(
       (res) => {
         timed.status = res.statusCode ?? 0;
         res.setEncoding('utf8');
+        // Set while the current event-loop turn has delivered a token (one socket read is
+        // parsed in one turn, so a second token in the same turn came in the same read).
+        let tokenThisTurn = false;
         res.on('data', (text: string) => {
           const now = process.hrtime.bigint();
           const { tokens, last } = count(text);
@@ -89,7 +96,11 @@ export function timedPost(
             timed.firstToken = now;
             onFirstToken?.();
           }
-          if (tokens > 1) timed.batchedReads += 1;
+          if (tokens > 1 || (tokens > 0 && tokenThisTurn)) timed.batchedReads += 1;
+          if (tokens > 0 && !tokenThisTurn) {
+            tokenThisTurn = true;
+            setImmediate(() => (tokenThisTurn = false));
+          }
           timed.tokens += tokens;
           if (last) timed.lastEvent = last;
         });

@@ -4,6 +4,7 @@
  * interleaved so both see the same machine noise.
  */
 import http from 'node:http';
+import { setTimeout as delay } from 'node:timers/promises';
 import { ms, timedPost, type Timed } from './client';
 import { readSyscalls } from './proc';
 import type { SimProcess } from './processes';
@@ -125,10 +126,24 @@ export async function runLatency(
 export interface PacedFigures {
   streams: number;
   deltas_per_stream: number;
-  /** Response body chunks that carried more than one delta (0 when nothing is batched). */
-  batched_reads: number;
-  /** The service's write system calls per stream: at least one per chunk when unbatched. */
+  /**
+   * The service's write system calls per stream, less what it writes when idle: at least one
+   * per chunk when every chunk is written as it arrives.
+   */
   writes_per_stream: number;
+  /**
+   * Tokens the client read together with an earlier one. For information only: a busy
+   * machine can delay the client past two writes, so this can be non-zero while the service
+   * wrote every chunk on its own.
+   */
+  batched_reads: number;
+}
+
+/** Write system calls per millisecond the service makes while idle (background noise). */
+async function idleWriteRate(pid: number, windowMs: number): Promise<number> {
+  const before = await readSyscalls(pid);
+  await delay(windowMs);
+  return ((await readSyscalls(pid)).writes - before.writes) / windowMs;
 }
 
 /**
@@ -142,32 +157,29 @@ export async function runPacedStreams(
   paceMs: number,
 ): Promise<PacedFigures> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const idleRate = await idleWriteRate(target.servicePid, 500);
   await target.sim.command(`latency ${paceMs}`);
   const results: Timed[] = [];
   const before = await readSyscalls(target.servicePid);
+  const started = performance.now();
   try {
     for (let i = 0; i < streams; i += 1) {
-      results.push(
-        await timedPost(
-          agent,
-          `${target.serviceUrl}/agents/run`,
-          { ...target.runBody, stream: true },
-          'sse',
-        ),
-      );
+      const body = { ...target.runBody, stream: true };
+      results.push(await timedPost(agent, `${target.serviceUrl}/agents/run`, body, 'sse'));
     }
   } finally {
     agent.destroy();
     await target.sim.command('latency 0');
   }
-  const after = await readSyscalls(target.servicePid);
+  const writes = (await readSyscalls(target.servicePid)).writes - before.writes;
+  const background = idleRate * (performance.now() - started);
   return {
     streams,
-    writes_per_stream: (after.writes - before.writes) / streams,
     deltas_per_stream: percentile(
       results.map((t) => t.tokens),
       50,
     ),
+    writes_per_stream: (writes - background) / streams,
     batched_reads: results.reduce((sum, t) => sum + t.batchedReads, 0),
   };
 }

@@ -128,8 +128,8 @@ async function main(): Promise<void> {
       log(`rep ${rep}/${opts.reps}: ${opts.streams} open streams (fresh service)`);
       open.push(await openStreamsOnFreshService(sim, opts.streams, opts.env));
     }
-    log('paced streams (2 ms between chunks)');
-    paced = await runPacedStreams({ ...latencyTarget, servicePid: service.pid }, 10, 2);
+    log('paced streams (5 ms between chunks)');
+    paced = await runPacedStreams({ ...latencyTarget, servicePid: service.pid }, 10, 5);
   } finally {
     await service.stop();
     await sim.stop();

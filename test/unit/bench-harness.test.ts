@@ -160,6 +160,14 @@ describe('bench harness', () => {
     it('passes figures within the budget and misses the worst connection count over it', () => {
       assert.ok(checkBudget(summary(240, 50)).every((line) => line.ok));
       const missed = checkBudget(summary(260, 49)).filter((line) => !line.ok);
+      const batched = summary(240, 50);
+      batched.paced.writes_per_stream = 12;
+      assert.deepEqual(
+        checkBudget(batched)
+          .filter((line) => !line.ok)
+          .map((line) => line.name),
+        ['tokens never batched'],
+      );
       assert.deepEqual(
         missed.map((line) => line.name),
         ['non-streamed run: service CPU per request', 'tokens never batched'],
