@@ -20,8 +20,8 @@ export interface StreamRunOptions {
 }
 
 /**
- * Streams a run's events as server-sent events: headers flushed at once, then the stored
- * events after `after`, then each new event written the moment it is emitted (one write per
+ * Streams a run's events as server-sent events: the headers and the stored events after
+ * `after` in one write, then each new event written the moment it is emitted (one write per
  * event, so tokens are not held back), a `: ping` comment every `heartbeatMs`, and the end of
  * the response after the terminal event. Resolves when the response is over.
  *
@@ -48,7 +48,6 @@ export function streamRun(
   // Only what is known before the headers leave: the first model step's times, on a re-attach.
   const first = firstModelTimings(run);
   if (first) recordTimings(res, first);
-  res.flushHeaders();
   res.socket?.setNoDelay(true);
 
   return new Promise<void>((resolve) => {
@@ -57,26 +56,33 @@ export function streamRun(
     const heartbeat = options.timers.every(options.heartbeatMs, () => {
       if (!res.writableEnded) res.write(': ping\n\n');
     });
-    const finish = (): void => {
+    const finish = (last?: string): void => {
       if (finished) return;
       finished = true;
       unsubscribe();
       heartbeat.cancel();
-      if (!res.writableEnded) res.end();
+      // The terminal event and the end of the body leave in one write (one syscall, not two).
+      if (!res.writableEnded) res.end(last);
       resolve();
     };
     const write = (event: RunEvent): void => {
       if (finished) return;
-      res.write(formatSse(event));
-      if (TERMINAL.has(event.type)) finish();
+      if (TERMINAL.has(event.type)) finish(formatSse(event));
+      else res.write(formatSse(event));
     };
     res.once('close', () => {
       if (!finished && options.cancelOnClose) controller.abort();
       finish();
     });
     // Replay and subscribe in one tick: events are emitted synchronously, so none fall between.
-    for (const event of events.since(options.after)) write(event);
-    if (finished) return;
+    // Stored events are already past, so they leave together with the headers in one write;
+    // every later event is written alone, the moment it is emitted (tokens are never held).
+    const replay = events.since(options.after);
+    const end = replay.findIndex((event) => TERMINAL.has(event.type));
+    const past = (end === -1 ? replay : replay.slice(0, end + 1)).map(formatSse).join('');
+    if (end !== -1) return finish(past);
+    if (past) res.write(past);
+    else res.flushHeaders();
     unsubscribe = events.subscribe(write);
     options.lifecycle?.trackStream(res, () => {
       // A run that is still going gets its terminal event from this abort; `finish` makes

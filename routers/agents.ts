@@ -2,7 +2,7 @@ import { Router, type Request } from 'express';
 import { createMethodNotAllowed } from '../middleware/error-handler';
 import { recordTimings } from '../middleware/server-timing';
 import type { Validate } from '../middleware/validate';
-import { modelCallTimings, snapshot } from '../services/agents/run-object';
+import { modelCallTimings } from '../services/agents/run-object';
 import type { AgentsService, RunRequest } from '../services/agents/service';
 import type { Timers } from '../services/agents/timers';
 import type { Lifecycle } from '../services/lifecycle';
@@ -89,7 +89,7 @@ export function createAgentsRouter(options: AgentsRouterOptions): Router {
         return;
       }
       if (body.background || body.webhook) {
-        res.status(202).location(`/agents/runs/${run.id}`).json(snapshot(run));
+        res.status(202).location(`/agents/runs/${run.id}`).json(run);
         return;
       }
       const abandon = (): void => {
@@ -100,14 +100,15 @@ export function createAgentsRouter(options: AgentsRouterOptions): Router {
       res.off('close', abandon);
       // Server-Timing: the queue wait and Ollama time of every model call of the run.
       for (const timings of modelCallTimings(finished)) recordTimings(res, timings);
-      res.json(snapshot(finished));
+      // res.json serialises at once, so the finished run needs no copy first.
+      res.json(finished);
     })
     .all(createMethodNotAllowed(['POST']));
 
   router
     .route('/agents/runs/:id')
     .get(runParams, (req, res) => {
-      res.json(snapshot(service.find(String(req.params.id), req.principal).run));
+      res.json(service.find(String(req.params.id), req.principal).run);
     })
     .all(createMethodNotAllowed(['GET', 'HEAD']));
 

@@ -4,7 +4,7 @@
  * passes no signal on non-streamed calls), turns a non-2xx into a typed error before ollama-js
  * sees it, and records how far the answer got.
  */
-import { Agent, fetch as undiciFetch, Response as UndiciResponse } from 'undici';
+import { Agent, request as undiciRequest, type Dispatcher } from 'undici';
 import { isAppError } from '../src/errors';
 import { errorFromStatus, timeoutError, unavailableError } from './ollama-errors';
 
@@ -18,27 +18,62 @@ export type FetchLike = (input: string | URL | Request, init?: RequestInit) => P
 /**
  * One call's deadline and cancellation: a single timer that is re-armed as the call moves
  * from "waiting for the answer" to "waiting for the next chunk", and a signal that aborts when
- * the timer fires (reason: OLLAMA_TIMEOUT) or when the caller's signal aborts (its reason).
+ * the timer fires (reason: OLLAMA_TIMEOUT) or when a followed signal (the caller's, ollama-js's)
+ * aborts (its reason).
  */
 export class CallDeadline {
   readonly signal: AbortSignal;
   private readonly controller = new AbortController();
   private timer: NodeJS.Timeout | undefined;
   private expired = false;
+  private phase: 'total' | 'first_byte' | 'idle' | undefined;
+  private phaseMs = 0;
+  /** performance.now() of the last idle re-arm; the idle timer checks it when it fires. */
+  private lastProgress = 0;
+  private readonly unfollow: Array<() => void> = [];
 
   constructor(caller?: AbortSignal) {
-    this.signal = caller
-      ? AbortSignal.any([caller, this.controller.signal])
-      : this.controller.signal;
+    this.signal = this.controller.signal;
+    this.follow(caller);
+  }
+
+  /** Aborts this call when `signal` aborts, with its reason (AbortSignal.any without its cost). */
+  follow(signal: AbortSignal | undefined): void {
+    if (!signal) return;
+    if (signal.aborted) {
+      this.abort(signal.reason);
+      return;
+    }
+    const onAbort = (): void => this.abort(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    this.unfollow.push(() => signal.removeEventListener('abort', onAbort));
   }
 
   arm(phase: 'total' | 'first_byte' | 'idle', ms: number): void {
-    clearTimeout(this.timer);
     if (this.signal.aborted) return;
+    // Streams re-arm the idle deadline on every chunk: only note the time, and let the running
+    // timer check it when it fires (one timer per call instead of one per chunk).
+    if (phase === 'idle' && this.phase === 'idle' && this.phaseMs === ms && this.timer) {
+      this.lastProgress = performance.now();
+      return;
+    }
+    clearTimeout(this.timer);
+    this.phase = phase;
+    this.phaseMs = ms;
+    this.lastProgress = performance.now();
+    this.schedule(ms);
+  }
+
+  private schedule(delayMs: number): void {
     this.timer = setTimeout(() => {
+      const idleFor = performance.now() - this.lastProgress;
+      if (this.phase === 'idle' && idleFor < this.phaseMs) {
+        this.schedule(this.phaseMs - idleFor);
+        return;
+      }
       this.expired = true;
-      this.controller.abort(timeoutError(phase, ms));
-    }, ms);
+      this.controller.abort(timeoutError(this.phase ?? 'total', this.phaseMs));
+    }, delayMs);
     this.timer.unref();
   }
 
@@ -50,6 +85,8 @@ export class CallDeadline {
 
   dispose(): void {
     clearTimeout(this.timer);
+    this.timer = undefined;
+    for (const remove of this.unfollow.splice(0)) remove();
   }
 
   /** The call was ended by its caller (signal or abort()), not by one of our deadlines. */
@@ -99,14 +136,17 @@ export function createOllamaTransport(options: TransportOptions = {}): OllamaTra
   return {
     fetchFor(deadline, probe, modelScoped) {
       return async (input, init) => {
-        const signal = init?.signal
-          ? AbortSignal.any([init.signal, deadline.signal])
-          : deadline.signal;
-        let res: UndiciResponse;
+        // ollama-js passes a signal of its own on streamed calls (its iterator's abort()):
+        // forward it into the deadline instead of combining signals with AbortSignal.any,
+        // which is costly per call in Node 20.
+        deadline.follow(init?.signal ?? undefined);
+        let res: Dispatcher.ResponseData;
         try {
-          res = await undiciFetch(input as string, {
-            ...(init as Record<string, unknown>),
-            signal,
+          res = await undiciRequest(String(input), {
+            method: (init?.method ?? 'GET') as Dispatcher.HttpMethod,
+            headers: init?.headers as Record<string, string> | undefined,
+            body: init?.body as string | undefined,
+            signal: deadline.signal,
             dispatcher: agent,
           });
         } catch (err) {
@@ -114,53 +154,71 @@ export function createOllamaTransport(options: TransportOptions = {}): OllamaTra
         }
         probe.responded = true;
         probe.onProgress?.();
-        if (!res.ok) {
+        if (res.statusCode < 200 || res.statusCode > 299) {
           const text = await readLimited(res, MAX_ERROR_BODY).catch(() => '');
-          throw errorFromStatus(res.status, text, res.headers.get('retry-after'), modelScoped);
+          throw errorFromStatus(res.statusCode, text, header(res, 'retry-after'), modelScoped);
         }
-        if (!res.body) return res as unknown as Response;
-        const body = observeBody(res.body, deadline, probe);
-        const wrapped = new UndiciResponse(body, {
-          status: res.status,
-          statusText: res.statusText,
-          headers: res.headers,
-        });
-        return wrapped as unknown as Response;
+        return lightResponse(res, deadline, probe) as unknown as Response;
       };
     },
     close: () => agent.close(),
   };
 }
 
-/**
- * Passes the body through chunk by chunk (nothing is buffered), reports each chunk, and turns
- * a failed read into a typed error so a stream cut in the middle surfaces as
- * OLLAMA_UNAVAILABLE (or the timeout / caller abort that caused it).
- */
-function observeBody(
-  source: ReadableStream<Uint8Array>,
-  deadline: CallDeadline,
-  probe: AttemptProbe,
-): ReadableStream<Uint8Array> {
-  const reader = source.getReader();
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      try {
-        const { done, value } = await reader.read();
-        if (done) return controller.close();
-        probe.onProgress?.();
-        controller.enqueue(value);
-      } catch (err) {
-        controller.error(deadline.explain(err) ?? unavailableError(err, true));
-      }
-    },
-    cancel(reason) {
-      return reader.cancel(reason);
-    },
-  });
+function header(res: Dispatcher.ResponseData, name: string): string | null {
+  const value = res.headers[name];
+  return Array.isArray(value) ? (value[0] ?? null) : (value ?? null);
 }
 
-async function readLimited(res: UndiciResponse, max: number): Promise<string> {
-  const text = await res.text();
+/**
+ * The part of a fetch `Response` that ollama-js reads (ok, status, headers.get, json, text and
+ * body.getReader), over undici's Node stream. A WHATWG fetch Response and ReadableStream cost
+ * several times more CPU per chunk, and every Ollama answer is dozens of chunks.
+ * Chunks pass through as they arrive (nothing is buffered); each is reported to the probe, and
+ * a failed read becomes a typed error, so a stream cut in the middle surfaces as
+ * OLLAMA_UNAVAILABLE (or the timeout / caller abort that caused it).
+ */
+function lightResponse(res: Dispatcher.ResponseData, deadline: CallDeadline, probe: AttemptProbe) {
+  const failed = (err: unknown): unknown => deadline.explain(err) ?? unavailableError(err, true);
+  const text = async (): Promise<string> => {
+    try {
+      return await res.body.text();
+    } catch (err) {
+      throw failed(err);
+    }
+  };
+  return {
+    ok: true,
+    status: res.statusCode,
+    statusText: '',
+    headers: { get: (name: string) => header(res, name.toLowerCase()) },
+    text,
+    json: async (): Promise<unknown> => JSON.parse(await text()),
+    body: {
+      getReader() {
+        const chunks = res.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+        return {
+          async read(): Promise<{ done: boolean; value: Uint8Array | undefined }> {
+            try {
+              const { done, value } = await chunks.next();
+              if (done) return { done: true, value: undefined };
+              probe.onProgress?.();
+              return { done: false, value: value as Uint8Array };
+            } catch (err) {
+              throw failed(err);
+            }
+          },
+          releaseLock(): void {},
+          async cancel(): Promise<void> {
+            res.body.destroy();
+          },
+        };
+      },
+    },
+  };
+}
+
+async function readLimited(res: Dispatcher.ResponseData, max: number): Promise<string> {
+  const text = await res.body.text();
   return text.length > max ? text.slice(0, max) : text;
 }

@@ -34,6 +34,9 @@ export interface RunStore {
   running(): RunRecord[];
 }
 
+/** Longest time between two sweeps of expired runs. */
+const SWEEP_MS = 1000;
+
 /**
  * Bounded in-memory run store. Nothing runs on a timer: expiry is checked when a run is read
  * and when one is added, against the injected clock.
@@ -49,9 +52,15 @@ export function createRunStore(options: {
   const expired = (r: RunRecord, at: number): boolean =>
     r.finishedAt !== null && r.finishedAt + ttlMs <= at;
 
+  // The TTL sweep walks every kept run, so it runs at most once per SWEEP_MS of the clock
+  // rather than on every add (get() still checks expiry exactly); eviction stays per add.
+  let nextSweep = -Infinity;
   const purge = (): void => {
     const at = now();
-    for (const [id, r] of runs) if (expired(r, at)) runs.delete(id);
+    if (at >= nextSweep) {
+      nextSweep = at + Math.min(ttlMs, SWEEP_MS);
+      for (const [id, r] of runs) if (expired(r, at)) runs.delete(id);
+    }
     for (const [id, r] of runs) {
       if (runs.size < max) break;
       if (r.finishedAt !== null) runs.delete(id);

@@ -46,6 +46,8 @@ export function createAgentRunner(deps: RunnerDeps) {
   const { tools, telemetry, logger, timers, now } = deps;
   const modelStep = createModelStep(deps);
   const iso = (): string => new Date(now()).toISOString();
+  // The normal end of every run: one immutable instance, not a new Error (and stack) per run.
+  const endTurn = new RunStop('end_turn', '');
 
   /** Closes the steps still open when the run ended; returns the first one's index. */
   function closeOpenSteps(ctx: StepContext, stop: RunStop): number | undefined {
@@ -167,7 +169,7 @@ export function createAgentRunner(deps: RunnerDeps) {
     if (!ended) {
       loop(ctx)
         .then(
-          () => end(new RunStop('end_turn', '')),
+          () => end(endTurn),
           (err: unknown) => end(stopFor(err, controller.signal, logger)),
         )
         .catch((err: unknown) => logger.error('agent run could not end', { error: err }));

@@ -1,0 +1,162 @@
+/** The bench's output: budget checks, a printed table and the JSON record. */
+import { execFileSync } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { LatencyFigures, PacedFigures } from './latency';
+import type { LoadFigures } from './load';
+import type { OpenStreamFigures } from './open-streams';
+
+export interface Summary {
+  load: Record<string, LoadFigures>;
+  latency: LatencyFigures;
+  paced: PacedFigures;
+  openStreams: OpenStreamFigures;
+}
+
+export interface BudgetLine {
+  name: string;
+  limit: string;
+  measured: string;
+  ok: boolean;
+}
+
+const f = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
+
+/** The issue's overhead budget, checked against the medians. */
+export function checkBudget(s: Summary): BudgetLine[] {
+  const cpu = Math.max(
+    s.load['run 16c']?.cpu_us_per_req ?? NaN,
+    s.load['run 64c']?.cpu_us_per_req ?? NaN,
+  );
+  const l = s.latency;
+  return [
+    {
+      name: 'non-streamed run: service CPU per request',
+      limit: '≤ 250 µs',
+      measured: `${f(cpu, 0)} µs (worst of 16/64 connections)`,
+      ok: cpu <= 250,
+    },
+    {
+      name: 'added latency, one connection, p50',
+      limit: '≤ 1 ms',
+      measured: `${f(l.added_p50_ms, 3)} ms (p99 ${f(l.added_p99_ms, 3)} ms)`,
+      ok: l.added_p50_ms <= 1,
+    },
+    {
+      name: 'first token after the simulator sent it, p50',
+      limit: '≤ 0.5 ms',
+      measured: `${f(l.first_token_after_sim_p50_ms, 3)} ms (p99 ${f(l.first_token_after_sim_p99_ms, 3)} ms)`,
+      ok: l.first_token_after_sim_p50_ms <= 0.5,
+    },
+    {
+      name: 'tokens never batched',
+      limit: 'a write per chunk',
+      measured: `${l.deltas_per_stream}/${l.chunks_per_stream} deltas per stream, ${l.bad_streams} bad streams; paced: ${f(s.paced.writes_per_stream, 1)} writes per stream (${s.paced.batched_reads} tokens read together)`,
+      ok:
+        l.deltas_per_stream === l.chunks_per_stream &&
+        s.paced.deltas_per_stream === l.chunks_per_stream &&
+        s.paced.writes_per_stream >= l.chunks_per_stream &&
+        l.bad_streams === 0,
+    },
+    {
+      name: `RSS with ${s.openStreams.streams} open streams`,
+      limit: '≤ 150 MB',
+      measured: `${f(s.openStreams.rss_open_mb, 1)} MB (${s.openStreams.open} open, idle ${f(s.openStreams.rss_idle_mb, 1)} MB)`,
+      ok: s.openStreams.rss_open_mb <= 150 && s.openStreams.open === s.openStreams.streams,
+    },
+  ];
+}
+
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  // Numbers right-aligned, text left-aligned.
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (/^-?[\d.]+$|^n\/a$/.test(c) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+export function formatSummary(s: Summary, budget: BudgetLine[]): string {
+  const load = table(
+    [
+      'POST /agents/run',
+      'req/s',
+      'p50 ms',
+      'p99 ms',
+      'CPU µs/req',
+      'sim µs/req',
+      'reads/req',
+      'writes/req',
+      'RSS MB',
+      'errors',
+    ],
+    Object.entries(s.load).map(([name, r]) => [
+      name,
+      f(r.rps, 0),
+      f(r.latency_p50_ms, 1),
+      f(r.latency_p99_ms, 1),
+      f(r.cpu_us_per_req, 0),
+      f(r.sim_cpu_us_per_req, 0),
+      f(r.reads_per_req, 1),
+      f(r.writes_per_req, 1),
+      f(r.rss_mb, 1),
+      String(r.errors),
+    ]),
+  );
+  const l = s.latency;
+  const latency = table(
+    ['one connection, sequential', 'p50 ms', 'p99 ms'],
+    [
+      ['direct /api/chat (non-streamed)', f(l.direct_p50_ms, 3), f(l.direct_p99_ms, 3)],
+      ['gateway /agents/run (non-streamed)', f(l.gateway_p50_ms, 3), f(l.gateway_p99_ms, 3)],
+      ['added by the gateway', f(l.added_p50_ms, 3), f(l.added_p99_ms, 3)],
+      ['whole streamed answer, direct', f(l.direct_stream_p50_ms, 3), ''],
+      ['whole streamed answer, gateway', f(l.gateway_stream_p50_ms, 3), ''],
+      ['time to first token, direct', f(l.direct_ttft_p50_ms, 3), ''],
+      ['time to first token, gateway', f(l.gateway_ttft_p50_ms, 3), ''],
+      ['added to first token', f(l.added_ttft_p50_ms, 3), f(l.added_ttft_p99_ms, 3)],
+      [
+        'first token after the sim sent it',
+        f(l.first_token_after_sim_p50_ms, 3),
+        f(l.first_token_after_sim_p99_ms, 3),
+      ],
+      ['  (same, direct: the floor)', f(l.direct_first_token_after_sim_p50_ms, 3), ''],
+    ],
+  );
+  const checks = table(
+    ['budget', 'limit', 'measured', ''],
+    budget.map((b) => [b.name, b.limit, b.measured, b.ok ? 'PASS' : 'MISS']),
+  );
+  return [load, '', latency, '', checks].join('\n');
+}
+
+export function machine(): Record<string, unknown> {
+  const cpus = os.cpus();
+  let commit: string | undefined;
+  try {
+    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+  } catch {
+    commit = undefined;
+  }
+  return {
+    cpu: cpus[0]?.model ?? 'unknown',
+    cores: cpus.length,
+    memory_gb: Number((os.totalmem() / 2 ** 30).toFixed(1)),
+    os: `${os.type()} ${os.release()}`,
+    node: process.version,
+    loadavg_at_start: os.loadavg().map((v) => Number(v.toFixed(2))),
+    commit,
+  };
+}
+
+/** Writes the record to bench/results/<date>.json and returns the path. */
+export async function writeRecord(record: Record<string, unknown>, date: Date): Promise<string> {
+  const dir = path.resolve(__dirname, '..', '..', 'bench', 'results');
+  await mkdir(dir, { recursive: true });
+  const file = path.join(dir, `${date.toISOString().replace(/[:.]/g, '-')}.json`);
+  await writeFile(file, `${JSON.stringify(record, null, 2)}\n`);
+  return file;
+}

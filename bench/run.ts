@@ -1,0 +1,176 @@
+/**
+ * `npm run bench`: what POST /agents/run costs in the service, against the Ollama simulator.
+ * The simulator and the built service each run in their own process; this process drives load
+ * (autocannon) and a sequential client, reads the service's CPU and memory from /proc, prints a
+ * table and writes bench/results/<date>.json. Every figure is the median of `--reps`
+ * repetitions; each repetition runs every scenario once, so the scenarios are interleaved.
+ *
+ *   npm run bench [-- --reps 3 --duration 5 --iterations 300 --streams 500 --profile
+ *                     --set LOG_LEVEL=info --set RUNS_MAX=100]
+ *
+ * --profile runs the service under `node --cpu-prof` (profile in bench/results/profiles);
+ * --set overrides the service's environment (defaults: LOG_LEVEL=warn, limits raised).
+ */
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { runLatency, runPacedStreams, type LatencyFigures } from './latency';
+import { runLoad, type LoadFigures } from './load';
+import { runOpenStreams, type OpenStreamFigures } from './open-streams';
+import { clockTicksPerSecond } from './proc';
+import { startService, startSim, type SimProcess } from './processes';
+import { checkBudget, formatSummary, machine, writeRecord, type Summary } from './report';
+import { medianOfRecords } from './stats';
+
+const MODEL = 'llama3.2:3b';
+const CHUNKS = 50;
+const RUN = { agent: 'default', input: 'hi' };
+
+const SCENARIOS = [
+  { name: 'run 16c', stream: false, connections: 16 },
+  { name: 'stream 16c', stream: true, connections: 16 },
+  { name: 'run 64c', stream: false, connections: 64 },
+  { name: 'stream 64c', stream: true, connections: 64 },
+] as const;
+
+function options() {
+  const { values } = parseArgs({
+    options: {
+      reps: { type: 'string', default: '3' },
+      duration: { type: 'string', default: '5' },
+      iterations: { type: 'string', default: '300' },
+      streams: { type: 'string', default: '500' },
+      profile: { type: 'boolean', default: false },
+      set: { type: 'string', multiple: true, default: [] },
+    },
+  });
+  const env: Record<string, string> = {};
+  for (const pair of values.set) {
+    const eq = pair.indexOf('=');
+    if (eq < 1) throw new Error(`--set wants KEY=VALUE, got "${pair}"`);
+    env[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return {
+    reps: Number(values.reps),
+    durationS: Number(values.duration),
+    iterations: Number(values.iterations),
+    streams: Number(values.streams),
+    profile: values.profile,
+    env,
+  };
+}
+
+const log = (text: string) => process.stderr.write(`${text}\n`);
+
+/**
+ * Open streams are measured on a service of their own (warmed with a few runs), so the figure
+ * is what the streams cost, not the heap left grown by the throughput runs before them.
+ */
+async function openStreamsOnFreshService(
+  sim: SimProcess,
+  streams: number,
+  env: Record<string, string>,
+): Promise<OpenStreamFigures> {
+  const service = await startService(sim.url, { model: MODEL, env });
+  try {
+    await runLatency({ serviceUrl: service.url, sim, model: MODEL, runBody: RUN }, 20);
+    return await runOpenStreams(
+      { serviceUrl: service.url, servicePid: service.pid, sim, runBody: RUN },
+      streams,
+    );
+  } finally {
+    await service.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  const opts = options();
+  const date = new Date();
+  const host = machine();
+  const ticksPerSecond = clockTicksPerSecond();
+  const profileDir = path.resolve(__dirname, '..', '..', 'bench', 'results', 'profiles');
+  const sim = await startSim(CHUNKS);
+  const service = await startService(sim.url, {
+    model: MODEL,
+    nodeArgs: opts.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
+    env: opts.env,
+  }).catch(async (err: unknown) => {
+    await sim.stop();
+    throw err;
+  });
+  log(`simulator ${sim.url} (pid ${sim.pid}), service ${service.url} (pid ${service.pid})`);
+  const loadTarget = (stream: boolean) => ({
+    url: `${service.url}/agents/run`,
+    body: stream ? { ...RUN, stream: true } : RUN,
+    servicePid: service.pid,
+    simPid: sim.pid,
+    ticksPerSecond,
+  });
+  const latencyTarget = { serviceUrl: service.url, sim, model: MODEL, runBody: RUN };
+
+  const load: Record<string, LoadFigures[]> = {};
+  const latency: LatencyFigures[] = [];
+  const open: OpenStreamFigures[] = [];
+  let paced: Summary['paced'];
+  try {
+    log('warming up');
+    await runLatency(latencyTarget, 50);
+    await runLoad(loadTarget(false), 16, 2);
+    await runLoad(loadTarget(true), 16, 2);
+    for (let rep = 1; rep <= opts.reps; rep += 1) {
+      for (const s of SCENARIOS) {
+        log(`rep ${rep}/${opts.reps}: ${s.name}`);
+        (load[s.name] ??= []).push(
+          await runLoad(loadTarget(s.stream), s.connections, opts.durationS),
+        );
+      }
+      log(`rep ${rep}/${opts.reps}: sequential latency (${opts.iterations} of each)`);
+      latency.push(await runLatency(latencyTarget, opts.iterations));
+      log(`rep ${rep}/${opts.reps}: ${opts.streams} open streams (fresh service)`);
+      open.push(await openStreamsOnFreshService(sim, opts.streams, opts.env));
+    }
+    log('paced streams (5 ms between chunks)');
+    paced = await runPacedStreams({ ...latencyTarget, servicePid: service.pid }, 10, 5);
+  } finally {
+    await service.stop();
+    await sim.stop();
+  }
+  const warnings = service.output().trim();
+  if (warnings)
+    log(`service output (warn and above):\n${warnings.split('\n').slice(-10).join('\n')}`);
+
+  const summary: Summary = {
+    load: Object.fromEntries(
+      Object.entries(load).map(([name, reps]) => [name, medianOfRecords(reps) as LoadFigures]),
+    ),
+    latency: medianOfRecords(latency) as LatencyFigures,
+    paced,
+    openStreams: medianOfRecords(open) as OpenStreamFigures,
+  };
+  const budget = checkBudget(summary);
+  process.stdout.write(`\n${formatSummary(summary, budget)}\n\n`);
+  const file = await writeRecord(
+    {
+      date: date.toISOString(),
+      machine: host,
+      settings: {
+        ...opts,
+        chunks_per_reply: CHUNKS,
+        model: MODEL,
+        ticks_per_second: ticksPerSecond,
+      },
+      summary,
+      budget,
+      repetitions: { load, latency, openStreams: open },
+    },
+    date,
+  );
+  log(`${host.cpu as string}, ${host.cores as number} cores, Node ${process.version}`);
+  log(`written: ${path.relative(process.cwd(), file)}`);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(
+    `bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+  );
+  process.exit(1);
+});

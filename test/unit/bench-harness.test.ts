@@ -1,0 +1,177 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import {
+  listeningPorts,
+  parseListeningPorts,
+  parseProcIo,
+  parseProcStat,
+  parseStatusKb,
+  readCpuMicros,
+  readMemory,
+  readSyscalls,
+  socketInodes,
+} from '../../bench/proc';
+import { checkBudget, type Summary } from '../../bench/report';
+import { createNdjsonParser, createSseParser } from '../../bench/sse';
+import { median, medianOfRecords, percentile } from '../../bench/stats';
+
+// The pure parts of `npm run bench` (the bench itself is not part of npm test).
+describe('bench harness', () => {
+  describe('parseProcStat', () => {
+    it('counts fields from the last parenthesis, so odd command names do not shift them', () => {
+      const rest = 'S 1 2 3 4 5 6 7 8 9 10 1234 56 0 0 20 0 11 0 100 200 300';
+      assert.deepEqual(parseProcStat(`4242 (node) ${rest}\n`), { utime: 1234, stime: 56 });
+      assert.deepEqual(parseProcStat(`4242 (a) (b c) ${rest}`), { utime: 1234, stime: 56 });
+    });
+
+    it('rejects text that is not a stat line', () => {
+      assert.throws(() => parseProcStat('garbage'), /not a \/proc/);
+      assert.throws(() => parseProcStat('1 (x) S 1 2'), /utime\/stime missing/);
+    });
+  });
+
+  describe('parseStatusKb', () => {
+    it('reads a kB line in bytes', () => {
+      const status = 'Name:\tnode\nVmHWM:\t  204800 kB\nVmRSS:\t   51200 kB\nThreads:\t11\n';
+      assert.equal(parseStatusKb(status, 'VmRSS'), 51200 * 1024);
+      assert.equal(parseStatusKb(status, 'VmHWM'), 204800 * 1024);
+      assert.throws(() => parseStatusKb(status, 'VmSwap'), /VmSwap missing/);
+    });
+  });
+
+  describe('parseProcIo', () => {
+    it('reads the read and write system call counts', () => {
+      const io = 'rchar: 6976\nwchar: 10\nsyscr: 12\nsyscw: 3\nread_bytes: 0\n';
+      assert.deepEqual(parseProcIo(io), { reads: 12, writes: 3 });
+      assert.throws(() => parseProcIo('rchar: 1\n'), /syscr missing/);
+    });
+  });
+
+  describe('parseListeningPorts', () => {
+    const netTcp = [
+      '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode',
+      '   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 111 1 0 100 0 0 10 0',
+      '   1: 0100007F:1F91 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 222 1 0 100 0 0 10 0',
+      '   2: 0100007F:1F92 0100007F:A000 01 00000000:00000000 00:00000000 00000000     0        0 333 1 0 20 4 30 10 -1',
+    ].join('\n');
+
+    it('keeps listening sockets owned by the process', () => {
+      const inodes = socketInodes(['socket:[333]', 'pipe:[9]', 'socket:[111]', '/dev/null']);
+      assert.deepEqual([...inodes].sort(), ['111', '333']);
+      assert.deepEqual(parseListeningPorts(netTcp, inodes), [8080]);
+    });
+
+    it('finds a real server listening on port 0 through /proc', async () => {
+      const server = http.createServer();
+      server.listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      try {
+        const { port } = server.address() as AddressInfo;
+        assert.ok((await listeningPorts(process.pid)).includes(port));
+        assert.ok((await readCpuMicros(process.pid, 100)) > 0);
+        const memory = await readMemory(process.pid);
+        assert.ok(memory.rss > 0 && memory.peak >= memory.rss);
+        assert.ok((await readSyscalls(process.pid)).reads > 0);
+      } finally {
+        server.close();
+      }
+    });
+  });
+
+  describe('statistics', () => {
+    it('takes medians and nearest-rank percentiles', () => {
+      assert.equal(median([3, 1, 2]), 2);
+      assert.equal(median([4, 1, 3, 2]), 2.5);
+      assert.ok(Number.isNaN(median([])));
+      const hundred = Array.from({ length: 100 }, (_, i) => 100 - i);
+      assert.equal(percentile(hundred, 50), 50);
+      assert.equal(percentile(hundred, 99), 99);
+      assert.equal(percentile([7], 99), 7);
+    });
+
+    it('collapses repetitions field by field', () => {
+      const reps = [
+        { rps: 10, cpu: 300 },
+        { rps: 30, cpu: 100 },
+        { rps: 20, cpu: 200 },
+      ];
+      assert.deepEqual(medianOfRecords(reps), { rps: 20, cpu: 200 });
+    });
+  });
+
+  describe('stream parsers', () => {
+    it('assembles SSE events split across reads, skipping comments', () => {
+      const feed = createSseParser();
+      assert.deepEqual(feed(': ping\n\nid: 1\nevent: message.del'), []);
+      assert.deepEqual(feed('ta\ndata: {"text":"a"}\n\nevent: run.completed\r\ndata: {}\r\n\r\n'), [
+        { event: 'message.delta', data: '{"text":"a"}' },
+        { event: 'run.completed', data: '{}' },
+      ]);
+    });
+
+    it('parses complete NDJSON lines only', () => {
+      const feed = createNdjsonParser();
+      assert.deepEqual(feed('{"a":1}\n{"b"'), [{ a: 1 }]);
+      assert.deepEqual(feed(':2}\n'), [{ b: 2 }]);
+    });
+  });
+
+  describe('checkBudget', () => {
+    const load = {
+      rps: 1,
+      latency_p50_ms: 1,
+      latency_p99_ms: 1,
+      sim_cpu_us_per_req: 1,
+      rss_mb: 1,
+      reads_per_req: 2,
+      writes_per_req: 3,
+    };
+    const summary = (cpu: number, deltas: number): Summary => ({
+      load: {
+        'run 16c': { ...load, cpu_us_per_req: cpu, errors: 0 },
+        'run 64c': { ...load, cpu_us_per_req: 200, errors: 0 },
+      },
+      latency: {
+        direct_p50_ms: 1,
+        direct_p99_ms: 2,
+        gateway_p50_ms: 1.4,
+        gateway_p99_ms: 3,
+        added_p50_ms: 0.4,
+        added_p99_ms: 1,
+        direct_stream_p50_ms: 2,
+        gateway_stream_p50_ms: 2.5,
+        direct_ttft_p50_ms: 1,
+        gateway_ttft_p50_ms: 1.2,
+        added_ttft_p50_ms: 0.2,
+        added_ttft_p99_ms: 0.5,
+        first_token_after_sim_p50_ms: 0.3,
+        first_token_after_sim_p99_ms: 0.6,
+        direct_first_token_after_sim_p50_ms: 0.1,
+        chunks_per_stream: 50,
+        deltas_per_stream: deltas,
+        bad_streams: 0,
+      },
+      paced: { streams: 10, deltas_per_stream: 50, batched_reads: 0, writes_per_stream: 53 },
+      openStreams: { streams: 500, open: 500, rss_idle_mb: 60, rss_open_mb: 120, failed: 0 },
+    });
+
+    it('passes figures within the budget and misses the worst connection count over it', () => {
+      assert.ok(checkBudget(summary(240, 50)).every((line) => line.ok));
+      const missed = checkBudget(summary(260, 49)).filter((line) => !line.ok);
+      const batched = summary(240, 50);
+      batched.paced.writes_per_stream = 12;
+      assert.deepEqual(
+        checkBudget(batched)
+          .filter((line) => !line.ok)
+          .map((line) => line.name),
+        ['tokens never batched'],
+      );
+      assert.deepEqual(
+        missed.map((line) => line.name),
+        ['non-streamed run: service CPU per request', 'tokens never batched'],
+      );
+    });
+  });
+});
