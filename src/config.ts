@@ -135,6 +135,14 @@ export function loadConfig(
   return Object.freeze(out as unknown as Config);
 }
 
+/**
+ * The configuration of this process: {@link loadConfig} over `process.env`. This module is the
+ * only one that reads the environment; everything else receives the frozen result.
+ */
+export function loadProcessConfig(registry: SchemaRegistry): Readonly<Config> {
+  return loadConfig(process.env, registry);
+}
+
 function crossChecks(c: Config): string[] {
   const problems: string[] = [];
   // With API_KEYS_FILE the count is only known once the file is read: loadApiKeys()

@@ -7,7 +7,7 @@ import { createRateLimitRedis, type RateLimitRedis } from '../services/rate-limi
 import { loadApiKeys } from './api-keys';
 import { createApp } from './app';
 import { composeGateway, type Gateway } from './compose';
-import { ConfigError, loadConfig, type ApiKeyEntry, type Config } from './config';
+import { ConfigError, loadProcessConfig, type ApiKeyEntry, type Config } from './config';
 import { createHttpServer } from './http-server';
 import { createLogger, flushLogger, type Logger } from './logger';
 import { installGracefulShutdown } from './shutdown';
@@ -38,7 +38,7 @@ function main(): void {
   let config: Readonly<Config>;
   let apiKeys: readonly ApiKeyEntry[];
   try {
-    config = loadConfig(process.env, schemas);
+    config = loadProcessConfig(schemas);
     // The keys file is read here, once, synchronously at start; never on a request.
     apiKeys = loadApiKeys(config);
   } catch (err) {
