@@ -39,7 +39,7 @@ async function main(): Promise<void> {
     `#    curl -s localhost:${port}/health`,
     `#    curl -s localhost:${port}/ollama/models`,
     `#    curl -s localhost:${port}/agents/run -H 'content-type: application/json' \\`,
-    `#         -d '{"agent":"default","input":"What is 6*7?"}'`,
+    `#         -d '{"agent":"default","input":"Say hello"}'`,
     '#  Stop with Ctrl-C.',
     '#'.repeat(78),
     '',
