@@ -247,6 +247,8 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
           toolNames,
           options,
           limits,
+          // An answered run's caller gets only the finished run: no one watches its tokens.
+          streamTokens: Boolean(body.stream || body.background || body.webhook),
           ...(agent.think !== undefined ? { think: agent.think } : {}),
           ...(validate && format?.type === 'json_schema'
             ? { format: { schema: format.schema, validate } }

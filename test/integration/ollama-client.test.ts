@@ -90,6 +90,29 @@ for (const variant of OLLAMA_HOST_VARIANTS) {
         assert.equal((chatRequests()[0]?.body as { keep_alive?: unknown }).keep_alive, '5m');
       });
 
+      it('counts a stream that carries only tool calls as having a first token', async () => {
+        sim.script(MODEL, {
+          tool_calls: [{ function: { name: 'calculator', arguments: { expression: '1+1' } } }],
+        });
+        const stream = await svc.chatStream({ model: MODEL, messages: USER });
+        const chunks = [];
+        for await (const chunk of stream) chunks.push(chunk);
+        assert.ok(
+          chunks.every((c) => !c.message.content),
+          'no text in any chunk',
+        );
+        assert.ok(chunks.some((c) => (c.message.tool_calls?.length ?? 0) > 0));
+        assert.equal(telemetry.inferences[0]?.outcome, 'success');
+        assert.ok(telemetry.inferences[0]?.ttftS !== undefined);
+      });
+
+      it('reports no first token for a non-streamed answer (it arrives whole)', async () => {
+        const { response } = await svc.chat({ model: MODEL, messages: USER });
+        assert.notEqual(response.message.content, '');
+        assert.equal(telemetry.inferences[0]?.outcome, 'success');
+        assert.equal(telemetry.inferences[0]?.ttftS, undefined);
+      });
+
       it('reads version, tags, show and ps', async () => {
         assert.equal(await svc.version(), '0.12.6');
         assert.ok((await svc.list()).models.some((m) => m.name === MODEL));
