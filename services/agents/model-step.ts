@@ -179,27 +179,27 @@ export function createModelStep(deps: ModelStepDeps) {
       ...(spec.think !== undefined ? { think: spec.think } : {}),
       ...(Object.keys(spec.options).length > 0 ? { options: spec.options } : {}),
     };
-    let final: ChatResponse | undefined;
+    let answer: ModelCall;
     try {
-      const answer = await call(ctx, step, req, reply);
-      final = answer.final;
-      const t = answer.timings;
-      step.ollama = {
-        load_ms: (final?.load_duration ?? 0) / NS_PER_MS,
-        prompt_eval_ms: (final?.prompt_eval_duration ?? 0) / NS_PER_MS,
-        eval_ms: (final?.eval_duration ?? 0) / NS_PER_MS,
-        total_ms: (final?.total_duration ?? 0) / NS_PER_MS,
-        queue_ms: t.queueMs,
-        first_byte_ms: t.firstByteMs ?? null,
-        last_byte_ms: t.ollamaMs ?? null,
-        done_reason: final?.done_reason ?? null,
-      };
+      answer = await call(ctx, step, req, reply);
     } catch (err) {
       throw stopFor(err, signal, logger);
     }
-    // The run ended while the last bytes came in: what it reported stays as reported.
+    // The run ended while the last bytes came in: what it reported stays as reported, and
+    // nothing is recorded on the run after its terminal event.
     if (ctx.ended()) throw stopFor(signal.reason, signal, logger);
 
+    const { final, timings: t } = answer;
+    step.ollama = {
+      load_ms: (final?.load_duration ?? 0) / NS_PER_MS,
+      prompt_eval_ms: (final?.prompt_eval_duration ?? 0) / NS_PER_MS,
+      eval_ms: (final?.eval_duration ?? 0) / NS_PER_MS,
+      total_ms: (final?.total_duration ?? 0) / NS_PER_MS,
+      queue_ms: t.queueMs,
+      first_byte_ms: t.firstByteMs ?? null,
+      last_byte_ms: t.ollamaMs ?? null,
+      done_reason: final?.done_reason ?? null,
+    };
     step.usage = {
       input_tokens: final?.prompt_eval_count ?? 0,
       output_tokens: final?.eval_count ?? 0,

@@ -146,7 +146,9 @@ export function createAgentRunner(deps: RunnerDeps) {
       run.completed_at = iso();
       run.usage.total_tokens = run.usage.input_tokens + run.usage.output_tokens;
       run.usage.wall_ms = now() - started;
-      events.emit(`run.${run.status}` as RunEventType, { run: snapshot(run) });
+      // Nothing changes a run after its terminal event but its webhook delivery record, so
+      // only a run with a webhook needs a copy to keep the event as it was sent.
+      events.emit(`run.${run.status}` as RunEventType, { run: run.webhook ? snapshot(run) : run });
       telemetry.agentRun({
         agent: spec.agentLabel,
         status: run.status,
