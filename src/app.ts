@@ -98,7 +98,7 @@ export function createApp(deps: AppDeps): Express {
       runsPerMinute: config.RATE_LIMIT_RUNS_PER_MINUTE,
       logger,
       exempt: policy.isOpen,
-      routeLabel: (req) => policy.match(req.method, req.path)?.pattern ?? UNMATCHED_ROUTE,
+      routeLabel: (req) => policy.matchRequest(req)?.pattern ?? UNMATCHED_ROUTE,
       store: deps.rateLimitStore,
       onLimited: (route) => {
         deps.metrics.rateLimited(route);
