@@ -30,6 +30,24 @@ export function createRunIds(): () => string {
   };
 }
 
+/**
+ * The clock as an ISO timestamp. A run stamps several fields within the same millisecond
+ * (created, started, a step's start and end, completed), so the last string is reused while
+ * the millisecond is the same instead of formatting a new Date each time.
+ */
+export function createIsoClock(now: () => number): () => string {
+  let lastMs = Number.NaN;
+  let last = '';
+  return () => {
+    const ms = now();
+    if (ms !== lastMs) {
+      lastMs = ms;
+      last = new Date(ms).toISOString();
+    }
+    return last;
+  };
+}
+
 /** Ends a run early from anywhere in the loop; the runner turns it into the run's stop_reason. */
 export class RunStop extends Error {
   constructor(

@@ -5,7 +5,7 @@ import type { ToolRegistry } from '../tools/registry';
 import type { RunEventType } from './events';
 import { createModelStep, emitStepCompleted, pendingCalls, stopFor } from './model-step';
 import type { RunSpec, StepContext } from './run-context';
-import { RunStop, runErrorOf, snapshot } from './run-object';
+import { createIsoClock, RunStop, runErrorOf, snapshot } from './run-object';
 import { checkAnswer, repairPrompt } from './structured-output';
 import type { Timers } from './timers';
 import { createToolRound } from './tool-round';
@@ -45,7 +45,7 @@ function cancelStop(signal: AbortSignal): RunStop {
 export function createAgentRunner(deps: RunnerDeps) {
   const { tools, telemetry, logger, timers, now } = deps;
   const modelStep = createModelStep(deps);
-  const iso = (): string => new Date(now()).toISOString();
+  const iso = createIsoClock(now);
   // The normal end of every run: one immutable instance, not a new Error (and stack) per run.
   const endTurn = new RunStop('end_turn', '');
 

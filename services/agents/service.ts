@@ -11,7 +11,7 @@ import { createRunEvents } from './events';
 import { bodyHash, canonicalJson, type IdempotencyStore } from './idempotency';
 import { resolveLimits } from './limits';
 import { agentProblems, type AgentRegistry } from './registry';
-import { createRunIds, newRun, shutdownStop, snapshot } from './run-object';
+import { createIsoClock, createRunIds, newRun, shutdownStop, snapshot } from './run-object';
 import type { RunRecord, RunStore } from './run-store';
 import type { AgentRunner } from './runner';
 import type { AgentDefinition, AgentLimits, AgentOptions, AgentRun, ResponseFormat } from './types';
@@ -88,6 +88,7 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
   // Compiled response_format schemas by their canonical text, bounded (oldest dropped first).
   const formats = new Map<string, ValidateFunction>();
   const newRunId = createRunIds();
+  const iso = createIsoClock(now);
 
   const compileFormat = (schema: Record<string, unknown>): ValidateFunction => {
     const key = canonicalJson(schema);
@@ -220,7 +221,7 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
           ),
         },
         model,
-        createdAt: new Date(now()).toISOString(),
+        createdAt: iso(),
         metadata: { ...body.metadata },
         webhook: body.webhook
           ? {

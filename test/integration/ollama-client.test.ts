@@ -63,11 +63,19 @@ for (const variant of OLLAMA_HOST_VARIANTS) {
         assert.ok((event?.completionTokens ?? 0) > 0);
       });
 
-      it('does not change the caller request', async () => {
-        const req = { model: MODEL, messages: [{ role: 'user', content: 'hi' }] };
+      it('does not change the caller request, images included', async () => {
+        const req = {
+          model: MODEL,
+          messages: [
+            { role: 'user', content: 'hi' },
+            { role: 'user', content: 'and this?', images: [new Uint8Array([1, 2, 3])] },
+          ],
+        };
         const copy = structuredClone(req);
         await svc.chat(req);
         assert.deepEqual(req, copy);
+        const sent = chatRequests()[0]?.body as { messages: Array<{ images?: unknown }> };
+        assert.deepEqual(sent.messages[1]?.images, ['AQID'], 'ollama-js sent the image as base64');
       });
 
       it('passes stream chunks through as they arrive', async () => {
