@@ -18,7 +18,7 @@ export interface LatencyFigures {
   /** gateway minus direct, per percentile. */
   added_p50_ms: number;
   added_p99_ms: number;
-  /** Whole streamed answers (the gateway itself always streams from Ollama). */
+  /** Whole streamed answers (a streamed run streams from Ollama too). */
   direct_stream_p50_ms: number;
   gateway_stream_p50_ms: number;
   direct_ttft_p50_ms: number;

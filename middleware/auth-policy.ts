@@ -64,6 +64,8 @@ export const AUTH_POLICY: readonly PolicyRule[] = Object.freeze([
 
 interface CompiledRule extends PolicyRule {
   regexp: RegExp;
+  /** What a match answers: one object per rule, not one per request. */
+  result: PolicyMatch;
 }
 
 /** The row a request matched, or undefined for a path no row covers. */
@@ -75,6 +77,8 @@ export interface PolicyMatch {
 
 export interface AuthPolicy {
   match(method: string, path: string): PolicyMatch | undefined;
+  /** `match` for a request at the app's level, computed once per request. */
+  matchRequest(req: Request): PolicyMatch | undefined;
   /** True for probes and /metrics: no key needed, never rate-limited. */
   isOpen(req: Request): boolean;
   /** 401/403 enforcement, mounted after the auth middleware and before the routers. */
@@ -105,21 +109,30 @@ export function createAuthPolicy(
     ...r,
     method: r.method.toUpperCase(),
     regexp: compile(r.pattern),
+    result: Object.freeze({ access: r.access, pattern: r.pattern }),
   }));
   const { logger } = options;
   const match = (method: string, path: string): PolicyMatch | undefined => {
     const m = method === 'HEAD' ? 'GET' : method.toUpperCase();
     for (const rule of rules) {
-      if ((rule.method === '*' || rule.method === m) && rule.regexp.test(path)) {
-        return { access: rule.access, pattern: rule.pattern };
-      }
+      if ((rule.method === '*' || rule.method === m) && rule.regexp.test(path)) return rule.result;
     }
     return undefined;
   };
-  const isOpen = (req: Request): boolean => match(req.method, req.path)?.access === 'open';
+  // The rate limiter and the enforcement both ask for every request: the table is walked once.
+  const matched = Symbol('policyMatch');
+  const matchRequest = (req: Request): PolicyMatch | undefined => {
+    const memo = req as Request & { [matched]?: PolicyMatch | null };
+    const known = memo[matched];
+    if (known !== undefined) return known ?? undefined;
+    const found = match(req.method, req.path);
+    memo[matched] = found ?? null;
+    return found;
+  };
+  const isOpen = (req: Request): boolean => matchRequest(req)?.access === 'open';
 
   const middleware: RequestHandler = (req, _res, next) => {
-    const rule = match(req.method, req.path);
+    const rule = matchRequest(req);
     if (rule?.access === 'open') return next();
     const principal = req.principal;
     if (!principal) {
@@ -142,5 +155,5 @@ export function createAuthPolicy(
     }
     next();
   };
-  return { match, isOpen, middleware };
+  return { match, matchRequest, isOpen, middleware };
 }

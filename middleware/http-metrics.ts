@@ -1,5 +1,5 @@
 import type { RequestHandler } from 'express';
-import type { Metrics } from '../services/metrics';
+import type { HttpLabel, Metrics } from '../services/metrics';
 import { routeLabel, trackRoute } from './route-label';
 
 /**
@@ -14,6 +14,17 @@ export function createHttpMetrics(options: {
 }): RequestHandler {
   const { http } = options.metrics;
   const now = options.now ?? process.hrtime.bigint;
+  // One frozen label object per series (the three values are bounded sets), not one per request.
+  const series = new Map<string, Readonly<Record<HttpLabel, string>>>();
+  const labelsOf = (method: string, route: string, status: number) => {
+    const key = `${method} ${status} ${route}`;
+    let labels = series.get(key);
+    if (!labels) {
+      labels = Object.freeze({ method, route, status_code: String(status) });
+      series.set(key, labels);
+    }
+    return labels;
+  };
   return (req, res, next) => {
     trackRoute(req);
     const started = now();
@@ -21,11 +32,7 @@ export function createHttpMetrics(options: {
     // 'close' fires once per response, after 'finish' or when the connection dropped first.
     res.once('close', () => {
       http.inFlight.dec();
-      const labels = {
-        method: http.method(req.method),
-        route: routeLabel(req),
-        status_code: String(res.statusCode),
-      };
+      const labels = labelsOf(http.method(req.method), routeLabel(req), res.statusCode);
       http.requests.inc(labels);
       http.duration.observe(labels, Number(now() - started) / 1e9);
     });

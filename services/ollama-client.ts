@@ -162,11 +162,15 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
     };
   }
 
-  /** Copies the caller's request (ollama-js rewrites message images in place) and adds ours. */
+  /**
+   * Copies the caller's request and adds ours. ollama-js rewrites message images in place, so
+   * messages are copied too when one carries images (the caller's stay as they were sent).
+   */
   function outgoing(req: GatewayChatRequest): ChatRequest {
+    const withImages = req.messages?.some((m) => m.images !== undefined) ?? false;
     return {
       ...req,
-      messages: req.messages?.map((m) => ({ ...m })),
+      messages: withImages ? req.messages?.map((m) => ({ ...m })) : req.messages,
       keep_alive: config.OLLAMA_KEEP_ALIVE,
     };
   }

@@ -98,7 +98,7 @@ export function createApp(deps: AppDeps): Express {
       runsPerMinute: config.RATE_LIMIT_RUNS_PER_MINUTE,
       logger,
       exempt: policy.isOpen,
-      routeLabel: (req) => policy.match(req.method, req.path)?.pattern ?? UNMATCHED_ROUTE,
+      routeLabel: (req) => policy.matchRequest(req)?.pattern ?? UNMATCHED_ROUTE,
       store: deps.rateLimitStore,
       onLimited: (route) => {
         deps.metrics.rateLimited(route);
@@ -114,17 +114,21 @@ export function createApp(deps: AppDeps): Express {
   app.use(policy.middleware);
   app.use(createJsonBody({ limit: config.BODY_LIMIT }));
 
-  app.use(
-    createHealthRouter({
-      build: deps.build,
-      startedAt: deps.startedAt,
-      now: deps.now,
-      health: deps.health,
-    }),
-  );
-  // An open path in the policy table: no key, no rate limit (its own optional token).
-  app.use(createMetricsRouter({ registry: deps.metrics.registry, token: config.METRICS_TOKEN }));
   const validate = createValidate({ schemas: deps.schemas });
+  // Routers in order of traffic: each request walks the routers before the one that matches
+  // (their paths do not overlap, so the order decides nothing else).
+  if (deps.agents) {
+    app.use(
+      createAgentsRouter({
+        service: deps.agents.service,
+        validate,
+        heartbeatMs: deps.agents.heartbeatMs,
+        timers: deps.agents.timers,
+        lifecycle: deps.lifecycle,
+      }),
+    );
+  }
+
   if (deps.ollama && deps.ollamaHealth && deps.models) {
     app.use(
       '/ollama',
@@ -138,17 +142,16 @@ export function createApp(deps: AppDeps): Express {
       }),
     );
   }
-  if (deps.agents) {
-    app.use(
-      createAgentsRouter({
-        service: deps.agents.service,
-        validate,
-        heartbeatMs: deps.agents.heartbeatMs,
-        timers: deps.agents.timers,
-        lifecycle: deps.lifecycle,
-      }),
-    );
-  }
+  app.use(
+    createHealthRouter({
+      build: deps.build,
+      startedAt: deps.startedAt,
+      now: deps.now,
+      health: deps.health,
+    }),
+  );
+  // An open path in the policy table: no key, no rate limit (its own optional token).
+  app.use(createMetricsRouter({ registry: deps.metrics.registry, token: config.METRICS_TOKEN }));
 
   app.use(createNotFound());
   app.use(createErrorHandler({ logger, onError: (err) => deps.metrics.error(err.code) }));

@@ -1,7 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { isAppError } from '../../src/errors';
 import type { Logger } from '../../src/logger';
-import type { ChatResponse, Message, OllamaService } from '../ollama-types';
+import type {
+  CallTimings,
+  ChatResponse,
+  GatewayChatRequest,
+  Message,
+  OllamaService,
+} from '../ollama-types';
 import type { Telemetry } from '../telemetry';
 import { RunStop } from './run-object';
 import type { StepContext } from './run-context';
@@ -77,15 +83,66 @@ export function emitStepCompleted(ctx: StepContext, step: ModelStep): void {
   });
 }
 
+/** What one model call brought back, however it was made. */
+interface ModelCall {
+  final: ChatResponse | undefined;
+  timings: CallTimings;
+}
+
 /**
- * One model step: a streamed Ollama `/api/chat` call whose tokens become `message.delta`
- * events as they arrive (`thinking.delta` too when the agent asked for `think: true`), recorded
- * as a `model` step with Ollama's durations and the gateway's queue and byte timings. Resolves
- * with the assistant message (already appended to the transcript). A failure throws the run's
- * RunStop and leaves the step open: the run's end closes it with the reason.
+ * One model step: an Ollama `/api/chat` call recorded as a `model` step with Ollama's durations
+ * and the gateway's queue and byte timings. Resolves with the assistant message (already
+ * appended to the transcript). A failure throws the run's RunStop and leaves the step open: the
+ * run's end closes it with the reason.
+ *
+ * How the call is made depends on who may watch the tokens (`spec.streamTokens`):
+ * - streamed, background and webhook runs stream from Ollama, and every chunk becomes a
+ *   `message.delta` (and `thinking.delta` when the agent asked for `think: true`) the moment it
+ *   arrives, for the run's own stream and anyone attached through `/events`;
+ * - an answered run's caller only gets the finished run, so the call is non-streamed: one JSON
+ *   answer instead of dozens of chunks (the biggest share of an answered run's CPU), bounded by
+ *   the whole-call OLLAMA_TIMEOUT_MS; its text leaves as one `message.delta` (one
+ *   `thinking.delta`) when the step ends.
  */
 export function createModelStep(deps: ModelStepDeps) {
   const { ollama, telemetry, logger, now } = deps;
+
+  /** Adds a piece of the answer (a chunk, or the whole answer) to `reply` and emits its deltas. */
+  function absorb(ctx: StepContext, step: ModelStep, reply: Message, m: Message | undefined): void {
+    if (m?.thinking) {
+      reply.thinking = (reply.thinking ?? '') + m.thinking;
+      if (ctx.spec.think === true) {
+        ctx.emit('thinking.delta', { step_index: step.index, text: m.thinking });
+      }
+    }
+    if (m?.content) {
+      reply.content += m.content;
+      ctx.emit('message.delta', { step_index: step.index, text: m.content });
+    }
+    if (m?.tool_calls?.length) reply.tool_calls = [...(reply.tool_calls ?? []), ...m.tool_calls];
+  }
+
+  /** The step's Ollama call: streamed chunk by chunk, or (answered runs) one whole answer. */
+  async function call(
+    ctx: StepContext,
+    step: ModelStep,
+    req: GatewayChatRequest,
+    reply: Message,
+  ): Promise<ModelCall> {
+    const { signal } = ctx;
+    if (!ctx.spec.streamTokens) {
+      const { response, timings } = await ollama.chat(req, { signal });
+      absorb(ctx, step, reply, response.message as Message | undefined);
+      return { final: response, timings };
+    }
+    const stream = await ollama.chatStream(req, { signal });
+    let final: ChatResponse | undefined;
+    for await (const chunk of stream) {
+      absorb(ctx, step, reply, chunk.message as Message | undefined);
+      if (chunk.done) final = chunk;
+    }
+    return { final, timings: stream.timings };
+  }
 
   return async function modelStep(
     ctx: StepContext,
@@ -114,52 +171,35 @@ export function createModelStep(deps: ModelStepDeps) {
     ctx.emit('step.started', { step_index: step.index, kind: 'model', purpose, model: spec.model });
     telemetry.agentStep({ agent: spec.agentLabel, kind: 'model' });
     const reply: Message = { role: 'assistant', content: '' };
-    let final: ChatResponse | undefined;
+    const req: GatewayChatRequest = {
+      model: spec.model,
+      messages: run.output.messages,
+      ...(purpose === 'loop' && ctx.ollamaTools.length > 0 ? { tools: ctx.ollamaTools } : {}),
+      ...(format ? { format } : {}),
+      ...(spec.think !== undefined ? { think: spec.think } : {}),
+      ...(Object.keys(spec.options).length > 0 ? { options: spec.options } : {}),
+    };
+    let answer: ModelCall;
     try {
-      const stream = await ollama.chatStream(
-        {
-          model: spec.model,
-          messages: run.output.messages,
-          ...(purpose === 'loop' && ctx.ollamaTools.length > 0 ? { tools: ctx.ollamaTools } : {}),
-          ...(format ? { format } : {}),
-          ...(spec.think !== undefined ? { think: spec.think } : {}),
-          ...(Object.keys(spec.options).length > 0 ? { options: spec.options } : {}),
-        },
-        { signal },
-      );
-      for await (const chunk of stream) {
-        const m = chunk.message as Message | undefined;
-        if (m?.content) {
-          reply.content += m.content;
-          ctx.emit('message.delta', { step_index: step.index, text: m.content });
-        }
-        if (m?.thinking) {
-          reply.thinking = (reply.thinking ?? '') + m.thinking;
-          if (spec.think === true) {
-            ctx.emit('thinking.delta', { step_index: step.index, text: m.thinking });
-          }
-        }
-        if (m?.tool_calls?.length)
-          reply.tool_calls = [...(reply.tool_calls ?? []), ...m.tool_calls];
-        if (chunk.done) final = chunk;
-      }
-      const t = stream.timings;
-      step.ollama = {
-        load_ms: (final?.load_duration ?? 0) / NS_PER_MS,
-        prompt_eval_ms: (final?.prompt_eval_duration ?? 0) / NS_PER_MS,
-        eval_ms: (final?.eval_duration ?? 0) / NS_PER_MS,
-        total_ms: (final?.total_duration ?? 0) / NS_PER_MS,
-        queue_ms: t.queueMs,
-        first_byte_ms: t.firstByteMs ?? null,
-        last_byte_ms: t.ollamaMs ?? null,
-        done_reason: final?.done_reason ?? null,
-      };
+      answer = await call(ctx, step, req, reply);
     } catch (err) {
       throw stopFor(err, signal, logger);
     }
-    // The run ended while the last bytes came in: what it reported stays as reported.
+    // The run ended while the last bytes came in: what it reported stays as reported, and
+    // nothing is recorded on the run after its terminal event.
     if (ctx.ended()) throw stopFor(signal.reason, signal, logger);
 
+    const { final, timings: t } = answer;
+    step.ollama = {
+      load_ms: (final?.load_duration ?? 0) / NS_PER_MS,
+      prompt_eval_ms: (final?.prompt_eval_duration ?? 0) / NS_PER_MS,
+      eval_ms: (final?.eval_duration ?? 0) / NS_PER_MS,
+      total_ms: (final?.total_duration ?? 0) / NS_PER_MS,
+      queue_ms: t.queueMs,
+      first_byte_ms: t.firstByteMs ?? null,
+      last_byte_ms: t.ollamaMs ?? null,
+      done_reason: final?.done_reason ?? null,
+    };
     step.usage = {
       input_tokens: final?.prompt_eval_count ?? 0,
       output_tokens: final?.eval_count ?? 0,

@@ -24,8 +24,9 @@ export const DEFAULT_AGENT: Readonly<AgentDefinition> = Object.freeze({
 });
 
 export interface AgentRegistry {
-  /** Every agent, sorted by name. */
-  list(): AgentDefinition[];
+  /** Every agent, sorted by name (frozen). */
+  list(): readonly AgentDefinition[];
+  /** The agent (frozen), or undefined. */
   get(name: string): AgentDefinition | undefined;
 }
 
@@ -88,18 +89,31 @@ export function loadAgentsFile(
   return agents;
 }
 
-/** The registered agents: the built-in `default` plus those given (which may replace it). */
+/** Freezes a plain JSON value and everything in it. */
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object') {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/**
+ * The registered agents: the built-in `default` plus those given (which may replace it).
+ * Definitions are copied once and deep-frozen, then handed out as they are: every run reads its
+ * agent (and metrics read the names), so a copy per read would cost on every run, and a frozen
+ * object cannot be changed by a reader by mistake (strict-mode code throws).
+ */
 export function createAgentRegistry(options: {
   agents: readonly AgentDefinition[];
 }): AgentRegistry {
-  const byName = new Map<string, AgentDefinition>([[DEFAULT_AGENT.name, DEFAULT_AGENT]]);
-  for (const agent of options.agents) byName.set(agent.name, agent);
-  const sorted = [...byName.values()].sort((a, b) => a.name.localeCompare(b.name));
+  const byName = new Map<string, AgentDefinition>([
+    [DEFAULT_AGENT.name, deepFreeze(DEFAULT_AGENT)],
+  ]);
+  for (const agent of options.agents) byName.set(agent.name, deepFreeze(structuredClone(agent)));
+  const sorted = Object.freeze([...byName.values()].sort((a, b) => a.name.localeCompare(b.name)));
   return {
-    list: () => sorted.map((a) => structuredClone(a)),
-    get: (name) => {
-      const agent = byName.get(name);
-      return agent ? structuredClone(agent) : undefined;
-    },
+    list: () => sorted,
+    get: (name) => byName.get(name),
   };
 }

@@ -20,6 +20,12 @@ export interface RunSpec {
   toolNames: readonly string[];
   options: AgentOptions;
   limits: AgentLimits;
+  /**
+   * Someone may watch the tokens arrive (streamed, background and webhook runs): model steps
+   * stream from Ollama and emit a delta per chunk. False for answered runs: one non-streamed
+   * Ollama call per model step (see model-step.ts).
+   */
+  streamTokens: boolean;
   /** The agent's `think`: sent to Ollama when set; `true` also streams `thinking.delta` events. */
   think?: boolean;
   /** Set when a structured answer was asked for (`response_format: json_schema`). */

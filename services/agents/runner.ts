@@ -5,7 +5,7 @@ import type { ToolRegistry } from '../tools/registry';
 import type { RunEventType } from './events';
 import { createModelStep, emitStepCompleted, pendingCalls, stopFor } from './model-step';
 import type { RunSpec, StepContext } from './run-context';
-import { RunStop, runErrorOf, snapshot } from './run-object';
+import { createIsoClock, RunStop, runErrorOf, snapshot } from './run-object';
 import { checkAnswer, repairPrompt } from './structured-output';
 import type { Timers } from './timers';
 import { createToolRound } from './tool-round';
@@ -45,7 +45,7 @@ function cancelStop(signal: AbortSignal): RunStop {
 export function createAgentRunner(deps: RunnerDeps) {
   const { tools, telemetry, logger, timers, now } = deps;
   const modelStep = createModelStep(deps);
-  const iso = (): string => new Date(now()).toISOString();
+  const iso = createIsoClock(now);
   // The normal end of every run: one immutable instance, not a new Error (and stack) per run.
   const endTurn = new RunStop('end_turn', '');
 
@@ -146,7 +146,9 @@ export function createAgentRunner(deps: RunnerDeps) {
       run.completed_at = iso();
       run.usage.total_tokens = run.usage.input_tokens + run.usage.output_tokens;
       run.usage.wall_ms = now() - started;
-      events.emit(`run.${run.status}` as RunEventType, { run: snapshot(run) });
+      // Nothing changes a run after its terminal event but its webhook delivery record, so
+      // only a run with a webhook needs a copy to keep the event as it was sent.
+      events.emit(`run.${run.status}` as RunEventType, { run: run.webhook ? snapshot(run) : run });
       telemetry.agentRun({
         agent: spec.agentLabel,
         status: run.status,

@@ -11,7 +11,7 @@ import { createRunEvents } from './events';
 import { bodyHash, canonicalJson, type IdempotencyStore } from './idempotency';
 import { resolveLimits } from './limits';
 import { agentProblems, type AgentRegistry } from './registry';
-import { newRun, newRunId, shutdownStop, snapshot } from './run-object';
+import { createIsoClock, createRunIds, newRun, shutdownStop, snapshot } from './run-object';
 import type { RunRecord, RunStore } from './run-store';
 import type { AgentRunner } from './runner';
 import type { AgentDefinition, AgentLimits, AgentOptions, AgentRun, ResponseFormat } from './types';
@@ -39,7 +39,7 @@ export interface StartResult {
 }
 
 export interface AgentsService {
-  listAgents(): AgentDefinition[];
+  listAgents(): readonly AgentDefinition[];
   /** @throws AppError AGENT_NOT_FOUND */
   getAgent(name: string): AgentDefinition;
   /**
@@ -73,7 +73,8 @@ export interface AgentsServiceDeps {
 }
 
 const TERMINAL_EVENTS = ['run.completed', 'run.incomplete', 'run.failed', 'run.cancelled'];
-const COMPILED_FORMATS_MAX = 100;
+/** Bound of each cache below (compiled response_format schemas, configuration hashes). */
+const CACHE_MAX = 100;
 
 function invalid(path: string, message: string, details?: unknown): AppError {
   return new AppError('VALIDATION_FAILED', undefined, {
@@ -86,6 +87,8 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
   const { agents, tools, schemas, runner, store, idempotency, logger, now } = deps;
   // Compiled response_format schemas by their canonical text, bounded (oldest dropped first).
   const formats = new Map<string, ValidateFunction>();
+  const newRunId = createRunIds();
+  const iso = createIsoClock(now);
 
   const compileFormat = (schema: Record<string, unknown>): ValidateFunction => {
     const key = canonicalJson(schema);
@@ -98,8 +101,23 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
       throw invalid('/response_format/schema', `does not compile: ${(err as Error).message}`);
     }
     formats.set(key, fn);
-    if (formats.size > COMPILED_FORMATS_MAX) formats.delete(formats.keys().next().value as string);
+    if (formats.size > CACHE_MAX) formats.delete(formats.keys().next().value as string);
     return fn;
+  };
+
+  // Hashes of agents' stored configurations per resolved model, bounded (oldest dropped first).
+  const storedHashes = new Map<string, string>();
+  const configHash = (effective: Record<string, unknown>, key: string | undefined): string => {
+    const cached = key !== undefined ? storedHashes.get(key) : undefined;
+    if (cached !== undefined) return cached;
+    const hash = createHash('sha256').update(canonicalJson(effective)).digest('hex').slice(0, 16);
+    if (key !== undefined) {
+      storedHashes.set(key, hash);
+      if (storedHashes.size > CACHE_MAX) {
+        storedHashes.delete(storedHashes.keys().next().value as string);
+      }
+    }
+    return hash;
   };
 
   const resolveAgent = (ref: RunRequest['agent']): { agent: AgentDefinition; inline: boolean } => {
@@ -193,13 +211,17 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
         agent: {
           name: agent.name,
           inline,
-          config_hash: createHash('sha256')
-            .update(canonicalJson(effective))
-            .digest('hex')
-            .slice(0, 16),
+          // A request that only names a registered agent runs its stored configuration on the
+          // model it resolves to: that hash is computed once per agent and model.
+          config_hash: configHash(
+            effective,
+            !inline && !body.model && !body.options && !body.limits && !body.response_format
+              ? `${agent.name}\u0000${model}`
+              : undefined,
+          ),
         },
         model,
-        createdAt: new Date(now()).toISOString(),
+        createdAt: iso(),
         metadata: { ...body.metadata },
         webhook: body.webhook
           ? {
@@ -247,6 +269,8 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
           toolNames,
           options,
           limits,
+          // An answered run's caller gets only the finished run: no one watches its tokens.
+          streamTokens: Boolean(body.stream || body.background || body.webhook),
           ...(agent.think !== undefined ? { think: agent.think } : {}),
           ...(validate && format?.type === 'json_schema'
             ? { format: { schema: format.schema, validate } }

@@ -46,6 +46,15 @@ describe('POST /agents/run (answered) against the Ollama simulator', () => {
     return res.body as AgentRun;
   };
 
+  /** Starts a background run (its model steps stream from Ollama) and returns its record. */
+  const startInBackground = async (body: Record<string, unknown>) => {
+    const res = await request(h.url)
+      .post('/agents/run')
+      .send({ ...body, background: true })
+      .expect(202);
+    return h.agents.service.find((res.body as AgentRun).id, undefined);
+  };
+
   it('answers in one step', async () => {
     h.sim.script(MODEL, { content: 'Hello there.', promptEvalCount: 12, evalCount: 3 });
     const out = await run({ input: 'Say hello', metadata: { ticket: 'T-1' } });
@@ -79,6 +88,39 @@ describe('POST /agents/run (answered) against the Ollama simulator', () => {
     assert.deepEqual(
       (sent?.tools as Array<{ function: { name: string } }>).map((t) => t.function.name),
       ['current_time', 'calculator'],
+    );
+  });
+
+  it('asks Ollama for one non-streamed answer and sends its text as one message.delta', async () => {
+    h.sim.script(MODEL, { chunks: ['one ', 'two ', 'three'] });
+    const out = await run({ input: 'count' });
+    assert.equal(out.output.text, 'one two three');
+    assert.equal(chats(h)[0]?.stream, false);
+    const events = h.agents.service.find(out.id, undefined).events.since(0);
+    assert.deepEqual(
+      events.map((e) => e.type),
+      [
+        'run.created',
+        'run.in_progress',
+        'step.started',
+        'message.delta',
+        'step.completed',
+        'run.completed',
+      ],
+    );
+    assert.equal(events[3]?.data.text, 'one two three');
+  });
+
+  it('streams from Ollama, a delta per chunk, when someone may watch: background runs', async () => {
+    h.sim.script(MODEL, { chunks: ['one ', 'two ', 'three'] });
+    const record = await startInBackground({ input: 'count' });
+    const out = await record.done;
+    assert.equal(out.output.text, 'one two three');
+    assert.equal(chats(h)[0]?.stream, true);
+    const deltas = record.events.since(0).filter((e) => e.type === 'message.delta');
+    assert.deepEqual(
+      deltas.map((e) => e.data.text),
+      ['one ', 'two ', 'three'],
     );
   });
 
@@ -310,14 +352,33 @@ describe('POST /agents/run (answered) against the Ollama simulator', () => {
     assert.equal(out.output.messages.at(-1)?.role, 'assistant', 'no late tool result');
   });
 
-  it('fails as model_error on an error line in the middle of the stream', async () => {
+  it('fails as model_error when the model runner fails in the middle of the answer', async () => {
     h.sim.script(MODEL, { content: 'one two three four' });
+    // Non-streamed, Ollama answers the runner's failure as a 500 instead of the answer.
     h.sim.errorMidStream(1, 'model runner crashed');
     const out = await run({ input: 'talk' });
     assert.equal(out.status, 'failed');
     assert.equal(out.stop_reason, 'model_error');
     assert.equal(out.error?.step_index, 0);
     assert.doesNotMatch(JSON.stringify(out.error), /runner crashed/, 'upstream internals stay out');
+    assert.equal(chats(h).length, 1, 'a generation Ollama answered is not run again');
+  });
+
+  it('fails as model_error on an error line in the middle of a streamed answer', async () => {
+    h.sim.script(MODEL, { content: 'one two three four' });
+    h.sim.errorMidStream(1, 'model runner crashed');
+    const record = await startInBackground({ input: 'talk' });
+    const out = await record.done;
+    assert.equal(out.status, 'failed');
+    assert.equal(out.stop_reason, 'model_error');
+    assert.equal(out.error?.step_index, 0);
+    assert.doesNotMatch(JSON.stringify(out.error), /runner crashed/, 'upstream internals stay out');
+    const deltas = record.events.since(0).filter((e) => e.type === 'message.delta');
+    assert.deepEqual(
+      deltas.map((e) => e.data.text),
+      ['one'],
+      'the chunk before the error line was passed on',
+    );
   });
 
   it('refuses bad requests with 400 and the field', async () => {

@@ -178,10 +178,10 @@ describe('/metrics after real traffic against the Ollama simulator', function ()
     assert.equal(s.get(k('inference_duration_seconds_sum', dur(LLAMA, 'chat'))), 3);
     assert.equal(s.get(k('inference_duration_seconds_count', dur(QWEN, 'preload'))), 1);
     assert.equal(s.get(k('inference_duration_seconds_count', dur(LLAMA, 'unload'))), 1);
-    // Streams with content: A, B and C's answer (C's first step carried only tool calls, which
-    // count as the first token too), not the failed call.
-    assert.equal(s.get(k('inference_time_to_first_token_seconds_count', { model: LLAMA })), 4);
-    // Each first token came before the clock moved (A's) or after (B's): 0 s on this clock.
+    // Only streamed calls see a first token: B's. The answered runs (A, C's two steps, D) made
+    // non-streamed calls, whose answer arrives whole.
+    assert.equal(s.get(k('inference_time_to_first_token_seconds_count', { model: LLAMA })), 1);
+    // B was sent after the clock moved and got its first token before it moved again: 0 s.
     assert.equal(s.get(k('inference_time_to_first_token_seconds_sum', { model: LLAMA })), 0);
     // Tokens as the simulator counted them: 12+8+20+30 prompt, 3+4+5+6 completion.
     assert.deepEqual(family(s, 'inference_tokens_total'), {

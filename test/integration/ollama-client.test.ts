@@ -63,11 +63,19 @@ for (const variant of OLLAMA_HOST_VARIANTS) {
         assert.ok((event?.completionTokens ?? 0) > 0);
       });
 
-      it('does not change the caller request', async () => {
-        const req = { model: MODEL, messages: [{ role: 'user', content: 'hi' }] };
+      it('does not change the caller request, images included', async () => {
+        const req = {
+          model: MODEL,
+          messages: [
+            { role: 'user', content: 'hi' },
+            { role: 'user', content: 'and this?', images: [new Uint8Array([1, 2, 3])] },
+          ],
+        };
         const copy = structuredClone(req);
         await svc.chat(req);
         assert.deepEqual(req, copy);
+        const sent = chatRequests()[0]?.body as { messages: Array<{ images?: unknown }> };
+        assert.deepEqual(sent.messages[1]?.images, ['AQID'], 'ollama-js sent the image as base64');
       });
 
       it('passes stream chunks through as they arrive', async () => {
@@ -88,6 +96,29 @@ for (const variant of OLLAMA_HOST_VARIANTS) {
         assert.equal(event?.outcome, 'success');
         assert.ok(event?.ttftS !== undefined);
         assert.equal((chatRequests()[0]?.body as { keep_alive?: unknown }).keep_alive, '5m');
+      });
+
+      it('counts a stream that carries only tool calls as having a first token', async () => {
+        sim.script(MODEL, {
+          tool_calls: [{ function: { name: 'calculator', arguments: { expression: '1+1' } } }],
+        });
+        const stream = await svc.chatStream({ model: MODEL, messages: USER });
+        const chunks = [];
+        for await (const chunk of stream) chunks.push(chunk);
+        assert.ok(
+          chunks.every((c) => !c.message.content),
+          'no text in any chunk',
+        );
+        assert.ok(chunks.some((c) => (c.message.tool_calls?.length ?? 0) > 0));
+        assert.equal(telemetry.inferences[0]?.outcome, 'success');
+        assert.ok(telemetry.inferences[0]?.ttftS !== undefined);
+      });
+
+      it('reports no first token for a non-streamed answer (it arrives whole)', async () => {
+        const { response } = await svc.chat({ model: MODEL, messages: USER });
+        assert.notEqual(response.message.content, '');
+        assert.equal(telemetry.inferences[0]?.outcome, 'success');
+        assert.equal(telemetry.inferences[0]?.ttftS, undefined);
       });
 
       it('reads version, tags, show and ps', async () => {

@@ -6,7 +6,11 @@ import { loadConfig } from '../../src/config';
 import { createLogger } from '../../src/logger';
 import { appError } from '../support/app-error';
 import { OLLAMA_HOST_VARIANTS } from '../support/ollama-hosts';
-import { startOllamaSimulator, type OllamaSimulator } from '../support/ollama-simulator';
+import {
+  startOllamaSimulator,
+  type OllamaSimulator,
+  type SimGate,
+} from '../support/ollama-simulator';
 import { createRecordingTelemetry, type RecordingTelemetry } from '../support/recording-telemetry';
 
 const USER = [{ role: 'user', content: 'hi' }];
@@ -106,6 +110,12 @@ for (const variant of OLLAMA_HOST_VARIANTS) {
 
     describe('admission control', () => {
       let streams: ChatStream[];
+      let gate: SimGate;
+      /** Ends the held stream and opens the gate, so the calls queued behind it can finish. */
+      const freeSlot = (): void => {
+        streams[0]?.abort();
+        gate.release();
+      };
       const holdSlots = async (n: number): Promise<void> => {
         for (let i = 0; i < n; i += 1) {
           streams.push(await svc.chatStream({ model: MODEL, messages: USER }));
@@ -113,7 +123,8 @@ for (const variant of OLLAMA_HOST_VARIANTS) {
       };
       beforeEach(() => {
         streams = [];
-        sim.hold(); // every stream stops after its first chunk and keeps its slot
+        // Every generation (a non-streamed one too) stops after its first chunk, keeping its slot.
+        gate = sim.hold();
       });
       afterEach(() => {
         for (const s of streams) s.abort();
@@ -143,7 +154,7 @@ for (const variant of OLLAMA_HOST_VARIANTS) {
           }),
         );
         assert.equal(telemetry.inferences.at(-1)?.outcome, 'queue_full');
-        streams[0]?.abort();
+        freeSlot();
         await Promise.all([first, second]);
         assert.deepEqual(order, [1, 2]);
         assert.equal(svc.queueStats().inFlight, 0);
@@ -180,7 +191,7 @@ for (const variant of OLLAMA_HOST_VARIANTS) {
         svc = build({ OLLAMA_MAX_CONCURRENCY: '1' });
         await holdSlots(1);
         const waiting = svc.chat({ model: MODEL, messages: USER });
-        streams[0]?.abort();
+        freeSlot();
         const { timings } = await waiting;
         assert.ok(timings.queueMs >= 0);
         assert.ok(telemetry.inferences.at(-1)?.queueWaitS !== undefined);

@@ -47,6 +47,42 @@ describe('ollama simulator: faults and lifecycle', () => {
     assert.deepEqual(aborted, [], 'a drop by the simulator is not a client abort');
   });
 
+  it('answers a runner error in the middle of a non-streamed generation with a 500', async () => {
+    sim.errorMidStream(2, 'boom');
+    await assert.rejects(
+      client.chat({ model: 'llama3.2:3b', messages: user }),
+      responseError(500, 'boom'),
+    );
+  });
+
+  it('closes the connection without an answer on a drop in a non-streamed generation', async () => {
+    sim.dropMidStream(1);
+    const closed = sim.waitFor('request-closed');
+    const res = fetch(`${sim.url}/api/generate`, {
+      method: 'POST',
+      body: JSON.stringify({ model: 'llama3.2:3b', prompt: 'x', stream: false }),
+    });
+    await assert.rejects(res, TypeError);
+    await closed;
+  });
+
+  it('generates a non-streamed answer chunk by chunk: held by hold(), then answered whole', async () => {
+    const gate = sim.hold();
+    const chunks: unknown[] = [];
+    sim.on('chunk', (e: { data?: unknown }) => chunks.push(e.data));
+    const answer = client.chat({ model: 'llama3.2:3b', messages: user });
+    await sim.waitFor('chunk');
+    // The generation reaches the gate in the microtasks after its first chunk.
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(gate.held, 1, 'paused after its first chunk, like a stream');
+    gate.release();
+    const whole = await answer;
+    assert.equal(whole.done, true);
+    const parts = chunks.slice(0, -1) as Array<{ message: { content: string } }>;
+    assert.equal(whole.message.content, parts.map((c) => c.message.content).join(''));
+    assert.deepEqual(chunks.at(-1), JSON.parse(JSON.stringify(whole)), 'the last one is written');
+  });
+
   it('answers the exact two-space 503 busy message via failNext', async () => {
     sim.failNext(1, 503);
     await assert.rejects(

@@ -10,7 +10,7 @@ import {
   createAgentRegistry,
   loadAgentsFile,
 } from '../../services/agents/registry';
-import { newRun } from '../../services/agents/run-object';
+import { createRunIds, newRun } from '../../services/agents/run-object';
 import { createRunStore, type RunRecord } from '../../services/agents/run-store';
 import { checkAnswer } from '../../services/agents/structured-output';
 import { decodeSecret, signWebhook, verifyWebhook } from '../../services/agents/webhooks';
@@ -69,6 +69,16 @@ describe('run events', () => {
       events.since(0).map((e) => e.seq),
       [1, 2, 6],
     );
+  });
+});
+
+describe('run ids', () => {
+  it('are run_ and 22 base62 characters, distinct across refills of the random pool', () => {
+    const next = createRunIds();
+    const ids = Array.from({ length: 1000 }, next);
+    for (const id of ids) assert.match(id, /^run_[A-Za-z0-9]{22}$/);
+    assert.equal(new Set(ids).size, ids.length);
+    assert.notEqual(createRunIds()(), createRunIds()());
   });
 });
 
@@ -225,6 +235,19 @@ describe('AGENTS_FILE', () => {
       ['default', 'math'],
     );
     assert.equal(registry.get('math')?.limits?.max_steps, 4);
+  });
+
+  it('hands out one frozen copy of each agent: readers cannot change it, the file cannot either', () => {
+    const agents = [{ name: 'math', system: 'You compute.', tools: ['calculator'] }];
+    const registry = createAgentRegistry({ agents });
+    const math = registry.get('math');
+    assert.equal(registry.get('math'), math, 'no copy per read');
+    assert.ok(math && Object.isFrozen(math) && Object.isFrozen(math.tools));
+    assert.throws(() => (math.tools as string[]).push('current_time'), TypeError);
+    agents[0]!.tools.push('current_time');
+    assert.deepEqual(registry.get('math')?.tools, ['calculator'], 'copied when registered');
+    assert.ok(Object.isFrozen(registry.get('default')?.tools));
+    assert.equal(registry.list(), registry.list());
   });
 
   it('loads JSON too', () => {

@@ -28,7 +28,7 @@ export interface RouteContext {
   signal: AbortSignal;
   /** The JSON object body; throws the 400s Ollama answers for empty or malformed bodies. */
   body(): Record<string, unknown>;
-  /** Start a 200 streamed response. */
+  /** Start an answer generated chunk by chunk: streamed, or (`json`) one object at the end. */
   stream(format: StreamFormat): ChunkWriter;
 }
 

@@ -57,12 +57,8 @@ export const generate: Handler = async (ctx, core) => {
       ...context,
       ...metrics(plan, held.loadNs, started),
     });
-    if (!request.stream) {
-      const thinking = plan.thinking.join('');
-      const reply = final(plan.content.join(''));
-      return sendJson(ctx.res, 200, thinking ? { ...reply, thinking } : reply);
-    }
-    const writer = ctx.stream('ndjson');
+    // Non-streamed: generated chunk by chunk all the same, then answered as one object.
+    const writer = ctx.stream(request.stream ? 'ndjson' : 'json');
     const chunk = (fields: Record<string, unknown>) => ({
       model,
       created_at: stamp(core.now),
@@ -76,7 +72,13 @@ export const generate: Handler = async (ctx, core) => {
     for (const response of plan.content) {
       if (!(await writer.send(chunk({ response })))) return;
     }
-    await writer.send(final(''), true);
+    if (request.stream) {
+      await writer.send(final(''), true);
+      return;
+    }
+    const thinking = plan.thinking.join('');
+    const reply = final(plan.content.join(''));
+    await writer.send(thinking ? { ...reply, thinking } : reply, true);
   } finally {
     held.release();
   }
@@ -110,19 +112,8 @@ export const chat: Handler = async (ctx, core) => {
       done_reason: plan.doneReason,
       ...metrics(plan, held.loadNs, started),
     });
-    if (!request.stream) {
-      const thinking = plan.thinking.join('');
-      return sendJson(
-        ctx.res,
-        200,
-        final({
-          content: plan.content.join(''),
-          ...(thinking ? { thinking } : {}),
-          ...(plan.toolCalls.length > 0 ? { tool_calls: plan.toolCalls } : {}),
-        }),
-      );
-    }
-    const writer = ctx.stream('ndjson');
+    // Non-streamed: generated chunk by chunk all the same, then answered as one object.
+    const writer = ctx.stream(request.stream ? 'ndjson' : 'json');
     const chunk = (message: Record<string, unknown>) => ({
       model,
       created_at: stamp(core.now),
@@ -138,7 +129,19 @@ export const chat: Handler = async (ctx, core) => {
     if (plan.toolCalls.length > 0 && !(await writer.send(chunk({ tool_calls: plan.toolCalls })))) {
       return;
     }
-    await writer.send(final({ content: '' }), true);
+    if (request.stream) {
+      await writer.send(final({ content: '' }), true);
+      return;
+    }
+    const thinking = plan.thinking.join('');
+    await writer.send(
+      final({
+        content: plan.content.join(''),
+        ...(thinking ? { thinking } : {}),
+        ...(plan.toolCalls.length > 0 ? { tool_calls: plan.toolCalls } : {}),
+      }),
+      true,
+    );
   } finally {
     held.release();
   }

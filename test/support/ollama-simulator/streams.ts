@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import { NDJSON_TYPE, sleep } from './http-io';
+import { NDJSON_TYPE, sendJson, sleep } from './http-io';
 import type { Knobs, StreamFault } from './knobs';
 import type { SimEvent } from './types';
 
@@ -14,13 +14,22 @@ export interface StreamTarget {
   markDropped: () => void;
 }
 
-export type StreamFormat = 'ndjson' | 'sse';
+/**
+ * `ndjson` and `sse` stream the chunks; `json` is a non-streamed answer (`stream: false`):
+ * Ollama generates it chunk by chunk all the same, then writes only the final object.
+ */
+export type StreamFormat = 'ndjson' | 'sse' | 'json';
 
 /**
  * Writes one streamed response chunk by chunk, each chunk a separate write (so the client sees
  * them arrive separately), applying latency, the hold() gate and at most one mid-stream fault.
  * A fault fires before chunk number `afterChunks`, or before the final chunk if the stream is
  * shorter, so the final `done` object is never written.
+ *
+ * In `json` format the chunks are generated the same way (same pacing, gate, `chunk` events
+ * and faults) but only the final object is written, as one JSON answer; a mid-generation
+ * error is then answered 500 `{"error":…}` (nothing was written yet) and a drop closes the
+ * connection without an answer.
  */
 export class ChunkWriter {
   private index = 0;
@@ -32,6 +41,7 @@ export class ChunkWriter {
     private readonly format: StreamFormat,
   ) {
     this.fault = target.knobs.takeFault();
+    if (format === 'json') return; // the answer's headers go out with it, at the end
     const type = format === 'sse' ? 'text/event-stream' : NDJSON_TYPE;
     target.res.writeHead(200, { 'Content-Type': type });
   }
@@ -45,7 +55,11 @@ export class ChunkWriter {
       this.fireFault(this.fault);
       return false;
     }
-    res.write(this.frame(chunk));
+    if (this.format === 'json') {
+      if (final) sendJson(res, 200, chunk);
+    } else {
+      res.write(this.frame(chunk));
+    }
     this.target.emit({
       type: 'chunk',
       requestId: this.target.requestId,
@@ -54,7 +68,7 @@ export class ChunkWriter {
       data: chunk,
     });
     this.index += 1;
-    if (final) {
+    if (final && this.format !== 'json') {
       if (this.format === 'sse') res.write('data: [DONE]\n\n');
       res.end();
     }
@@ -84,6 +98,10 @@ export class ChunkWriter {
       // FIN, not RST: chunks already written still reach the client, then the body stops
       // without its terminating chunk, which the client sees as a cut connection.
       res.socket?.end();
+      return;
+    }
+    if (this.format === 'json') {
+      sendJson(res, 500, { error: fault.message });
       return;
     }
     const body =
