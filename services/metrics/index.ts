@@ -129,26 +129,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     method: methodLabel,
   };
 
-  const {
-    inferenceRequests,
-    inferenceDuration,
-    ttft,
-    tokens,
-    tokensPerSecond,
-    modelLoad,
-    queueWait,
-    healthCheck,
-    switches,
-    switchDuration,
-    runs,
-    runDuration,
-    steps,
-    toolCalls,
-    webhooks,
-    rateLimitHits,
-    rateLimitStoreErrors,
-    errors,
-  } = createInstruments(registry);
+  const m = createInstruments(registry);
   new Gauge({
     name: 'app_info',
     help: 'Build information; always 1.',
@@ -163,49 +144,49 @@ export function createMetrics(options: MetricsOptions): Metrics {
     registry,
     http,
     modelLabel,
-    error: (code) => errors.inc({ code }),
-    rateLimited: (route) => rateLimitHits.inc({ route: routeLabel(route) }),
-    rateLimitStoreError: () => rateLimitStoreErrors.inc(),
+    error: (code) => m.errors.inc({ code }),
+    rateLimited: (route) => m.rateLimitHits.inc({ route: routeLabel(route) }),
+    rateLimitStoreError: () => m.rateLimitStoreErrors.inc(),
 
     inference(e) {
       const model = modelLabel(e.model);
-      inferenceRequests.inc({ model, operation: e.operation, outcome: e.outcome });
+      m.inferenceRequests.inc({ model, operation: e.operation, outcome: e.outcome });
       if (RAN_OUTCOMES.has(e.outcome) && isDuration(e.durationS)) {
-        inferenceDuration.observe({ model, operation: e.operation }, e.durationS);
+        m.inferenceDuration.observe({ model, operation: e.operation }, e.durationS);
       }
-      if (isDuration(e.queueWaitS)) queueWait.observe(e.queueWaitS);
-      if (isDuration(e.ttftS)) ttft.observe({ model }, e.ttftS);
-      if (isCount(e.promptTokens)) tokens.inc({ model, kind: 'prompt' }, e.promptTokens);
+      if (isDuration(e.queueWaitS)) m.queueWait.observe(e.queueWaitS);
+      if (isDuration(e.ttftS)) m.ttft.observe({ model }, e.ttftS);
+      if (isCount(e.promptTokens)) m.tokens.inc({ model, kind: 'prompt' }, e.promptTokens);
       if (isCount(e.completionTokens))
-        tokens.inc({ model, kind: 'completion' }, e.completionTokens);
+        m.tokens.inc({ model, kind: 'completion' }, e.completionTokens);
       if (isCount(e.completionTokens) && isCount(e.evalDurationNs)) {
-        tokensPerSecond.observe({ model }, e.completionTokens / (e.evalDurationNs / 1e9));
+        m.tokensPerSecond.observe({ model }, e.completionTokens / (e.evalDurationNs / 1e9));
       }
       if (isDuration(e.loadDurationNs) && e.loadDurationNs / 1e9 > buckets.MODEL_LOAD_MIN_S) {
-        modelLoad.observe({ model }, e.loadDurationNs / 1e9);
+        m.modelLoad.observe({ model }, e.loadDurationNs / 1e9);
       }
     },
     healthCheck(e) {
-      if (isDuration(e.durationS)) healthCheck.observe(e.durationS);
+      if (isDuration(e.durationS)) m.healthCheck.observe(e.durationS);
     },
     modelSwitch(e) {
-      switches.inc({ outcome: e.outcome });
-      if (isDuration(e.durationS)) switchDuration.observe(e.durationS);
+      m.switches.inc({ outcome: e.outcome });
+      if (isDuration(e.durationS)) m.switchDuration.observe(e.durationS);
     },
     agentRun(e) {
       const agent = agentLabel(e.agent);
       const stopReason = stopReasonLabel(e.stopReason === '' ? 'none' : e.stopReason);
-      runs.inc({ agent, status: statusLabel(e.status), stop_reason: stopReason });
-      if (isDuration(e.durationS)) runDuration.observe({ agent }, e.durationS);
+      m.runs.inc({ agent, status: statusLabel(e.status), stop_reason: stopReason });
+      if (isDuration(e.durationS)) m.runDuration.observe({ agent }, e.durationS);
     },
     agentStep(e) {
-      steps.inc({ agent: agentLabel(e.agent), kind: e.kind });
+      m.steps.inc({ agent: agentLabel(e.agent), kind: e.kind });
     },
     toolCall(e) {
-      toolCalls.inc({ tool: toolLabel(e.tool), outcome: e.outcome });
+      m.toolCalls.inc({ tool: toolLabel(e.tool), outcome: e.outcome });
     },
     webhook(e) {
-      webhooks.inc({ outcome: e.outcome });
+      m.webhooks.inc({ outcome: e.outcome });
     },
   };
 }
