@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import request from 'supertest';
-import type { LoadedModel, OllamaHealthSnapshot } from '../../services/ollama-types';
+import type { LoadedModel } from '../../services/ollama-types';
 import { parseExposition, seriesKey as k, seriesWithPrefix } from '../support/exposition';
-import { buildMetricsApp } from '../support/metrics-app';
+import { buildMetricsApp, healthSnapshot } from '../support/metrics-app';
 import type { Express } from 'express';
 
 async function scrape(app: Express, token?: string): Promise<Map<string, number>> {
@@ -12,19 +12,7 @@ async function scrape(app: Express, token?: string): Promise<Map<string, number>
   return parseExposition(res.text);
 }
 
-function snapshot(over: Partial<OllamaHealthSnapshot> = {}): OllamaHealthSnapshot {
-  return {
-    status: 'up',
-    checkedAt: 1,
-    latencyMs: 3,
-    version: '0.12.0',
-    loadedModels: [],
-    installedModels: ['llama3.2:latest', 'qwen3:8b'],
-    activeModelInstalled: true,
-    lastError: null,
-    ...over,
-  };
-}
+const snapshot = healthSnapshot;
 
 const loaded = (name: string, vramBytes: number): LoadedModel => ({
   name,

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import type { AgentRun } from '../../services/agents/types';
-import { buildTestApp, type TestApp } from '../support/build-app';
+import { buildTestApp, listen, type TestApp } from '../support/build-app';
 import { parseExposition, seriesKey as k } from '../support/exposition';
-import { listen } from '../support/listen';
 import type { OllamaSimulator } from '../support/ollama-simulator';
 import { runCommand } from '../support/run-command';
 import { parseServerTiming } from '../support/server-timing';

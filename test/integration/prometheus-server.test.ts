@@ -4,8 +4,9 @@ import { EventEmitter, once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { freePort, listen } from '../support/listen';
-import { buildMetricsApp } from '../support/metrics-app';
+import { freePort } from '../support/listen';
+import { listen } from '../support/build-app';
+import { buildMetricsApp, healthSnapshot } from '../support/metrics-app';
 
 const TOKEN = 'scrape-token-123';
 
@@ -32,16 +33,11 @@ describe('a real Prometheus server scraping the service', function () {
       env: { METRICS_TOKEN: TOKEN },
       knownModels: () => ['llama3.2:latest'],
       state: {
-        health: () => ({
-          status: 'up',
-          checkedAt: 1,
-          latencyMs: 2,
-          version: '0.12.0',
-          loadedModels: [],
-          installedModels: ['llama3.2:latest'],
-          activeModelInstalled: true,
-          lastError: null,
-        }),
+        health: () =>
+          healthSnapshot({
+            latencyMs: 2,
+            installedModels: ['llama3.2:latest'],
+          }),
       },
     });
     metrics.inference({ model: 'llama3.2', operation: 'chat', outcome: 'success', durationS: 1 });

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import request from 'supertest';
-import { listen } from '../support/listen';
-import { buildMetricsApp } from '../support/metrics-app';
+import { listen } from '../support/build-app';
+import { buildMetricsApp, healthSnapshot } from '../support/metrics-app';
 import { runCommand } from '../support/run-command';
 
 const MONITORING = path.join(__dirname, '..', '..', '..', 'monitoring');
@@ -14,18 +14,14 @@ describe('promtool (Debian prometheus package)', () => {
       knownAgents: () => ['support'],
       knownTools: () => ['calculator'],
       state: {
-        health: () => ({
-          status: 'up',
-          checkedAt: 1,
-          latencyMs: 2,
-          version: '0.12.0',
-          loadedModels: [
-            { name: 'llama3.2:latest', sizeBytes: 3e9, vramBytes: 3e9, expiresAt: 'x' },
-          ],
-          installedModels: ['llama3.2:latest'],
-          activeModelInstalled: true,
-          lastError: null,
-        }),
+        health: () =>
+          healthSnapshot({
+            latencyMs: 2,
+            loadedModels: [
+              { name: 'llama3.2:latest', sizeBytes: 3e9, vramBytes: 3e9, expiresAt: 'x' },
+            ],
+            installedModels: ['llama3.2:latest'],
+          }),
         circuitState: () => 'half-open',
         queueStats: () => ({ inFlight: 1, queued: 2, maxConcurrency: 4, maxQueue: 100 }),
         activeModel: () => 'llama3.2:latest',

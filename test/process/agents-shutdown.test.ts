@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import type { AgentRun } from '../../services/agents/types';
 import { createSchemaRegistry } from '../../src/validation';
-import { startOllamaSimulator, type OllamaSimulator } from '../support/ollama-simulator';
 import { assertMatchesSchema } from '../support/schema-assert';
-import { startServerProcess, type ServerProcess } from '../support/server-process';
+import { useServerAgainstSimulator, type ServerProcess } from '../support/server-process';
 import { openSse, type SseClient } from '../support/sse-client';
 
 const MODEL = 'llama3.2:3b';
@@ -19,28 +18,13 @@ function terminalEvents(sse: SseClient): string[] {
 
 describe('graceful shutdown of streamed agent runs (the built server in a child process)', function () {
   this.timeout(20_000);
-  let sim: OllamaSimulator;
-  let server: ServerProcess | undefined;
+  const harness = useServerAgainstSimulator(MODEL);
 
-  beforeEach(async () => {
-    sim = await startOllamaSimulator();
-  });
-  afterEach(async () => {
-    server?.kill();
-    server = undefined;
-    await sim.close();
-  });
-
-  async function start(delayMs: number, timeoutMs: number): Promise<ServerProcess> {
-    server = await startServerProcess({
-      OLLAMA_HOST: sim.url,
-      OLLAMA_MODEL: MODEL,
-      OLLAMA_PRELOAD: 'false',
+  function start(delayMs: number, timeoutMs: number): Promise<ServerProcess> {
+    return harness.start({
       SHUTDOWN_DELAY_MS: String(delayMs),
       SHUTDOWN_TIMEOUT_MS: String(timeoutMs),
     });
-    await server.waitForLine((l) => l.message === 'startup complete');
-    return server;
   }
 
   const runStream = (srv: ServerProcess): Promise<SseClient> =>
@@ -50,8 +34,8 @@ describe('graceful shutdown of streamed agent runs (the built server in a child 
     it('lets it finish with every delta and run.completed, then exits 0', async () => {
       const chunks = ['One ', 'two ', 'three ', 'four ', 'five ', 'six'];
       const srv = await start(200, 8000);
-      sim.script(MODEL, { chunks });
-      sim.setChunkLatency(100);
+      harness.sim.script(MODEL, { chunks });
+      harness.sim.setChunkLatency(100);
       const sse = await runStream(srv);
       assert.equal(sse.status, 200);
       await sse.until((raw) => raw.includes('event: message.delta'));
@@ -86,8 +70,8 @@ describe('graceful shutdown of streamed agent runs (the built server in a child 
       const delayMs = 100;
       const timeoutMs = 1000;
       const srv = await start(delayMs, timeoutMs);
-      sim.script(MODEL, { chunks: ['Held ', 'forever'] });
-      const gate = sim.hold(); // the first chunk goes out, the rest waits
+      harness.sim.script(MODEL, { chunks: ['Held ', 'forever'] });
+      const gate = harness.sim.hold(); // the first chunk goes out, the rest waits
       try {
         const sse = await runStream(srv);
         await sse.until((raw) => raw.includes('event: message.delta'));
@@ -95,7 +79,7 @@ describe('graceful shutdown of streamed agent runs (the built server in a child 
         // A second client following the same run gets the same single terminal event.
         const follower = await openSse(`${srv.url}/agents/runs/${runId}/events`);
         await follower.until((raw) => raw.includes('event: message.delta'));
-        const aborted = sim.waitFor('aborted');
+        const aborted = harness.sim.waitFor('aborted');
 
         const signalledAt = Date.now();
         srv.child.kill('SIGTERM');

@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { readNdjson } from '../support/ndjson-reader';
-import { startOllamaSimulator, type OllamaSimulator } from '../support/ollama-simulator';
 import { assertMatchesSchema } from '../support/schema-assert';
-import { startServerProcess, type ServerProcess } from '../support/server-process';
+import { useServerAgainstSimulator, type ServerProcess } from '../support/server-process';
 import { createSchemaRegistry } from '../../src/validation';
 
 const schemas = createSchemaRegistry();
@@ -31,26 +30,10 @@ function pullStream(server: ServerProcess, model: string): Promise<Response> {
 
 describe('graceful shutdown (the built server in a child process)', function () {
   this.timeout(20_000);
-  let sim: OllamaSimulator;
-  let server: ServerProcess | undefined;
-
-  beforeEach(async () => {
-    sim = await startOllamaSimulator();
-  });
-  afterEach(async () => {
-    server?.kill();
-    server = undefined;
-    await sim.close();
-  });
+  const harness = useServerAgainstSimulator();
 
   async function start(env: Record<string, string>): Promise<ServerProcess> {
-    server = await startServerProcess({
-      OLLAMA_HOST: sim.url,
-      OLLAMA_MODEL: 'llama3.2:3b',
-      OLLAMA_PRELOAD: 'false',
-      ...env,
-    });
-    await server.waitForLine((l) => l.message === 'startup complete');
+    const server = await harness.start(env);
     const ready = await fetch(`${server.url}/health/ready`);
     assert.equal(ready.status, 200);
     return server;
@@ -64,7 +47,7 @@ describe('graceful shutdown (the built server in a child process)', function () 
         SHUTDOWN_DELAY_MS: String(delayMs),
         SHUTDOWN_TIMEOUT_MS: String(timeoutMs),
       });
-      sim.setChunkLatency(150);
+      harness.sim.setChunkLatency(150);
       const stream = readNdjson(await pullStream(srv, 'smollm2:135m'));
       assert.equal((await stream.next())?.status, 'pulling manifest');
 
@@ -111,12 +94,12 @@ describe('graceful shutdown (the built server in a child process)', function () 
         SHUTDOWN_DELAY_MS: String(delayMs),
         SHUTDOWN_TIMEOUT_MS: String(timeoutMs),
       });
-      const gate = sim.hold(); // the pull sends its first line, then waits forever
+      const gate = harness.sim.hold(); // the pull sends its first line, then waits forever
       try {
         const res = await pullStream(srv, 'smollm2:135m');
         const stream = readNdjson(res);
         assert.equal((await stream.next())?.status, 'pulling manifest');
-        const aborted = sim.waitFor('aborted');
+        const aborted = harness.sim.waitFor('aborted');
 
         const signalledAt = Date.now();
         srv.child.kill('SIGTERM');

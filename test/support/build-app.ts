@@ -155,8 +155,14 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
   };
 }
 
-/** Listens on port 0 with the real HTTP server settings (createHttpServer). */
-export async function listen(app: Express, config: Readonly<Config>): Promise<RunningApp> {
+/**
+ * Listens on port 0 with the real HTTP server settings (createHttpServer; default config unless
+ * given); `close()` also ends kept-alive connections.
+ */
+export async function listen(
+  app: Express,
+  config: Readonly<Config> = loadConfig({ LOG_LEVEL: 'silent' }),
+): Promise<RunningApp> {
   const server = createHttpServer(app, config, createLogger({ level: 'silent', format: 'json' }));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;

@@ -2,10 +2,26 @@ import type { Express } from 'express';
 import { Registry } from 'prom-client';
 import { createRequestContextStore } from '../../middleware/request-context';
 import { createMetrics, type Metrics, type MetricsOptions } from '../../services/metrics';
+import type { OllamaHealthSnapshot } from '../../services/ollama-types';
 import { createApp } from '../../src/app';
 import { loadConfig } from '../../src/config';
 import { createLogger } from '../../src/logger';
 import { createSchemaRegistry } from '../../src/validation';
+
+/** A healthy cached Ollama state for the metrics' scrape-time gauges; override what a test needs. */
+export function healthSnapshot(over: Partial<OllamaHealthSnapshot> = {}): OllamaHealthSnapshot {
+  return {
+    status: 'up',
+    checkedAt: 1,
+    latencyMs: 3,
+    version: '0.12.0',
+    loadedModels: [],
+    installedModels: ['llama3.2:latest', 'qwen3:8b'],
+    activeModelInstalled: true,
+    lastError: null,
+    ...over,
+  };
+}
 
 export const TEST_BUILD = { name: 'ollama-agent-gateway', version: '9.9.9' };
 

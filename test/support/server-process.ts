@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { startOllamaSimulator, type OllamaSimulator } from './ollama-simulator';
 import { runCommand } from './run-command';
 
 /** The compiled entry point (tests run from dist/test/...). */
@@ -100,4 +101,44 @@ export function runToExit(
   cwd?: string,
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return runCommand(command, args, { cwd, env: { PATH: process.env.PATH ?? '', ...env } });
+}
+
+/**
+ * For process tests: a fresh Ollama simulator per test and `start(env)`, which spawns the
+ * built server against it (no preload) and resolves once its startup completed. Both are torn
+ * down after each test. Call it inside a `describe`.
+ */
+export function useServerAgainstSimulator(model = 'llama3.2:3b'): {
+  readonly sim: OllamaSimulator;
+  start(env?: Record<string, string>): Promise<ServerProcess>;
+} {
+  let sim: OllamaSimulator | undefined;
+  let server: ServerProcess | undefined;
+  beforeEach(async () => {
+    sim = await startOllamaSimulator();
+  });
+  afterEach(async () => {
+    server?.kill();
+    server = undefined;
+    await sim?.close();
+  });
+  const current = (): OllamaSimulator => {
+    if (!sim) throw new Error('the simulator starts in beforeEach');
+    return sim;
+  };
+  return {
+    get sim() {
+      return current();
+    },
+    async start(env = {}) {
+      server = await startServerProcess({
+        OLLAMA_HOST: current().url,
+        OLLAMA_MODEL: model,
+        OLLAMA_PRELOAD: 'false',
+        ...env,
+      });
+      await server.waitForLine((l) => l.message === 'startup complete');
+      return server;
+    },
+  };
 }
