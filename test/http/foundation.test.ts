@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import express from 'express';
@@ -245,6 +245,7 @@ describe('validate()', () => {
     }),
   );
   const schemas = createSchemaRegistry(dir);
+  after(() => rmSync(dir, { recursive: true, force: true }));
 
   function appFor() {
     const store = createRequestContextStore();

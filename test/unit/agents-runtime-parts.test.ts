@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createRunEvents, formatSse } from '../../services/agents/events';
@@ -205,6 +205,7 @@ describe('structured answers', () => {
 describe('AGENTS_FILE', () => {
   const schemas = createSchemaRegistry();
   const dir = mkdtempSync(path.join(tmpdir(), 'agents-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
   const file = (name: string, text: string): string => {
     const p = path.join(dir, name);
     writeFileSync(p, text);
