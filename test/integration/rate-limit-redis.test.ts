@@ -1,51 +1,14 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import net from 'node:net';
+import type { ChildProcess } from 'node:child_process';
 import request from 'supertest';
 import { createRateLimitRedis, type RateLimitRedis } from '../../services/rate-limit-redis';
 import type { Express } from 'express';
 import { createLogger } from '../../src/logger';
 import { testApps } from '../support/build-app';
 import { createCaptureLogger } from '../support/capture-logger';
+import { freePort } from '../support/listen';
+import { startRedis, stopRedis } from '../support/redis-server';
 import { AGENT_KEY, TEST_API_KEYS, bearer } from '../support/security';
-
-/** A port nothing listens on right now (the OS picks it). */
-async function freePort(): Promise<number> {
-  const server = net.createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as net.AddressInfo;
-  server.close();
-  await once(server, 'close');
-  return port;
-}
-
-/** Starts a throwaway redis-server on loopback (no persistence) and resolves once it accepts connections. */
-async function startRedis(port: number): Promise<ChildProcess> {
-  const child = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let out = '';
-  await new Promise<void>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('exit', (code) => reject(new Error(`redis-server exited (${code}): ${out}`)));
-    child.stdout?.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      if (out.includes('Ready to accept connections')) resolve();
-    });
-  });
-  child.removeAllListeners('exit');
-  return child;
-}
-
-async function stopRedis(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, 'exit');
-  child.kill('SIGKILL');
-  await exited;
-}
 
 const LIMITS = { API_KEYS: TEST_API_KEYS, RATE_LIMIT_PER_MINUTE: '3' };
 
