@@ -55,7 +55,7 @@ async function main(): Promise<void> {
 
   // Shared rate limits: connecting does not block start; until Redis answers (and whenever
   // it is down) requests are served without limits, logged and counted. The Redis client is
-  // loaded only when configured: it adds about 14 MB of RSS to a service that does not use it.
+  // loaded only when configured: it adds about 10 MB of RSS to a service that does not use it.
   let redis: RateLimitRedis | undefined;
   if (config.REDIS_URL !== '') {
     const { createRateLimitRedis } = await import('../services/rate-limit-redis.js');
