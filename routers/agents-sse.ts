@@ -21,9 +21,15 @@ export interface StreamRunOptions {
 
 /**
  * Streams a run's events as server-sent events: the headers and the stored events after
- * `after` in one write, then each new event written the moment it is emitted (one write per
- * event, so tokens are not held back), a `: ping` comment every `heartbeatMs`, and the end of
- * the response after the terminal event. Resolves when the response is over.
+ * `after` in one write, then each new event written the moment it is emitted, a `: ping`
+ * comment every `heartbeatMs`, and the end of the response after the terminal event. Resolves
+ * when the response is over.
+ *
+ * Node corks a response's socket on a write and uncorks it at the end of the tick, so the
+ * events of one burst (Ollama chunks that reached us in one read) would all wait for the last
+ * one to be parsed and leave in one write. The first event written in a tick is flushed at
+ * once instead: the first token of a burst is not held back by the rest of it, and the rest
+ * still leave together (one more write per burst, not one per event).
  *
  * The open stream is registered with the lifecycle: when a shutdown outlasts
  * SHUTDOWN_TIMEOUT_MS, the run is stopped with a SHUTTING_DOWN cancel. The runner ends a stopped
@@ -65,10 +71,19 @@ export function streamRun(
       if (!res.writableEnded) res.end(last);
       resolve();
     };
+    let flushedThisTick = false;
     const write = (event: RunEvent): void => {
       if (finished) return;
-      if (TERMINAL.has(event.type)) finish(formatSse(event));
-      else res.write(formatSse(event));
+      if (TERMINAL.has(event.type)) {
+        finish(formatSse(event));
+        return;
+      }
+      res.write(formatSse(event));
+      if (!flushedThisTick) {
+        flushedThisTick = true;
+        res.uncork();
+        process.nextTick(() => (flushedThisTick = false));
+      }
     };
     res.once('close', () => {
       if (!finished && options.cancelOnClose) controller.abort();
@@ -76,7 +91,7 @@ export function streamRun(
     });
     // Replay and subscribe in one tick: events are emitted synchronously, so none fall between.
     // Stored events are already past, so they leave together with the headers in one write;
-    // every later event is written alone, the moment it is emitted (tokens are never held).
+    // every later event is written the moment it is emitted (see `write` above).
     const replay = events.since(options.after);
     const end = replay.findIndex((event) => TERMINAL.has(event.type));
     const past = (end === -1 ? replay : replay.slice(0, end + 1)).map(formatSse).join('');

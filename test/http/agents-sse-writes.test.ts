@@ -1,0 +1,98 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import http from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import express from 'express';
+import { streamRun } from '../../routers/agents-sse';
+import { createRunEvents } from '../../services/agents/events';
+import { newRun } from '../../services/agents/run-object';
+import type { RunRecord } from '../../services/agents/run-store';
+import type { AgentRun } from '../../services/agents/types';
+import { createManualTimers } from '../support/manual-timers';
+
+/** A run record whose events the test emits itself, as the runner would. */
+function recordOf(): RunRecord {
+  const run = newRun({
+    id: 'run_writes',
+    agent: { name: 'default', inline: false, config_hash: 'x' },
+    model: 'llama3.2:3b',
+    createdAt: new Date(0).toISOString(),
+    metadata: {},
+    webhook: null,
+  });
+  return {
+    run,
+    owner: 'anonymous',
+    events: createRunEvents(run.id),
+    controller: new AbortController(),
+    done: new Promise<AgentRun>(() => undefined),
+    settled: Promise.resolve(),
+    finishedAt: null,
+  };
+}
+
+/** Resolves after everything queued for this turn of the event loop ran (ticks included). */
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+describe('SSE writes of a streamed run (routers/agents-sse)', () => {
+  let server: http.Server;
+  let socket: Socket | undefined;
+  const record = recordOf();
+
+  before(async () => {
+    const app = express();
+    app.get('/stream', async (_req, res) => {
+      socket = res.socket ?? undefined;
+      await streamRun(res, record, {
+        after: 0,
+        cancelOnClose: false,
+        heartbeatMs: 60_000,
+        timers: createManualTimers(),
+      });
+    });
+    server = app.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+  });
+
+  after(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+
+  it('flushes the first event of a burst at once and sends the rest of the burst together', async () => {
+    const { port } = server.address() as AddressInfo;
+    const req = http.get(`http://127.0.0.1:${port}/stream`);
+    const [res] = (await once(req, 'response')) as [http.IncomingMessage];
+    res.setEncoding('utf8');
+    let body = '';
+    res.on('data', (chunk: string) => (body += chunk));
+    await nextTurn(); // the headers have left
+    assert.ok(socket);
+    assert.equal(socket.writableLength, 0);
+
+    // Three deltas in one turn, as when several of Ollama's chunks arrive in one read.
+    const { events } = record;
+    const buffered: number[] = [];
+    for (const text of ['Al', 'pha', ' beta']) {
+      events.emit('message.delta', { step_index: 0, text });
+      buffered.push(socket.writableLength);
+    }
+    assert.equal(buffered[0], 0, 'the first token went to the kernel at once');
+    assert.ok(buffered[1]! > 0, 'the second waits for the end of the turn');
+    assert.ok(buffered[2]! > buffered[1]!, 'the third joins it');
+    await nextTurn();
+    assert.equal(socket.writableLength, 0, 'the rest of the burst left at the end of the turn');
+
+    // A later burst starts over: its first event leaves at once too.
+    events.emit('message.delta', { step_index: 0, text: ' gamma' });
+    assert.equal(socket.writableLength, 0);
+
+    events.emit('run.completed', { run: record.run });
+    await once(res, 'end');
+    const texts = [...body.matchAll(/^event: message\.delta\ndata: (.*)$/gm)].map(
+      (m) => (JSON.parse(m[1]!) as { text: string }).text,
+    );
+    assert.deepEqual(texts, ['Al', 'pha', ' beta', ' gamma']);
+    assert.match(body, /event: run\.completed\n/);
+  });
+});
