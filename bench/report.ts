@@ -137,7 +137,10 @@ export function machine(): Record<string, unknown> {
   const cpus = os.cpus();
   let commit: string | undefined;
   try {
-    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+    // `-dirty` when tracked files differ from the commit: the figures are not that commit's.
+    commit = execFileSync('git', ['describe', '--always', '--dirty', '--abbrev=7'], {
+      encoding: 'utf8',
+    }).trim();
   } catch {
     commit = undefined;
   }
