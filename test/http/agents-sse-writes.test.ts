@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import http from 'node:http';
+import type http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import express from 'express';
 import { streamRun } from '../../routers/agents-sse';
@@ -9,6 +9,7 @@ import { newRun } from '../../services/agents/run-object';
 import type { RunRecord } from '../../services/agents/run-store';
 import type { AgentRun } from '../../services/agents/types';
 import { createManualTimers } from '../support/manual-timers';
+import { openSse } from '../support/sse-client';
 
 /** A run record whose events the test emits itself, as the runner would. */
 function recordOf(): RunRecord {
@@ -61,11 +62,7 @@ describe('SSE writes of a streamed run (routers/agents-sse)', () => {
 
   it('flushes the first event of a burst at once and sends the rest of the burst together', async () => {
     const { port } = server.address() as AddressInfo;
-    const req = http.get(`http://127.0.0.1:${port}/stream`);
-    const [res] = (await once(req, 'response')) as [http.IncomingMessage];
-    res.setEncoding('utf8');
-    let body = '';
-    res.on('data', (chunk: string) => (body += chunk));
+    const sse = await openSse(`http://127.0.0.1:${port}/stream`);
     await nextTurn(); // the headers have left
     assert.ok(socket);
     assert.equal(socket.writableLength, 0);
@@ -88,11 +85,12 @@ describe('SSE writes of a streamed run (routers/agents-sse)', () => {
     assert.equal(socket.writableLength, 0);
 
     events.emit('run.completed', { run: record.run });
-    await once(res, 'end');
-    const texts = [...body.matchAll(/^event: message\.delta\ndata: (.*)$/gm)].map(
-      (m) => (JSON.parse(m[1]!) as { text: string }).text,
+    await sse.ended;
+    const received = sse.events();
+    assert.deepEqual(
+      received.filter((e) => e.event === 'message.delta').map((e) => e.data.text),
+      ['Al', 'pha', ' beta', ' gamma'],
     );
-    assert.deepEqual(texts, ['Al', 'pha', ' beta', ' gamma']);
-    assert.match(body, /event: run\.completed\n/);
+    assert.equal(received.at(-1)?.event, 'run.completed');
   });
 });
