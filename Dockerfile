@@ -1,13 +1,17 @@
 # syntax=docker/dockerfile:1
 # The gateway image: built with dev dependencies, run with production dependencies only.
-# The base is pinned to an exact Node 20 release; pin its digest too in your registry mirror
-# (FROM node:20.20.2-bookworm-slim@sha256:…) for fully reproducible builds.
-ARG NODE_IMAGE=node:20.20.2-bookworm-slim
+# The base is pinned to an exact Node 24 LTS release on Debian 13 (trixie), the same release
+# the test suite runs on (package.json devDependencies.node). Its digest cannot be read from
+# this project's build machines (no registry access but npm's and Debian's); pin it in your
+# registry mirror (ARG NODE_IMAGE=node:24.21.0-trixie-slim@sha256:…) for reproducible builds.
+ARG NODE_IMAGE=node:24.21.0-trixie-slim
 
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+# --ignore-scripts: the only install script is the `node` dev dependency's, which fetches the
+# Node binary the test suite uses on machines with an older Node; the image has its own.
+RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src ./src
 COPY routers ./routers
@@ -37,5 +41,10 @@ COPY --chown=root:root package.json ./
 # files stay owned by root: the process cannot rewrite its own code.
 USER 1000:1000
 EXPOSE 8080
+# Docker's own health report for users without Kubernetes (which ignores HEALTHCHECK and uses
+# the chart's probes): the liveness probe, asked by a compiled node:http script, so the
+# runtime image needs no curl or wget. It reads PORT and HOST like the service.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["node", "dist/src/healthcheck.js"]
 # Exec form: node is PID 1 and receives SIGTERM itself, so the graceful drain runs.
 CMD ["node", "dist/src/server.js"]

@@ -81,7 +81,9 @@ export function streamRun(
       res.write(formatSse(event));
       if (!flushedThisTick) {
         flushedThisTick = true;
-        res.uncork();
+        // The socket's own uncork: `res.uncork()` pairs with `res.cork()`, and unpaired it
+        // leaves the response counting itself corked, buffering every later write.
+        res.socket?.uncork();
         process.nextTick(() => (flushedThisTick = false));
       }
     };

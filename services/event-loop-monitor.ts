@@ -1,4 +1,4 @@
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { monitorEventLoopDelay, type ELDHistogram } from 'node:perf_hooks';
 
 /** Event-loop delay beyond the expected timer period, in ms. */
 export interface EventLoopStats {
@@ -34,12 +34,12 @@ export interface EventLoopMonitorOptions {
 export function createEventLoopMonitor(options: EventLoopMonitorOptions = {}): EventLoopMonitor {
   const resolutionMs = options.resolutionMs ?? 10;
   const windowMs = options.windowMs ?? 10_000;
-  let current: IntervalHistogram | null = null;
+  let current: ELDHistogram | null = null;
   let previous: EventLoopStats = { p50Ms: 0, p99Ms: 0, maxMs: 0 };
   let timer: NodeJS.Timeout | null = null;
 
   const toMs = (ns: number): number => Math.max(0, ns / 1e6 - resolutionMs);
-  const read = (h: IntervalHistogram): EventLoopStats => ({
+  const read = (h: ELDHistogram): EventLoopStats => ({
     p50Ms: toMs(h.percentile(50)),
     p99Ms: toMs(h.percentile(99)),
     maxMs: toMs(h.max),

@@ -4,6 +4,7 @@ import type { Store } from 'express-rate-limit';
 import { createAccessLog } from '../middleware/access-log';
 import { createAuth } from '../middleware/auth';
 import { createAuthPolicy } from '../middleware/auth-policy';
+import { createCompression } from '../middleware/compression';
 import { createDrainConnectionClose } from '../middleware/drain-connection-close';
 import { createErrorHandler, createNotFound } from '../middleware/error-handler';
 import { createHttpMetrics } from '../middleware/http-metrics';
@@ -66,7 +67,7 @@ export interface AppDeps {
  * Builds the Express app from its collaborators. No side effects: it reads no environment,
  * opens no port and starts no timer, so every test can build its own app.
  * The pipeline reads top to bottom: context → metrics and timing → logging → security headers →
- * CORS → auth → rate limit → role policy → body → routers → JSON 404 → the one error handler.
+ * compression → CORS → auth → rate limit → role policy → body → routers → JSON 404 → the one error handler.
  */
 export function createApp(deps: AppDeps): Express {
   const { config, logger } = deps;
@@ -83,6 +84,7 @@ export function createApp(deps: AppDeps): Express {
     app.use(createDrainConnectionClose({ isDraining: deps.lifecycle.isDraining }));
   }
   app.use(createSecurityHeaders());
+  app.use(createCompression({ thresholdBytes: config.COMPRESSION_MIN_BYTES }));
   if (config.ALLOWED_ORIGINS.length > 0) {
     app.use(cors({ origin: [...config.ALLOWED_ORIGINS], credentials: false, maxAge: 600 }));
   }

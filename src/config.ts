@@ -20,6 +20,7 @@ export interface Config {
   LOG_FORMAT: 'json' | 'pretty';
   /** Bytes. */
   BODY_LIMIT: number;
+  COMPRESSION_MIN_BYTES: number;
   ALLOWED_ORIGINS: readonly string[];
   TRUST_PROXY: number;
   KEEP_ALIVE_TIMEOUT_MS: number;

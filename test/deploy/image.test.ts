@@ -15,9 +15,13 @@ const instructions = dockerfile
   .filter((l) => l.trim() !== '' && !l.trim().startsWith('#'));
 
 describe('container image (Dockerfile)', () => {
-  it('builds in stages from a pinned Node 20 slim base', () => {
+  it('builds in stages from a pinned Node 24 slim base, the release the test suite runs on', () => {
     const base = /^ARG NODE_IMAGE=(\S+)$/m.exec(dockerfile)?.[1] ?? '';
-    assert.match(base, /^node:20\.\d+\.\d+-\w+-slim(@sha256:[a-f0-9]{64})?$/);
+    assert.match(base, /^node:24\.\d+\.\d+-\w+-slim(@sha256:[a-f0-9]{64})?$/);
+    const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+      devDependencies: Record<string, string>;
+    };
+    assert.equal(/^node:([\d.]+)-/.exec(base)?.[1], pkg.devDependencies.node);
     const froms = instructions.filter((l) => l.startsWith('FROM '));
     assert.ok(froms.length >= 2, 'multi-stage');
     for (const from of froms) assert.match(from, /^FROM \$\{NODE_IMAGE\} AS \w+$/);
@@ -31,6 +35,8 @@ describe('container image (Dockerfile)', () => {
     const user = last.find((l) => l.startsWith('USER '));
     assert.match(user ?? '', /^USER [1-9]\d*:[1-9]\d*$/);
     assert.equal(last.at(-1), 'CMD ["node", "dist/src/server.js"]');
+    const health = last.find((l) => l.startsWith('HEALTHCHECK '));
+    assert.match(health ?? '', /--interval=\d+s .*CMD \["node", "dist\/src\/healthcheck\.js"\]$/);
     assert.ok(
       last.some((l) => /^COPY .*schemas \.\/schemas$/.test(l)),
       'schemas/ next to dist/',
@@ -107,5 +113,27 @@ describe('the service on production dependencies only', function () {
       version: string;
     };
     assert.equal(body.version, pkg.version);
+  });
+
+  it("runs the image's HEALTHCHECK command: 0 while /health/live answers, 1 once it is gone", async () => {
+    assert.ok(server, 'the service of the previous test');
+    const port = new URL(server.url).port;
+    const check = async (): Promise<number | null> => {
+      const child = spawn(process.execPath, [path.join(dir, 'dist', 'src', 'healthcheck.js')], {
+        cwd: dir,
+        env: {
+          PATH: process.env.PATH ?? '',
+          NODE_ENV: 'production',
+          AUTH_DISABLED: 'true',
+          PORT: port,
+        },
+        stdio: 'ignore',
+      });
+      const [code] = (await once(child, 'exit')) as [number | null];
+      return code;
+    };
+    assert.equal(await check(), 0);
+    await server.stop();
+    assert.equal(await check(), 1);
   });
 });

@@ -1,0 +1,123 @@
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { brotliDecompressSync, gunzipSync } from 'node:zlib';
+import { startAgentsHarness, type AgentsHarness } from '../support/agents-harness';
+import { openSse } from '../support/sse-client';
+
+const MODEL = 'llama3.2:3b';
+
+/** A raw GET/POST that keeps the body's bytes as they came off the wire (no decoding). */
+function rawRequest(
+  url: string,
+  options: { method?: string; body?: unknown; headers?: Record<string, string> },
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }> {
+  const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, {
+      method: options.method ?? 'GET',
+      headers: {
+        ...(payload ? { 'content-type': 'application/json' } : {}),
+        ...options.headers,
+      },
+    });
+    req.on('error', reject);
+    req.on('response', (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
+      );
+    });
+    req.end(payload);
+  });
+}
+
+describe('response compression (middleware/compression)', () => {
+  let h: AgentsHarness;
+  beforeEach(async () => {
+    h = await startAgentsHarness({ env: { COMPRESSION_MIN_BYTES: '2048' } });
+  });
+  afterEach(() => h.close());
+
+  describe('when the client accepts gzip or br', () => {
+    it('compresses a large run object with the encoding the client prefers', async () => {
+      const long = 'All work and no play makes a dull model. '.repeat(200);
+      h.sim.script(MODEL, { content: long });
+      const run = await rawRequest(`${h.url}/agents/run`, {
+        method: 'POST',
+        body: { input: 'write a lot' },
+        headers: { 'accept-encoding': 'gzip' },
+      });
+      assert.equal(run.status, 200);
+      assert.equal(run.headers['content-encoding'], 'gzip');
+      assert.match(String(run.headers.vary), /Accept-Encoding/i);
+      const answered = JSON.parse(gunzipSync(run.body).toString()) as {
+        id: string;
+        output: { text: string };
+      };
+      assert.equal(answered.output.text, long);
+      assert.ok(run.body.length < long.length / 4, `${run.body.length} bytes on the wire`);
+
+      const got = await rawRequest(`${h.url}/agents/runs/${answered.id}`, {
+        headers: { 'accept-encoding': 'br;q=1, gzip;q=0.5' },
+      });
+      assert.equal(got.headers['content-encoding'], 'br');
+      const again = JSON.parse(brotliDecompressSync(got.body).toString()) as {
+        output: { text: string };
+      };
+      assert.equal(again.output.text, long);
+    });
+
+    it('sends an answer below COMPRESSION_MIN_BYTES as it is', async () => {
+      h.sim.script(MODEL, { content: 'short' });
+      const run = await rawRequest(`${h.url}/agents/run`, {
+        method: 'POST',
+        body: { input: 'hi' },
+        headers: { 'accept-encoding': 'gzip, br' },
+      });
+      assert.equal(run.status, 200);
+      assert.ok(run.body.length < 2048, `${run.body.length} bytes`);
+      assert.equal(run.headers['content-encoding'], undefined);
+      assert.equal(
+        (JSON.parse(run.body.toString()) as { output: { text: string } }).output.text,
+        'short',
+      );
+    });
+
+    it('never compresses a streamed run, whatever its length', async () => {
+      const long = 'token '.repeat(2000);
+      h.sim.script(MODEL, { content: long });
+      const sse = await openSse(`${h.url}/agents/run`, {
+        method: 'POST',
+        body: { input: 'stream a lot', stream: true },
+        headers: { 'accept-encoding': 'gzip, deflate, br' },
+      });
+      assert.equal(sse.status, 200);
+      assert.equal(sse.headers['content-encoding'], undefined);
+      await sse.ended;
+      const text = sse
+        .events()
+        .filter((e) => e.event === 'message.delta')
+        .map((e) => e.data.text)
+        .join('');
+      assert.equal(text, long);
+      assert.ok(sse.raw.length > 2048);
+    });
+  });
+
+  describe('when the client does not accept an encoding', () => {
+    it('sends a large answer as it is', async () => {
+      const long = 'x'.repeat(10_000);
+      h.sim.script(MODEL, { content: long });
+      const run = await rawRequest(`${h.url}/agents/run`, {
+        method: 'POST',
+        body: { input: 'write a lot' },
+      });
+      assert.equal(run.headers['content-encoding'], undefined);
+      assert.equal(
+        (JSON.parse(run.body.toString()) as { output: { text: string } }).output.text,
+        long,
+      );
+    });
+  });
+});
