@@ -1,0 +1,94 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse } from 'yaml';
+import { ROOT } from './support/render';
+
+/**
+ * docker-compose.yml, read as Docker Compose would (no Docker engine runs here): the three
+ * services, how they start in order, what is published, and that every variable the gateway
+ * gets is one the service's configuration schema declares.
+ */
+interface ComposeService {
+  image?: string;
+  build?: unknown;
+  ports?: string[];
+  environment?: Record<string, string>;
+  volumes?: string[];
+  depends_on?: Record<string, { condition: string }>;
+  healthcheck?: { test: string[] };
+  deploy?: {
+    resources?: {
+      reservations?: { devices?: Array<{ driver: string; capabilities: string[] }> };
+    };
+  };
+  read_only?: boolean;
+}
+
+const compose = parse(readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8')) as {
+  services: Record<string, ComposeService>;
+  volumes: Record<string, unknown>;
+};
+const schema = JSON.parse(
+  readFileSync(path.join(ROOT, 'schemas', 'config.schema.json'), 'utf8'),
+) as { properties: Record<string, unknown> };
+const service = (name: string): ComposeService => {
+  const s = compose.services[name];
+  assert.ok(s, `service ${name}`);
+  return s;
+};
+
+describe('docker-compose.yml', () => {
+  it('runs ollama, the gateway and redis, and nothing else', () => {
+    assert.deepEqual(Object.keys(compose.services).sort(), ['gateway', 'ollama', 'redis']);
+  });
+
+  describe('the gateway', () => {
+    it('is built from this Dockerfile and publishes only its own port', () => {
+      const gw = service('gateway');
+      assert.ok(gw.build, 'built from the repository');
+      assert.deepEqual(gw.ports, ['8080:8080']);
+      assert.equal(gw.environment?.PORT, '8080');
+      for (const other of ['ollama', 'redis']) assert.equal(service(other).ports, undefined);
+    });
+
+    it('gets only variables the configuration schema declares, and reaches the others by name', () => {
+      const env = service('gateway').environment ?? {};
+      for (const name of Object.keys(env)) {
+        assert.ok(name in schema.properties, `${name} is not in schemas/config.schema.json`);
+      }
+      assert.equal(env.OLLAMA_HOST, 'http://ollama:11434');
+      assert.equal(env.REDIS_URL, 'redis://redis:6379');
+      assert.equal(env.NODE_ENV, 'production');
+      assert.match(String(env.API_KEYS), /^\$\{GATEWAY_API_KEYS:\?/, 'no gateway without keys');
+    });
+
+    it('starts once Ollama and Redis report healthy', () => {
+      assert.deepEqual(service('gateway').depends_on, {
+        ollama: { condition: 'service_healthy' },
+        redis: { condition: 'service_healthy' },
+      });
+      assert.equal(service('gateway').read_only, true);
+    });
+  });
+
+  describe('ollama', () => {
+    it('keeps its models in a named volume at the path the image reads', () => {
+      const ollama = service('ollama');
+      assert.match(String(ollama.image), /^ollama\/ollama:\d+\.\d+\.\d+$/);
+      const mount = ollama.volumes?.find((v) => v.endsWith(':/root/.ollama'));
+      assert.ok(mount, 'a volume at /root/.ollama');
+      assert.ok(mount.split(':')[0]! in compose.volumes, 'a named volume, not a bind mount');
+    });
+
+    it('reserves the NVIDIA GPUs', () => {
+      const devices = service('ollama').deploy?.resources?.reservations?.devices ?? [];
+      assert.ok(devices.some((d) => d.driver === 'nvidia' && d.capabilities.includes('gpu')));
+    });
+  });
+
+  it('gives ollama and redis a health check that needs no extra package', () => {
+    assert.deepEqual(service('ollama').healthcheck?.test, ['CMD', 'ollama', 'list']);
+    assert.deepEqual(service('redis').healthcheck?.test, ['CMD', 'valkey-cli', 'ping']);
+  });
+});
