@@ -1,4 +1,4 @@
-/** Throughput runs: autocannon against POST /agents/run, with the service's CPU and RSS. */
+/** Throughput runs: autocannon against one POST endpoint, with the serving process's CPU and RSS. */
 import autocannon from 'autocannon';
 import { readCpuMicros, readMemory, readSyscalls } from './proc';
 
@@ -21,6 +21,8 @@ export interface LoadFigures {
 export interface LoadTarget {
   url: string;
   body: unknown;
+  /** Extra request headers (the bench sends what real HTTP clients send, Accept-Encoding). */
+  headers?: Record<string, string>;
   servicePid: number;
   simPid: number;
   ticksPerSecond: number;
@@ -41,7 +43,7 @@ export async function runLoad(
   const result = await autocannon({
     url: target.url,
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...target.headers },
     body: JSON.stringify(target.body),
     connections,
     duration: durationS,

@@ -11,6 +11,7 @@ import { listeningPorts } from './proc';
 
 const SIM_ENTRY = path.join(__dirname, 'sim-process.js');
 const SERVER_ENTRY = path.resolve(__dirname, '..', 'src', 'server.js');
+const PROXY_ENTRY = path.join(__dirname, 'bare-proxy.js');
 
 export interface SimProcess {
   pid: number;
@@ -88,7 +89,13 @@ async function waitUntil<T>(what: string, probe: () => Promise<T | undefined>): 
  */
 export async function startService(
   ollamaUrl: string,
-  options: { model: string; nodeArgs?: string[]; env?: Record<string, string> },
+  options: {
+    model: string;
+    nodeArgs?: string[];
+    env?: Record<string, string>;
+    /** Another build's dist/src/server.js (A/B runs); default this build's. */
+    entry?: string;
+  },
 ): Promise<ServiceProcess> {
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '',
@@ -106,10 +113,14 @@ export async function startService(
     SHUTDOWN_TIMEOUT_MS: '2000',
     ...options.env,
   };
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), SERVER_ENTRY], {
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [...(options.nodeArgs ?? []), options.entry ?? SERVER_ENTRY],
+    {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let output = '';
   const keep = (d: Buffer) => (output = (output + d.toString()).slice(-20_000));
   child.stdout!.on('data', keep);
@@ -131,6 +142,26 @@ export async function startService(
     pid: child.pid!,
     url,
     output: () => output,
+    stop: () => stopChild(child, 'SIGTERM'),
+  };
+}
+
+/** Starts the bare passthrough proxy (bench/bare-proxy) in front of the simulator. */
+export async function startBareProxy(simUrl: string): Promise<ServiceProcess> {
+  const child = spawn(process.execPath, [PROXY_ENTRY, simUrl], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const lines = createInterface({ input: child.stdout! });
+  const gone = exited(child).then(() => {
+    throw new Error('bare proxy exited before listening');
+  });
+  gone.catch(() => undefined); // only the race below cares; a later exit is expected
+  const [line] = (await Promise.race([once(lines, 'line'), gone])) as [string];
+  const url = String((JSON.parse(line) as { url: unknown }).url);
+  return {
+    pid: child.pid!,
+    url,
+    output: () => '',
     stop: () => stopChild(child, 'SIGTERM'),
   };
 }

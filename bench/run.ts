@@ -1,6 +1,7 @@
 /**
- * `npm run bench`: what POST /agents/run costs in the service, against the Ollama simulator.
- * The simulator and the built service each run in their own process; this process drives load
+ * `npm run bench`: what POST /agents/run costs in the service, against the Ollama simulator and
+ * beside a bare passthrough proxy (bench/bare-proxy) measured in the same run. The simulator,
+ * the built service and the proxy each run in their own process; this process drives load
  * (autocannon) and a sequential client, reads the service's CPU and memory from /proc, prints a
  * table and writes bench/results/<date>.json. Every figure is the median of `--reps`
  * repetitions; each repetition runs every scenario once, so the scenarios are interleaved.
@@ -17,7 +18,7 @@ import { runLatency, runPacedStreams, type LatencyFigures } from './latency';
 import { runLoad, type LoadFigures } from './load';
 import { runOpenStreams, type OpenStreamFigures } from './open-streams';
 import { clockTicksPerSecond } from './proc';
-import { startService, startSim, type SimProcess } from './processes';
+import { startBareProxy, startService, startSim, type SimProcess } from './processes';
 import { checkBudget, formatSummary, machine, writeRecord, type Summary } from './report';
 import { medianOfRecords } from './stats';
 
@@ -25,11 +26,20 @@ const MODEL = 'llama3.2:3b';
 const CHUNKS = 50;
 const RUN = { agent: 'default', input: 'hi' };
 
+/** What HTTP clients send by default (undici's fetch, axios, the openai SDK): answers may be compressed. */
+const CLIENT_HEADERS = { 'accept-encoding': 'gzip, deflate, br' };
+
+/**
+ * Every repetition runs each scenario once, in this order, so the gateway and the bare proxy
+ * (the reference: bench/bare-proxy) see the same machine.
+ */
 const SCENARIOS = [
-  { name: 'run 16c', stream: false, connections: 16 },
-  { name: 'stream 16c', stream: true, connections: 16 },
-  { name: 'run 64c', stream: false, connections: 64 },
-  { name: 'stream 64c', stream: true, connections: 64 },
+  { name: 'run 16c', via: 'gateway', stream: false, connections: 16 },
+  { name: 'proxy 16c', via: 'proxy', stream: false, connections: 16 },
+  { name: 'stream 16c', via: 'gateway', stream: true, connections: 16 },
+  { name: 'proxy stream 16c', via: 'proxy', stream: true, connections: 16 },
+  { name: 'run 64c', via: 'gateway', stream: false, connections: 64 },
+  { name: 'stream 64c', via: 'gateway', stream: true, connections: 64 },
 ] as const;
 
 function options() {
@@ -97,14 +107,36 @@ async function main(): Promise<void> {
     await sim.stop();
     throw err;
   });
-  log(`simulator ${sim.url} (pid ${sim.pid}), service ${service.url} (pid ${service.pid})`);
-  const loadTarget = (stream: boolean) => ({
-    url: `${service.url}/agents/run`,
-    body: stream ? { ...RUN, stream: true } : RUN,
-    servicePid: service.pid,
-    simPid: sim.pid,
-    ticksPerSecond,
+  const proxy = await startBareProxy(sim.url).catch(async (err: unknown) => {
+    await service.stop();
+    await sim.stop();
+    throw err;
   });
+  log(
+    `simulator ${sim.url} (pid ${sim.pid}), service ${service.url} (pid ${service.pid}), bare proxy ${proxy.url} (pid ${proxy.pid})`,
+  );
+  const loadTarget = (s: { via: 'gateway' | 'proxy'; stream: boolean }) =>
+    s.via === 'gateway'
+      ? {
+          url: `${service.url}/agents/run`,
+          body: s.stream ? { ...RUN, stream: true } : RUN,
+          headers: CLIENT_HEADERS,
+          servicePid: service.pid,
+          simPid: sim.pid,
+          ticksPerSecond,
+        }
+      : {
+          url: `${proxy.url}/api/chat`,
+          body: {
+            model: MODEL,
+            messages: [{ role: 'user', content: RUN.input }],
+            stream: s.stream,
+          },
+          headers: CLIENT_HEADERS,
+          servicePid: proxy.pid,
+          simPid: sim.pid,
+          ticksPerSecond,
+        };
   const latencyTarget = { serviceUrl: service.url, sim, model: MODEL, runBody: RUN };
 
   const load: Record<string, LoadFigures[]> = {};
@@ -114,14 +146,11 @@ async function main(): Promise<void> {
   try {
     log('warming up');
     await runLatency(latencyTarget, 50);
-    await runLoad(loadTarget(false), 16, 2);
-    await runLoad(loadTarget(true), 16, 2);
+    for (const s of SCENARIOS) await runLoad(loadTarget(s), s.connections, 1);
     for (let rep = 1; rep <= opts.reps; rep += 1) {
       for (const s of SCENARIOS) {
         log(`rep ${rep}/${opts.reps}: ${s.name}`);
-        (load[s.name] ??= []).push(
-          await runLoad(loadTarget(s.stream), s.connections, opts.durationS),
-        );
+        (load[s.name] ??= []).push(await runLoad(loadTarget(s), s.connections, opts.durationS));
       }
       log(`rep ${rep}/${opts.reps}: sequential latency (${opts.iterations} of each)`);
       latency.push(await runLatency(latencyTarget, opts.iterations));
@@ -131,6 +160,7 @@ async function main(): Promise<void> {
     log('paced streams (5 ms between chunks)');
     paced = await runPacedStreams({ ...latencyTarget, servicePid: service.pid }, 10, 5);
   } finally {
+    await proxy.stop();
     await service.stop();
     await sim.stop();
   }
@@ -145,6 +175,7 @@ async function main(): Promise<void> {
     latency: medianOfRecords(latency) as LatencyFigures,
     paced,
     openStreams: medianOfRecords(open) as OpenStreamFigures,
+    chunksPerReply: CHUNKS,
   };
   const budget = checkBudget(summary);
   process.stdout.write(`\n${formatSummary(summary, budget)}\n\n`);

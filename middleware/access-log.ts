@@ -1,6 +1,6 @@
 import type { RequestHandler } from 'express';
 import type { Logger } from '../src/logger';
-import { routeLabel, trackRoute } from './route-label';
+import { routeLabel } from './route-label';
 
 /**
  * One `info` line per request once its response is done (or the client went away): method,
@@ -11,7 +11,6 @@ export function createAccessLog(options: { logger: Logger; now?: () => bigint })
   const { logger } = options;
   const now = options.now ?? process.hrtime.bigint;
   return (req, res, next) => {
-    trackRoute(req);
     const started = now();
     // HTTP/1.1 serves one request at a time per connection, so the socket's byte count
     // since the start is this response's size, streams included.

@@ -1,6 +1,6 @@
 import type { RequestHandler } from 'express';
 import type { HttpLabel, Metrics } from '../services/metrics';
-import { routeLabel, trackRoute } from './route-label';
+import { routeLabel } from './route-label';
 
 /**
  * Counts and times every request: `http_requests_total`, `http_request_duration_seconds`,
@@ -26,7 +26,6 @@ export function createHttpMetrics(options: {
     return labels;
   };
   return (req, res, next) => {
-    trackRoute(req);
     const started = now();
     http.inFlight.inc();
     // 'close' fires once per response, after 'finish' or when the connection dropped first.

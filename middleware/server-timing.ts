@@ -1,4 +1,5 @@
 import type { RequestHandler, Response } from 'express';
+import onHeaders from 'on-headers';
 import type { CallTimings } from '../services/ollama-types';
 
 /** What the router recorded for one answer: the Ollama calls' timings, summed. */
@@ -58,56 +59,22 @@ export function serverTimingHeaders(
   return { 'Server-Timing': parts.join(', '), 'X-Response-Time': `${ms(totalMs)}ms` };
 }
 
-/** When the request started, and the clock to read at the end (per app, for tests). */
-const STARTED = Symbol('serverTimingStarted');
-const CLOCK = Symbol('serverTimingClock');
-const PATCHED = Symbol('serverTimingPatched');
-
-type Timed = Response & { [STARTED]?: bigint; [CLOCK]?: () => bigint };
-
-/**
- * Wraps `writeHead` on `target`: Express and Node write headers through it (explicitly or on
- * the first write), so it is the last moment a header can be added.
- */
-function patchWriteHead(target: object): void {
-  const writeHead = (target as Response).writeHead;
-  Object.defineProperty(target, 'writeHead', {
-    configurable: true,
-    writable: true,
-    value: function (this: Timed, ...args: Parameters<typeof writeHead>) {
-      const t = (this.locals as Response['locals'] | undefined)?.ollamaTimings;
-      const started = this[STARTED];
-      const now = this[CLOCK];
-      if (t && started !== undefined && now && !this.headersSent) {
-        const headers = serverTimingHeaders(t, Number(now() - started) / 1e6);
-        for (const [name, value] of Object.entries(headers)) this.setHeader(name, value);
-      }
-      return writeHead.apply(this, args);
-    } as typeof writeHead,
-  });
-  Object.defineProperty(target, PATCHED, { value: true });
-}
-
 /**
  * On inference answers (a router called {@link recordTimings}), writes `Server-Timing`
  * (gateway, queue, ollama, ollama_ttfb, total) and `X-Response-Time` just before the headers
- * go out, so a caller sees where the time went. A stream's headers leave when it starts, so
- * there they cover the time until then.
- *
- * The `writeHead` wrapper goes once on the app's response prototype (Express 5 responses
- * inherit from `app.response`, recognisable by its own `app`), so a request only notes when it
- * started; an object that is not an Express response gets the wrapper on itself.
+ * go out (the `on-headers` package), so a caller sees where the time went. A stream's headers
+ * leave when it starts, so there they cover the time until then.
  */
 export function createServerTiming(options: { now?: () => bigint } = {}): RequestHandler {
   const now = options.now ?? process.hrtime.bigint;
   return (_req, res, next) => {
-    const timed = res as Timed;
-    timed[STARTED] = now();
-    timed[CLOCK] = now;
-    if ((timed as unknown as Record<symbol, unknown>)[PATCHED] !== true) {
-      const proto = Object.getPrototypeOf(res) as object | null;
-      patchWriteHead(proto && Object.prototype.hasOwnProperty.call(proto, 'app') ? proto : res);
-    }
+    const started = now();
+    onHeaders(res, function (this: Response) {
+      const t = this.locals.ollamaTimings;
+      if (!t) return;
+      const headers = serverTimingHeaders(t, Number(now() - started) / 1e6);
+      for (const [name, value] of Object.entries(headers)) this.setHeader(name, value);
+    });
     next();
   };
 }

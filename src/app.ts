@@ -9,7 +9,7 @@ import { createDrainConnectionClose } from '../middleware/drain-connection-close
 import { createErrorHandler, createNotFound } from '../middleware/error-handler';
 import { createHttpMetrics } from '../middleware/http-metrics';
 import { createJsonBody } from '../middleware/json-body';
-import { UNMATCHED_ROUTE } from '../middleware/route-label';
+import { createMountLabel, UNMATCHED_ROUTE } from '../middleware/route-label';
 import { createRateLimit, type RateLimitBudget } from '../middleware/rate-limit';
 import { createRequestContext, type RequestContextStore } from '../middleware/request-context';
 import { createSecurityHeaders } from '../middleware/security-headers';
@@ -134,6 +134,7 @@ export function createApp(deps: AppDeps): Express {
   if (deps.ollama && deps.ollamaHealth && deps.models) {
     app.use(
       '/ollama',
+      createMountLabel('/ollama'),
       createOllamaRouter({
         ollama: deps.ollama,
         health: deps.ollamaHealth,

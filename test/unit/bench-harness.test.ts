@@ -131,8 +131,12 @@ describe('bench harness', () => {
     const summary = (cpu: number, deltas: number): Summary => ({
       load: {
         'run 16c': { ...load, cpu_us_per_req: cpu, errors: 0 },
+        'proxy 16c': { ...load, cpu_us_per_req: 50, errors: 0 },
+        'stream 16c': { ...load, cpu_us_per_req: cpu + 400, errors: 0, rss_mb: 180 },
+        'proxy stream 16c': { ...load, cpu_us_per_req: 150, errors: 0, rss_mb: 500 },
         'run 64c': { ...load, cpu_us_per_req: 200, errors: 0 },
       },
+      chunksPerReply: 50,
       latency: {
         direct_p50_ms: 1,
         direct_p99_ms: 2,
@@ -146,7 +150,7 @@ describe('bench harness', () => {
         gateway_ttft_p50_ms: 1.2,
         added_ttft_p50_ms: 0.2,
         added_ttft_p99_ms: 0.5,
-        first_token_after_sim_p50_ms: 0.3,
+        first_token_after_sim_p50_ms: 0.25,
         first_token_after_sim_p99_ms: 0.6,
         direct_first_token_after_sim_p50_ms: 0.1,
         chunks_per_stream: 50,
@@ -160,6 +164,24 @@ describe('bench harness', () => {
     it('passes figures within the budget and misses the worst connection count over it', () => {
       assert.ok(checkBudget(summary(240, 50)).every((line) => line.ok));
       const missed = checkBudget(summary(260, 49)).filter((line) => !line.ok);
+      const ratio = summary(240, 50);
+      ratio.load['proxy 16c']!.cpu_us_per_req = 40;
+      const perChunk = summary(240, 50);
+      perChunk.load['stream 16c']!.cpu_us_per_req = 240 + 501;
+      const memory = summary(240, 50);
+      memory.load['run 64c']!.rss_mb = 201;
+      for (const [s, name] of [
+        [ratio, 'answered run: CPU against the bare proxy'],
+        [perChunk, 'streamed run: CPU per chunk above an answered run'],
+        [memory, 'RSS after the throughput runs'],
+      ] as const) {
+        assert.deepEqual(
+          checkBudget(s)
+            .filter((line) => !line.ok)
+            .map((line) => line.name),
+          [name],
+        );
+      }
       const batched = summary(240, 50);
       batched.paced.writes_per_stream = 12;
       assert.deepEqual(
@@ -170,7 +192,11 @@ describe('bench harness', () => {
       );
       assert.deepEqual(
         missed.map((line) => line.name),
-        ['non-streamed run: service CPU per request', 'tokens never batched'],
+        [
+          'answered run: service CPU per request',
+          'answered run: CPU against the bare proxy',
+          'tokens never batched',
+        ],
       );
     });
   });

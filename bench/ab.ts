@@ -1,0 +1,95 @@
+/**
+ * `npm run bench:ab -- --b <other checkout>/dist/src/server.js`: the same load against two
+ * builds of the service, interleaved (A B, B A, A B, …), each pair on the same simulator, to
+ * tell whether a change saves CPU beyond the machine's noise. A is this build unless --a
+ * names another. Prints each pair's service CPU per request and the median of the differences.
+ *
+ *   npm run bench:ab -- --b ../variant/dist/src/server.js [--pairs 4 --duration 4 --rss]
+ */
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { runLoad } from './load';
+import { clockTicksPerSecond } from './proc';
+import { startService, startSim } from './processes';
+import { median } from './stats';
+
+const MODEL = 'llama3.2:3b';
+const RUN = { agent: 'default', input: 'hi' };
+const HEADERS = { 'accept-encoding': 'gzip, deflate, br' };
+const SCENARIOS = [
+  { name: 'run 16c', stream: false },
+  { name: 'stream 16c', stream: true },
+] as const;
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      a: { type: 'string', default: path.resolve(__dirname, '..', 'src', 'server.js') },
+      b: { type: 'string' },
+      pairs: { type: 'string', default: '4' },
+      duration: { type: 'string', default: '4' },
+      'node-arg-b': { type: 'string', multiple: true, default: [] },
+    },
+  });
+  if (!values.b && values['node-arg-b'].length === 0) throw new Error('--b or --node-arg-b');
+  const variants = {
+    A: { entry: values.a, nodeArgs: [] as string[] },
+    B: { entry: values.b ?? values.a, nodeArgs: values['node-arg-b'] },
+  };
+  const ticks = clockTicksPerSecond();
+  const sim = await startSim(50);
+  const cpu: Record<string, Record<'A' | 'B', number[]>> = {};
+  const rss: Record<'A' | 'B', number[]> = { A: [], B: [] };
+  try {
+    for (let pair = 0; pair < Number(values.pairs); pair += 1) {
+      const order = pair % 2 === 0 ? (['A', 'B'] as const) : (['B', 'A'] as const);
+      for (const name of order) {
+        const service = await startService(sim.url, { model: MODEL, ...variants[name] });
+        try {
+          const target = (stream: boolean) => ({
+            url: `${service.url}/agents/run`,
+            body: stream ? { ...RUN, stream: true } : RUN,
+            headers: HEADERS,
+            servicePid: service.pid,
+            simPid: sim.pid,
+            ticksPerSecond: ticks,
+          });
+          await runLoad(target(false), 16, 1);
+          let last = 0;
+          for (const s of SCENARIOS) {
+            const r = await runLoad(target(s.stream), 16, Number(values.duration));
+            ((cpu[s.name] ??= { A: [], B: [] })[name] ??= []).push(r.cpu_us_per_req);
+            last = r.rss_mb;
+          }
+          rss[name].push(last);
+        } finally {
+          await service.stop();
+        }
+      }
+      process.stderr.write(`pair ${pair + 1} done\n`);
+    }
+  } finally {
+    await sim.stop();
+  }
+  const lines = [
+    `A: ${variants.A.entry}`,
+    `B: ${variants.B.entry} ${variants.B.nodeArgs.join(' ')}`,
+  ];
+  for (const [name, v] of Object.entries(cpu)) {
+    const diffs = v.A.map((a, i) => (v.B[i] ?? NaN) - a);
+    lines.push(
+      `${name}: A ${v.A.map((x) => x.toFixed(0)).join(', ')} | B ${v.B.map((x) => x.toFixed(0)).join(', ')} | B−A per pair ${diffs.map((d) => d.toFixed(0)).join(', ')} | median B−A ${median(diffs).toFixed(0)} µs`,
+    );
+  }
+  lines.push(
+    `RSS after load (MB): A ${rss.A.map((x) => x.toFixed(0)).join(', ')} | B ${rss.B.map((x) => x.toFixed(0)).join(', ')}`,
+  );
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(
+    `bench:ab failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+  );
+  process.exit(1);
+});
