@@ -4,6 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -12,6 +13,14 @@ import { listeningPorts } from './proc';
 const SIM_ENTRY = path.join(__dirname, 'sim-process.js');
 const SERVER_ENTRY = path.resolve(__dirname, '..', 'src', 'server.js');
 const PROXY_ENTRY = path.join(__dirname, 'bare-proxy.js');
+
+/** The V8 flags `npm start` (and the image's CMD) gives the service: the bench measures those. */
+function startFlags(): string[] {
+  const pkg = JSON.parse(
+    readFileSync(path.resolve(__dirname, '..', '..', 'package.json'), 'utf8'),
+  ) as { scripts: { start: string } };
+  return pkg.scripts.start.split(/\s+/).filter((word) => word.startsWith('--'));
+}
 
 export interface SimProcess {
   pid: number;

@@ -1,51 +1,27 @@
-import { randomFillSync } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { CallTimings } from '../ollama-types';
 import type { AgentRun, RunError, StopReason } from './types';
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 
 const ID_CHARS = 22;
-/** Random bytes drawn at once: one call into the CSPRNG per 186 ids instead of one per id. */
-const POOL_BYTES = ID_CHARS * 186;
 
 /**
- * A source of run ids: `run_` + 22 random base62 characters (about 131 bits), unguessable, so
- * ids leak nothing. The bytes come from the CSPRNG in blocks (as `crypto.randomUUID` does), each
- * byte used once.
+ * A source of run ids: `run_` + 22 random base62 characters (about 131 bits) from the CSPRNG,
+ * unguessable, so ids leak nothing.
  */
 export function createRunIds(): () => string {
-  const pool = Buffer.alloc(POOL_BYTES);
-  let offset = POOL_BYTES;
   return () => {
-    if (offset === POOL_BYTES) {
-      randomFillSync(pool);
-      offset = 0;
-    }
+    const bytes = randomBytes(ID_CHARS);
     let id = 'run_';
-    for (let i = 0; i < ID_CHARS; i += 1) {
-      id += ALPHABET[(pool[offset + i] as number) % ALPHABET.length];
-    }
-    offset += ID_CHARS;
+    for (const byte of bytes) id += ALPHABET[byte % ALPHABET.length];
     return id;
   };
 }
 
-/**
- * The clock as an ISO timestamp. A run stamps several fields within the same millisecond
- * (created, started, a step's start and end, completed), so the last string is reused while
- * the millisecond is the same instead of formatting a new Date each time.
- */
+/** The clock as an ISO timestamp. */
 export function createIsoClock(now: () => number): () => string {
-  let lastMs = Number.NaN;
-  let last = '';
-  return () => {
-    const ms = now();
-    if (ms !== lastMs) {
-      lastMs = ms;
-      last = new Date(ms).toISOString();
-    }
-    return last;
-  };
+  return () => new Date(now()).toISOString();
 }
 
 /** Ends a run early from anywhere in the loop; the runner turns it into the run's stop_reason. */

@@ -34,7 +34,12 @@ describe('container image (Dockerfile)', () => {
     assert.ok(last.includes('ENV NODE_ENV=production'));
     const user = last.find((l) => l.startsWith('USER '));
     assert.match(user ?? '', /^USER [1-9]\d*:[1-9]\d*$/);
-    assert.equal(last.at(-1), 'CMD ["node", "dist/src/server.js"]');
+    const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+      scripts: { start: string };
+    };
+    const start = pkg.scripts.start.split(' ');
+    assert.equal(start.at(-1), 'dist/src/server.js');
+    assert.equal(last.at(-1), `CMD ${JSON.stringify(start).replace(/,/g, ', ')}`, 'as npm start');
     const health = last.find((l) => l.startsWith('HEALTHCHECK '));
     assert.match(health ?? '', /--interval=\d+s .*CMD \["node", "dist\/src\/healthcheck\.js"\]$/);
     assert.ok(
