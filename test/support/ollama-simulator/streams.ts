@@ -91,11 +91,12 @@ export class ChunkWriter {
 
   private async pace(): Promise<boolean> {
     const { signal, knobs, clock } = this.target;
-    const hung = knobs.hangWindowOpen();
-    if (hung) await Promise.race([hung, aborted(signal)]);
     if (knobs.chunkLatencyMs > 0 && !(await sleepOn(clock, knobs.chunkLatencyMs, signal))) {
       return false;
     }
+    // An Ollama that hangs (hangFor) stops sending mid-stream too.
+    const hung = knobs.hangWindowOpen();
+    if (hung) await Promise.race([hung, aborted(signal)]);
     const gate = knobs.activeGate();
     if (gate) {
       if (this.credit > 0) this.credit -= 1;
