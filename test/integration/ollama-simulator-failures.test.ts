@@ -276,7 +276,7 @@ describe('ollama simulator: tool-only turns, per-model failures, hangs and burst
 
   describe('the generation log', () => {
     it('records order and concurrency of generations', async () => {
-      const wide = await startOllamaSimulator({ clock, numParallel: 2 });
+      const wide = await startOllamaSimulator({ clock, numParallel: 2, recordGenerations: true });
       try {
         const c = new Ollama({ host: wide.url });
         const gate = wide.hold();

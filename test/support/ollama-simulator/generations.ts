@@ -2,10 +2,13 @@ import type { SimEvent, SimGeneration } from './types';
 
 /**
  * The generation log behind `sim.generations` and `sim.maxConcurrency()`: every request that
- * held a parallel slot, in the order they started, with how many ran at once.
+ * held a parallel slot, in the order they started, with how many ran at once. The maxima are
+ * always kept; entries only while `recording` is on.
  */
 export class GenerationLog {
   readonly entries: SimGeneration[] = [];
+  /** Keep an entry per generation (off by default: a long benchmark would grow it forever). */
+  recording = false;
   private running = new Map<string, number>();
   private total = 0;
   private maxTotal = 0;
@@ -32,7 +35,7 @@ export class GenerationLog {
       concurrent: this.total,
       concurrentOnModel: onModel,
     };
-    this.entries.push(entry);
+    if (this.recording) this.entries.push(entry);
     this.emit({ type: 'generation-start', requestId, path, model });
     let ended = false;
     return () => {

@@ -58,6 +58,7 @@ class Simulator extends EventEmitter implements OllamaSimulator {
     const emit = (e: SimEvent) => void this.emit(e.type, e);
     this.knobs = new Knobs(opts, this.clock);
     this.generationLog = new GenerationLog(() => this.clock.now(), emit);
+    this.generationLog.recording = opts.recordGenerations ?? false;
     this.scheduler = new Scheduler({
       numParallel: opts.numParallel ?? 1,
       maxQueue: opts.maxQueue ?? 512,
@@ -166,6 +167,10 @@ class Simulator extends EventEmitter implements OllamaSimulator {
 
   counts(model?: string): SimLoadCounts {
     return this.scheduler.counts(model);
+  }
+
+  recordGenerations(on = true): void {
+    this.generationLog.recording = on;
   }
 
   get generations(): SimGeneration[] {

@@ -60,6 +60,8 @@ export interface SimulatorOptions {
   contextLength?: number;
   /** The automatic context (Ollama's VRAM tier: 4096 below 23 GiB, CPU included); default 4096. */
   autoNumCtx?: number;
+  /** Keep an entry per generation in `sim.generations` (default false; see recordGenerations). */
+  recordGenerations?: boolean;
   /** OLLAMA_REMOTES: hosts a cloud stub may run on (default ['ollama.com']). */
   remotes?: string[];
   /** Bind address (default '127.0.0.1'). */
@@ -252,7 +254,9 @@ export interface OllamaSimulator extends EventEmitter {
   setCloud(answer: SimCloudAnswer): void;
   /** Load bookkeeping since start (not cleared by reset()). */
   counts(model?: string): SimLoadCounts;
-  /** Every generation since start or reset(), in start order. */
+  /** Start (or stop) keeping an entry per generation in `generations`. */
+  recordGenerations(on?: boolean): void;
+  /** Every generation recorded since recording started or reset(), in start order. */
   readonly generations: SimGeneration[];
   /** Most generations ever running at once (on `model`, if given) since start or reset(). */
   maxConcurrency(model?: string): number;
