@@ -5,6 +5,7 @@ import {
   createManualClock,
   startOllamaSimulator,
 } from '../support/ollama-simulator';
+import { stillPending, until } from '../support/ollama-simulator/settle';
 import type { ManualSimClock, OllamaSimulator } from '../support/ollama-simulator';
 import { responseError } from '../support/response-error';
 
@@ -17,23 +18,6 @@ const weather = { function: { name: 'get_weather', arguments: { city: 'Oslo' } }
 
 function post(sim: OllamaSimulator, path: string, body: unknown, signal?: AbortSignal) {
   return fetch(`${sim.url}${path}`, { method: 'POST', body: JSON.stringify(body), signal });
-}
-
-async function until(cond: () => boolean, turns = 200): Promise<void> {
-  for (let i = 0; i < turns && !cond(); i += 1) {
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-  assert.ok(cond(), 'condition not reached');
-}
-
-async function pending(promise: Promise<unknown>): Promise<boolean> {
-  let settled = false;
-  void promise.then(
-    () => (settled = true),
-    () => (settled = true),
-  );
-  for (let i = 0; i < 20; i += 1) await new Promise((resolve) => setImmediate(resolve));
-  return !settled;
 }
 
 describe('ollama simulator: tool-only turns, per-model failures, hangs and bursts', () => {
@@ -60,7 +44,7 @@ describe('ollama simulator: tool-only turns, per-model failures, hangs and burst
       const res = post(sim, '/api/chat', { model: 'qwen3:8b', messages: user, think: false });
       await until(() => clock.pending() > 0);
       clock.advance(119_999);
-      assert.ok(await pending(res));
+      assert.ok(await stillPending(res));
       assert.equal(chunks, 0, 'not a byte while the call is generated');
       clock.advance(1);
       const lines = await collectNdjson(await res);
@@ -94,7 +78,7 @@ describe('ollama simulator: tool-only turns, per-model failures, hangs and burst
       // Not even the headers leave during the silence: the client's call itself is pending.
       const opened = client.chat({ model: 'llama3.2:3b', messages: user, stream: true });
       await until(() => clock.pending() > 0);
-      assert.ok(await pending(opened));
+      assert.ok(await stillPending(opened));
       clock.advance(5_000);
       const stream = await opened;
       const seen = [];
@@ -232,7 +216,7 @@ describe('ollama simulator: tool-only turns, per-model failures, hangs and burst
       const answer = client.list();
       await seen;
       clock.advance(2_999);
-      assert.ok(await pending(answer));
+      assert.ok(await stillPending(answer));
       assert.equal(sim.inFlight(), 1);
       clock.advance(1);
       assert.equal((await answer).models.length, 3);
@@ -247,7 +231,7 @@ describe('ollama simulator: tool-only turns, per-model failures, hangs and burst
       sim.hangFor(3_000);
       const next = it.next();
       clock.advance(2_999);
-      assert.ok(await pending(next));
+      assert.ok(await stillPending(next));
       clock.advance(1);
       assert.equal((await next).value?.message.content, ' from');
       sim.setChunkLatency(0);
@@ -285,7 +269,7 @@ describe('ollama simulator: tool-only turns, per-model failures, hangs and burst
         );
         const third = c.chat({ model: 'llama3.2:3b', messages: user });
         await until(() => wide.requests.length === 3);
-        assert.ok(await pending(third));
+        assert.ok(await stillPending(third));
         assert.equal(wide.generations.length, 2, 'the third waits for a slot');
         gate.release();
         for (const s of streams) for await (const part of s) void part;

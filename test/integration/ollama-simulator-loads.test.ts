@@ -1,31 +1,13 @@
 import assert from 'node:assert/strict';
 import { Ollama } from 'ollama';
 import { createManualClock, startOllamaSimulator } from '../support/ollama-simulator';
+import { stillPending, until } from '../support/ollama-simulator/settle';
 import type { ManualSimClock, OllamaSimulator } from '../support/ollama-simulator';
 
 const user = [{ role: 'user', content: 'hi' }];
 
 function post(sim: OllamaSimulator, path: string, body: unknown, signal?: AbortSignal) {
   return fetch(`${sim.url}${path}`, { method: 'POST', body: JSON.stringify(body), signal });
-}
-
-/** Let pending I/O and promise callbacks run until `cond` holds (no timers, no sleeping). */
-async function until(cond: () => boolean, turns = 200): Promise<void> {
-  for (let i = 0; i < turns && !cond(); i += 1) {
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-  assert.ok(cond(), 'condition not reached');
-}
-
-/** Whether `promise` is still pending after the I/O already queued has run. */
-async function pending(promise: Promise<unknown>): Promise<boolean> {
-  let settled = false;
-  void promise.then(
-    () => (settled = true),
-    () => (settled = true),
-  );
-  for (let i = 0; i < 20; i += 1) await new Promise((resolve) => setImmediate(resolve));
-  return !settled;
 }
 
 describe('ollama simulator: loads, reloads and /api/ps (ollama-api.md §1.5, §3.5)', () => {
@@ -76,7 +58,7 @@ describe('ollama simulator: loads, reloads and /api/ps (ollama-api.md §1.5, §3
 
       // The new load starts from zero on the waiter's behalf: 60 s more, not the 30 s left.
       clock.advance(59_999);
-      assert.ok(await pending(waiter));
+      assert.ok(await stillPending(waiter));
       clock.advance(1);
       const answer = await waiter;
       assert.equal(answer.done, true);
@@ -156,7 +138,7 @@ describe('ollama simulator: loads, reloads and /api/ps (ollama-api.md §1.5, §3
       // Requests that still match the old runner keep being served by it meanwhile.
       const matching = await client.generate({ model: 'qwen3:8b', prompt: '' });
       assert.equal(matching.done_reason, 'load');
-      assert.ok(await pending(bigger));
+      assert.ok(await stillPending(bigger));
       assert.equal(sim.counts('qwen3:8b').reloads, 0, 'the reload waits for the in-flight request');
 
       const reloaded = sim.waitFor('reload');
@@ -166,7 +148,7 @@ describe('ollama simulator: loads, reloads and /api/ps (ollama-api.md §1.5, §3
       await reloaded;
       await loading;
       clock.advance(59_999);
-      assert.ok(await pending(bigger), 'the new load takes the load delay');
+      assert.ok(await stillPending(bigger), 'the new load takes the load delay');
       clock.advance(1);
       assert.equal((await bigger).load_duration, 60_000 * 1_000_000);
       const ps = (await client.ps()).models as unknown as Array<{ context_length: number }>;
@@ -197,33 +179,17 @@ describe('ollama simulator: loads, reloads and /api/ps (ollama-api.md §1.5, §3
       assert.equal(sim.counts('qwen3:8b').reloads, 1);
 
       // Every other api.Runner field, and shift, reloads.
-      const changes: Array<Record<string, unknown>> = [
-        { options: { num_ctx: 40960, num_batch: 256 } },
-        { options: { num_ctx: 40960, num_batch: 256, num_gpu: 10 } },
-        { options: { num_ctx: 40960, num_batch: 256, num_gpu: 10, main_gpu: 1 } },
-        { options: { num_ctx: 40960, num_batch: 256, num_gpu: 10, main_gpu: 1, use_mmap: false } },
-        {
-          options: {
-            num_ctx: 40960,
-            num_batch: 256,
-            num_gpu: 10,
-            main_gpu: 1,
-            use_mmap: false,
-            num_thread: 4,
-          },
-        },
-        {
-          options: {
-            num_ctx: 40960,
-            num_batch: 256,
-            num_gpu: 10,
-            main_gpu: 1,
-            use_mmap: false,
-            num_thread: 4,
-            draft_num_predict: 2,
-          },
-        },
+      // Each step changes one more field on top of the previous runner's options.
+      const steps: Array<Record<string, unknown>> = [
+        { num_batch: 256 },
+        { num_gpu: 10 },
+        { main_gpu: 1 },
+        { use_mmap: false },
+        { num_thread: 4 },
+        { draft_num_predict: 2 },
       ];
+      let options: Record<string, unknown> = { num_ctx: 40960 };
+      const changes = steps.map((step) => ({ options: (options = { ...options, ...step }) }));
       for (const change of changes) {
         const reply = post(sim, '/api/chat', { model: 'qwen3:8b', messages: user, ...change });
         await sim.waitFor('loading');
@@ -293,7 +259,7 @@ describe('ollama simulator: loads, reloads and /api/ps (ollama-api.md §1.5, §3
       const seen = sim.waitFor('request', (e) => e.path === '/api/ps');
       const ps = client.ps();
       await seen;
-      assert.ok(await pending(ps), '/api/ps blocks on the loading runner');
+      assert.ok(await stillPending(ps), '/api/ps blocks on the loading runner');
       clock.advance(60_000);
       assert.deepEqual(
         (await ps).models.map((m) => [m.name, m.details.format]),
