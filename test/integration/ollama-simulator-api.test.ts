@@ -204,6 +204,13 @@ describe('ollama simulator: names and the newer API', () => {
       };
       assert.equal(stub.remote_host, 'https://ollama.com:443');
       assert.equal(stub.remote_model, 'gpt-oss:120b');
+      sim.setCloud('ok');
+      const answer = (await (
+        await post(sim, '/api/chat', { model: 'my-gpt', messages: user, stream: false })
+      ).json()) as Record<string, unknown>;
+      assert.equal(answer.remote_model, 'gpt-oss:120b');
+      assert.equal(answer.remote_host, 'https://ollama.com:443');
+      assert.deepEqual(sim.loaded(), [], 'run remotely, not loaded here');
       sim.setCloud({ status: 429, body: { error: 'rate limited' } });
       const limited = await post(sim, '/api/chat', { model: 'my-gpt', messages: user });
       assert.equal(limited.status, 429);

@@ -103,6 +103,33 @@ describe('ollama simulator: loads, reloads and /api/ps (ollama-api.md §1.5, §3
       assert.equal((await second).done_reason, 'load');
     });
 
+    it('aborts an MLX load the same way: its waiters load again', async () => {
+      const trigger = new AbortController();
+      const loading = sim.waitFor('loading');
+      const model = 'mlx-community/qwen3:4b';
+      const preload = post(sim, '/api/generate', { model }, trigger.signal).catch((e: Error) => e);
+      await loading;
+      const waiter = client.chat({ model, messages: user });
+      await until(() => sim.requests.length === 2);
+      const again = sim.waitFor('loading');
+      trigger.abort();
+      await again;
+      await preload;
+      clock.advance(60_000);
+      assert.equal((await waiter).done, true);
+      assert.deepEqual([sim.counts(model).loads, sim.counts(model).loadsAborted], [2, 1]);
+    });
+
+    it('expires an idle model on the simulator clock', async () => {
+      sim.setLoadDelay(0);
+      await client.generate({ model: 'qwen3:8b', prompt: '', keep_alive: '10m' });
+      clock.advance(599_999);
+      assert.equal(sim.loaded().length, 1);
+      const unloaded = sim.waitFor('unload');
+      clock.advance(1);
+      assert.equal((await unloaded).model, 'qwen3:8b');
+    });
+
     it('lets a preload take no parallel slot: it answers while a generation holds the only one', async () => {
       sim.setLoadDelay(0);
       const gate = sim.hold();
@@ -208,6 +235,35 @@ describe('ollama simulator: loads, reloads and /api/ps (ollama-api.md §1.5, §3
       clock.advance(60_000);
       assert.equal((await shift).status, 200);
       assert.equal(sim.counts('qwen3:8b').reloads, 2 + changes.length);
+    });
+
+    it('still unloads the old runner when the reload requester leaves during the drain', async () => {
+      await preload('qwen3:8b');
+      const gate = sim.hold();
+      const inFlight = await client.chat({ model: 'qwen3:8b', messages: user, stream: true });
+      const it = inFlight[Symbol.asyncIterator]();
+      await it.next();
+      const leaving = new AbortController();
+      const queued = sim.waitFor('queued');
+      const reload = post(
+        sim,
+        '/api/chat',
+        { model: 'qwen3:8b', messages: user, options: { num_ctx: 8192 } },
+        leaving.signal,
+      ).catch((e: Error) => e);
+      await queued;
+      leaving.abort();
+      await reload;
+      const aborted = sim.waitFor('load-aborted');
+      gate.release();
+      for (let r = await it.next(); !r.done; r = await it.next());
+      // The drain ignores the requester's context; the new load then aborts at once (§3.5b).
+      assert.equal((await aborted).model, 'qwen3:8b');
+      assert.deepEqual(sim.loaded(), [], 'the model is left unloaded');
+      assert.deepEqual(
+        [sim.counts('qwen3:8b').reloads, sim.counts('qwen3:8b').loadsAborted],
+        [1, 1],
+      );
     });
 
     it('answers 500 for a wrong-typed option, as scheduleRunner does (§1.6.1)', async () => {

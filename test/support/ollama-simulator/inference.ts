@@ -19,8 +19,10 @@ export type InferenceKind = 'chat' | 'generate';
 export interface InferenceRequest {
   sentName: string;
   model: InstalledModel;
-  /** Served by ollama.com: an explicit cloud name (never loaded here). */
+  /** Served remotely (an explicit cloud name or an installed stub): never loaded here. */
   cloud: boolean;
+  /** An installed cloud stub: answers carry remote_model / remote_host. */
+  stub: boolean;
   keepAliveMs: number | undefined;
   stream: boolean;
   thinkingOn: boolean;
@@ -105,13 +107,13 @@ export function resolveModel(
   path: string,
   sentName: string,
   notFound: (name: string) => HttpError,
-): { model: InstalledModel; cloud: boolean } {
+): { model: InstalledModel; cloud: boolean; stub: boolean } {
   const ref = parseModelRef(sentName);
   if (!parseModelName(ref.base)) throw new HttpError(400, INVALID_NAME);
   if (ref.source === 'cloud') {
     const model = cloudModel(ref.base);
     checkCloud(core, path, model, false);
-    return { model, cloud: true };
+    return { model, cloud: true, stub: false };
   }
   const model = core.catalog.find(ref.base);
   if (!model) throw notFound(sentName);
@@ -119,8 +121,9 @@ export function resolveModel(
     // An installed cloud stub: `:local` cannot run it; otherwise it runs remotely.
     if (ref.source === 'local') throw notFound(sentName);
     checkCloud(core, path, model, true);
+    return { model, cloud: true, stub: true };
   }
-  return { model, cloud: false };
+  return { model, cloud: false, stub: false };
 }
 
 /**
@@ -142,7 +145,7 @@ export function validate(
     if (kind === 'chat') throw new HttpError(400, 'model is required');
     throw new HttpError(404, "model '' not found");
   }
-  const { model, cloud } = resolveModel(
+  const { model, cloud, stub } = resolveModel(
     core,
     path,
     sentName,
@@ -164,6 +167,7 @@ export function validate(
     sentName,
     model,
     cloud,
+    stub,
     keepAliveMs,
     stream: body.stream !== false,
     thinkingOn: caps.includes('thinking') && think !== false,

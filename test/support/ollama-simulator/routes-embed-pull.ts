@@ -40,7 +40,7 @@ export const embed: Handler = async (ctx, core) => {
   const keepAliveMs = parseKeepAlive(body.keep_alive);
   const name = optionalString(body, 'model') ?? '';
   if (name === '') throw new HttpError(400, 'model is required');
-  const { model, cloud } = resolveModel(
+  const { model, cloud, stub } = resolveModel(
     core,
     ctx.path,
     name,
@@ -51,6 +51,7 @@ export const embed: Handler = async (ctx, core) => {
     sentName: name,
     model,
     cloud,
+    stub,
     keepAliveMs,
     stream: false,
     thinkingOn: false,

@@ -24,6 +24,13 @@ async function preload(ctx: RouteContext, core: SimCore, request: InferenceReque
   sendJson(ctx.res, 200, final('load'));
 }
 
+/** An installed cloud stub's answers carry remote_model and remote_host (§1.13). */
+function remoteFields(request: InferenceRequest) {
+  const { model } = request;
+  if (!request.stub || !model.remoteHost) return {};
+  return { remote_model: model.remoteModel ?? model.name, remote_host: model.remoteHost };
+}
+
 function text(value: unknown): string {
   return typeof value === 'string' ? value : '';
 }
@@ -70,6 +77,7 @@ export const generate: Handler = async (ctx, core) => {
   }
   const held = await lease(ctx, core, request);
   if (!held) return;
+  const remote = remoteFields(request);
   try {
     const crash = runnerCrash(core, request);
     const system = text(body.system);
@@ -82,6 +90,7 @@ export const generate: Handler = async (ctx, core) => {
     const context = body.raw === true ? {} : { context: CONTEXT };
     const final = (response: string) => ({
       model,
+      ...remote,
       created_at: stamp(core.now),
       response,
       done: true,
@@ -93,6 +102,7 @@ export const generate: Handler = async (ctx, core) => {
     const writer = ctx.stream(request.stream ? 'ndjson' : 'json', crash);
     const chunk = (fields: Record<string, unknown>) => ({
       model,
+      ...remote,
       created_at: stamp(core.now),
       response: '',
       ...fields,
@@ -133,6 +143,7 @@ export const chat: Handler = async (ctx, core) => {
   }
   const held = await lease(ctx, core, request);
   if (!held) return;
+  const remote = remoteFields(request);
   try {
     const crash = runnerCrash(core, request);
     const parts = messages.map((m) => ({
@@ -149,6 +160,7 @@ export const chat: Handler = async (ctx, core) => {
     const native = plan.toolCallMode === 'native' && plan.toolCalls.length > 0;
     const final = (message: Record<string, unknown>) => ({
       model,
+      ...remote,
       created_at: stamp(core.now),
       message: { role: 'assistant', ...message },
       done: true,
@@ -159,6 +171,7 @@ export const chat: Handler = async (ctx, core) => {
     const writer = ctx.stream(request.stream ? 'ndjson' : 'json', crash);
     const chunk = (message: Record<string, unknown>) => ({
       model,
+      ...remote,
       created_at: stamp(core.now),
       message: { role: 'assistant', content: '', ...message },
       done: false,
