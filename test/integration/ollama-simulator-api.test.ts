@@ -133,6 +133,12 @@ describe('ollama simulator: names and the newer API', () => {
         error:
           'invalid think value: "extreme" (must be "high", "medium", "low", "max", true, or false)',
       });
+      // /v1 maps reasoning_effort onto think: none → false, xhigh → max (§6.1).
+      const v1 = (reasoning_effort: string, model = 'llama3.2:3b') =>
+        post(sim, '/v1/chat/completions', { model, messages: user, reasoning_effort });
+      assert.equal((await v1('none')).status, 200);
+      assert.equal((await v1('xhigh')).status, 400);
+      assert.equal((await v1('xhigh', 'qwen3:8b')).status, 200);
       const wrongType = await post(sim, '/api/generate', {
         model: 'qwen3:8b',
         prompt: 'x',

@@ -18,11 +18,23 @@ function formatOf(responseFormat: unknown): unknown {
   return undefined;
 }
 
+/** `reasoning_effort` / `reasoning.effort` → think (§6.1): none → false, minimal → low, xhigh/ultra → max. */
+const EFFORT: Record<string, boolean | string> = {
+  none: false,
+  minimal: 'low',
+  low: 'low',
+  medium: 'medium',
+  high: 'high',
+  max: 'max',
+  xhigh: 'max',
+  ultra: 'max',
+};
+
 function thinkOf(body: Record<string, unknown>): unknown {
   const reasoning = body.reasoning as { effort?: unknown } | undefined;
   const effort = body.reasoning_effort ?? reasoning?.effort;
   if (effort === undefined) return undefined;
-  return effort !== 'none';
+  return typeof effort === 'string' && effort in EFFORT ? EFFORT[effort] : true;
 }
 
 function openaiToolCalls(calls: WireToolCall[]) {
