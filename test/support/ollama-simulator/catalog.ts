@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { SimModelSpec } from './types';
+import { displayFull, displayShortest, nameKey, parseModelName } from './names';
+import type { SimModelSpec, SimToolCallMode } from './types';
 
 /** A model in the fake store, with every field the native API reports filled in. */
 export interface InstalledModel {
@@ -13,6 +14,10 @@ export interface InstalledModel {
   sizeBytes: number;
   digest: string;
   modifiedAt: Date;
+  format: 'gguf' | 'safetensors';
+  toolCallMode: SimToolCallMode;
+  remoteHost?: string;
+  remoteModel?: string;
 }
 
 export const DEFAULT_MODELS: SimModelSpec[] = [
@@ -58,23 +63,24 @@ export const DEFAULT_PULLABLE: SimModelSpec[] = [
 ];
 
 /**
- * Canonical short name: `library/` and the default registry are dropped, `:latest` is added
- * when no tag is given. Matching is case-insensitive, as in Ollama.
+ * The shortest canonical name /api/tags and /api/ps print (ollama-api.md §0.1): default host
+ * and `library/` dropped, `:latest` added. A name Ollama would reject is returned as given.
  */
 export function canonicalName(name: string): string {
-  const short = name.replace(/^registry\.ollama\.ai\//i, '').replace(/^library\//i, '');
-  const lastSegment = short.split('/').pop() ?? short;
-  return lastSegment.includes(':') ? short : `${short}:latest`;
+  const parsed = parseModelName(name);
+  return parsed ? displayShortest(parsed) : name;
 }
 
 /** The fully qualified form used in some capability errors. */
 export function qualifiedName(name: string): string {
-  const short = canonicalName(name);
-  return `registry.ollama.ai/${short.includes('/') ? short : `library/${short}`}`;
+  const parsed = parseModelName(name);
+  return parsed ? displayFull(parsed) : name;
 }
 
+/** Names compare case-insensitively after defaults (EqualFold on the full name). */
 function keyOf(name: string): string {
-  return canonicalName(name).toLowerCase();
+  const parsed = parseModelName(name);
+  return parsed ? nameKey(parsed) : name.toLowerCase();
 }
 
 export function digestOf(text: string): string {
@@ -99,6 +105,10 @@ export function toInstalled(
     sizeBytes: spec.sizeBytes ?? 2_000_000_000,
     digest: digestOf(`model:${canonicalName(spec.name)}`),
     modifiedAt,
+    format: spec.format ?? 'gguf',
+    toolCallMode: spec.toolCallMode ?? 'rendered',
+    ...(spec.remoteHost ? { remoteHost: spec.remoteHost } : {}),
+    ...(spec.remoteModel ? { remoteModel: spec.remoteModel } : {}),
   };
 }
 
@@ -127,7 +137,7 @@ export function createCatalog(specs: SimModelSpec[], now: () => number): Catalog
 export function detailsOf(model: InstalledModel) {
   return {
     parent_model: '',
-    format: 'gguf',
+    format: model.format,
     family: model.family,
     families: [model.family],
     parameter_size: model.parameterSize,

@@ -1,7 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Catalog } from './catalog';
+import type { SimClock } from './clock';
+import type { GenerationLog } from './generations';
 import type { Knobs } from './knobs';
 import type { Scheduler } from './scheduler';
+import type { StreamFault } from './knobs';
 import type { StreamFormat, ChunkWriter } from './streams';
 import type { SimEvent } from './types';
 
@@ -14,6 +17,14 @@ export interface SimCore {
   scheduler: Scheduler;
   knobs: Knobs;
   now: () => number;
+  clock: SimClock;
+  generations: GenerationLog;
+  /** OLLAMA_CONTEXT_LENGTH (explicit default num_ctx), if set. */
+  contextLength: number | undefined;
+  /** The automatic num_ctx (VRAM tier). */
+  autoNumCtx: number;
+  /** OLLAMA_REMOTES. */
+  remotes: string[];
   emit: (e: SimEvent) => void;
 }
 
@@ -28,8 +39,11 @@ export interface RouteContext {
   signal: AbortSignal;
   /** The JSON object body; throws the 400s Ollama answers for empty or malformed bodies. */
   body(): Record<string, unknown>;
-  /** Start an answer generated chunk by chunk: streamed, or (`json`) one object at the end. */
-  stream(format: StreamFormat): ChunkWriter;
+  /**
+   * Start an answer generated chunk by chunk: streamed, or (`json`) one object at the end.
+   * `fault` replaces the queued mid-stream fault (a model's runner crash).
+   */
+  stream(format: StreamFormat, fault?: StreamFault): ChunkWriter;
 }
 
 export type Handler = (ctx: RouteContext, core: SimCore) => Promise<void> | void;

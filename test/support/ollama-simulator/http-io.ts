@@ -7,20 +7,34 @@ export const TEXT_TYPE = 'text/plain; charset=utf-8';
 /** The scheduler's queue-full text; the two spaces after the period are Ollama's. */
 export const SERVER_BUSY = 'server busy, please try again.  maximum pending requests exceeded';
 
-/** An error answered as `{"error":message}` (or the OpenAI shape on /v1) with `status`. */
+/**
+ * An error answered as `{"error":message}` (or the OpenAI shape on /v1) with `status`; with
+ * `body`, that exact body (and `headers`) on every route, as Ollama's cloud passthrough does.
+ */
 export class HttpError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    readonly raw?: { body: unknown; headers?: Record<string, string> },
   ) {
     super(message);
     this.name = 'HttpError';
   }
 }
 
-export function sendJson(res: ServerResponse, status: number, body: unknown, type = JSON_TYPE) {
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  type = JSON_TYPE,
+  headers: Record<string, string> = {},
+) {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(text) });
+  res.writeHead(status, {
+    ...headers,
+    'Content-Type': type,
+    'Content-Length': Buffer.byteLength(text),
+  });
   res.end(text);
 }
 
@@ -64,23 +78,6 @@ export function parseJsonObject(raw: string): Record<string, unknown> {
     throw new HttpError(400, 'json: cannot unmarshal non-object into Go value');
   }
   return value as Record<string, unknown>;
-}
-
-/** Resolves after `ms`, or at once (false) when the signal aborts; true when the time passed. */
-export function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
-  if (signal.aborted) return Promise.resolve(false);
-  if (ms <= 0) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      resolve(false);
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve(true);
-    }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 /** Resolves when the signal aborts (never, otherwise). */

@@ -3,25 +3,37 @@ import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { createCatalog, DEFAULT_MODELS, DEFAULT_PULLABLE } from './catalog';
+import { realClock } from './clock';
+import type { SimClock } from './clock';
 import type { SimCore } from './core';
+import { GenerationLog } from './generations';
+import { loadFailure } from './model-failures';
 import { parseKeepAlive } from './keep-alive';
 import { Knobs } from './knobs';
 import { createRoutes, handleRequest } from './router';
 import { Scheduler } from './scheduler';
 import type {
   OllamaSimulator,
+  SimCloudAnswer,
   SimEvent,
   SimEventType,
   SimFailScope,
   SimGate,
+  SimGeneration,
+  SimLoadCounts,
   SimLoadedModel,
+  SimModelFailure,
+  SimModelFailureKind,
   SimReply,
   SimRequestLog,
   SimulatorOptions,
 } from './types';
 
 export type * from './types';
+export type { ManualSimClock, SimClock } from './clock';
+export { createManualClock } from './clock';
 export { SERVER_BUSY } from './http-io';
+export { MODEL_FAILURE_TEXT } from './model-failures';
 export { collectNdjson } from './ndjson';
 
 /** The simulator: a real `node:http` server plus the fake Ollama state behind it. */
@@ -29,8 +41,10 @@ class Simulator extends EventEmitter implements OllamaSimulator {
   readonly requests: SimRequestLog[] = [];
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
+  readonly clock: SimClock;
   private readonly knobs: Knobs;
   private readonly scheduler: Scheduler;
+  private readonly generationLog: GenerationLog;
   private readonly lifetime = new AbortController();
   private open = 0;
   private seq = 0;
@@ -39,16 +53,20 @@ class Simulator extends EventEmitter implements OllamaSimulator {
 
   constructor(private readonly opts: SimulatorOptions) {
     super();
-    const now = opts.now ?? Date.now;
+    this.clock = opts.clock ?? realClock(opts.now ?? Date.now);
+    const now = opts.now ?? (() => this.clock.now());
     const emit = (e: SimEvent) => void this.emit(e.type, e);
-    this.knobs = new Knobs(opts);
+    this.knobs = new Knobs(opts, this.clock);
+    this.generationLog = new GenerationLog(() => this.clock.now(), emit);
+    this.generationLog.recording = opts.recordGenerations ?? false;
     this.scheduler = new Scheduler({
       numParallel: opts.numParallel ?? 1,
       maxQueue: opts.maxQueue ?? 512,
       maxLoadedModels: opts.maxLoadedModels ?? 3,
       defaultKeepAliveMs: parseKeepAlive(opts.defaultKeepAlive ?? '5m') ?? 300_000,
-      loadDelayMs: () => this.knobs.loadDelayMs,
-      now,
+      loadDelayMs: (model) => this.knobs.loadDelayFor(model.name),
+      loadOutcome: (model) => loadFailure(this.knobs.modelFailure(model.name)),
+      clock: this.clock,
       emit,
       lifetime: this.lifetime.signal,
     });
@@ -60,6 +78,11 @@ class Simulator extends EventEmitter implements OllamaSimulator {
       scheduler: this.scheduler,
       knobs: this.knobs,
       now,
+      clock: this.clock,
+      generations: this.generationLog,
+      contextLength: opts.contextLength,
+      autoNumCtx: opts.autoNumCtx ?? 4096,
+      remotes: opts.remotes ?? ['ollama.com'],
       emit,
     };
     const deps = {
@@ -122,8 +145,40 @@ class Simulator extends EventEmitter implements OllamaSimulator {
     this.knobs.chunkLatencyMs = ms;
   }
 
-  setLoadDelay(ms: number): void {
-    this.knobs.loadDelayMs = ms;
+  setLoadDelay(ms: number, model?: string): void {
+    this.knobs.setLoadDelay(ms, model);
+  }
+
+  failModel(model: string, failure: SimModelFailure | SimModelFailureKind | undefined): void {
+    this.knobs.failModel(model, typeof failure === 'string' ? { kind: failure } : failure);
+  }
+
+  hangFor(ms: number): void {
+    this.knobs.hangFor(ms);
+  }
+
+  failFor(ms: number, status = 500, message?: string, scope: SimFailScope = 'inference'): void {
+    this.knobs.failFor(ms, status, message, scope);
+  }
+
+  setCloud(answer: SimCloudAnswer): void {
+    this.knobs.cloud = answer;
+  }
+
+  counts(model?: string): SimLoadCounts {
+    return this.scheduler.counts(model);
+  }
+
+  recordGenerations(on = true): void {
+    this.generationLog.recording = on;
+  }
+
+  get generations(): SimGeneration[] {
+    return this.generationLog.entries;
+  }
+
+  maxConcurrency(model?: string): number {
+    return this.generationLog.maxConcurrency(model);
   }
 
   failNext(n: number, status: number, message?: string, scope: SimFailScope = 'inference'): void {
@@ -150,6 +205,7 @@ class Simulator extends EventEmitter implements OllamaSimulator {
   reset(): void {
     this.knobs.reset();
     this.requests.length = 0;
+    this.generationLog.reset();
   }
 
   inFlight(): number {
@@ -157,11 +213,14 @@ class Simulator extends EventEmitter implements OllamaSimulator {
   }
 
   loaded(): SimLoadedModel[] {
-    return [...this.scheduler.table.values()].map((e) => ({
-      name: e.model.name,
-      expiresAt: new Date(e.expiresAt),
-      keepAliveMs: e.keepAliveMs,
-    }));
+    return [...this.scheduler.table.values()]
+      .filter((e) => !e.loading)
+      .map((e) => ({
+        name: e.model.name,
+        expiresAt: new Date(e.expiresAt),
+        keepAliveMs: e.keepAliveMs,
+        numCtx: e.runner.numCtx,
+      }));
   }
 
   waitFor(event: SimEventType, predicate?: (e: SimEvent) => boolean): Promise<SimEvent> {

@@ -1,6 +1,14 @@
 import { SERVER_BUSY } from './http-io';
-import type { SimFailScope, SimGate, SimReply, SimulatorOptions } from './types';
+import type {
+  SimCloudAnswer,
+  SimFailScope,
+  SimGate,
+  SimModelFailure,
+  SimReply,
+  SimulatorOptions,
+} from './types';
 import { canonicalName } from './catalog';
+import type { SimClock } from './clock';
 
 const RUNNER_ERROR = 'an error was encountered while running the model';
 
@@ -14,6 +22,8 @@ export interface StreamFault {
   kind: 'error' | 'drop';
   afterChunks: number;
   message: string;
+  /** Called when the fault fires (a crashed runner leaves the loaded table). */
+  onFire?: () => void;
 }
 
 interface Waiter {
@@ -75,20 +85,73 @@ export class Knobs {
   private hangCount = 0;
   private hangAll = false;
   private hangWaiters: Array<() => void> = [];
+  private loadDelays = new Map<string, number>();
+  private modelFailures = new Map<string, SimModelFailure>();
+  private hangWindow: { until: number; over: Promise<void>; end: () => void } | undefined;
+  private failWindow: (FailSpec & { scope: SimFailScope; until: number }) | undefined;
+  cloud: SimCloudAnswer = 'unauthorized';
 
-  constructor(private readonly opts: SimulatorOptions) {
+  constructor(
+    private readonly opts: SimulatorOptions,
+    private readonly clock: SimClock,
+  ) {
     this.reset();
   }
 
   reset(): void {
     this.chunkLatencyMs = this.opts.chunkLatencyMs ?? 0;
     this.loadDelayMs = this.opts.loadDelayMs ?? 0;
+    this.loadDelays.clear();
+    this.modelFailures.clear();
+    this.failWindow = undefined;
+    this.cloud = 'unauthorized';
     this.scripts.clear();
     this.fails = [];
     this.faults = [];
     this.gate?.release();
     this.gate = undefined;
     this.hang(false);
+  }
+
+  setLoadDelay(ms: number, model?: string): void {
+    if (model === undefined) this.loadDelayMs = ms;
+    else this.loadDelays.set(canonicalName(model).toLowerCase(), ms);
+  }
+
+  loadDelayFor(model: string): number {
+    return this.loadDelays.get(model.toLowerCase()) ?? this.loadDelayMs;
+  }
+
+  failModel(model: string, failure: SimModelFailure | undefined): void {
+    const key = canonicalName(model).toLowerCase();
+    if (failure) this.modelFailures.set(key, failure);
+    else this.modelFailures.delete(key);
+  }
+
+  modelFailure(model: string): SimModelFailure | undefined {
+    return this.modelFailures.get(model.toLowerCase());
+  }
+
+  /** Requests and chunks wait while now < until; the window ends on the simulator's clock. */
+  hangFor(ms: number): void {
+    this.hangWindow?.end();
+    const until = this.clock.now() + ms;
+    let end: () => void = () => undefined;
+    const over = new Promise<void>((resolve) => (end = resolve));
+    const cancel = this.clock.after(ms, end);
+    this.hangWindow = { until, over, end: () => (cancel(), end()) };
+  }
+
+  /** The end of the hang window, when one is open now. */
+  hangWindowOpen(): Promise<void> | undefined {
+    const window = this.hangWindow;
+    if (!window || this.clock.now() >= window.until) return undefined;
+    return window.over;
+  }
+
+  failFor(ms: number, status: number, message: string | undefined, scope: SimFailScope): void {
+    const text = message ?? (status === 503 ? SERVER_BUSY : RUNNER_ERROR);
+    this.failWindow = { status, message: text, scope, until: this.clock.now() + ms };
   }
 
   script(model: string, replies: SimReply[]): void {
@@ -106,6 +169,10 @@ export class Knobs {
   }
 
   takeFailure(inference: boolean): FailSpec | undefined {
+    const window = this.failWindow;
+    if (window && this.clock.now() < window.until && (window.scope === 'any' || inference)) {
+      return window;
+    }
     const index = this.fails.findIndex((f) => f.scope === 'any' || inference);
     return index === -1 ? undefined : this.fails.splice(index, 1)[0];
   }
@@ -137,6 +204,8 @@ export class Knobs {
     }
     this.hangAll = on;
     if (!on) {
+      this.hangWindow?.end();
+      this.hangWindow = undefined;
       this.hangCount = 0;
       const waiting = this.hangWaiters;
       this.hangWaiters = [];
@@ -146,6 +215,8 @@ export class Knobs {
 
   /** Whether this request must hang; if so, a promise that resolves on hang(false)/reset(). */
   takeHang(): Promise<void> | undefined {
+    const window = this.hangWindowOpen();
+    if (window) return window;
     if (!this.hangAll && this.hangCount <= 0) return undefined;
     if (!this.hangAll) this.hangCount -= 1;
     return new Promise((resolve) => this.hangWaiters.push(resolve));

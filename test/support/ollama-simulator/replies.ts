@@ -1,5 +1,5 @@
 import { randomInt } from 'node:crypto';
-import type { SimScriptedReply } from './types';
+import type { SimScriptedReply, SimToolCallMode } from './types';
 
 /** A native tool call as Ollama ≥0.12.10 serialises it (object arguments, index, id). */
 export interface WireToolCall {
@@ -12,6 +12,10 @@ export interface ReplyPlan {
   thinking: string[];
   content: string[];
   toolCalls: WireToolCall[];
+  /** `native`: the calls go out only on the final done:true chunk (§4.2). */
+  toolCallMode: SimToolCallMode;
+  /** Clock time during which nothing is sent before the tool calls. */
+  silenceMs: number;
   doneReason: 'stop' | 'length';
   evalCount: number;
   promptEvalCount: number;
@@ -23,6 +27,19 @@ const ALPHANUMERIC = 'abcdefghijklmnopqrstuvwxyz0123456789';
 export function toolCallId(): string {
   let id = 'call_';
   for (let i = 0; i < 8; i += 1) id += ALPHANUMERIC[randomInt(ALPHANUMERIC.length)];
+  return id;
+}
+
+const ID_CHARS = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+
+/**
+ * llama-server's tool-call id in native mode: llama.cpp's `gen_tool_call_id()`, 32 random
+ * characters of [0-9A-Za-z]. The note marks the format unconfirmed (defined in llama.cpp, not
+ * in Ollama's tree); the simulator uses it so clients cannot assume `call_…`.
+ */
+export function llamaServerToolCallId(): string {
+  let id = '';
+  for (let i = 0; i < 32; i += 1) id += ID_CHARS[randomInt(ID_CHARS.length)];
   return id;
 }
 
@@ -91,6 +108,8 @@ export interface PlanInput {
   /** The model has `thinking` and the request did not send think:false. */
   thinkingOn: boolean;
   promptTokens: number;
+  /** The model's default tool-call path. */
+  toolCallMode: SimToolCallMode;
 }
 
 export function planReply(input: PlanInput): ReplyPlan {
@@ -103,14 +122,18 @@ export function planReply(input: PlanInput): ReplyPlan {
     content = splitInto(defaultJson(input.format), input.chunksPerReply);
   } else content = defaultWords(input.chunksPerReply);
   const thinking = input.thinkingOn && scripted?.thinking ? splitWords(scripted.thinking) : [];
+  const toolCallMode = scripted?.toolCallMode ?? input.toolCallMode;
+  const newId = toolCallMode === 'native' ? llamaServerToolCallId : toolCallId;
   const toolCalls = (scripted?.tool_calls ?? []).map((call, index) => ({
-    id: toolCallId(),
+    id: newId(),
     function: { index, name: call.function.name, arguments: call.function.arguments },
   }));
   return {
     thinking,
     content,
     toolCalls,
+    toolCallMode,
+    silenceMs: scripted?.silenceMs ?? 0,
     doneReason: scripted?.done_reason ?? 'stop',
     evalCount: scripted?.evalCount ?? Math.max(1, thinking.length + content.length),
     promptEvalCount: scripted?.promptEvalCount ?? input.promptTokens,

@@ -7,6 +7,7 @@ import { copy, openaiModels, ps, remove, root, show, tags, version } from './rou
 import { chatCompletions, openaiError } from './routes-openai';
 import { ChunkWriter } from './streams';
 import type { StreamFormat } from './streams';
+import type { StreamFault } from './knobs';
 import type { SimRequestLog } from './types';
 
 function route(methods: Record<string, Handler>, inference = false, openai = false): Route {
@@ -118,12 +119,14 @@ export async function handleRequest(deps: RequestDeps, req: IncomingMessage, res
     res,
     signal: controller.signal,
     body: () => parseJsonObject(raw),
-    stream: (format: StreamFormat) =>
+    stream: (format: StreamFormat, fault?: StreamFault) =>
       new ChunkWriter(
         {
           res,
           signal: controller.signal,
           knobs: core.knobs,
+          clock: core.clock,
+          fault,
           requestId: id,
           path,
           emit: core.emit,
@@ -136,6 +139,9 @@ export async function handleRequest(deps: RequestDeps, req: IncomingMessage, res
     await handler(ctx, core);
   } catch (err) {
     if (controller.signal.aborted) return;
+    if (err instanceof HttpError && err.raw && !res.headersSent) {
+      return sendJson(res, err.status, err.raw.body, undefined, err.raw.headers);
+    }
     if (err instanceof HttpError) return sendError(res, found.openai, err.status, err.message);
     const message = err instanceof Error ? err.message : String(err);
     sendError(res, found.openai, 500, message);

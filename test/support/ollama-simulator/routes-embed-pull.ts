@@ -3,8 +3,11 @@ import { digestOf, toInstalled } from './catalog';
 import type { InstalledModel } from './catalog';
 import type { Handler } from './core';
 import { HttpError, optionalString, sendJson } from './http-io';
+import { lease, resolveModel } from './inference';
+import type { InferenceRequest } from './inference';
 import { parseKeepAlive } from './keep-alive';
 import { promptTokens } from './replies';
+import { runnerOptionsOf } from './runner-options';
 
 function inputsOf(input: unknown): string[] {
   if (input === undefined || input === null || input === '') return [];
@@ -37,12 +40,29 @@ export const embed: Handler = async (ctx, core) => {
   const keepAliveMs = parseKeepAlive(body.keep_alive);
   const name = optionalString(body, 'model') ?? '';
   if (name === '') throw new HttpError(400, 'model is required');
-  const model = core.catalog.find(name);
-  if (!model) throw new HttpError(404, `model "${name}" not found, try pulling it first`);
+  const { model, cloud, stub } = resolveModel(
+    core,
+    ctx.path,
+    name,
+    (sent) => new HttpError(404, `model "${sent}" not found, try pulling it first`),
+  );
   const inputs = inputsOf(body.input);
-  const held = await core.scheduler.acquire(model, keepAliveMs, ctx.signal);
+  const request: InferenceRequest = {
+    sentName: name,
+    model,
+    cloud,
+    stub,
+    keepAliveMs,
+    stream: false,
+    thinkingOn: false,
+    format: undefined,
+    runner: runnerOptionsOf(body, model, core),
+    truncate: body.truncate !== false,
+    tools: false,
+  };
+  const held = await lease(ctx, core, request, inputs.length > 0);
+  if (!held) return;
   held.release();
-  if (ctx.signal.aborted) return;
   // Empty input is the preload path for embedding models: load, then an empty list.
   if (inputs.length === 0) return sendJson(ctx.res, 200, { model: name, embeddings: [] });
   const wanted = typeof body.dimensions === 'number' ? body.dimensions : 0;

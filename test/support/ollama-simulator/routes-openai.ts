@@ -18,11 +18,23 @@ function formatOf(responseFormat: unknown): unknown {
   return undefined;
 }
 
+/** `reasoning_effort` / `reasoning.effort` → think (§6.1): none → false, minimal → low, xhigh/ultra → max. */
+const EFFORT: Record<string, boolean | string> = {
+  none: false,
+  minimal: 'low',
+  low: 'low',
+  medium: 'medium',
+  high: 'high',
+  max: 'max',
+  xhigh: 'max',
+  ultra: 'max',
+};
+
 function thinkOf(body: Record<string, unknown>): unknown {
   const reasoning = body.reasoning as { effort?: unknown } | undefined;
   const effort = body.reasoning_effort ?? reasoning?.effort;
   if (effort === undefined) return undefined;
-  return effort !== 'none';
+  return typeof effort === 'string' && effort in EFFORT ? EFFORT[effort] : true;
 }
 
 function openaiToolCalls(calls: WireToolCall[]) {
@@ -39,12 +51,17 @@ export const chatCompletions: Handler = async (ctx, core) => {
   const body = ctx.body();
   const messages = Array.isArray(body.messages) ? (body.messages as unknown[]) : [];
   if (messages.length === 0) throw new HttpError(400, "[] is too short - 'messages'");
-  const request = validate(core, 'chat', {
-    model: body.model,
-    tools: body.tools,
-    think: thinkOf(body),
-    format: formatOf(body.response_format),
-  });
+  const request = validate(
+    core,
+    'chat',
+    {
+      model: body.model,
+      tools: body.tools,
+      think: thinkOf(body),
+      format: formatOf(body.response_format),
+    },
+    '/v1/chat/completions',
+  );
   request.stream = body.stream === true;
   const held = await lease(ctx, core, request);
   if (!held) return;
@@ -94,7 +111,13 @@ export const chatCompletions: Handler = async (ctx, core) => {
       ...plan.content.map((content) => ({ role: 'assistant', content })),
       ...(toolCalls.length > 0 ? [{ role: 'assistant', content: '', tool_calls: toolCalls }] : []),
     ];
-    for (const delta of deltas) if (!(await writer.send(chunk(delta)))) return;
+    for (const delta of deltas) {
+      // Nothing is sent while the model generates its tool calls (§4.2).
+      if ('tool_calls' in delta && plan.silenceMs > 0 && !(await writer.silence(plan.silenceMs))) {
+        return;
+      }
+      if (!(await writer.send(chunk(delta)))) return;
+    }
     const includeUsage = (body.stream_options as { include_usage?: unknown } | undefined)
       ?.include_usage;
     if (!includeUsage) return void (await writer.send(chunk({}, finish), true));

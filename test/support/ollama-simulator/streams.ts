@@ -1,5 +1,7 @@
 import type { ServerResponse } from 'node:http';
-import { NDJSON_TYPE, sendJson, sleep } from './http-io';
+import { aborted, NDJSON_TYPE, sendJson } from './http-io';
+import { sleepOn } from './clock';
+import type { SimClock } from './clock';
 import type { Knobs, StreamFault } from './knobs';
 import type { SimEvent } from './types';
 
@@ -7,6 +9,9 @@ export interface StreamTarget {
   res: ServerResponse;
   signal: AbortSignal;
   knobs: Knobs;
+  clock: SimClock;
+  /** A fault for this stream only, instead of one claimed from the queue. */
+  fault?: StreamFault;
   requestId: number;
   path: string;
   emit: (e: SimEvent) => void;
@@ -40,7 +45,7 @@ export class ChunkWriter {
     private readonly target: StreamTarget,
     private readonly format: StreamFormat,
   ) {
-    this.fault = target.knobs.takeFault();
+    this.fault = target.fault ?? target.knobs.takeFault();
     if (format === 'json') return; // the answer's headers go out with it, at the end
     const type = format === 'sse' ? 'text/event-stream' : NDJSON_TYPE;
     target.res.writeHead(200, { 'Content-Type': type });
@@ -75,9 +80,23 @@ export class ChunkWriter {
     return true;
   }
 
+  /**
+   * Send nothing for `ms` on the simulator's clock, as Ollama does while a model generates a
+   * tool call (§4.2); false when the client went away meanwhile.
+   */
+  async silence(ms: number): Promise<boolean> {
+    const { signal, clock } = this.target;
+    return (await sleepOn(clock, ms, signal)) && !signal.aborted;
+  }
+
   private async pace(): Promise<boolean> {
-    const { signal, knobs } = this.target;
-    if (knobs.chunkLatencyMs > 0 && !(await sleep(knobs.chunkLatencyMs, signal))) return false;
+    const { signal, knobs, clock } = this.target;
+    if (knobs.chunkLatencyMs > 0 && !(await sleepOn(clock, knobs.chunkLatencyMs, signal))) {
+      return false;
+    }
+    // An Ollama that hangs (hangFor) stops sending mid-stream too.
+    const hung = knobs.hangWindowOpen();
+    if (hung) await Promise.race([hung, aborted(signal)]);
     const gate = knobs.activeGate();
     if (gate) {
       if (this.credit > 0) this.credit -= 1;
@@ -93,6 +112,7 @@ export class ChunkWriter {
 
   private fireFault(fault: StreamFault): void {
     const { res } = this.target;
+    fault.onFire?.();
     if (fault.kind === 'drop') {
       this.target.markDropped();
       // FIN, not RST: chunks already written still reach the client, then the body stops
