@@ -124,7 +124,7 @@ export async function startService(
   };
   const child = spawn(
     process.execPath,
-    [...(options.nodeArgs ?? []), options.entry ?? SERVER_ENTRY],
+    [...startFlags(), ...(options.nodeArgs ?? []), options.entry ?? SERVER_ENTRY],
     {
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
