@@ -1,5 +1,5 @@
 import type { RequestHandler, Response } from 'express';
-import type { CallTimings } from '../services/ollama-types';
+import type { CallTimings } from '../services/ollama';
 
 /** What the router recorded for one answer: the Ollama calls' timings, summed. */
 interface RecordedTimings {

@@ -12,7 +12,7 @@ import { createErrorHandler, createNotFound } from '../../middleware/error-handl
 import { createJsonBody } from '../../middleware/json-body';
 import { createRequestContext, createRequestContextStore } from '../../middleware/request-context';
 import { createValidate } from '../../middleware/validate';
-import { createMetrics } from '../../services/metrics';
+import { createMetrics } from '../../services/metrics/metrics';
 import { createCaptureLogger } from '../support/capture-logger';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
