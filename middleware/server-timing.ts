@@ -1,5 +1,14 @@
 import type { RequestHandler, Response } from 'express';
-import type { CallTimings } from '../services/ollama';
+
+/** The timings of one upstream call, as the Ollama adapter reports them. */
+export interface UpstreamTimings {
+  /** Wait in the gateway's admission queue, ms. */
+  queueMs: number;
+  /** Until the first byte (streams) or the answer (non-streamed), ms. */
+  firstByteMs?: number;
+  /** Until the last byte, ms. */
+  ollamaMs?: number;
+}
 
 /** What the router recorded for one answer: the Ollama calls' timings, summed. */
 interface RecordedTimings {
@@ -21,7 +30,7 @@ declare module 'express-serve-static-core' {
  * inference answer (an agent run makes several: they are summed; `ollama_ttfb` is the first
  * call's) and before the response headers are written; later calls do not change sent headers.
  */
-export function recordTimings(res: Response, timings: CallTimings): void {
+export function recordTimings(res: Response, timings: UpstreamTimings): void {
   const t = res.locals.ollamaTimings;
   const ollamaMs = timings.ollamaMs ?? timings.firstByteMs ?? 0;
   if (!t) {

@@ -10,7 +10,8 @@ import { createHttpMetrics } from '../middleware/http-metrics';
 import { createJsonBody } from '../middleware/json-body';
 import { UNMATCHED_ROUTE } from '../middleware/route-label';
 import { createRateLimit, type RateLimitBudget } from '../middleware/rate-limit';
-import { createRequestContext, type RequestContextStore } from '../middleware/request-context';
+import { createRequestContext } from '../middleware/request-context';
+import type { RequestContextStore } from './request-context';
 import { createSecurityHeaders } from '../middleware/security-headers';
 import { createServerTiming } from '../middleware/server-timing';
 import { createValidate } from '../middleware/validate';
@@ -76,7 +77,7 @@ export function createApp(deps: AppDeps): Express {
   app.set('etag', false);
 
   app.use(createRequestContext({ store: deps.context }));
-  app.use(createHttpMetrics({ metrics: deps.metrics }));
+  app.use(createHttpMetrics({ http: deps.metrics.http }));
   app.use(createServerTiming());
   app.use(createAccessLog({ logger }));
   if (deps.lifecycle) {
@@ -94,10 +95,10 @@ export function createApp(deps: AppDeps): Express {
   );
   app.use(
     createRateLimit({
-      perMinute: config.RATE_LIMIT_PER_MINUTE,
-      runsPerMinute: config.RATE_LIMIT_RUNS_PER_MINUTE,
+      limits: { runs: config.RATE_LIMIT_RUNS_PER_MINUTE, api: config.RATE_LIMIT_PER_MINUTE },
+      // A path no row covers counts against the general budget.
+      budgetOf: (req) => policy.matchRequest(req)?.budget ?? 'api',
       logger,
-      exempt: policy.isOpen,
       routeLabel: (req) => policy.matchRequest(req)?.pattern ?? UNMATCHED_ROUTE,
       store: deps.rateLimitStore,
       onLimited: (route) => {

@@ -1,7 +1,7 @@
 import type { Store } from 'express-rate-limit';
 import { Registry } from 'prom-client';
 import type { RateLimitBudget } from '../middleware/rate-limit';
-import type { RequestContextStore } from '../middleware/request-context';
+import type { RequestContextStore } from './request-context';
 import {
   createAgentsRuntime,
   type AgentsRuntime,

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { createRequestContextStore } from '../middleware/request-context';
+import { createRequestContextStore } from './request-context';
 import { AgentsFileError } from '../services/agents';
 import { loadRateLimitRedis, type RateLimitRedis } from '../services/stores';
 import { loadApiKeys } from './api-keys';

@@ -3,7 +3,7 @@ import type { ValidateFunction } from 'ajv';
 import { AppError } from '../../src/errors';
 import type { Logger } from '../../src/logger';
 import type { SchemaRegistry } from '../../src/validation';
-import { canAccess, type Principal } from '../../middleware/principal';
+import { canAccess, type Principal } from '../../src/principal';
 import { SsrfError, type SsrfGuard } from '../net';
 import type { Message, ModelManager } from '../ollama';
 import type { ToolRegistry } from '../tools';

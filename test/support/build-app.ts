@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
-import { createRequestContextStore } from '../../middleware/request-context';
+import { createRequestContextStore } from '../../src/request-context';
 import type { ModelService } from '../../services/models/model-service';
 import type { OllamaClient } from '../../services/ollama/client';
 import type { Schedule } from '../../services/health/ollama-poller';

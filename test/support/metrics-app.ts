@@ -1,6 +1,6 @@
 import type { Express } from 'express';
 import { Registry } from 'prom-client';
-import { createRequestContextStore } from '../../middleware/request-context';
+import { createRequestContextStore } from '../../src/request-context';
 import { createMetrics, type Metrics, type MetricsOptions } from '../../services/metrics/metrics';
 import type { OllamaHealthSnapshot } from '../../services/ollama/types';
 import { createApp } from '../../src/app';
