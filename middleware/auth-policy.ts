@@ -2,6 +2,7 @@ import type { Request, RequestHandler } from 'express';
 import type { Role } from '../src/config';
 import { AppError } from '../src/errors';
 import type { Logger } from '../src/logger';
+import type { RateLimitBudget } from './rate-limit';
 
 /** Who may call a route: anyone (`open`), or a key with at least this role. */
 export type Access = 'open' | Role;
@@ -16,6 +17,8 @@ export interface PolicyRule {
    */
   pattern: string;
   access: Access;
+  /** The rate-limit budget a request counts against, or `unlimited` (probes, /metrics). */
+  budget: RateLimitBudget | 'unlimited';
 }
 
 /**
@@ -28,38 +31,38 @@ export interface PolicyRule {
 export const AUTH_POLICY: readonly PolicyRule[] = Object.freeze([
   // Probes and metrics: orchestrators and Prometheus carry no API key. Any method, so a
   // wrong method gets its 405 rather than a 401. /metrics has its own optional token.
-  { method: '*', pattern: '/health', access: 'open' },
-  { method: '*', pattern: '/health/live', access: 'open' },
-  { method: '*', pattern: '/health/ready', access: 'open' },
-  { method: '*', pattern: '/health/startup', access: 'open' },
-  { method: '*', pattern: '/metrics', access: 'open' },
-  { method: 'GET', pattern: '/health/detailed', access: 'admin' },
+  { method: '*', pattern: '/health', access: 'open', budget: 'unlimited' },
+  { method: '*', pattern: '/health/live', access: 'open', budget: 'unlimited' },
+  { method: '*', pattern: '/health/ready', access: 'open', budget: 'unlimited' },
+  { method: '*', pattern: '/health/startup', access: 'open', budget: 'unlimited' },
+  { method: '*', pattern: '/metrics', access: 'open', budget: 'unlimited' },
+  { method: 'GET', pattern: '/health/detailed', access: 'admin', budget: 'api' },
 
   // Agent keys: run agents, follow and cancel their own runs (ownership is checked by the
   // runs service with canAccess), list agents and models.
-  { method: 'POST', pattern: '/agents/run', access: 'agent' },
-  { method: 'GET', pattern: '/agents', access: 'agent' },
-  { method: 'GET', pattern: '/agents/runs', access: 'agent' },
-  { method: 'GET', pattern: '/agents/runs/:id', access: 'agent' },
-  { method: 'GET', pattern: '/agents/runs/:id/events', access: 'agent' },
-  { method: 'POST', pattern: '/agents/runs/:id/cancel', access: 'agent' },
-  { method: 'POST', pattern: '/agents/runs/:id/resume', access: 'agent' },
+  { method: 'POST', pattern: '/agents/run', access: 'agent', budget: 'runs' },
+  { method: 'GET', pattern: '/agents', access: 'agent', budget: 'api' },
+  { method: 'GET', pattern: '/agents/runs', access: 'agent', budget: 'api' },
+  { method: 'GET', pattern: '/agents/runs/:id', access: 'agent', budget: 'api' },
+  { method: 'GET', pattern: '/agents/runs/:id/events', access: 'agent', budget: 'api' },
+  { method: 'POST', pattern: '/agents/runs/:id/cancel', access: 'agent', budget: 'api' },
+  { method: 'POST', pattern: '/agents/runs/:id/resume', access: 'agent', budget: 'api' },
   // One agent's definition: the list above already shows every agent to an agent key.
-  { method: 'GET', pattern: '/agents/:name', access: 'agent' },
-  { method: 'GET', pattern: '/ollama/models', access: 'agent' },
-  { method: 'GET', pattern: '/ollama/model-info', access: 'agent' },
-  { method: 'GET', pattern: '/ollama/health', access: 'agent' },
+  { method: 'GET', pattern: '/agents/:name', access: 'agent', budget: 'api' },
+  { method: 'GET', pattern: '/ollama/models', access: 'agent', budget: 'api' },
+  { method: 'GET', pattern: '/ollama/model-info', access: 'agent', budget: 'api' },
+  { method: 'GET', pattern: '/ollama/health', access: 'agent', budget: 'api' },
 
   // Admin keys: everything else under the API, named here for the reader and the role
   // matrix test; the catch-alls keep new routes closed by default.
-  { method: 'POST', pattern: '/ollama/model/switch', access: 'admin' },
-  { method: 'POST', pattern: '/ollama/models/pull', access: 'admin' },
-  { method: 'DELETE', pattern: '/ollama/models/*name', access: 'admin' },
-  { method: 'GET', pattern: '/ollama/health/detailed', access: 'admin' },
-  { method: '*', pattern: '/ollama', access: 'admin' },
-  { method: '*', pattern: '/ollama/*rest', access: 'admin' },
-  { method: '*', pattern: '/agents', access: 'admin' },
-  { method: '*', pattern: '/agents/*rest', access: 'admin' },
+  { method: 'POST', pattern: '/ollama/model/switch', access: 'admin', budget: 'api' },
+  { method: 'POST', pattern: '/ollama/models/pull', access: 'admin', budget: 'api' },
+  { method: 'DELETE', pattern: '/ollama/models/*name', access: 'admin', budget: 'api' },
+  { method: 'GET', pattern: '/ollama/health/detailed', access: 'admin', budget: 'api' },
+  { method: '*', pattern: '/ollama', access: 'admin', budget: 'api' },
+  { method: '*', pattern: '/ollama/*rest', access: 'admin', budget: 'api' },
+  { method: '*', pattern: '/agents', access: 'admin', budget: 'api' },
+  { method: '*', pattern: '/agents/*rest', access: 'admin', budget: 'api' },
 ]);
 
 interface CompiledRule extends PolicyRule {
@@ -71,6 +74,7 @@ interface CompiledRule extends PolicyRule {
 /** The row a request matched, or undefined for a path no row covers. */
 export interface PolicyMatch {
   access: Access;
+  budget: PolicyRule['budget'];
   /** The rule's pattern: a bounded label for logs and metrics. */
   pattern: string;
 }
@@ -79,8 +83,6 @@ export interface AuthPolicy {
   match(method: string, path: string): PolicyMatch | undefined;
   /** `match` for a request at the app's level, computed once per request. */
   matchRequest(req: Request): PolicyMatch | undefined;
-  /** True for probes and /metrics: no key needed, never rate-limited. */
-  isOpen(req: Request): boolean;
   /** 401/403 enforcement, mounted after the auth middleware and before the routers. */
   middleware: RequestHandler;
 }
@@ -109,7 +111,7 @@ export function createAuthPolicy(
     ...r,
     method: r.method.toUpperCase(),
     regexp: compile(r.pattern),
-    result: Object.freeze({ access: r.access, pattern: r.pattern }),
+    result: Object.freeze({ access: r.access, budget: r.budget, pattern: r.pattern }),
   }));
   const { logger } = options;
   const match = (method: string, path: string): PolicyMatch | undefined => {
@@ -129,7 +131,6 @@ export function createAuthPolicy(
     memo[matched] = found ?? null;
     return found;
   };
-  const isOpen = (req: Request): boolean => matchRequest(req)?.access === 'open';
 
   const middleware: RequestHandler = (req, _res, next) => {
     const rule = matchRequest(req);
@@ -155,5 +156,5 @@ export function createAuthPolicy(
     }
     next();
   };
-  return { match, matchRequest, isOpen, middleware };
+  return { match, matchRequest, middleware };
 }

@@ -3,7 +3,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { RequestHandler } from 'express';
 import type { ApiKeyEntry } from '../src/config';
 import type { Logger } from '../src/logger';
-import { ANONYMOUS, type Principal } from './principal';
+import { ANONYMOUS, type Principal } from '../src/principal';
 
 declare module 'express-serve-static-core' {
   interface Request {

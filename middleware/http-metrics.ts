@@ -1,6 +1,16 @@
 import type { RequestHandler } from 'express';
-import type { HttpLabel, Metrics } from '../services/metrics';
 import { routeLabel } from './route-label';
+
+type HttpLabels = Readonly<Record<'method' | 'route' | 'status_code', string>>;
+
+/** Where the middleware records: the metrics module's HTTP instruments have this shape. */
+export interface HttpRecorder {
+  requests: { inc(labels: HttpLabels): void };
+  duration: { observe(labels: HttpLabels, seconds: number): void };
+  inFlight: { inc(): void; dec(): void };
+  /** The label a request method gets (a bounded set). */
+  method(method: string): string;
+}
 
 /**
  * Counts and times every request: `http_requests_total`, `http_request_duration_seconds`,
@@ -9,13 +19,13 @@ import { routeLabel } from './route-label';
  * path shares one value. Mount it first so the whole pipeline is timed.
  */
 export function createHttpMetrics(options: {
-  metrics: Pick<Metrics, 'http'>;
+  http: HttpRecorder;
   now?: () => bigint;
 }): RequestHandler {
-  const { http } = options.metrics;
+  const { http } = options;
   const now = options.now ?? process.hrtime.bigint;
   // One frozen label object per series (the three values are bounded sets), not one per request.
-  const series = new Map<string, Readonly<Record<HttpLabel, string>>>();
+  const series = new Map<string, HttpLabels>();
   const labelsOf = (method: string, route: string, status: number) => {
     const key = `${method} ${status} ${route}`;
     let labels = series.get(key);

@@ -2,19 +2,17 @@ import type { Request, RequestHandler } from 'express';
 import { ipKeyGenerator, rateLimit, type Store } from 'express-rate-limit';
 import { AppError } from '../src/errors';
 import type { Logger } from '../src/logger';
-import { ANONYMOUS } from './principal';
+import { ANONYMOUS } from '../src/principal';
 
-/** The two budgets: agent runs, and every other counted request. */
+/** The budgets: agent runs, and every other counted request. */
 export type RateLimitBudget = 'runs' | 'api';
 
 export interface RateLimitOptions {
-  /** RATE_LIMIT_PER_MINUTE: every counted request except agent runs. */
-  perMinute: number;
-  /** RATE_LIMIT_RUNS_PER_MINUTE: POST /agents/run. */
-  runsPerMinute: number;
+  /** Requests per window of each budget (RATE_LIMIT_RUNS_PER_MINUTE, RATE_LIMIT_PER_MINUTE). */
+  limits: Readonly<Record<RateLimitBudget, number>>;
+  /** The budget a request counts against, or `unlimited` (the policy row's budget). */
+  budgetOf: (req: Request) => RateLimitBudget | 'unlimited';
   logger: Logger;
-  /** Requests never counted (probes, /metrics): the policy's `isOpen`. */
-  exempt?: (req: Request) => boolean;
   /** A bounded label for a request (the policy row's pattern), passed to `onLimited`. */
   routeLabel?: (req: Request) => string;
   /**
@@ -35,23 +33,19 @@ export interface RateLimitOptions {
 /** How often, at most, a failing store is logged (every failure is still counted). */
 const STORE_ERROR_LOG_INTERVAL_MS = 10_000;
 
-function isRunRequest(req: Request): boolean {
-  return req.method === 'POST' && /^\/agents\/run\/?$/i.test(req.path);
-}
-
 /**
  * The rate limiter, built on express-rate-limit: a fixed one-minute window per caller —
  * the API key's id when authenticated, else the client IP (IPv6 grouped by /56 with
  * express-rate-limit's `ipKeyGenerator`, and taken from `req.ip`, so X-Forwarded-For only
- * counts through TRUST_PROXY hops). Agent runs and everything else have separate budgets.
+ * counts through TRUST_PROXY hops). Each budget has its own counters; the caller says which
+ * budget a request counts against.
  * Answers include the IETF `RateLimit`/`RateLimit-Policy` headers (draft-8); over the limit,
  * 429 RATE_LIMITED in the one error shape with Retry-After. When the store fails (Redis down)
  * the request is served unlimited (`passOnStoreError`), logged (throttled) and counted.
  */
 export function createRateLimit(options: RateLimitOptions): RequestHandler {
-  const { logger, onLimited, onStoreError } = options;
+  const { logger, onLimited, onStoreError, budgetOf } = options;
   const now = options.now ?? Date.now;
-  const exempt = options.exempt ?? (() => false);
   const routeLabel = options.routeLabel ?? ((req: Request) => req.path);
   const windowMs = options.windowMs ?? 60_000;
   let lastStoreLog = -Infinity;
@@ -109,10 +103,13 @@ export function createRateLimit(options: RateLimitOptions): RequestHandler {
       },
     });
 
-  const runs = build('runs', options.runsPerMinute);
-  const api = build('api', options.perMinute);
+  const limiters: Record<RateLimitBudget, RequestHandler> = {
+    runs: build('runs', options.limits.runs),
+    api: build('api', options.limits.api),
+  };
   return (req, res, next) => {
-    if (exempt(req)) return next();
-    return (isRunRequest(req) ? runs : api)(req, res, next);
+    const budget = budgetOf(req);
+    if (budget === 'unlimited') return next();
+    return limiters[budget](req, res, next);
   };
 }

@@ -1,6 +1,15 @@
 import type { RequestHandler, Response } from 'express';
 import onHeaders from 'on-headers';
-import type { CallTimings } from '../services/ollama-types';
+
+/** The timings of one upstream call, as the Ollama adapter reports them. */
+export interface UpstreamTimings {
+  /** Wait in the gateway's admission queue, ms. */
+  queueMs: number;
+  /** Until the first byte (streams) or the answer (non-streamed), ms. */
+  firstByteMs?: number;
+  /** Until the last byte, ms. */
+  ollamaMs?: number;
+}
 
 /** What the router recorded for one answer: the Ollama calls' timings, summed. */
 interface RecordedTimings {
@@ -22,7 +31,7 @@ declare module 'express-serve-static-core' {
  * inference answer (an agent run makes several: they are summed; `ollama_ttfb` is the first
  * call's) and before the response headers are written; later calls do not change sent headers.
  */
-export function recordTimings(res: Response, timings: CallTimings): void {
+export function recordTimings(res: Response, timings: UpstreamTimings): void {
   const t = res.locals.ollamaTimings;
   const ollamaMs = timings.ollamaMs ?? timings.firstByteMs ?? 0;
   if (!t) {

@@ -1,10 +1,10 @@
 import type { Response } from 'express';
 import { recordTimings } from '../middleware/server-timing';
-import { formatSse, type RunEvent } from '../services/agents/events';
-import { firstModelTimings, shutdownStop } from '../services/agents/run-object';
-import type { RunRecord } from '../services/agents/run-store';
-import type { Timers } from '../services/agents/timers';
-import type { Lifecycle } from '../services/lifecycle';
+import { formatSse, type RunEvent } from '../services/agents';
+import { firstModelTimings, shutdownStop } from '../services/agents';
+import type { RunRecord } from '../services/agents';
+import type { Timers } from '../services/agents';
+import type { Lifecycle } from '../services/health';
 
 const TERMINAL = new Set(['run.completed', 'run.incomplete', 'run.failed', 'run.cancelled']);
 

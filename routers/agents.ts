@@ -2,10 +2,10 @@ import { Router, type Request } from 'express';
 import { createMethodNotAllowed } from '../middleware/error-handler';
 import { recordTimings } from '../middleware/server-timing';
 import type { Validate } from '../middleware/validate';
-import { modelCallTimings } from '../services/agents/run-object';
-import type { AgentsService, RunRequest } from '../services/agents/service';
-import type { Timers } from '../services/agents/timers';
-import type { Lifecycle } from '../services/lifecycle';
+import { modelCallTimings } from '../services/agents';
+import type { AgentsService, RunRequest } from '../services/agents';
+import type { Timers } from '../services/agents';
+import type { Lifecycle } from '../services/health';
 import { AppError } from '../src/errors';
 import { streamRun } from './agents-sse';
 

@@ -1,5 +1,5 @@
 import type { Request, Response } from 'express';
-import type { Lifecycle } from '../services/lifecycle';
+import type { Lifecycle } from '../services/health';
 import { errorBody, toAppError } from '../src/errors';
 
 export const NDJSON = 'application/x-ndjson';

@@ -1,8 +1,4 @@
-import type {
-  ModelSwitchRecord,
-  OllamaHealthSnapshot,
-  OllamaService,
-} from '../services/ollama-types';
+import type { ModelSwitchRecord, OllamaHealthSnapshot, OllamaService } from '../services/ollama';
 
 /** Milliseconds since `at`, or null when there is no `at`. */
 function ageMs(at: number | null, now: number): number | null {

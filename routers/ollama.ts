@@ -2,9 +2,9 @@ import { Router } from 'express';
 import { clientSignal } from '../middleware/client-signal';
 import { createMethodNotAllowed } from '../middleware/error-handler';
 import type { Validate } from '../middleware/validate';
-import type { Lifecycle } from '../services/lifecycle';
+import type { Lifecycle } from '../services/health';
 import type { ModelService, SwitchRequest } from '../services/models';
-import type { OllamaHealth, OllamaService } from '../services/ollama-types';
+import type { OllamaHealth, OllamaService } from '../services/ollama';
 import { detailedHealthView, healthView } from './ollama-views';
 import { sendNdjson, wantsNdjson } from './ndjson';
 

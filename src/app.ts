@@ -11,7 +11,8 @@ import { createHttpMetrics } from '../middleware/http-metrics';
 import { createJsonBody } from '../middleware/json-body';
 import { createMountLabel, UNMATCHED_ROUTE } from '../middleware/route-label';
 import { createRateLimit, type RateLimitBudget } from '../middleware/rate-limit';
-import { createRequestContext, type RequestContextStore } from '../middleware/request-context';
+import { createRequestContext } from '../middleware/request-context';
+import type { RequestContextStore } from './request-context';
 import { createSecurityHeaders } from '../middleware/security-headers';
 import { createServerTiming } from '../middleware/server-timing';
 import { createValidate } from '../middleware/validate';
@@ -19,12 +20,12 @@ import { createAgentsRouter } from '../routers/agents';
 import { createHealthRouter, type BuildInfo } from '../routers/health';
 import { createMetricsRouter } from '../routers/metrics';
 import { createOllamaRouter } from '../routers/ollama';
-import type { AgentsRuntime } from '../services/agents/runtime';
+import type { AgentsRuntime } from '../services/agents';
 import type { HealthService } from '../services/health';
-import type { Lifecycle } from '../services/lifecycle';
+import type { Lifecycle } from '../services/health';
 import type { Metrics } from '../services/metrics';
 import type { ModelService } from '../services/models';
-import type { OllamaHealth, OllamaService } from '../services/ollama-types';
+import type { OllamaHealth, OllamaService } from '../services/ollama';
 import type { ApiKeyEntry, Config } from './config';
 import type { Logger } from './logger';
 import type { SchemaRegistry } from './validation';
@@ -77,7 +78,7 @@ export function createApp(deps: AppDeps): Express {
   app.set('etag', false);
 
   app.use(createRequestContext({ store: deps.context }));
-  app.use(createHttpMetrics({ metrics: deps.metrics }));
+  app.use(createHttpMetrics({ http: deps.metrics.http }));
   app.use(createServerTiming());
   app.use(createAccessLog({ logger }));
   if (deps.lifecycle) {
@@ -96,10 +97,10 @@ export function createApp(deps: AppDeps): Express {
   );
   app.use(
     createRateLimit({
-      perMinute: config.RATE_LIMIT_PER_MINUTE,
-      runsPerMinute: config.RATE_LIMIT_RUNS_PER_MINUTE,
+      limits: { runs: config.RATE_LIMIT_RUNS_PER_MINUTE, api: config.RATE_LIMIT_PER_MINUTE },
+      // A path no row covers counts against the general budget.
+      budgetOf: (req) => policy.matchRequest(req)?.budget ?? 'api',
       logger,
-      exempt: policy.isOpen,
       routeLabel: (req) => policy.matchRequest(req)?.pattern ?? UNMATCHED_ROUTE,
       store: deps.rateLimitStore,
       onLimited: (route) => {

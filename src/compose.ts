@@ -1,25 +1,25 @@
 import type { Store } from 'express-rate-limit';
 import { Registry } from 'prom-client';
 import type { RateLimitBudget } from '../middleware/rate-limit';
-import type { RequestContextStore } from '../middleware/request-context';
+import type { RequestContextStore } from './request-context';
 import {
   createAgentsRuntime,
   type AgentsRuntime,
   type AgentsRuntimeOptions,
-} from '../services/agents/runtime';
-import type { Timers } from '../services/agents/timers';
+} from '../services/agents';
+import type { Timers } from '../services/agents';
 import { createHealthService, type HealthService } from '../services/health';
-import { createLifecycle, type Lifecycle } from '../services/lifecycle';
+import { createLifecycle, type Lifecycle } from '../services/health';
 import { createMetrics, type Metrics } from '../services/metrics';
-import type { Schedule } from '../services/ollama-health';
-import { createStartupSequence, type StartupSequence } from '../services/startup';
-import type { Telemetry } from '../services/telemetry';
-import type { ToolDefinition } from '../services/tools/types';
+import type { Schedule } from '../services/health';
+import { createStartupSequence, type StartupSequence } from '../services/health';
+import type { Telemetry } from '../services/metrics';
+import type { ToolDefinition } from '../services/tools';
 import type { BuildInfo } from '../routers/health';
 import type { AppDeps } from './app';
 import type { ApiKeyEntry, Config } from './config';
 import type { Logger } from './logger';
-import { buildOllamaStack, type OllamaStack } from './ollama-stack';
+import { createOllamaStack, type OllamaStack } from '../services/ollama';
 import type { SchemaRegistry } from './validation';
 
 export interface ComposeOptions {
@@ -83,7 +83,7 @@ export function composeGateway(options: ComposeOptions): Gateway {
     },
   });
   const telemetry = options.telemetry ?? metrics;
-  const ollamaStack = buildOllamaStack({
+  const ollamaStack = createOllamaStack({
     config,
     telemetry,
     logger,

@@ -1,6 +1,6 @@
 import type { Writable } from 'node:stream';
 import winston from 'winston';
-import type { RequestContextStore } from '../middleware/request-context';
+import type { RequestContextStore } from './request-context';
 
 export type Logger = winston.Logger;
 

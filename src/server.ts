@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { createRequestContextStore } from '../middleware/request-context';
-import { AgentsFileError } from '../services/agents/registry';
-import type { RateLimitRedis } from '../services/rate-limit-redis';
+import { createRequestContextStore } from './request-context';
+import { AgentsFileError } from '../services/agents';
+import { loadRateLimitRedis, type RateLimitRedis } from '../services/stores';
 import { loadApiKeys } from './api-keys';
 import { createApp } from './app';
 import { composeGateway, type Gateway } from './compose';
@@ -58,8 +58,7 @@ async function main(): Promise<void> {
   // loaded only when configured: it adds about 10 MB of RSS to a service that does not use it.
   let redis: RateLimitRedis | undefined;
   if (config.REDIS_URL !== '') {
-    const { createRateLimitRedis } = await import('../services/rate-limit-redis.js');
-    const client = createRateLimitRedis({ url: config.REDIS_URL, logger });
+    const client = await loadRateLimitRedis({ url: config.REDIS_URL, logger });
     client.start().catch((err: unknown) => logger.warn('redis client stopped', { error: err }));
     redis = client;
   }

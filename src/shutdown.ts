@@ -1,7 +1,7 @@
 import type http from 'node:http';
 import { setTimeout as delay } from 'node:timers/promises';
 import { createTerminus } from '@godaddy/terminus';
-import type { DrainResult, Lifecycle } from '../services/lifecycle';
+import type { DrainResult, Lifecycle } from '../services/health';
 import type { Config } from './config';
 import type { Logger } from './logger';
 

@@ -7,15 +7,15 @@ import type {
   GatewayChatRequest,
   Message,
   OllamaService,
-} from '../ollama-types';
-import type { Telemetry } from '../telemetry';
+} from '../ollama';
+import type { Telemetry } from '../metrics';
 import { RunStop } from './run-object';
 import type { StepContext } from './run-context';
 import type { PendingCall } from './tool-executor';
 import type { ModelStep } from './types';
 
 export interface ModelStepDeps {
-  /** The only way to Ollama (services/ollama-types.ts). */
+  /** The only way to Ollama (services/ollama/types.ts). */
   ollama: OllamaService;
   telemetry: Telemetry;
   logger: Logger;

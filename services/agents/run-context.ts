@@ -1,5 +1,5 @@
 import type { ValidateFunction } from 'ajv';
-import type { Message, Tool } from '../ollama-types';
+import type { Message, Tool } from '../ollama';
 import type { RunEvents, RunEventType } from './events';
 import type { AgentLimits, AgentOptions, AgentRun } from './types';
 

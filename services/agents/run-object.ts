@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { CallTimings } from '../ollama-types';
+import type { CallTimings } from '../ollama';
 import type { AgentRun, RunError, StopReason } from './types';
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';

@@ -1,7 +1,7 @@
 import type { Logger } from '../../src/logger';
-import type { OllamaService } from '../ollama-types';
-import type { Telemetry } from '../telemetry';
-import type { ToolRegistry } from '../tools/registry';
+import type { OllamaService } from '../ollama';
+import type { Telemetry } from '../metrics';
+import type { ToolRegistry } from '../tools';
 import type { RunEventType } from './events';
 import { createModelStep, emitStepCompleted, pendingCalls, stopFor } from './model-step';
 import type { RunSpec, StepContext } from './run-context';
@@ -14,7 +14,7 @@ import { statusFor, type AgentRun, type RunStep } from './types';
 export type { RunSpec } from './run-context';
 
 export interface RunnerDeps {
-  /** The only way to Ollama (services/ollama-types.ts). */
+  /** The only way to Ollama (services/ollama/types.ts). */
   ollama: OllamaService;
   tools: ToolRegistry;
   telemetry: Telemetry;

@@ -1,11 +1,11 @@
 import type { Config } from '../../src/config';
 import type { Logger } from '../../src/logger';
 import type { SchemaRegistry } from '../../src/validation';
-import { createSsrfGuard, type ResolveHost } from '../net/ssrf-guard';
-import type { ModelManager, OllamaService } from '../ollama-types';
-import type { Telemetry } from '../telemetry';
-import { createBuiltinTools, createToolRegistry } from '../tools/registry';
-import type { ToolDefinition } from '../tools/types';
+import { createSsrfGuard, type ResolveHost } from '../net';
+import type { ModelManager, OllamaService } from '../ollama';
+import type { Telemetry } from '../metrics';
+import { createBuiltinTools, createToolRegistry } from '../tools';
+import type { ToolDefinition } from '../tools';
 import { createIdempotencyStore } from './idempotency';
 import { createAgentRegistry, loadAgentsFile } from './registry';
 import { createRunStore } from './run-store';

@@ -1,7 +1,7 @@
 import type { Logger } from '../../src/logger';
-import type { Telemetry } from '../telemetry';
-import type { ToolRegistry } from '../tools/registry';
-import { ToolError, type ToolDefinition } from '../tools/types';
+import type { Telemetry } from '../metrics';
+import type { ToolRegistry } from '../tools';
+import { ToolError, type ToolDefinition } from '../tools';
 import { preview } from './run-object';
 import type { Timers } from './timers';
 import type { ToolStatus } from './types';

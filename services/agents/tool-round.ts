@@ -1,6 +1,6 @@
 import type { Logger } from '../../src/logger';
-import type { Telemetry } from '../telemetry';
-import type { ToolRegistry } from '../tools/registry';
+import type { Telemetry } from '../metrics';
+import type { ToolRegistry } from '../tools';
 import { createRepeatDetector } from './limits';
 import { stopFor } from './model-step';
 import { preview, RunStop } from './run-object';

@@ -2,7 +2,7 @@
  * The shapes of the agents API: agent definitions, limits and the run object every endpoint
  * (and the webhook) returns. `schemas/agent*.schema.json` describe the same shapes for clients.
  */
-import type { Message } from '../ollama-types';
+import type { Message } from '../ollama';
 
 export interface AgentOptions {
   temperature?: number;

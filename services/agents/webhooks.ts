@@ -4,8 +4,8 @@ import https from 'node:https';
 import axios, { type AxiosError, type AxiosInstance } from 'axios';
 import axiosRetry, { exponentialDelay, isNetworkError } from 'axios-retry';
 import type { Logger } from '../../src/logger';
-import type { SsrfGuard } from '../net/ssrf-guard';
-import type { Telemetry } from '../telemetry';
+import type { SsrfGuard } from '../net';
+import type { Telemetry } from '../metrics';
 
 /**
  * The signing key: a Standard-Webhooks `whsec_<base64>` secret is base64-decoded; any other

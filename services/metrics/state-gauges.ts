@@ -1,5 +1,5 @@
 import { Gauge, type Registry } from 'prom-client';
-import type { OllamaHealthSnapshot, OllamaService } from '../ollama-types';
+import type { OllamaHealthSnapshot, OllamaService } from '../ollama';
 
 /**
  * Where the gauges that mirror state read it. Each getter returns cached state and is called

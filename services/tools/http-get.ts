@@ -1,5 +1,5 @@
 import { Agent, request } from 'undici';
-import { SsrfError, type SsrfGuard } from '../net/ssrf-guard';
+import { SsrfError, type SsrfGuard } from '../net';
 import { ToolError, type ToolDefinition } from './types';
 
 export interface HttpGetOptions {

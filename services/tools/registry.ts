@@ -1,8 +1,8 @@
 import type { ValidateFunction } from 'ajv';
-import type { Tool } from '../ollama-types';
+import type { Tool } from '../ollama';
 import type { SchemaRegistry } from '../../src/validation';
 import { toFieldErrors } from '../../src/validation';
-import { createSsrfGuard, type ResolveHost } from '../net/ssrf-guard';
+import { createSsrfGuard, type ResolveHost } from '../net';
 import { createCalculatorTool } from './calculator';
 import { createCurrentTimeTool } from './current-time';
 import { createHttpGetTool } from './http-get';

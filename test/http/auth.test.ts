@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import request from 'supertest';
 import { keyId } from '../../middleware/auth';
 import { createAuthPolicy } from '../../middleware/auth-policy';
-import { ANONYMOUS, canAccess } from '../../middleware/principal';
+import { ANONYMOUS, canAccess } from '../../src/principal';
 import { buildTestApp, testApps, type RunningApp, type TestApp } from '../support/build-app';
 import { createCaptureLogger } from '../support/capture-logger';
 import { ENDPOINTS, PLACEHOLDER_RUN } from '../support/endpoints';

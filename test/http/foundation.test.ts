@@ -10,9 +10,10 @@ import { loadConfig } from '../../src/config';
 import { createSchemaRegistry } from '../../src/validation';
 import { createErrorHandler, createNotFound } from '../../middleware/error-handler';
 import { createJsonBody } from '../../middleware/json-body';
-import { createRequestContext, createRequestContextStore } from '../../middleware/request-context';
+import { createRequestContext } from '../../middleware/request-context';
+import { createRequestContextStore } from '../../src/request-context';
 import { createValidate } from '../../middleware/validate';
-import { createMetrics } from '../../services/metrics';
+import { createMetrics } from '../../services/metrics/metrics';
 import { createCaptureLogger } from '../support/capture-logger';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;

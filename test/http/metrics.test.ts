@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import request from 'supertest';
-import type { LoadedModel } from '../../services/ollama-types';
+import type { LoadedModel } from '../../services/ollama/types';
 import { parseExposition, seriesKey as k, seriesWithPrefix } from '../support/exposition';
 import { buildMetricsApp, healthSnapshot } from '../support/metrics-app';
 import type { Express } from 'express';

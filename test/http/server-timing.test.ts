@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import express from 'express';
 import request from 'supertest';
 import { createServerTiming, recordTimings } from '../../middleware/server-timing';
-import type { CallTimings } from '../../services/ollama-types';
+import type { CallTimings } from '../../services/ollama/types';
 import { parseServerTiming } from '../support/server-timing';
 
 /** An app whose one route "makes" Ollama calls with the given timings while the clock moves. */

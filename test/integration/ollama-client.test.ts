@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { createOllamaService, type OllamaClient } from '../../services/ollama-client';
+import { createOllamaService, type OllamaClient } from '../../services/ollama/client';
 import { loadConfig } from '../../src/config';
 import { createLogger } from '../../src/logger';
 import { appError } from '../support/app-error';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import type { SwitchProgress } from '../../services/models';
-import type { Schedule } from '../../services/ollama-health';
+import type { SwitchProgress } from '../../services/models/model-service';
+import type { Schedule } from '../../services/health/ollama-poller';
 import { appError } from '../support/app-error';
 import { buildTestApp, type TestApp } from '../support/build-app';
 import { OLLAMA_HOST_VARIANTS } from '../support/ollama-hosts';

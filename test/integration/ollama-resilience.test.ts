@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { createOllamaService, type OllamaClient } from '../../services/ollama-client';
-import type { CircuitState } from '../../services/ollama-circuit';
-import type { ChatStream } from '../../services/ollama-types';
+import { createOllamaService, type OllamaClient } from '../../services/ollama/client';
+import type { CircuitState } from '../../services/ollama/circuit';
+import type { ChatStream } from '../../services/ollama/types';
 import { loadConfig } from '../../src/config';
 import { createLogger } from '../../src/logger';
 import { appError } from '../support/app-error';

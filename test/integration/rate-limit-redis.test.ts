@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import request from 'supertest';
-import { createRateLimitRedis, type RateLimitRedis } from '../../services/rate-limit-redis';
+import { createRateLimitRedis, type RateLimitRedis } from '../../services/stores/rate-limit-redis';
 import type { Express } from 'express';
 import { createLogger } from '../../src/logger';
 import { testApps } from '../support/build-app';

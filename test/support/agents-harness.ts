@@ -1,7 +1,7 @@
 import type { Server } from 'node:http';
 import type { AgentsRuntime } from '../../services/agents/runtime';
-import type { OllamaClient } from '../../services/ollama-client';
-import type { Metrics } from '../../services/metrics';
+import type { OllamaClient } from '../../services/ollama/client';
+import type { Metrics } from '../../services/metrics/metrics';
 import type { ToolDefinition } from '../../services/tools/types';
 import type { SchemaRegistry } from '../../src/validation';
 import { buildTestApp } from './build-app';

@@ -1,4 +1,4 @@
-import type { Schedule } from '../../services/ollama-health';
+import type { Schedule } from '../../services/health/ollama-poller';
 
 /**
  * A `Schedule` whose timers fire only when the test says so: the background health refresh is

@@ -1,8 +1,8 @@
 import type { Express } from 'express';
 import { Registry } from 'prom-client';
-import { createRequestContextStore } from '../../middleware/request-context';
-import { createMetrics, type Metrics, type MetricsOptions } from '../../services/metrics';
-import type { OllamaHealthSnapshot } from '../../services/ollama-types';
+import { createRequestContextStore } from '../../src/request-context';
+import { createMetrics, type Metrics, type MetricsOptions } from '../../services/metrics/metrics';
+import type { OllamaHealthSnapshot } from '../../services/ollama/types';
 import { createApp } from '../../src/app';
 import { loadConfig } from '../../src/config';
 import { createLogger } from '../../src/logger';

@@ -3,8 +3,8 @@ import type {
   InferenceEvent,
   ModelSwitchEvent,
   Telemetry,
-} from '../../services/telemetry';
-import { createNoopTelemetry } from '../../services/telemetry';
+} from '../../services/metrics/telemetry';
+import { createNoopTelemetry } from '../../services/metrics/telemetry';
 
 /** Telemetry that keeps the Ollama events it is given, for assertions. */
 export interface RecordingTelemetry extends Telemetry {

@@ -124,6 +124,24 @@ describe('auth (unit)', () => {
         assert.equal(policy.match(method, path)?.access, access);
       });
     }
+    it('gives each request the rate-limit budget of its row: runs, unlimited for open rows, else api', () => {
+      assert.equal(policy.match('POST', '/agents/run')?.budget, 'runs');
+      assert.equal(policy.match('POST', '/Agents/Run/')?.budget, 'runs');
+      assert.equal(policy.match('GET', '/agents/run')?.budget, 'api');
+      assert.equal(policy.match('GET', '/ollama/models')?.budget, 'api');
+      for (const path of [
+        '/health',
+        '/health/live',
+        '/health/ready',
+        '/health/startup',
+        '/metrics',
+      ]) {
+        assert.equal(policy.match('GET', path)?.budget, 'unlimited', path);
+      }
+      for (const rule of AUTH_POLICY) {
+        assert.equal(rule.budget === 'unlimited', rule.access === 'open', rule.pattern);
+      }
+    });
     it('matches the way Express routes do, so case and trailing slashes cannot dodge it', () => {
       for (const rule of AUTH_POLICY) {
         if (rule.pattern.includes(':') || rule.pattern.includes('*')) continue;

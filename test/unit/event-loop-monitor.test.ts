@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createEventLoopMonitor } from '../../services/event-loop-monitor';
+import { createEventLoopMonitor } from '../../services/health/event-loop-monitor';
 
 /** Keeps the event loop busy for `ms` (a stall, not a sleep: nothing else can run). */
 function blockFor(ms: number): void {

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import type { EventLoopMonitor, EventLoopStats } from '../../services/event-loop-monitor';
-import { createHealthService, type HealthService } from '../../services/health';
-import type { OllamaHealthSnapshot } from '../../services/ollama-types';
-import type { StartupState } from '../../services/startup';
+import type { EventLoopMonitor, EventLoopStats } from '../../services/health/event-loop-monitor';
+import { createHealthService, type HealthService } from '../../services/health/probes';
+import type { OllamaHealthSnapshot } from '../../services/ollama/types';
+import type { StartupState } from '../../services/health/startup';
 import { createSchemaRegistry } from '../../src/validation';
 import { assertMatchesSchema } from '../support/schema-assert';
 

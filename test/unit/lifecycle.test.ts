@@ -2,7 +2,11 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import http, { type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createLifecycle, type EndStreamWithError, type Lifecycle } from '../../services/lifecycle';
+import {
+  createLifecycle,
+  type EndStreamWithError,
+  type Lifecycle,
+} from '../../services/health/lifecycle';
 import type { AppError } from '../../src/errors';
 import { createCaptureLogger } from '../support/capture-logger';
 

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Registry } from 'prom-client';
 import { parse } from 'yaml';
-import { createMetrics } from '../../services/metrics';
+import { createMetrics } from '../../services/metrics/metrics';
 
 const root = path.join(__dirname, '..', '..', '..');
 const read = (file: string): string => readFileSync(path.join(root, file), 'utf8');

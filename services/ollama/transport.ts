@@ -5,8 +5,8 @@
  * sees it, and records how far the answer got.
  */
 import { Agent, request as undiciRequest, type Dispatcher } from 'undici';
-import { isAppError } from '../src/errors';
-import { errorFromStatus, timeoutError, unavailableError } from './ollama-errors';
+import { isAppError } from '../../src/errors';
+import { errorFromStatus, timeoutError, unavailableError } from './errors';
 
 /** How long an idle pooled connection to Ollama stays open. */
 const KEEP_ALIVE_MS = 30_000;

@@ -1,4 +1,4 @@
-import { AppError } from '../src/errors';
+import { AppError } from '../../src/errors';
 
 /**
  * Admission control in front of Ollama. Ollama's own wait for a loaded model's slot is

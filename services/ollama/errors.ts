@@ -3,8 +3,8 @@
  * by what the transport reported, never by message text (Ollama's wording changes per endpoint
  * and per version).
  */
-import { AppError, isAppError, type AppErrorOptions, type ErrorCode } from '../src/errors';
-import type { InferenceOutcome } from './telemetry';
+import { AppError, isAppError, type AppErrorOptions, type ErrorCode } from '../../src/errors';
+import type { InferenceOutcome } from '../metrics';
 
 /** Retry-After sent with OLLAMA_BUSY when Ollama itself gives none. */
 const BUSY_RETRY_AFTER_S = 1;

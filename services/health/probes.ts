@@ -5,15 +5,10 @@
  * liveness and cause a restart storm.
  */
 import { performance } from 'node:perf_hooks';
-import type { Config } from '../src/config';
+import type { Config } from '../../src/config';
 import { createEventLoopMonitor, type EventLoopMonitor } from './event-loop-monitor';
 import type { Lifecycle } from './lifecycle';
-import type {
-  ModelManager,
-  OllamaHealth,
-  OllamaHealthSnapshot,
-  OllamaService,
-} from './ollama-types';
+import type { ModelManager, OllamaHealth, OllamaHealthSnapshot, OllamaService } from '../ollama';
 import type { StartupSequence, StartupState } from './startup';
 
 export interface BuildInfo {

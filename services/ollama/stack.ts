@@ -1,10 +1,10 @@
-import { createModelService, type ModelService } from '../services/models';
-import { createOllamaService, type OllamaClient } from '../services/ollama-client';
-import { createOllamaHealth, type Schedule } from '../services/ollama-health';
-import type { OllamaHealth } from '../services/ollama-types';
-import type { Telemetry } from '../services/telemetry';
-import type { Config } from './config';
-import type { Logger } from './logger';
+import { createModelService, type ModelService } from '../models';
+import { createOllamaService, type OllamaClient } from './client';
+import { createOllamaHealth, type Schedule } from '../health';
+import type { OllamaHealth } from './types';
+import type { Telemetry } from '../metrics';
+import type { Config } from '../../src/config';
+import type { Logger } from '../../src/logger';
 
 /** The Ollama collaborators every other part uses, built together because they share state. */
 export interface OllamaStack {
@@ -28,7 +28,7 @@ export interface OllamaStackOptions {
  * Builds the Ollama service, the model manager (active model, switch, cached catalog) and the
  * cached health. Starts nothing: the owner calls `ollamaHealth.start()` when it is ready.
  */
-export function buildOllamaStack(options: OllamaStackOptions): OllamaStack {
+export function createOllamaStack(options: OllamaStackOptions): OllamaStack {
   const { config, telemetry, logger } = options;
   const now = options.now ?? Date.now;
   const ollama = createOllamaService({ config, telemetry, logger, now });

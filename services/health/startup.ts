@@ -5,10 +5,10 @@
  * whose Ollama never comes up stays in startup, and the startup probe's budget decides.
  */
 import { setTimeout as delay } from 'node:timers/promises';
-import type { Config } from '../src/config';
-import { AppError, isAppError } from '../src/errors';
-import type { Logger } from '../src/logger';
-import type { ModelManager, OllamaHealth, OllamaService } from './ollama-types';
+import type { Config } from '../../src/config';
+import { AppError, isAppError } from '../../src/errors';
+import type { Logger } from '../../src/logger';
+import type { ModelManager, OllamaHealth, OllamaService } from '../ollama';
 
 export type StartupStepName = 'wait_for_ollama' | 'pull' | 'preload';
 

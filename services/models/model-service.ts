@@ -1,15 +1,15 @@
-import { AppError, isAppError } from '../src/errors';
-import type { Logger } from '../src/logger';
-import { createModelCatalog, type ModelCatalog } from './model-catalog';
-import { sameModel } from './ollama-health';
+import { AppError, isAppError } from '../../src/errors';
+import type { Logger } from '../../src/logger';
+import { createModelCatalog, type ModelCatalog } from './catalog';
+import { sameModel } from './model-name';
 import type {
   CallOptions,
   ModelManager,
   ModelSwitchRecord,
   OllamaService,
   ProgressResponse,
-} from './ollama-types';
-import type { Telemetry } from './telemetry';
+} from '../ollama';
+import type { Telemetry } from '../metrics';
 
 export interface SwitchRequest {
   model: string;

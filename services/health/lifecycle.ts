@@ -5,8 +5,8 @@
  * of cutting their sockets.
  */
 import type { ServerResponse } from 'node:http';
-import { AppError } from '../src/errors';
-import type { Logger } from '../src/logger';
+import { AppError } from '../../src/errors';
+import type { Logger } from '../../src/logger';
 
 /**
  * Called once when the shutdown deadline passed while the stream was still open. It must write

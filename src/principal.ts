@@ -1,4 +1,4 @@
-import type { Role } from '../src/config';
+import type { Role } from './config';
 
 /** Who is calling: set on every request by the auth middleware before any router runs. */
 export interface Principal {

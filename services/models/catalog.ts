@@ -1,6 +1,6 @@
 import type { ListResponse, ShowResponse } from 'ollama';
-import { sameModel } from './ollama-health';
-import type { CallOptions, OllamaService } from './ollama-types';
+import { sameModel } from './model-name';
+import type { CallOptions, OllamaService } from '../ollama';
 
 /** An installed model as GET /ollama/models shows it. */
 export interface ModelView {

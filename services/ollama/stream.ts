@@ -1,7 +1,7 @@
-import { isAppError } from '../src/errors';
-import type { CallDeadline } from './ollama-http';
-import { midStreamError } from './ollama-errors';
-import type { CallTimings, ChatResponse, ChatStream } from './ollama-types';
+import { isAppError } from '../../src/errors';
+import type { CallDeadline } from './transport';
+import { midStreamError } from './errors';
+import type { CallTimings, ChatResponse, ChatStream } from './types';
 
 /** How a stream ended, reported once. */
 export interface StreamEnd {

@@ -1,14 +1,14 @@
 /**
  * The one adapter between the gateway and Ollama: the official `ollama` client over a keep-alive
  * undici pool, with deadlines, typed errors, retries, a circuit breaker and admission control.
- * See services/ollama-types.ts for the contract every caller codes against.
+ * See ./types.ts for the contract every caller codes against.
  */
 import { Ollama, type ChatRequest, type ChatResponse } from 'ollama';
-import type { Config } from '../src/config';
-import { isAppError } from '../src/errors';
-import type { Logger } from '../src/logger';
-import { createAdmission, type Slot } from './ollama-admission';
-import { createCircuit, type CircuitState } from './ollama-circuit';
+import type { Config } from '../../src/config';
+import { isAppError } from '../../src/errors';
+import type { Logger } from '../../src/logger';
+import { createAdmission, type Slot } from './admission';
+import { createCircuit, type CircuitState } from './circuit';
 import {
   countsAsOllamaFailure,
   failureOf,
@@ -16,12 +16,12 @@ import {
   outcomeOf,
   pullError,
   unavailableError,
-} from './ollama-errors';
-import { CallDeadline, createOllamaTransport, type AttemptProbe } from './ollama-http';
-import { withRetries } from './ollama-retry';
-import { createChatStream, type StreamEnd } from './ollama-stream';
-import type { CallOptions, CallTimings, GatewayChatRequest, OllamaService } from './ollama-types';
-import type { InferenceEvent, InferenceOperation, Telemetry } from './telemetry';
+} from './errors';
+import { CallDeadline, createOllamaTransport, type AttemptProbe } from './transport';
+import { withRetries } from './retry';
+import { createChatStream, type StreamEnd } from './stream';
+import type { CallOptions, CallTimings, GatewayChatRequest, OllamaService } from './types';
+import type { InferenceEvent, InferenceOperation, Telemetry } from '../metrics';
 
 export type OllamaClientConfig = Pick<
   Config,

@@ -1,7 +1,7 @@
 import type { ClientRateLimitInfo, Options as RateLimitConfig, Store } from 'express-rate-limit';
 import { RedisStore } from 'rate-limit-redis';
 import { createClient } from 'redis';
-import type { Logger } from '../src/logger';
+import type { Logger } from '../../src/logger';
 
 export interface RateLimitRedisOptions {
   /** REDIS_URL (redis:// or rediss://). */

@@ -1,5 +1,5 @@
 import CircuitBreaker from 'opossum';
-import { circuitOpenError } from './ollama-errors';
+import { circuitOpenError } from './errors';
 
 export type CircuitState = 'closed' | 'half-open' | 'open';
 

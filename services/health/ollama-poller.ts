@@ -1,12 +1,8 @@
-import { isAppError } from '../src/errors';
-import type { Logger } from '../src/logger';
-import type {
-  LoadedModel,
-  OllamaHealth,
-  OllamaHealthSnapshot,
-  OllamaService,
-} from './ollama-types';
-import type { Telemetry } from './telemetry';
+import { isAppError } from '../../src/errors';
+import type { Logger } from '../../src/logger';
+import type { LoadedModel, OllamaHealth, OllamaHealthSnapshot, OllamaService } from '../ollama';
+import type { Telemetry } from '../metrics';
+import { sameModel } from '../models';
 
 /** A cancellable one-shot timer; injected so tests drive the refresh loop without sleeping. */
 export type Schedule = (fn: () => void, ms: number) => { cancel(): void };
@@ -42,12 +38,6 @@ const INITIAL: OllamaHealthSnapshot = {
   activeModelInstalled: null,
   lastError: null,
 };
-
-/** Ollama names `llama3.2` and `llama3.2:latest` the same model. */
-export function sameModel(a: string, b: string): boolean {
-  const canonical = (n: string): string => (n.includes(':') ? n : `${n}:latest`).toLowerCase();
-  return canonical(a) === canonical(b);
-}
 
 /**
  * The cached view of Ollama: `GET /api/version` says whether it is up; `/api/ps` and

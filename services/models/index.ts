@@ -1,0 +1,3 @@
+export { sameModel } from './model-name';
+export { createModelService } from './model-service';
+export type { ModelService, SwitchRequest } from './model-service';

@@ -1,0 +1,17 @@
+export { createOllamaStack } from './stack';
+export type { OllamaStack } from './stack';
+export type {
+  CallOptions,
+  CallTimings,
+  ChatResponse,
+  GatewayChatRequest,
+  LoadedModel,
+  Message,
+  ModelManager,
+  ModelSwitchRecord,
+  OllamaHealth,
+  OllamaHealthSnapshot,
+  OllamaService,
+  ProgressResponse,
+  Tool,
+} from './types';
