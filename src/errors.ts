@@ -9,6 +9,7 @@ export const ERROR_CATALOG = {
   // 4xx: the caller can fix these.
   INVALID_JSON: { status: 400, message: 'The request body is not valid JSON.' },
   VALIDATION_FAILED: { status: 400, message: 'The request is not valid.' },
+  OLLAMA_BAD_REQUEST: { status: 400, message: 'Ollama refused the request as invalid.' },
   UNAUTHENTICATED: { status: 401, message: 'A valid API key is required.' },
   FORBIDDEN: { status: 403, message: 'This API key may not do this.' },
   NOT_FOUND: { status: 404, message: 'No such resource.' },
@@ -31,12 +32,24 @@ export const ERROR_CATALOG = {
     message: 'The request body must be JSON (Content-Type: application/json).',
   },
   RATE_LIMITED: { status: 429, message: 'Too many requests; retry later.' },
+  OLLAMA_CLOUD_RATE_LIMITED: {
+    status: 429,
+    message: 'The Ollama cloud model is rate limited; retry later.',
+  },
   QUEUE_FULL: { status: 429, message: 'Too many requests are waiting for Ollama; retry later.' },
   TOO_MANY_RUNS: { status: 429, message: 'Too many agent runs are in progress; retry later.' },
   HEADERS_TOO_LARGE: { status: 431, message: 'The request headers are too large.' },
   // 5xx: the service or what it depends on failed.
   INTERNAL_ERROR: { status: 500, message: 'Internal error.' },
   OLLAMA_UPSTREAM_ERROR: { status: 502, message: 'Ollama answered with an error.' },
+  OLLAMA_CLOUD_UNAUTHORIZED: {
+    status: 502,
+    message: 'Ollama is not signed in to ollama.com, so it cannot run cloud models.',
+  },
+  OLLAMA_CLOUD_FORBIDDEN: {
+    status: 502,
+    message: "Ollama's ollama.com account may not use this cloud model.",
+  },
   OLLAMA_UNAVAILABLE: { status: 503, message: 'Ollama is not reachable.' },
   OLLAMA_BUSY: { status: 503, message: 'Ollama is busy; retry later.' },
   QUEUE_TIMEOUT: { status: 503, message: 'Timed out waiting for a free Ollama slot.' },

@@ -54,16 +54,25 @@ export function stopFor(err: unknown, signal: AbortSignal, logger: Logger): RunS
   if (signal.aborted && signal.reason instanceof RunStop) return signal.reason;
   if (err instanceof RunStop) return err;
   if (isAppError(err)) {
+    // The gateway's own code, and when to retry, travel with the run's error.
+    const details: Record<string, unknown> = { error_code: err.code };
+    if (err.retryAfterS !== undefined) details.retry_after_ms = err.retryAfterS * 1000;
+    const upstream = (err.details as { upstream_message?: unknown } | undefined)?.upstream_message;
+    if (typeof upstream === 'string') details.upstream_message = upstream;
     switch (err.code) {
       case 'OLLAMA_UNAVAILABLE':
       case 'OLLAMA_BUSY':
       case 'OLLAMA_TIMEOUT':
       case 'QUEUE_FULL':
       case 'QUEUE_TIMEOUT':
-        return new RunStop('ollama_unavailable', err.message);
+      case 'OLLAMA_CLOUD_RATE_LIMITED':
+        return new RunStop('ollama_unavailable', err.message, details);
       case 'MODEL_NOT_FOUND':
       case 'OLLAMA_UPSTREAM_ERROR':
-        return new RunStop('model_error', err.message);
+      case 'OLLAMA_BAD_REQUEST':
+      case 'OLLAMA_CLOUD_UNAUTHORIZED':
+      case 'OLLAMA_CLOUD_FORBIDDEN':
+        return new RunStop('model_error', err.message, details);
       default:
         break;
     }
@@ -111,7 +120,7 @@ export function createModelStep(deps: ModelStepDeps) {
   function absorb(ctx: StepContext, step: ModelStep, reply: Message, m: Message | undefined): void {
     if (m?.thinking) {
       reply.thinking = (reply.thinking ?? '') + m.thinking;
-      if (ctx.spec.think === true) {
+      if (ctx.spec.think !== undefined && ctx.spec.think !== false) {
         ctx.emit('thinking.delta', { step_index: step.index, text: m.thinking });
       }
     }

@@ -1,7 +1,7 @@
 import type { ValidateFunction } from 'ajv';
 import type { Message, Tool } from '../ollama';
 import type { RunEvents, RunEventType } from './events';
-import type { AgentLimits, AgentOptions, AgentRun } from './types';
+import type { AgentLimits, AgentOptions, AgentRun, ThinkSetting } from './types';
 
 /** Everything one run needs, resolved by the service before the loop starts. */
 export interface RunSpec {
@@ -26,8 +26,8 @@ export interface RunSpec {
    * Ollama call per model step (see model-step.ts).
    */
   streamTokens: boolean;
-  /** The agent's `think`: sent to Ollama when set; `true` also streams `thinking.delta` events. */
-  think?: boolean;
+  /** The run's `think`: sent to Ollama when set; on (not `false`) also streams `thinking.delta` events. */
+  think?: ThinkSetting;
   /** Set when a structured answer was asked for (`response_format: json_schema`). */
   format?: { schema: Record<string, unknown>; validate: ValidateFunction };
 }

@@ -14,7 +14,14 @@ import { agentProblems, type AgentRegistry } from './registry';
 import { createIsoClock, createRunIds, newRun, shutdownStop, snapshot } from './run-object';
 import type { RunRecord, RunStore } from './run-store';
 import type { AgentRunner } from './runner';
-import type { AgentDefinition, AgentLimits, AgentOptions, AgentRun, ResponseFormat } from './types';
+import type {
+  AgentDefinition,
+  AgentLimits,
+  AgentOptions,
+  AgentRun,
+  ResponseFormat,
+  ThinkSetting,
+} from './types';
 import type { WebhookSender } from './webhooks';
 
 /** The body of POST /agents/run after validation against `agent-run.request`. */
@@ -26,6 +33,7 @@ export interface RunRequest {
   options?: AgentOptions;
   limits?: Partial<AgentLimits>;
   response_format?: ResponseFormat;
+  think?: ThinkSetting;
   stream?: boolean;
   background?: boolean;
   webhook?: { url: string; events?: string[] };
@@ -201,7 +209,7 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
         model,
         tools: toolNames,
         options,
-        think: agent.think,
+        think: body.think ?? agent.think,
         limits,
         response_format: format,
       };
@@ -271,7 +279,9 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
           limits,
           // An answered run's caller gets only the finished run: no one watches its tokens.
           streamTokens: Boolean(body.stream || body.background || body.webhook),
-          ...(agent.think !== undefined ? { think: agent.think } : {}),
+          ...((body.think ?? agent.think) !== undefined
+            ? { think: body.think ?? agent.think }
+            : {}),
           ...(validate && format?.type === 'json_schema'
             ? { format: { schema: format.schema, validate } }
             : {}),

@@ -34,14 +34,17 @@ export interface AgentDefinition {
   system?: string;
   tools?: string[];
   options?: AgentOptions;
-  /** Ollama's `think`; true also streams the thinking as `thinking.delta` events. */
-  think?: boolean;
+  /** Ollama's `think`; on (true or a level) also streams the thinking as `thinking.delta` events. */
+  think?: ThinkSetting;
   limits?: Partial<AgentLimits>;
   response_format?: ResponseFormat;
 }
 
 export type RunStatus =
   'queued' | 'in_progress' | 'completed' | 'incomplete' | 'failed' | 'cancelled';
+
+/** Ollama's `think`: on or off, or a level for models that have levels (ollama-api.md §4.5). */
+export type ThinkSetting = boolean | 'low' | 'medium' | 'high' | 'max';
 
 export type StopReason =
   | 'end_turn'

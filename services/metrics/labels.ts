@@ -1,3 +1,5 @@
+import { modelKey } from '../../src/model-name';
+
 /**
  * Label values come from bounded sets only, so no caller input can grow the number of series:
  * a model is one Ollama lists (else `other`), an agent or tool is a registered name (else
@@ -7,12 +9,8 @@
 /** The one label value for anything outside a bounded set. */
 export const OTHER = 'other';
 
-/** `[namespace/]model[:tag]` with Ollama's default tag and its case-insensitive match. */
-export function canonicalModelName(name: string): string {
-  const lower = name.toLowerCase();
-  const lastSlash = lower.lastIndexOf('/');
-  return lower.indexOf(':', lastSlash + 1) === -1 ? `${lower}:latest` : lower;
-}
+/** The name as Ollama compares it (defaults filled in, case folded): see src/model-name. */
+export const canonicalModelName = modelKey;
 
 /**
  * Maps a requested model name to the name Ollama lists (`llama3.2` → `llama3.2:latest`), or

@@ -172,7 +172,8 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
       ...req,
       messages: withImages ? req.messages?.map((m) => ({ ...m })) : req.messages,
       keep_alive: config.OLLAMA_KEEP_ALIVE,
-    };
+      // ollama-js sends `think` as given; its types lack the `max` level Ollama accepts.
+    } as ChatRequest;
   }
 
   /** Fails fast on an open circuit, then waits for an admission slot. */
@@ -191,8 +192,7 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
         return await client.chat({ model, messages: [], keep_alive: keepAlive, stream: false });
       } catch (err) {
         // Embedding models refuse chat (400); /api/embed with no input loads or unloads them.
-        if (!isAppError(err) || err.code !== 'OLLAMA_UPSTREAM_ERROR') throw err;
-        if (failureOf(err).status !== 400) throw err;
+        if (!isAppError(err) || err.code !== 'OLLAMA_BAD_REQUEST') throw err;
         await client.embed({ model, input: [], keep_alive: keepAlive });
         return undefined;
       }

@@ -51,17 +51,30 @@ export function errorFromStatus(
   if (status === 404 && modelScoped) {
     return new OllamaCallError('MODEL_NOT_FOUND', undefined, { cause: upstream }, facts);
   }
+  const header = Number(retryAfterHeader);
+  const retryAfterS = Number.isFinite(header) && header > 0 ? header : BUSY_RETRY_AFTER_S;
   if (status === 503) {
-    const header = Number(retryAfterHeader);
-    const retryAfterS = Number.isFinite(header) && header > 0 ? header : BUSY_RETRY_AFTER_S;
     return new OllamaCallError('OLLAMA_BUSY', undefined, { retryAfterS, cause: upstream }, facts);
   }
-  // A 4xx describes the request the gateway forwarded (e.g. a model without tool support), so
-  // its text helps the caller; a 5xx text is Ollama's internals and stays in the log.
+  // A 4xx describes the request the gateway forwarded (e.g. a model without tool support, an
+  // invalid model name), so its text helps the caller; a 5xx text is Ollama's internals and
+  // stays in the log.
   const details: Record<string, unknown> = { upstream_status: status };
   if (status < 500 && upstream) details.upstream_message = upstream.slice(0, MAX_UPSTREAM_MESSAGE);
   const cause = new Error(`Ollama answered ${status}: ${upstream}`);
-  return new OllamaCallError('OLLAMA_UPSTREAM_ERROR', undefined, { details, cause }, facts);
+  // 401/403/429 come from ollama.com through Ollama, for cloud models (ollama-api.md §1.13).
+  const code =
+    status === 400
+      ? 'OLLAMA_BAD_REQUEST'
+      : status === 401
+        ? 'OLLAMA_CLOUD_UNAUTHORIZED'
+        : status === 403
+          ? 'OLLAMA_CLOUD_FORBIDDEN'
+          : status === 429
+            ? 'OLLAMA_CLOUD_RATE_LIMITED'
+            : 'OLLAMA_UPSTREAM_ERROR';
+  const options = status === 429 ? { details, cause, retryAfterS } : { details, cause };
+  return new OllamaCallError(code, undefined, options, facts);
 }
 
 function upstreamMessage(bodyText: string): string {

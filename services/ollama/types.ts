@@ -28,7 +28,13 @@ export interface CallOptions {
 }
 
 /** A chat request as the gateway sends it; `keep_alive` is filled in by the service. */
-export type GatewayChatRequest = Omit<ChatRequest, 'stream' | 'keep_alive'>;
+/**
+ * A chat as the gateway sends it (stream and keep_alive are the adapter's). `think` also takes
+ * `max`, which Ollama accepts (ollama-api.md §4.5) and ollama-js's types do not list yet.
+ */
+export type GatewayChatRequest = Omit<ChatRequest, 'stream' | 'keep_alive' | 'think'> & {
+  think?: boolean | 'low' | 'medium' | 'high' | 'max';
+};
 
 /** Where the time of one generation went, for Server-Timing and metrics. */
 export interface CallTimings {

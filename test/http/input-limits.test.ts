@@ -29,7 +29,8 @@ interface LimitRow {
 
 const BAD_MODEL_NAMES = [
   '../../etc/passwd',
-  'a/b/c',
+  'a/b/c/d',
+  'hf.co/model',
   'model\u0000',
   'mo\ndel',
   '/abs',

@@ -287,10 +287,11 @@ for (const variant of OLLAMA_HOST_VARIANTS) {
         assert.equal(telemetry.inferences.at(-1)?.outcome, 'not_found');
       });
 
-      it('passes a 4xx reason on in details', async () => {
+      it('answers a 400 of Ollama as OLLAMA_BAD_REQUEST (400), its reason in details', async () => {
         await assert.rejects(
           svc.chat({ model: 'nomic-embed-text', messages: USER }),
-          appError('OLLAMA_UPSTREAM_ERROR', (e) => {
+          appError('OLLAMA_BAD_REQUEST', (e) => {
+            assert.equal(e.status, 400);
             const details = e.details as { upstream_status: number; upstream_message: string };
             assert.equal(details.upstream_status, 400);
             assert.match(details.upstream_message, /does not support chat/);

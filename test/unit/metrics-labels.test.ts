@@ -10,7 +10,8 @@ describe('metric labels', () => {
     for (const [input, expected] of [
       ['llama3.2', 'llama3.2:latest'],
       ['Llama3.2:3B', 'llama3.2:3b'],
-      ['library/qwen3', 'library/qwen3:latest'],
+      ['library/qwen3', 'qwen3:latest'],
+      ['hf.co/Bartowski/X:Q4_K_M', 'hf.co/bartowski/x:q4_k_m'],
       ['registry.local:5000/team/model', 'registry.local:5000/team/model:latest'],
       ['registry.local:5000/team/model:q4', 'registry.local:5000/team/model:q4'],
     ] as const) {
