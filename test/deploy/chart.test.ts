@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { runHelm } from '../../scripts/lib/chart';
-import { createK8sValidator } from './support/k8s-schema';
+import { createK8sValidator, type K8sValidator } from './support/k8s-schema';
 import { podSpecOf, WORKLOAD_KINDS, workloadProblems, type Container } from './support/policy';
 import { CHART_DIR, ciValuesFiles, renderChart, ROOT, type K8sObject } from './support/render';
 
@@ -38,7 +38,10 @@ const gatewayEnv = (objs: K8sObject[]): Record<string, string> => {
 
 describe('Helm chart (helm/ollama-agent-gateway)', function () {
   this.timeout(60_000);
-  const validator = createK8sValidator();
+  let validator: K8sValidator;
+  before(async () => {
+    validator = await createK8sValidator();
+  });
 
   it('passes helm lint --strict with every values file in ci/', async () => {
     for (const file of ciValuesFiles()) {
@@ -211,6 +214,23 @@ describe('Helm chart (helm/ollama-agent-gateway)', function () {
         problems.some((p) => p.includes("'readinesProbe'")),
         problems.join('\n'),
       );
+    });
+
+    it('rejects a missing required field and an unknown field inside a custom resource', async () => {
+      const objs = await renderChart(['-f', path.join(CHART_DIR, 'ci', 'full-values.yaml')]);
+      const deployment = structuredClone(one(objs, 'Deployment'));
+      delete (podSpecOf(deployment).containers[0] as Partial<Container>).name;
+      assert.ok(
+        validator
+          .validate(deployment)
+          .some((p) => /containers\/0: must have required property name/.test(p)),
+      );
+      const monitor = structuredClone(one(objs, 'ServiceMonitor'));
+      const endpoint = (monitor.spec as { endpoints: Record<string, unknown>[] }).endpoints[0];
+      (endpoint as Record<string, unknown>).bearerTokenSecrett = {};
+      assert.deepEqual(validator.validate(monitor), [
+        "ServiceMonitor .spec.endpoints[0]: unknown field 'bearerTokenSecrett'",
+      ]);
     });
 
     it('rejects a wrong type and an unknown kind', () => {
