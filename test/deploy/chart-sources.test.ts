@@ -13,7 +13,7 @@ import {
 import { helmTemplate, runHelm } from '../../scripts/lib/chart';
 import { renderK8s } from '../../scripts/render-k8s';
 import { CHART_FILE_COPIES } from '../../scripts/sync-chart-files';
-import { CHART_DIR, ROOT } from './support/render';
+import { CHART_DIR, DEFAULTS_FILE, ROOT } from './support/render';
 
 const read = (p: string) => readFileSync(path.join(ROOT, p), 'utf8');
 
@@ -62,7 +62,15 @@ describe('chart sources stay in step with the service', function () {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'oag-readme-values-'));
     try {
       writeFileSync(path.join(dir, 'my-values.yaml'), example);
-      const out = await helmTemplate(['gw', CHART_DIR, '-f', path.join(dir, 'my-values.yaml')]);
+      // helm install generates the key; a render without a cluster needs one given.
+      const out = await helmTemplate([
+        'gw',
+        CHART_DIR,
+        '-f',
+        DEFAULTS_FILE,
+        '-f',
+        path.join(dir, 'my-values.yaml'),
+      ]);
       assert.match(out, /nvidia\.com\/gpu: 1/);
       assert.match(out, /OLLAMA_MODEL: "llama3\.1:8b"/);
       // The install commands name the StatefulSet and its initContainer as the chart renders them.
@@ -107,7 +115,8 @@ describe('values validation', function () {
   const template = async (values: string) => {
     const file = path.join(dir, `v${Math.random().toString(36).slice(2)}.yaml`);
     writeFileSync(file, values);
-    return runHelm(['template', 'oag', CHART_DIR, '-f', file]);
+    // On top of the defaults file: its key is what a render without a cluster needs.
+    return runHelm(['template', 'oag', CHART_DIR, '-f', DEFAULTS_FILE, '-f', file]);
   };
 
   const rejected: Array<[string, string, RegExp]> = [
@@ -144,6 +153,7 @@ describe('values validation', function () {
         '  enabled: false',
         'podDisruptionBudget:',
         '  minAvailable: 2',
+        '  maxUnavailable: null',
       ].join('\n'),
     );
     assert.notEqual(r.status, 0);
