@@ -10,7 +10,7 @@ import {
   withProbeBudgets,
   withTable,
 } from '../../scripts/chart-docs';
-import { helmTemplate, runHelm } from '../../scripts/lib/chart';
+import { helmTemplate, KUBE_VERSION, runHelm } from '../../scripts/lib/chart';
 import { renderK8s } from '../../scripts/render-k8s';
 import { CHART_FILE_COPIES } from '../../scripts/sync-chart-files';
 import { CHART_DIR, DEFAULTS_FILE, ROOT } from './support/render';
@@ -200,5 +200,20 @@ describe('values validation', function () {
     const r = await template('gateway:\n  terminationGraceExtraSeconds: 1\n');
     assert.notEqual(r.status, 0);
     assert.match(r.stderr, /terminationGraceExtraSeconds: Must be greater than or equal to 2/);
+  });
+});
+
+describe('supported Kubernetes versions', function () {
+  this.timeout(30_000);
+  it('Chart.yaml states them, and the chart refuses to render for an older cluster', async () => {
+    const chart = parse(read('helm/ollama-agent-gateway/Chart.yaml')) as { kubeVersion: string };
+    assert.equal(chart.kubeVersion, '>=1.31.0-0');
+    const at = (v: string) =>
+      runHelm(['template', 'oag', CHART_DIR, '-f', DEFAULTS_FILE, '--kube-version', v]);
+    const old = await at('1.30.9');
+    assert.notEqual(old.status, 0);
+    assert.match(old.stderr, /chart requires kubeVersion: >=1\.31\.0-0/);
+    assert.equal((await at('1.31.0')).status, 0);
+    assert.equal((await at(KUBE_VERSION)).status, 0);
   });
 });
