@@ -78,7 +78,7 @@ describe('the chart on a GPU cluster, as an operator runs it', function () {
       });
     }
 
-    it('fails on the layout the chart had before: a volume at /root/.ollama, no HOME, uid 1000', async () => {
+    it('fails on a volume at /root/.ollama with no HOME under uid 1000 (the image’s own layout)', async () => {
       const sts = structuredClone(one(await render(), 'StatefulSet'));
       for (const c of ollamaServers(sts)) {
         const full = c as { env?: Env; volumeMounts?: { name: string; mountPath: string }[] };
