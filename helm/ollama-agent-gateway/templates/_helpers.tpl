@@ -43,6 +43,14 @@ app.kubernetes.io/instance: {{ .ctx.Release.Name }}
 app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
+{{/* Pod-spec fields every pod of the chart shares: service account, token, pull secrets. */}}
+{{- define "oag.podCommon" -}}
+serviceAccountName: {{ include "oag.serviceAccountName" . }}
+automountServiceAccountToken: {{ .Values.serviceAccount.automountServiceAccountToken }}
+enableServiceLinks: false
+{{- include "oag.imagePullSecrets" . }}
+{{- end -}}
+
 {{- define "oag.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create -}}
 {{- default (include "oag.fullname" .) .Values.serviceAccount.name -}}
@@ -51,18 +59,43 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- end -}}
 
-{{/* An image reference; refuses a `latest` tag (validateValues reports it with the rest). */}}
+{{/*
+An image reference; call with (dict "ctx" $ "image" <image values> "tag" <default tag>).
+`global.imageRegistry` replaces the repository's registry: its first path segment when that
+names a host (has a dot or a port, or is localhost, as Docker reads it), else it is prefixed.
+*/}}
 {{- define "oag.image" -}}
-{{- if .digest -}}
-{{- printf "%s@%s" .repository .digest -}}
+{{- $repo := .image.repository -}}
+{{- with .ctx.Values.global.imageRegistry -}}
+{{- $parts := splitList "/" $repo -}}
+{{- $first := first $parts -}}
+{{- if and (gt (len $parts) 1) (or (contains "." $first) (contains ":" $first) (eq $first "localhost")) -}}
+{{- $repo = join "/" (rest $parts) -}}
+{{- end -}}
+{{- $repo = printf "%s/%s" (trimSuffix "/" .) $repo -}}
+{{- end -}}
+{{- if .image.digest -}}
+{{- printf "%s@%s" $repo .image.digest -}}
 {{- else -}}
-{{- printf "%s:%s" .repository (toString .tag) -}}
+{{- printf "%s:%s" $repo (toString (.image.tag | default .tag)) -}}
 {{- end -}}
 {{- end -}}
 
 {{- define "oag.gateway.image" -}}
-{{- $img := .Values.gateway.image -}}
-{{- include "oag.image" (dict "repository" $img.repository "digest" $img.digest "tag" (default .Chart.AppVersion $img.tag)) -}}
+{{- include "oag.image" (dict "ctx" . "image" .Values.gateway.image "tag" .Chart.AppVersion) -}}
+{{- end -}}
+
+{{- define "oag.ollama.image" -}}
+{{- include "oag.image" (dict "ctx" . "image" .Values.ollama.image) -}}
+{{- end -}}
+
+{{/* The pod's imagePullSecrets block: the release's, then the global ones. */}}
+{{- define "oag.imagePullSecrets" -}}
+{{- $secrets := concat (.Values.imagePullSecrets | default list) (.Values.global.imagePullSecrets | default list) -}}
+{{- with $secrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
 {{- end -}}
 
 {{/* An env value as a string: YAML numbers arrive as float64 and would print as 3.6e+06. */}}
@@ -106,6 +139,84 @@ app.kubernetes.io/component: {{ .component }}
 
 {{- define "oag.auth.secretKey" -}}
 {{- if .Values.auth.existingSecret -}}{{ .Values.auth.existingSecretKey }}{{- else -}}api-keys{{- end -}}
+{{- end -}}
+
+{{/* Seconds Ollama keeps serving after it is told to stop: the gateway's drain timeout by default. */}}
+{{- define "oag.ollama.drainSeconds" -}}
+{{- if kindIs "invalid" .Values.ollama.drainSeconds -}}
+{{- div (add (include "oag.configInt" (dict "ctx" . "key" "SHUTDOWN_TIMEOUT_MS")) 999) 1000 -}}
+{{- else -}}
+{{- int64 .Values.ollama.drainSeconds -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Key of the GPU nodes' taint: MIG resources (nvidia.com/mig-*) sit on nodes tainted nvidia.com/gpu. */}}
+{{- define "oag.ollama.taintKey" -}}
+{{- $gpu := .Values.ollama.gpu -}}
+{{- if $gpu.taintKey -}}
+{{- $gpu.taintKey -}}
+{{- else if hasPrefix "nvidia.com/" $gpu.resourceName -}}
+nvidia.com/gpu
+{{- else -}}
+{{- $gpu.resourceName -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Where the Ollama image writes (facts of the pinned image, see test/deploy/support/ollama-image.ts):
+`ollama serve` creates $HOME/.ollama/id_ed25519 and keeps models in $OLLAMA_MODELS (default
+$HOME/.ollama/models). The image sets no HOME and no USER, so both are pointed at the volume.
+*/}}
+{{- define "oag.ollama.dataPath" -}}/ollama{{- end -}}
+
+{{/* Environment every container running the Ollama binary gets, before its own variables. */}}
+{{- define "oag.ollama.baseEnv" -}}
+- name: HOME
+  value: {{ include "oag.ollama.dataPath" . }}
+- name: OLLAMA_MODELS
+  value: {{ include "oag.ollama.dataPath" . }}/models
+{{- end -}}
+
+{{/*
+The API keys file the chart's Secret holds. A generated key needs the live Secret to stay the
+same across renders, so it is read with `lookup` and cached for this render (the Deployment's
+checksum and the Secret must see one key). Where the cluster cannot be read (helm template,
+Argo CD, --dry-run without a cluster) validateValues refuses to generate one.
+*/}}
+{{- define "oag.auth.content" -}}
+{{- $auth := .Values.auth -}}
+{{- if not (hasKey $auth "_content") -}}
+{{- $content := "" -}}
+{{- if $auth.apiKeys -}}
+{{- range $auth.apiKeys -}}
+{{- $content = printf "%s%s:%s\n" $content .key .role -}}
+{{- end -}}
+{{- else -}}
+{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "oag.auth.secretName" .) -}}
+{{- if and $existing (index ($existing.data | default dict) "api-keys") -}}
+{{- $content = index $existing.data "api-keys" | b64dec -}}
+{{- else -}}
+{{- $content = printf "%s:admin\n" (randAlphaNum 40) -}}
+{{- end -}}
+{{- end -}}
+{{- $_ := set $auth "_content" $content -}}
+{{- end -}}
+{{- $auth._content -}}
+{{- end -}}
+
+{{/* Whether this render reads a live cluster: a list call answers with a kind there, nothing under helm template. */}}
+{{- define "oag.clusterReadable" -}}
+{{- if hasKey (lookup "v1" "Secret" .Release.Namespace "") "kind" -}}true{{- end -}}
+{{- end -}}
+
+{{/* The gateway's public path prefixes: everything a client calls; /metrics is not one. */}}
+{{- define "oag.publicPaths" -}}
+/agents /ollama /health /v1 /api
+{{- end -}}
+
+{{/* TRUST_PROXY: one proxy hop when an Ingress or HTTPRoute fronts the gateway. */}}
+{{- define "oag.behindProxy" -}}
+{{- if or .Values.ingress.enabled .Values.httpRoute.enabled -}}true{{- end -}}
 {{- end -}}
 
 {{/* Variables the chart sets itself; users may not set them in gateway.config. */}}
@@ -164,9 +275,16 @@ fixes their values in one round instead of one error per `helm install`.
 {{- $problems = append $problems "auth.disabled: true together with API keys; remove one" -}}
 {{- end -}}
 {{- if $v.podDisruptionBudget.enabled -}}
+{{- $pdb := $v.podDisruptionBudget -}}
 {{- $replicas := $v.autoscaling.enabled | ternary $v.autoscaling.minReplicas $v.gateway.replicaCount -}}
-{{- if ge (int $v.podDisruptionBudget.minAvailable) (int $replicas) -}}
-{{- $problems = append $problems (printf "podDisruptionBudget.minAvailable: %d with %d replicas would block every node drain; lower it or add replicas" (int $v.podDisruptionBudget.minAvailable) (int $replicas)) -}}
+{{- if eq (kindIs "invalid" $pdb.minAvailable) (kindIs "invalid" $pdb.maxUnavailable) -}}
+{{- $problems = append $problems "podDisruptionBudget: set exactly one of minAvailable and maxUnavailable (the other null)" -}}
+{{- else if not (kindIs "invalid" $pdb.minAvailable) -}}
+{{- if ge (int $pdb.minAvailable) (int $replicas) -}}
+{{- $problems = append $problems (printf "podDisruptionBudget.minAvailable: %d with %d replicas would block every node drain; lower it, add replicas or use maxUnavailable" (int $pdb.minAvailable) (int $replicas)) -}}
+{{- end -}}
+{{- else if eq (int $pdb.maxUnavailable) 0 -}}
+{{- $problems = append $problems "podDisruptionBudget.maxUnavailable: 0 would block every node drain" -}}
 {{- end -}}
 {{- end -}}
 {{- if and $v.autoscaling.enabled (gt (int $v.autoscaling.minReplicas) (int $v.autoscaling.maxReplicas)) -}}
@@ -177,6 +295,33 @@ fixes their values in one round instead of one error per `helm install`.
 {{- end -}}
 {{- if and $v.ollama.persistence.existingClaim (not $v.ollama.persistence.enabled) -}}
 {{- $problems = append $problems "ollama.persistence.existingClaim: set, but ollama.persistence.enabled is false" -}}
+{{- end -}}
+{{- range $v.gateway.extraEnv -}}
+{{- if or (has .name $managed) (hasKey $v.gateway.config .name) -}}
+{{- $problems = append $problems (printf "gateway.extraEnv: %s is set by the chart or gateway.config; set it in one place" .name) -}}
+{{- end -}}
+{{- end -}}
+{{- range $host := $v.ingress.hosts -}}
+{{- range $host.paths -}}
+{{- if hasPrefix (trimSuffix "/" .path | default "/") "/metrics" -}}
+{{- $problems = append $problems (printf "ingress.hosts[%s].paths: %s would publish /metrics, which has no API key; list the public prefixes (/agents, /ollama, /health, /v1, /api) or leave paths empty" $host.host .path) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if and $v.httpRoute.enabled (not $v.httpRoute.parentRefs) -}}
+{{- $problems = append $problems "httpRoute.parentRefs: at least one Gateway is needed when httpRoute.enabled" -}}
+{{- end -}}
+{{- if not (or $v.auth.disabled $v.auth.existingSecret $v.auth.apiKeys (include "oag.clusterReadable" .)) -}}
+{{- $problems = append $problems "auth: no auth.existingSecret or auth.apiKeys, and the live Secret cannot be read (helm template, Argo CD, Flux, --dry-run without a cluster), so a generated key would change on every render. Create the Secret yourself and set auth.existingSecret (see the README, GitOps), or set auth.apiKeys" -}}
+{{- end -}}
+{{- if and $v.ollama.enabled $v.ollama.persistence.enabled (not $v.ollama.persistence.existingClaim) -}}
+{{- $sts := lookup "apps/v1" "StatefulSet" .Release.Namespace (include "oag.ollama.fullname" .) -}}
+{{- range ($sts.spec | default dict).volumeClaimTemplates -}}
+{{- $live := .spec.resources.requests.storage -}}
+{{- if and (eq .metadata.name "models") (ne $live $v.ollama.persistence.size) -}}
+{{- $problems = append $problems (printf "ollama.persistence.size: the live StatefulSet's claim template asks %s and cannot change. Keep %s, or resize the claim (kubectl patch pvc models-%s-0, if its StorageClass allows expansion), delete the StatefulSet with --cascade=orphan and upgrade again" $live $live (include "oag.ollama.fullname" $)) -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 {{- if eq (toString $v.gateway.image.tag) "latest" -}}
 {{- $problems = append $problems "gateway.image.tag: latest is not reproducible; pin a version or a digest" -}}

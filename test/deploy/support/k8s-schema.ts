@@ -1,143 +1,173 @@
 import path from 'node:path';
-import Ajv, { type AnySchema, type ValidateFunction } from 'ajv';
-import addFormats from 'ajv-formats';
-import { CRD_SCHEMAS } from './crd-schemas';
+import ts from 'typescript';
 
 /**
- * Strict validation of rendered Kubernetes objects. The schemas are the Kubernetes OpenAPI
- * definitions (v1.22) that `kubernetes-models@3.1.0` ships as plain JSON Schema (the last major
- * that keeps them as data rather than precompiled code). Those schemas, like the API server,
- * accept unknown fields; kubectl does not, and a misspelt `readinesProbe` silently drops the
- * probe. So every object schema with `properties` is copied with `additionalProperties: false`
- * into an Ajv of our own before use.
+ * Strict validation of rendered Kubernetes objects against current API schemas.
+ *
+ * Source: kubernetes-models 5.x (Kubernetes 1.34 OpenAPI), @kubernetes-models/gateway-api 2.x
+ * and @kubernetes-models/prometheus-operator 6.x. Each model ships two views of one schema:
+ * a compiled validator (types, required fields, formats, enums) and a TypeScript interface.
+ * The validator, like the API server, accepts unknown fields; kubectl does not, and a
+ * misspelt `readinesProbe` is silently dropped. So each object is checked twice: the model's
+ * own `validate()`, then a walk over its interface (read with the TypeScript compiler API)
+ * that reports every field the interface does not declare.
  */
 export interface K8sValidator {
   /** Problems of one object (empty when valid); unknown kinds are a problem too. */
   validate(obj: unknown): string[];
 }
 
-interface SchemaRegistry {
-  getSchema(id: string): { schema: AnySchema } | undefined;
-}
-type ModelClass = { new (data: object): { validate(): void }; prototype: object };
+/** Where each apiVersion's models live; core (`v1`) kinds sit at the package root. */
+const PACKAGES: Record<string, string> = {
+  v1: 'kubernetes-models/v1',
+  'gateway.networking.k8s.io/v1': '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1',
+  'monitoring.coreos.com/v1': '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1',
+};
+const modulePath = (apiVersion: string, kind: string): string =>
+  `${PACKAGES[apiVersion] ?? `kubernetes-models/${apiVersion}`}/${kind}`;
 
-/** The Ajv inside @kubernetes-models/validate where the models register their schemas. */
-function libraryAjv(): SchemaRegistry {
-  const dir = path.dirname(require.resolve('@kubernetes-models/validate'));
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return (require(path.join(dir, 'ajv.js')) as { ajv: SchemaRegistry }).ajv;
-}
+/** Every kind the chart may render (extraObjects included); others are refused as unknown. */
+export const KNOWN_KINDS: ReadonlyArray<readonly [string, string]> = [
+  ['v1', 'ConfigMap'],
+  ['v1', 'Secret'],
+  ['v1', 'Service'],
+  ['v1', 'ServiceAccount'],
+  ['v1', 'Pod'],
+  ['v1', 'PersistentVolumeClaim'],
+  ['apps/v1', 'Deployment'],
+  ['apps/v1', 'StatefulSet'],
+  ['batch/v1', 'Job'],
+  ['policy/v1', 'PodDisruptionBudget'],
+  ['autoscaling/v2', 'HorizontalPodAutoscaler'],
+  ['networking.k8s.io/v1', 'Ingress'],
+  ['networking.k8s.io/v1', 'NetworkPolicy'],
+  ['rbac.authorization.k8s.io/v1', 'Role'],
+  ['rbac.authorization.k8s.io/v1', 'RoleBinding'],
+  ['gateway.networking.k8s.io/v1', 'HTTPRoute'],
+  ['monitoring.coreos.com/v1', 'ServiceMonitor'],
+  ['monitoring.coreos.com/v1', 'PrometheusRule'],
+];
 
-/** The schema id of a kind, registering its schemas in the library's Ajv on the way. */
-function schemaIdOf(apiVersion: string, kind: string): string | undefined {
-  const modulePath = `kubernetes-models/${apiVersion.includes('/') ? apiVersion : `v1`}/${kind}`;
-  let Model: ModelClass | undefined;
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    Model = (require(modulePath) as Record<string, ModelClass>)[kind];
-  } catch {
-    return undefined;
-  }
-  if (!Model) return undefined;
-  try {
-    new Model({}).validate(); // registers the kind's schemas; the empty object's verdict is ignored
-  } catch {
-    /* expected for kinds with required fields */
-  }
-  const symbol = Object.getOwnPropertySymbols(Model.prototype).find(
-    (s) => s.description === 'SCHEMA_ID',
-  );
-  return symbol ? ((Model.prototype as Record<symbol, string>)[symbol] ?? undefined) : undefined;
-}
-
-/** A deep copy where every object schema with `properties` refuses other properties. */
-export function strictCopy(schema: unknown): unknown {
-  if (Array.isArray(schema)) return schema.map(strictCopy);
-  if (schema === null || typeof schema !== 'object') return schema;
-  const out: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(schema)) {
-    // `properties` maps names to schemas: copy each schema, never treat the map as a schema.
-    out[key] =
-      key === 'properties'
-        ? Object.fromEntries(Object.entries(value as object).map(([k, v]) => [k, strictCopy(v)]))
-        : strictCopy(value);
-  }
-  if ('properties' in out && !('additionalProperties' in out)) out.additionalProperties = false;
-  return out;
+interface ModelClass {
+  new (data: object): { validate(): void };
 }
 
-function collectRefs(schema: unknown, into: Set<string>): void {
-  if (Array.isArray(schema)) return schema.forEach((s) => collectRefs(s, into));
-  if (schema === null || typeof schema !== 'object') return;
-  for (const [key, value] of Object.entries(schema)) {
-    if (key === '$ref' && typeof value === 'string') into.add(value.replace(/#$/, ''));
-    else collectRefs(value, into);
-  }
-}
-
-/** Ajv resolves `$ref`s against the id, so a CRD's id must have no slash (like the models' ids). */
-const crdId = (key: string): string => key.replace(/\//g, '.');
-
-export function createK8sValidator(): K8sValidator {
-  const library = libraryAjv();
-  const ajv = new Ajv({ allErrors: true, strict: false });
-  addFormats(ajv);
-  ajv.addFormat('int-or-string', true);
-  ajv.addFormat('byte', /^[A-Za-z0-9+/]*={0,2}$/);
-  ajv.addFormat(
-    'quantity',
-    /^[+-]?(\d+|\d+\.\d+|\d+\.|\.\d+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?\d+)?$/,
-  );
-  const compiled = new Map<string, ValidateFunction>();
-
-  const addWithRefs = (id: string): void => {
-    const pending = [id];
-    while (pending.length > 0) {
-      const next = pending.pop() as string;
-      if (ajv.getSchema(next)) continue;
-      const found = library.getSchema(next);
-      if (!found) throw new Error(`schema ${next} not found in kubernetes-models`);
-      ajv.addSchema(strictCopy(found.schema) as AnySchema, next);
-      const refs = new Set<string>();
-      collectRefs(found.schema, refs);
-      pending.push(...refs);
-    }
+/** The interface of every known kind, from one TypeScript program over the models' .d.ts. */
+function interfaceTypes(): { checker: ts.TypeChecker; types: Map<string, ts.Type> } {
+  const fileName = path.join(__dirname, '__k8s_kinds__.mts');
+  const source = KNOWN_KINDS.map(
+    ([v, k], i) => `import type { I${k} as T${i} } from ${JSON.stringify(modulePath(v, k))};`,
+  )
+    .concat(KNOWN_KINDS.map((_, i) => `export declare const k${i}: T${i};`))
+    .join('\n');
+  const options: ts.CompilerOptions = {
+    module: ts.ModuleKind.Node16,
+    moduleResolution: ts.ModuleResolutionKind.Node16,
+    target: ts.ScriptTarget.ES2022,
+    types: [],
+    noEmit: true,
+    skipLibCheck: true,
   };
-  schemaIdOf('v1', 'ConfigMap'); // registers ObjectMeta, which the CRD schemas refer to
-  for (const [id, schema] of Object.entries(CRD_SCHEMAS)) {
-    ajv.addSchema(strictCopy(schema) as AnySchema, crdId(id));
-    const refs = new Set<string>();
-    collectRefs(schema, refs);
-    refs.forEach(addWithRefs);
+  const host = ts.createCompilerHost(options);
+  const readFile = host.readFile.bind(host);
+  const fileExists = host.fileExists.bind(host);
+  const getSourceFile = host.getSourceFile.bind(host);
+  host.readFile = (f) => (f === fileName ? source : readFile(f));
+  host.fileExists = (f) => f === fileName || fileExists(f);
+  host.getSourceFile = (f, lang, ...rest) =>
+    f === fileName
+      ? ts.createSourceFile(f, source, lang, true, ts.ScriptKind.TS)
+      : getSourceFile(f, lang, ...rest);
+  // .mts: the models are ES modules, so the importing file must be one too.
+  const program = ts.createProgram({ rootNames: [fileName], options, host });
+  const unresolved = program
+    .getSemanticDiagnostics(program.getSourceFile(fileName))
+    .map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n'));
+  if (unresolved.length > 0) throw new Error(`model types not found:\n${unresolved.join('\n')}`);
+  const checker = program.getTypeChecker();
+  const file = program.getSourceFile(fileName) as ts.SourceFile;
+  const types = new Map<string, ts.Type>();
+  const declared = checker.getExportsOfModule(checker.getSymbolAtLocation(file) as ts.Symbol);
+  KNOWN_KINDS.forEach(([v, k], i) => {
+    const symbol = declared.find((s) => s.name === `k${i}`) as ts.Symbol;
+    types.set(`${v}/${k}`, checker.getTypeOfSymbol(symbol));
+  });
+  return { checker, types };
+}
+
+/** Fields of `value` that `type` does not declare, recursively. */
+function unknownFields(
+  checker: ts.TypeChecker,
+  type: ts.Type,
+  value: unknown,
+  at: string,
+  into: string[],
+): void {
+  if (value === null || typeof value !== 'object') return;
+  const t = checker.getNonNullableType(type);
+  if (t.isUnion()) {
+    // IntOrString, Quantity and the like are unions of primitives; an object union picks
+    // the member that declares the most of the value's keys.
+    const objects = t.types.filter((m) => m.flags & ts.TypeFlags.Object);
+    const best = objects
+      .map((m) => ({ m, n: Object.keys(value).filter((k) => m.getProperty(k)).length }))
+      .sort((a, b) => b.n - a.n)[0];
+    if (best) unknownFields(checker, best.m, value, at, into);
+    return;
   }
+  if (checker.isArrayType(t)) {
+    const item = checker.getTypeArguments(t as ts.TypeReference)[0];
+    if (item && Array.isArray(value))
+      value.forEach((v, i) => unknownFields(checker, item, v, `${at}[${i}]`, into));
+    return;
+  }
+  const props = checker.getPropertiesOfType(t);
+  if (props.length === 0) {
+    const values = checker.getIndexTypeOfType(t, ts.IndexKind.String);
+    if (values)
+      for (const [k, v] of Object.entries(value))
+        unknownFields(checker, values, v, `${at}.${k}`, into);
+    return; // free-form (RawExtension, JSON): nothing to check
+  }
+  for (const [key, v] of Object.entries(value)) {
+    const prop = t.getProperty(key);
+    if (!prop) into.push(`${at || '/'}: unknown field '${key}'`);
+    else unknownFields(checker, checker.getTypeOfSymbol(prop), v, `${at}.${key}`, into);
+  }
+}
 
-  const validatorFor = (apiVersion: string, kind: string): ValidateFunction | undefined => {
-    const key = `${apiVersion}/${kind}`;
-    if (!compiled.has(key)) {
-      const id = CRD_SCHEMAS[key] ? crdId(key) : schemaIdOf(apiVersion, kind);
-      if (!id) return undefined;
-      if (!CRD_SCHEMAS[key]) addWithRefs(id);
-      compiled.set(key, ajv.getSchema(id) as ValidateFunction);
-    }
-    return compiled.get(key);
-  };
-
+export async function createK8sValidator(): Promise<K8sValidator> {
+  const { checker, types } = interfaceTypes();
+  const models = new Map<string, ModelClass>();
+  // The models are ES modules; the test build is CommonJS, so they load through import().
+  for (const [v, k] of KNOWN_KINDS) {
+    const mod = (await import(modulePath(v, k))) as Record<string, ModelClass>;
+    const Model = mod[k];
+    if (!Model) throw new Error(`${modulePath(v, k)} exports no ${k}`);
+    models.set(`${v}/${k}`, Model);
+  }
   return {
     validate(obj) {
       const { apiVersion, kind } = (obj ?? {}) as { apiVersion?: unknown; kind?: unknown };
       if (typeof apiVersion !== 'string' || typeof kind !== 'string') {
         return ['object without apiVersion and kind'];
       }
-      const validate = validatorFor(apiVersion, kind);
-      if (!validate) return [`no schema for ${apiVersion} ${kind}`];
-      if (validate(obj)) return [];
-      return (validate.errors ?? []).map((e) => {
-        const extra =
-          e.keyword === 'additionalProperties'
-            ? ` '${(e.params as { additionalProperty: string }).additionalProperty}'`
-            : '';
-        return `${kind} ${e.instancePath || '/'}: ${e.message ?? e.keyword}${extra}`;
-      });
+      const key = `${apiVersion}/${kind}`;
+      const Model = models.get(key);
+      const type = types.get(key);
+      if (!Model || !type) return [`no schema for ${apiVersion} ${kind}`];
+      const problems: string[] = [];
+      try {
+        new Model(obj as object).validate();
+      } catch (err) {
+        const errors = (err as { errors?: { instancePath: string; message?: string }[] }).errors;
+        if (!errors) throw err;
+        for (const e of errors)
+          problems.push(`${kind} ${e.instancePath || '/'}: ${e.message ?? ''}`);
+      }
+      const unknown: string[] = [];
+      unknownFields(checker, type, obj, '', unknown);
+      return problems.concat(unknown.map((p) => `${kind} ${p}`));
     },
   };
 }

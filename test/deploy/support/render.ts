@@ -43,3 +43,6 @@ export function parseManifests(text: string): K8sObject[] {
 export async function renderChart(args: readonly string[] = []): Promise<K8sObject[]> {
   return parseManifests(await helmTemplate([RELEASE, CHART_DIR, ...MONITORING_APIS, ...args]));
 }
+
+/** The defaults as a render without a cluster can have them: ci/defaults-values.yaml (a key). */
+export const DEFAULTS_FILE = path.join(CHART_DIR, 'ci', 'defaults-values.yaml');
