@@ -73,9 +73,13 @@ describe('docker-compose.yml', () => {
   });
 
   describe('ollama', () => {
-    it('keeps its models in a named volume at the path the image reads', () => {
+    it("runs the Ollama release the chart pins, its models in a named volume at the image's path", () => {
       const ollama = service('ollama');
-      assert.match(String(ollama.image), /^ollama\/ollama:\d+\.\d+\.\d+$/);
+      const values = parse(
+        readFileSync(path.join(ROOT, 'helm', 'ollama-agent-gateway', 'values.yaml'), 'utf8'),
+      ) as { ollama: { image: { repository: string; tag: string } } };
+      const { repository, tag } = values.ollama.image;
+      assert.equal(ollama.image, `${repository}:${tag}`, 'the release the chart pins');
       const mount = ollama.volumes?.find((v) => v.endsWith(':/root/.ollama'));
       assert.ok(mount, 'a volume at /root/.ollama');
       assert.ok(mount.split(':')[0]! in compose.volumes, 'a named volume, not a bind mount');
