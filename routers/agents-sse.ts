@@ -3,7 +3,7 @@ import { recordTimings } from '../middleware/server-timing';
 import { formatSse, type RunEvent } from '../services/agents';
 import { firstModelTimings, shutdownStop } from '../services/agents';
 import type { RunRecord } from '../services/agents';
-import type { Timers } from '../services/agents';
+import type { Clock } from '../src/clock';
 import type { Lifecycle } from '../services/health';
 
 const TERMINAL = new Set(['run.completed', 'run.incomplete', 'run.failed', 'run.cancelled']);
@@ -14,7 +14,7 @@ export interface StreamRunOptions {
   /** The client that started the run is streaming it: when it goes away, the run is cancelled. */
   cancelOnClose: boolean;
   heartbeatMs: number;
-  timers: Timers;
+  clock: Clock;
   /** Registers the open stream so a shutdown can end it in-band (absent in some tests). */
   lifecycle?: Pick<Lifecycle, 'trackStream'>;
 }
@@ -59,7 +59,7 @@ export function streamRun(
   return new Promise<void>((resolve) => {
     let finished = false;
     let unsubscribe = (): void => undefined;
-    const heartbeat = options.timers.every(options.heartbeatMs, () => {
+    const heartbeat = options.clock.every(options.heartbeatMs, () => {
       if (!res.writableEnded) res.write(': ping\n\n');
     });
     const finish = (last?: string): void => {

@@ -4,7 +4,7 @@ import { recordTimings } from '../middleware/server-timing';
 import type { Validate } from '../middleware/validate';
 import { modelCallTimings } from '../services/agents';
 import type { AgentsService, RunRequest } from '../services/agents';
-import type { Timers } from '../services/agents';
+import type { Clock } from '../src/clock';
 import type { Lifecycle } from '../services/health';
 import { AppError } from '../src/errors';
 import { streamRun } from './agents-sse';
@@ -14,7 +14,7 @@ export interface AgentsRouterOptions {
   validate: Validate;
   /** STREAM_HEARTBEAT_MS. */
   heartbeatMs: number;
-  timers: Timers;
+  clock: Clock;
   /** Open SSE streams are registered with it, so a shutdown ends them in-band. */
   lifecycle?: Pick<Lifecycle, 'trackStream'>;
 }
@@ -60,8 +60,8 @@ function replayAfter(req: Request): number {
  * follow and cancel runs. Runs belong to the principal that created them.
  */
 export function createAgentsRouter(options: AgentsRouterOptions): Router {
-  const { service, validate, heartbeatMs, timers, lifecycle } = options;
-  const sse = { heartbeatMs, timers, lifecycle };
+  const { service, validate, heartbeatMs, clock, lifecycle } = options;
+  const sse = { heartbeatMs, clock, lifecycle };
   const router = Router();
   const runParams = validate({ params: 'agent-run.params' });
 

@@ -6,4 +6,3 @@ export type { RunRecord } from './run-store';
 export { createAgentsRuntime } from './runtime';
 export type { AgentsRuntime, AgentsRuntimeOptions } from './runtime';
 export type { AgentsService, RunRequest } from './service';
-export type { Timers } from './timers';

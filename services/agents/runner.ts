@@ -7,7 +7,7 @@ import { createModelStep, emitStepCompleted, pendingCalls, stopFor } from './mod
 import type { RunSpec, StepContext } from './run-context';
 import { createIsoClock, RunStop, runErrorOf, snapshot } from './run-object';
 import { checkAnswer, repairPrompt } from './structured-output';
-import type { Timers } from './timers';
+import type { Clock } from '../../src/clock';
 import { createToolRound } from './tool-round';
 import { statusFor, type AgentRun, type RunStep } from './types';
 
@@ -19,8 +19,7 @@ export interface RunnerDeps {
   tools: ToolRegistry;
   telemetry: Telemetry;
   logger: Logger;
-  timers: Timers;
-  now: () => number;
+  clock: Clock;
 }
 
 /** Why the run was stopped from outside: the caller's RunStop (shutdown), else a cancel. */
@@ -43,7 +42,8 @@ function cancelStop(signal: AbortSignal): RunStop {
  * recording or emitting anything more.
  */
 export function createAgentRunner(deps: RunnerDeps) {
-  const { tools, telemetry, logger, timers, now } = deps;
+  const { tools, telemetry, logger, clock } = deps;
+  const { now } = clock;
   const modelStep = createModelStep(deps);
   const iso = createIsoClock(now);
   // The normal end of every run: one immutable instance, not a new Error (and stack) per run.
@@ -158,7 +158,7 @@ export function createAgentRunner(deps: RunnerDeps) {
       settle(run);
     };
     const onCancel = (): void => end(cancelStop(spec.cancel));
-    const deadline = timers.after(limits.timeout_ms, () =>
+    const deadline = clock.after(limits.timeout_ms, () =>
       end(new RunStop('timeout', `The run did not finish within ${limits.timeout_ms} ms.`)),
     );
 

@@ -8,7 +8,7 @@ import { createRunEvents } from '../../services/agents/events';
 import { newRun } from '../../services/agents/run-object';
 import type { RunRecord } from '../../services/agents/run-store';
 import type { AgentRun } from '../../services/agents/types';
-import { createManualTimers } from '../support/manual-timers';
+import { createManualClock } from '../support/manual-clock';
 import { openSse } from '../support/sse-client';
 
 /** A run record whose events the test emits itself, as the runner would. */
@@ -48,7 +48,7 @@ describe('SSE writes of a streamed run (routers/agents-sse)', () => {
         after: 0,
         cancelOnClose: false,
         heartbeatMs: 60_000,
-        timers: createManualTimers(),
+        clock: createManualClock(),
       });
     });
     server = app.listen(0, '127.0.0.1');

@@ -240,7 +240,7 @@ describe('POST /agents/run (answered) against the Ollama simulator', () => {
       .expect(202);
     await arrived;
     const aborted = h.sim.waitFor('request-closed');
-    h.timers.advance(5000);
+    h.clock.advance(5000);
     const out = await h.agents.service.find((res.body as AgentRun).id, undefined).done;
     await aborted;
     assert.equal(out.status, 'incomplete');

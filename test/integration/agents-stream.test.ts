@@ -120,7 +120,7 @@ describe('POST /agents/run with stream: true', () => {
     });
     await sse.until((raw) => raw.includes('event: message.delta'));
     assert.doesNotMatch(sse.raw, /: ping/);
-    h.timers.advance(15_000);
+    h.clock.advance(15_000);
     await sse.until((raw) => raw.includes(': ping\n\n'));
     gate.release();
     await sse.ended;
