@@ -1,3 +1,5 @@
+import type { RunEvent } from '../../services/agents/events';
+import type { RunHandle } from '../../services/agents/run-handle';
 import type { Server } from 'node:http';
 import type { AgentsRuntime } from '../../services/agents/runtime';
 import type { OllamaClient } from '../../services/ollama/client';
@@ -82,4 +84,11 @@ export function parseSse(text: string): SseEvent[] {
     }
   }
   return out;
+}
+
+/** The run's stored events after `after`, as a replaying follower gets them. */
+export function storedEvents(handle: RunHandle, after = 0): RunEvent[] {
+  const events: RunEvent[] = [];
+  handle.follow(after, (event) => events.push(event))();
+  return events;
 }
