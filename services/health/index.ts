@@ -5,3 +5,4 @@ export { createHealthService } from './probes';
 export type { BuildInfo, HealthService, ProbeReport } from './probes';
 export { createStartupSequence } from './startup';
 export type { StartupSequence } from './startup';
+export { ollamaHealthDetails, ollamaHealthSummary } from './ollama-view';
