@@ -22,11 +22,11 @@ export interface PolicyRule {
 }
 
 /**
- * THE table of who may call what; first match wins. Routers never check roles: this runs
- * before them. `/ollama/*` and `/agents/*` end in an admin catch-all, so a route added
- * under them later is admin-only until a row here says otherwise (fail closed). A path
- * outside every row is "unknown": authenticated callers go on to the JSON 404, anonymous
- * callers get 401 (so the API's shape is not revealed to someone without a key).
+ * THE table of who may call what, and which rate-limit budget it counts against; first match
+ * wins. Routers never check roles: this runs before them. It fails closed: a path no row
+ * covers needs the admin role, so a new route is admin-only until its row is added here.
+ * Without a key such a path answers 401, so the API's shape is not revealed to someone
+ * without one.
  */
 export const AUTH_POLICY: readonly PolicyRule[] = Object.freeze([
   // Probes and metrics: orchestrators and Prometheus carry no API key. Any method, so a
@@ -42,27 +42,20 @@ export const AUTH_POLICY: readonly PolicyRule[] = Object.freeze([
   // runs service with canAccess), list agents and models.
   { method: 'POST', pattern: '/agents/run', access: 'agent', budget: 'runs' },
   { method: 'GET', pattern: '/agents', access: 'agent', budget: 'api' },
-  { method: 'GET', pattern: '/agents/runs', access: 'agent', budget: 'api' },
   { method: 'GET', pattern: '/agents/runs/:id', access: 'agent', budget: 'api' },
   { method: 'GET', pattern: '/agents/runs/:id/events', access: 'agent', budget: 'api' },
   { method: 'POST', pattern: '/agents/runs/:id/cancel', access: 'agent', budget: 'api' },
-  { method: 'POST', pattern: '/agents/runs/:id/resume', access: 'agent', budget: 'api' },
   // One agent's definition: the list above already shows every agent to an agent key.
   { method: 'GET', pattern: '/agents/:name', access: 'agent', budget: 'api' },
   { method: 'GET', pattern: '/ollama/models', access: 'agent', budget: 'api' },
   { method: 'GET', pattern: '/ollama/model-info', access: 'agent', budget: 'api' },
   { method: 'GET', pattern: '/ollama/health', access: 'agent', budget: 'api' },
 
-  // Admin keys: everything else under the API, named here for the reader and the role
-  // matrix test; the catch-alls keep new routes closed by default.
+  // Admin keys.
   { method: 'POST', pattern: '/ollama/model/switch', access: 'admin', budget: 'api' },
   { method: 'POST', pattern: '/ollama/models/pull', access: 'admin', budget: 'api' },
   { method: 'DELETE', pattern: '/ollama/models/*name', access: 'admin', budget: 'api' },
   { method: 'GET', pattern: '/ollama/health/detailed', access: 'admin', budget: 'api' },
-  { method: '*', pattern: '/ollama', access: 'admin', budget: 'api' },
-  { method: '*', pattern: '/ollama/*rest', access: 'admin', budget: 'api' },
-  { method: '*', pattern: '/agents', access: 'admin', budget: 'api' },
-  { method: '*', pattern: '/agents/*rest', access: 'admin', budget: 'api' },
 ]);
 
 interface CompiledRule extends PolicyRule {
@@ -71,7 +64,7 @@ interface CompiledRule extends PolicyRule {
   result: PolicyMatch;
 }
 
-/** The row a request matched, or undefined for a path no row covers. */
+/** The row a request matched, or undefined for a path no row covers (admin only). */
 export interface PolicyMatch {
   access: Access;
   budget: PolicyRule['budget'];
@@ -148,10 +141,9 @@ export function createAuthPolicy(
         { headers: { 'WWW-Authenticate': 'Bearer' } },
       );
     }
-    // Unknown path: any authenticated caller goes on to the 404.
-    if (rule === undefined) return next();
-    if (rule.access === 'admin' && principal.role !== 'admin') {
-      logger?.debug('request forbidden', { principal: principal.id, route: rule.pattern });
+    // A path without a row needs the admin role (fail closed).
+    if ((rule?.access ?? 'admin') === 'admin' && principal.role !== 'admin') {
+      logger?.debug('request forbidden', { principal: principal.id, route: rule?.pattern ?? null });
       throw new AppError('FORBIDDEN', undefined, { details: { required_role: 'admin' } });
     }
     next();

@@ -4,7 +4,7 @@ import type { Logger } from '../src/logger';
 
 export interface ErrorHandlerOptions {
   logger: Logger;
-  /** Called once per error response (the metrics issue counts errors by code here). */
+  /** Called once per error response (the metrics count errors by code here). */
   onError?: (err: AppError) => void;
 }
 

@@ -1,12 +1,8 @@
 import type { Response } from 'express';
 import { recordTimings } from '../middleware/server-timing';
-import { formatSse, type RunEvent } from '../services/agents';
-import { firstModelTimings, shutdownStop } from '../services/agents';
-import type { RunRecord } from '../services/agents';
-import type { Timers } from '../services/agents';
+import { formatSse, isTerminalEvent, type RunEvent, type RunHandle } from '../services/agents';
 import type { Lifecycle } from '../services/health';
-
-const TERMINAL = new Set(['run.completed', 'run.incomplete', 'run.failed', 'run.cancelled']);
+import type { Clock } from '../src/clock';
 
 export interface StreamRunOptions {
   /** Replay stored events with a sequence number above this one first. */
@@ -14,7 +10,7 @@ export interface StreamRunOptions {
   /** The client that started the run is streaming it: when it goes away, the run is cancelled. */
   cancelOnClose: boolean;
   heartbeatMs: number;
-  timers: Timers;
+  clock: Clock;
   /** Registers the open stream so a shutdown can end it in-band (absent in some tests). */
   lifecycle?: Pick<Lifecycle, 'trackStream'>;
 }
@@ -39,42 +35,49 @@ export interface StreamRunOptions {
  */
 export function streamRun(
   res: Response,
-  record: RunRecord,
+  handle: RunHandle,
   options: StreamRunOptions,
 ): Promise<void> {
-  const { events, run, controller } = record;
   res.status(200);
   res.setHeader('Content-Type', 'text/event-stream; charset=utf-8');
   res.setHeader('Cache-Control', 'no-cache, no-transform');
   res.setHeader('Connection', 'keep-alive');
   // Tells nginx-style proxies not to buffer the stream.
   res.setHeader('X-Accel-Buffering', 'no');
-  res.setHeader('X-Run-Id', run.id);
-  res.setHeader('Content-Location', `/agents/runs/${run.id}`);
+  res.setHeader('X-Run-Id', handle.id);
+  res.setHeader('Content-Location', `/agents/runs/${handle.id}`);
   // Only what is known before the headers leave: the first model step's times, on a re-attach.
-  const first = firstModelTimings(run);
+  const first = handle.modelTimings()[0];
   if (first) recordTimings(res, first);
   res.socket?.setNoDelay(true);
 
   return new Promise<void>((resolve) => {
     let finished = false;
-    let unsubscribe = (): void => undefined;
-    const heartbeat = options.timers.every(options.heartbeatMs, () => {
+    let unfollow = (): void => undefined;
+    const heartbeat = options.clock.every(options.heartbeatMs, () => {
       if (!res.writableEnded) res.write(': ping\n\n');
     });
     const finish = (last?: string): void => {
       if (finished) return;
       finished = true;
-      unsubscribe();
+      unfollow();
       heartbeat.cancel();
       // The terminal event and the end of the body leave in one write (one syscall, not two).
       if (!res.writableEnded) res.end(last);
       resolve();
     };
+    // Stored events are already past: they are gathered while `follow` replays them and leave
+    // together with the headers in one write.
+    let replayed: string[] | null = [];
     let flushedThisTick = false;
     const write = (event: RunEvent): void => {
       if (finished) return;
-      if (TERMINAL.has(event.type)) {
+      if (replayed) {
+        replayed.push(formatSse(event));
+        if (isTerminalEvent(event.type)) finish(replayed.join(''));
+        return;
+      }
+      if (isTerminalEvent(event.type)) {
         finish(formatSse(event));
         return;
       }
@@ -88,23 +91,19 @@ export function streamRun(
       }
     };
     res.once('close', () => {
-      if (!finished && options.cancelOnClose) controller.abort();
+      if (!finished && options.cancelOnClose) void handle.cancel();
       finish();
     });
-    // Replay and subscribe in one tick: events are emitted synchronously, so none fall between.
-    // Stored events are already past, so they leave together with the headers in one write;
-    // every later event is written the moment it is emitted (see `write` above).
-    const replay = events.since(options.after);
-    const end = replay.findIndex((event) => TERMINAL.has(event.type));
-    const past = (end === -1 ? replay : replay.slice(0, end + 1)).map(formatSse).join('');
-    if (end !== -1) return finish(past);
+    unfollow = handle.follow(options.after, write);
+    if (finished) return;
+    const past = replayed.join('');
+    replayed = null;
     if (past) res.write(past);
     else res.flushHeaders();
-    unsubscribe = events.subscribe(write);
     options.lifecycle?.trackStream(res, () => {
-      // A run that is still going gets its terminal event from this abort; `finish` makes
+      // A run that is still going gets its terminal event from this cancel; `finish` makes
       // sure the response ends even if another stream's shutdown already stopped the run.
-      controller.abort(shutdownStop());
+      void handle.cancel('shutdown');
       finish();
     });
   });

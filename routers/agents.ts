@@ -2,9 +2,8 @@ import { Router, type Request } from 'express';
 import { createMethodNotAllowed } from '../middleware/error-handler';
 import { recordTimings } from '../middleware/server-timing';
 import type { Validate } from '../middleware/validate';
-import { modelCallTimings } from '../services/agents';
 import type { AgentsService, RunRequest } from '../services/agents';
-import type { Timers } from '../services/agents';
+import type { Clock } from '../src/clock';
 import type { Lifecycle } from '../services/health';
 import { AppError } from '../src/errors';
 import { streamRun } from './agents-sse';
@@ -14,7 +13,7 @@ export interface AgentsRouterOptions {
   validate: Validate;
   /** STREAM_HEARTBEAT_MS. */
   heartbeatMs: number;
-  timers: Timers;
+  clock: Clock;
   /** Open SSE streams are registered with it, so a shutdown ends them in-band. */
   lifecycle?: Pick<Lifecycle, 'trackStream'>;
 }
@@ -60,8 +59,8 @@ function replayAfter(req: Request): number {
  * follow and cancel runs. Runs belong to the principal that created them.
  */
 export function createAgentsRouter(options: AgentsRouterOptions): Router {
-  const { service, validate, heartbeatMs, timers, lifecycle } = options;
-  const sse = { heartbeatMs, timers, lifecycle };
+  const { service, validate, heartbeatMs, clock, lifecycle } = options;
+  const sse = { heartbeatMs, clock, lifecycle };
   const router = Router();
   const runParams = validate({ params: 'agent-run.params' });
 
@@ -76,30 +75,29 @@ export function createAgentsRouter(options: AgentsRouterOptions): Router {
     .route('/agents/run')
     .post(validate({ body: 'agent-run.request' }), async (req, res) => {
       const body = req.body as RunRequest;
-      const { record, replayed } = await service.start(body, {
+      const { handle, replayed } = await service.start(body, {
         owner: req.principal?.id ?? 'anonymous',
         idempotencyKey: idempotencyKey(req),
       });
-      const { run } = record;
-      res.setHeader('X-Run-Id', run.id);
+      res.setHeader('X-Run-Id', handle.id);
       if (replayed) res.setHeader('Idempotency-Replayed', 'true');
       if (body.stream) {
         // Only the client that started the run cancels it by leaving; a replay just watches.
-        await streamRun(res, record, { ...sse, after: 0, cancelOnClose: !replayed });
+        await streamRun(res, handle, { ...sse, after: 0, cancelOnClose: !replayed });
         return;
       }
       if (body.background || body.webhook) {
-        res.status(202).location(`/agents/runs/${run.id}`).json(run);
+        res.status(202).location(`/agents/runs/${handle.id}`).json(handle.run);
         return;
       }
       const abandon = (): void => {
-        if (!res.writableEnded && !replayed) record.controller.abort();
+        if (!res.writableEnded && !replayed) void handle.cancel();
       };
       res.once('close', abandon);
-      const finished = await record.done;
+      const finished = await handle.wait();
       res.off('close', abandon);
       // Server-Timing: the queue wait and Ollama time of every model call of the run.
-      for (const timings of modelCallTimings(finished)) recordTimings(res, timings);
+      for (const timings of handle.modelTimings()) recordTimings(res, timings);
       // res.json serialises at once, so the finished run needs no copy first.
       res.json(finished);
     })
@@ -117,9 +115,9 @@ export function createAgentsRouter(options: AgentsRouterOptions): Router {
     .get(
       validate({ params: 'agent-run.params', query: 'agent-run-events.query' }),
       async (req, res) => {
-        const record = service.find(String(req.params.id), req.principal);
+        const handle = service.find(String(req.params.id), req.principal);
         const after = replayAfter(req);
-        await streamRun(res, record, { ...sse, after, cancelOnClose: false });
+        await streamRun(res, handle, { ...sse, after, cancelOnClose: false });
       },
     )
     .all(createMethodNotAllowed(['GET']));

@@ -2,10 +2,9 @@ import { Router } from 'express';
 import { clientSignal } from '../middleware/client-signal';
 import { createMethodNotAllowed } from '../middleware/error-handler';
 import type { Validate } from '../middleware/validate';
-import type { Lifecycle } from '../services/health';
+import { ollamaHealthDetails, ollamaHealthSummary, type Lifecycle } from '../services/health';
 import type { ModelService, SwitchRequest } from '../services/models';
 import type { OllamaHealth, OllamaService } from '../services/ollama';
-import { detailedHealthView, healthView } from './ollama-views';
 import { sendNdjson, wantsNdjson } from './ndjson';
 
 export interface OllamaRouterOptions {
@@ -36,7 +35,7 @@ export function createOllamaRouter(options: OllamaRouterOptions): Router {
   router
     .route('/health')
     .get((_req, res) => {
-      const view = healthView(health.snapshot(), now());
+      const view = ollamaHealthSummary(health.snapshot(), now());
       res.status(view.status === 'up' ? 200 : 503).json(view);
     })
     .all(only('GET', 'HEAD'));
@@ -45,7 +44,7 @@ export function createOllamaRouter(options: OllamaRouterOptions): Router {
     .route('/health/detailed')
     .get((_req, res) => {
       res.json(
-        detailedHealthView({
+        ollamaHealthDetails({
           snapshot: health.snapshot(),
           ollama,
           activeModel: models.active(),

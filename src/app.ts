@@ -126,7 +126,7 @@ export function createApp(deps: AppDeps): Express {
         service: deps.agents.service,
         validate,
         heartbeatMs: deps.agents.heartbeatMs,
-        timers: deps.agents.timers,
+        clock: deps.agents.clock,
         lifecycle: deps.lifecycle,
       }),
     );

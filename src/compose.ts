@@ -7,16 +7,15 @@ import {
   type AgentsRuntime,
   type AgentsRuntimeOptions,
 } from '../services/agents';
-import type { Timers } from '../services/agents';
 import { createHealthService, type HealthService } from '../services/health';
 import { createLifecycle, type Lifecycle } from '../services/health';
 import { createMetrics, type Metrics } from '../services/metrics';
-import type { Schedule } from '../services/health';
 import { createStartupSequence, type StartupSequence } from '../services/health';
 import type { Telemetry } from '../services/metrics';
 import type { ToolDefinition } from '../services/tools';
 import type { BuildInfo } from '../routers/health';
 import type { AppDeps } from './app';
+import type { Clock } from './clock';
 import type { ApiKeyEntry, Config } from './config';
 import type { Logger } from './logger';
 import { createOllamaStack, type OllamaStack } from '../services/ollama';
@@ -28,7 +27,8 @@ export interface ComposeOptions {
   logger: Logger;
   context: RequestContextStore;
   build: BuildInfo;
-  now: () => number;
+  /** Time, timers and waits for every service (tests pass a manual clock). */
+  clock: Clock;
   apiKeys?: readonly ApiKeyEntry[];
   rateLimitStore?: (budget: RateLimitBudget) => Store;
   /** Node process metrics in the registry (default on; tests turn them off for fast scrapes). */
@@ -36,10 +36,6 @@ export interface ComposeOptions {
   // Seams for tests; production leaves them unset.
   /** What the services report to (default: the app's metrics). */
   telemetry?: Telemetry;
-  /** Run deadlines and heartbeats (default: real unref'd timers). */
-  timers?: Timers;
-  /** The Ollama health refresh timer (default: a real unref'd one). */
-  schedule?: Schedule;
   extraTools?: readonly ToolDefinition[];
   webhookRetryDelayMs?: AgentsRuntimeOptions['webhookRetryDelayMs'];
 }
@@ -67,7 +63,8 @@ export interface Gateway {
  * after them. Throws AgentsFileError for a bad AGENTS_FILE.
  */
 export function composeGateway(options: ComposeOptions): Gateway {
-  const { config, schemas, logger, build, now } = options;
+  const { config, schemas, logger, build, clock } = options;
+  const { now } = clock;
   const metrics = createMetrics({
     registry: new Registry(),
     build,
@@ -87,8 +84,7 @@ export function composeGateway(options: ComposeOptions): Gateway {
     config,
     telemetry,
     logger,
-    now,
-    schedule: options.schedule,
+    clock,
   });
   const agents = createAgentsRuntime({
     config,
@@ -97,19 +93,18 @@ export function composeGateway(options: ComposeOptions): Gateway {
     models: ollamaStack.models,
     telemetry,
     logger,
-    now,
-    timers: options.timers,
+    clock,
     extraTools: options.extraTools,
     webhookRetryDelayMs: options.webhookRetryDelayMs,
   });
-  const lifecycle = createLifecycle({ logger });
+  const lifecycle = createLifecycle({ logger, clock });
   const startup = createStartupSequence({
     config,
     ollama: ollamaStack.ollama,
     ollamaHealth: ollamaStack.ollamaHealth,
     models: ollamaStack.models,
     logger,
-    now,
+    clock,
   });
   const startedAt = now();
   const health = createHealthService({

@@ -17,9 +17,7 @@ export const ERROR_CATALOG = {
   AGENT_NOT_FOUND: { status: 404, message: 'No agent with this name.' },
   RUN_NOT_FOUND: { status: 404, message: 'No run with this id.' },
   METHOD_NOT_ALLOWED: { status: 405, message: 'This method is not allowed on this path.' },
-  NOT_ACCEPTABLE: { status: 406, message: 'The requested representation is not available.' },
   REQUEST_TIMEOUT: { status: 408, message: 'The request was not received in time.' },
-  CONFLICT: { status: 409, message: 'The request conflicts with the current state.' },
   SWITCH_IN_PROGRESS: { status: 409, message: 'Another model switch is in progress.' },
   MODEL_IN_USE: { status: 409, message: 'The model is the active model.' },
   IDEMPOTENCY_CONFLICT: {
@@ -54,7 +52,6 @@ export const ERROR_CATALOG = {
   OLLAMA_BUSY: { status: 503, message: 'Ollama is busy; retry later.' },
   QUEUE_TIMEOUT: { status: 503, message: 'Timed out waiting for a free Ollama slot.' },
   SHUTTING_DOWN: { status: 503, message: 'The service is shutting down.' },
-  NOT_READY: { status: 503, message: 'The service is not ready.' },
   OLLAMA_TIMEOUT: { status: 504, message: 'Ollama did not answer in time.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

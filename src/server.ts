@@ -1,11 +1,11 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import { createRequestContextStore } from './request-context';
 import { AgentsFileError } from '../services/agents';
 import { loadRateLimitRedis, type RateLimitRedis } from '../services/stores';
 import { loadApiKeys } from './api-keys';
 import { createApp } from './app';
+import { createSystemClock } from './clock';
 import { composeGateway, type Gateway } from './compose';
 import { ConfigError, loadProcessConfig, type ApiKeyEntry, type Config } from './config';
 import { createHttpServer } from './http-server';
@@ -46,6 +46,7 @@ async function main(): Promise<void> {
   }
   const build = readBuildInfo();
   const context = createRequestContextStore();
+  const clock = createSystemClock();
   const logger: Logger = createLogger({
     level: config.LOG_LEVEL,
     format: config.LOG_FORMAT,
@@ -71,7 +72,7 @@ async function main(): Promise<void> {
       logger,
       context,
       build,
-      now: Date.now,
+      clock,
       apiKeys,
       rateLimitStore: redis ? (budget) => redis.store(budget) : undefined,
     });
@@ -93,11 +94,12 @@ async function main(): Promise<void> {
     config,
     lifecycle: gateway.lifecycle,
     logger,
+    clock,
     stopServices: async () => {
       // Upstream calls of ended requests were aborted; the bound only guards a stuck pool.
       await Promise.race([
         Promise.all([gateway.stop(), redis?.stop()]),
-        delay(1000, undefined, { ref: false }),
+        new Promise((resolve) => clock.after(1000, () => resolve(undefined))),
       ]);
     },
     flushLogs: () => flushLogger(logger),

@@ -1,7 +1,7 @@
 import type http from 'node:http';
-import { setTimeout as delay } from 'node:timers/promises';
 import { createTerminus } from '@godaddy/terminus';
 import type { DrainResult, Lifecycle } from '../services/health';
+import type { Clock } from './clock';
 import type { Config } from './config';
 import type { Logger } from './logger';
 
@@ -17,6 +17,8 @@ export interface ShutdownOptions {
   config: Pick<Config, 'SHUTDOWN_DELAY_MS' | 'SHUTDOWN_TIMEOUT_MS'>;
   lifecycle: Pick<Lifecycle, 'beginDrain' | 'drainStreams' | 'openStreams'>;
   logger: Logger;
+  /** The pre-stop wait and the elapsed times in the log. */
+  clock: Pick<Clock, 'now' | 'sleep'>;
   /** Stops timers and background work and closes pools (startup, health, Ollama). */
   stopServices: () => Promise<void>;
   /** Writes every buffered log line (the last step before exit). */
@@ -39,7 +41,7 @@ export interface ShutdownOptions {
  * A second signal during the sequence exits at once with 128 + the signal number.
  */
 export function installGracefulShutdown(options: ShutdownOptions): void {
-  const { server, config, lifecycle, logger } = options;
+  const { server, config, lifecycle, logger, clock } = options;
   const exit = options.exit ?? ((code: number) => process.exit(code));
   let signalled: number | null = null;
   let drained: Promise<DrainResult> = Promise.resolve({ completed: 0, ended: 0 });
@@ -49,7 +51,7 @@ export function installGracefulShutdown(options: ShutdownOptions): void {
       process.stderr.write(`second ${signal} during shutdown: exiting now\n`);
       exit(signal === 'SIGINT' ? 130 : 143);
     }
-    signalled = Date.now();
+    signalled = clock.now();
     logger.info('shutdown requested', {
       signal,
       delay_ms: config.SHUTDOWN_DELAY_MS,
@@ -60,14 +62,14 @@ export function installGracefulShutdown(options: ShutdownOptions): void {
   process.on('SIGTERM', onAnySignal);
   process.on('SIGINT', onAnySignal);
 
-  const elapsed = (): number => (signalled === null ? 0 : Date.now() - signalled);
+  const elapsed = (): number => (signalled === null ? 0 : clock.now() - signalled);
   createTerminus(server, {
     signals: ['SIGTERM', 'SIGINT'],
     useExit0: true,
     timeout: config.SHUTDOWN_TIMEOUT_MS + SOCKET_GRACE_MS,
     beforeShutdown: async () => {
       lifecycle.beginDrain();
-      await delay(config.SHUTDOWN_DELAY_MS);
+      await clock.sleep(config.SHUTDOWN_DELAY_MS);
       logger.info('shutdown: closing the listener, draining in-flight requests', {
         elapsed_ms: elapsed(),
         open_streams: lifecycle.openStreams(),

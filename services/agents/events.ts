@@ -13,6 +13,20 @@ export type RunEventType =
   | 'run.failed'
   | 'run.cancelled';
 
+/** The events that end a run's stream: exactly one of them is a run's last event. */
+export const TERMINAL_EVENT_TYPES = [
+  'run.completed',
+  'run.incomplete',
+  'run.failed',
+  'run.cancelled',
+] as const satisfies readonly RunEventType[];
+
+const TERMINAL: ReadonlySet<RunEventType> = new Set(TERMINAL_EVENT_TYPES);
+
+export function isTerminalEvent(type: RunEventType): boolean {
+  return TERMINAL.has(type);
+}
+
 const DELTAS: ReadonlySet<RunEventType> = new Set(['message.delta', 'thinking.delta']);
 
 /** One event: `seq` starts at 1 and increases by one; it is the SSE `id:`. */

@@ -26,8 +26,6 @@ export interface IdempotencyStore {
   lookup(owner: string, key: string, hash: string): string | undefined;
   /** Remembers (owner, key) → run id for IDEMPOTENCY_TTL_MS. */
   remember(owner: string, key: string, hash: string, runId: string): void;
-  /** Forgets a key (its run was refused before it started). */
-  forget(owner: string, key: string): void;
 }
 
 /**
@@ -61,9 +59,6 @@ export function createIdempotencyStore(options: {
         if (entries.size <= max) break;
         entries.delete(k);
       }
-    },
-    forget(owner, key) {
-      entries.delete(id(owner, key));
     },
   };
 }

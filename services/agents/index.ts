@@ -1,9 +1,8 @@
-export { formatSse } from './events';
+export { formatSse, isTerminalEvent } from './events';
 export type { RunEvent } from './events';
 export { AgentsFileError } from './registry';
-export { firstModelTimings, modelCallTimings, shutdownStop } from './run-object';
-export type { RunRecord } from './run-store';
+export type { CancelReason, RunHandle } from './run-handle';
 export { createAgentsRuntime } from './runtime';
 export type { AgentsRuntime, AgentsRuntimeOptions } from './runtime';
 export type { AgentsService, RunRequest } from './service';
-export type { Timers } from './timers';
+export { RUN_STATUSES, STOP_REASONS } from './types';

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { isAppError } from '../../src/errors';
+import type { Clock } from '../../src/clock';
 import type { Logger } from '../../src/logger';
 import type {
   CallTimings,
@@ -19,7 +20,7 @@ export interface ModelStepDeps {
   ollama: OllamaService;
   telemetry: Telemetry;
   logger: Logger;
-  now: () => number;
+  clock: Pick<Clock, 'now'>;
 }
 
 const NS_PER_MS = 1e6;
@@ -114,7 +115,8 @@ interface ModelCall {
  *   `thinking.delta`) when the step ends.
  */
 export function createModelStep(deps: ModelStepDeps) {
-  const { ollama, telemetry, logger, now } = deps;
+  const { ollama, telemetry, logger } = deps;
+  const { now } = deps.clock;
 
   /** Adds a piece of the answer (a chunk, or the whole answer) to `reply` and emits its deltas. */
   function absorb(ctx: StepContext, step: ModelStep, reply: Message, m: Message | undefined): void {

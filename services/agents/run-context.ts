@@ -8,10 +8,14 @@ export interface RunSpec {
   run: AgentRun;
   events: RunEvents;
   /**
-   * Aborted by cancel, a streaming client that went away, or shutdown. A {@link RunStop} as the
-   * abort reason becomes the run's stop (shutdown passes one); any other reason means `cancelled`.
+   * The run's one controller. Aborted from outside by a cancel, a streaming client that went
+   * away, or shutdown: a {@link RunStop} as the reason becomes the run's stop (shutdown passes
+   * one), any other reason means `cancelled`. The runner aborts it itself when the run ends
+   * any other way, so the Ollama request and the tools still holding its signal stop.
    */
-  cancel: AbortSignal;
+  controller: AbortController;
+  /** Called once, with the run, right after its terminal event. */
+  onEnd: (run: AgentRun) => void;
   /** For telemetry: a registered agent name or `inline`. */
   agentLabel: string;
   model: string;

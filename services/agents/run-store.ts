@@ -1,20 +1,9 @@
 import { AppError } from '../../src/errors';
-import type { RunEvents } from './events';
-import type { AgentRun } from './types';
+import type { RunHandle } from './run-handle';
 
-/** A run as the service keeps it: the live run object plus what is needed to watch or stop it. */
+/** A run as the store keeps it: its handle, and when it finished. */
 export interface RunRecord {
-  /** The run object; the runner updates it in place, readers get copies. */
-  readonly run: AgentRun;
-  /** Principal id that created the run (`anonymous` without auth). */
-  readonly owner: string;
-  readonly events: RunEvents;
-  /** Aborting it cancels the run, its Ollama request and its running tools. */
-  readonly controller: AbortController;
-  /** Settles with the run when it reached a terminal state. */
-  readonly done: Promise<AgentRun>;
-  /** Settles after the terminal state's follow-up work (the webhook delivery) is done. */
-  readonly settled: Promise<void>;
+  readonly handle: RunHandle;
   /** When the run reached a terminal state (ms since the epoch); null while it runs. */
   finishedAt: number | null;
 }
@@ -76,7 +65,7 @@ export function createRunStore(options: {
           details: { runs_max: max },
         });
       }
-      runs.set(record.run.id, record);
+      runs.set(record.handle.id, record);
     },
     get(id) {
       const r = runs.get(id);

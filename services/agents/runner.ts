@@ -7,9 +7,9 @@ import { createModelStep, emitStepCompleted, pendingCalls, stopFor } from './mod
 import type { RunSpec, StepContext } from './run-context';
 import { createIsoClock, RunStop, runErrorOf, snapshot } from './run-object';
 import { checkAnswer, repairPrompt } from './structured-output';
-import type { Timers } from './timers';
+import type { Clock } from '../../src/clock';
 import { createToolRound } from './tool-round';
-import { statusFor, type AgentRun, type RunStep } from './types';
+import { statusFor, type RunStep } from './types';
 
 export type { RunSpec } from './run-context';
 
@@ -19,8 +19,7 @@ export interface RunnerDeps {
   tools: ToolRegistry;
   telemetry: Telemetry;
   logger: Logger;
-  timers: Timers;
-  now: () => number;
+  clock: Clock;
 }
 
 /** Why the run was stopped from outside: the caller's RunStop (shutdown), else a cancel. */
@@ -43,7 +42,8 @@ function cancelStop(signal: AbortSignal): RunStop {
  * recording or emitting anything more.
  */
 export function createAgentRunner(deps: RunnerDeps) {
-  const { tools, telemetry, logger, timers, now } = deps;
+  const { tools, telemetry, logger, clock } = deps;
+  const { now } = clock;
   const modelStep = createModelStep(deps);
   const iso = createIsoClock(now);
   // The normal end of every run: one immutable instance, not a new Error (and stack) per run.
@@ -113,11 +113,10 @@ export function createAgentRunner(deps: RunnerDeps) {
     run.output.json = check.value;
   }
 
-  function execute(spec: RunSpec): Promise<AgentRun> {
-    const { run, events, limits } = spec;
+  /** Starts the run; it ends with `spec.onEnd`. */
+  function execute(spec: RunSpec): void {
+    const { run, events, limits, controller } = spec;
     const started = now();
-    // One signal for everything the run starts: it aborts when the run ends, however it ends.
-    const controller = new AbortController();
     let ended = false;
     const ctx: StepContext = {
       spec,
@@ -129,13 +128,10 @@ export function createAgentRunner(deps: RunnerDeps) {
       ended: () => ended,
       iso,
     };
-    let settle!: (run: AgentRun) => void;
-    const done = new Promise<AgentRun>((resolve) => (settle = resolve));
-
     const end = (stop: RunStop): void => {
       if (ended) return;
       deadline.cancel();
-      spec.cancel.removeEventListener('abort', onCancel);
+      controller.signal.removeEventListener('abort', onCancel);
       // Work of ours still holding the signal (Ollama, a slow tool) is told to stop.
       if (!controller.signal.aborted) controller.abort(stop);
       const failedStep = closeOpenSteps(ctx, stop);
@@ -155,10 +151,10 @@ export function createAgentRunner(deps: RunnerDeps) {
         stopReason: stop.reason,
         durationS: run.usage.wall_ms / 1000,
       });
-      settle(run);
+      spec.onEnd(run);
     };
-    const onCancel = (): void => end(cancelStop(spec.cancel));
-    const deadline = timers.after(limits.timeout_ms, () =>
+    const onCancel = (): void => end(cancelStop(controller.signal));
+    const deadline = clock.after(limits.timeout_ms, () =>
       end(new RunStop('timeout', `The run did not finish within ${limits.timeout_ms} ms.`)),
     );
 
@@ -166,8 +162,8 @@ export function createAgentRunner(deps: RunnerDeps) {
     run.started_at = iso();
     events.emit('run.in_progress', { status: run.status });
     run.output.messages.push(...spec.messages);
-    if (spec.cancel.aborted) onCancel();
-    else spec.cancel.addEventListener('abort', onCancel, { once: true });
+    if (controller.signal.aborted) onCancel();
+    else controller.signal.addEventListener('abort', onCancel, { once: true });
     if (!ended) {
       loop(ctx)
         .then(
@@ -176,7 +172,6 @@ export function createAgentRunner(deps: RunnerDeps) {
         )
         .catch((err: unknown) => logger.error('agent run could not end', { error: err }));
     }
-    return done;
   }
 
   return { execute };

@@ -1,3 +1,4 @@
+import type { Clock } from '../../src/clock';
 import type { Config } from '../../src/config';
 import type { Logger } from '../../src/logger';
 import type { SchemaRegistry } from '../../src/validation';
@@ -11,7 +12,6 @@ import { createAgentRegistry, loadAgentsFile } from './registry';
 import { createRunStore } from './run-store';
 import { createAgentRunner } from './runner';
 import { createAgentsService, type AgentsService } from './service';
-import { createRealTimers, type Timers } from './timers';
 import { createWebhookSender, type WebhookSenderOptions } from './webhooks';
 
 export type AgentsConfig = Pick<
@@ -35,9 +35,8 @@ export interface AgentsRuntimeOptions {
   models: Pick<ModelManager, 'active'>;
   telemetry: Telemetry;
   logger: Logger;
-  now: () => number;
-  /** Run and tool deadlines, SSE heartbeats; tests pass timers they fire by hand. */
-  timers?: Timers;
+  /** Time, run and tool deadlines, SSE heartbeats. */
+  clock: Clock;
   /** Tools beyond the built-in ones. */
   extraTools?: readonly ToolDefinition[];
   /** DNS resolver for the SSRF guards (tests). */
@@ -49,7 +48,7 @@ export interface AgentsRuntimeOptions {
 /** What the router needs. */
 export interface AgentsRuntime {
   service: AgentsService;
-  timers: Timers;
+  clock: Clock;
   heartbeatMs: number;
   /** Names of the registered tools (bounded metric labels). */
   toolNames: readonly string[];
@@ -61,8 +60,8 @@ export interface AgentsRuntime {
  * @throws AgentsFileError when AGENTS_FILE is unreadable or invalid.
  */
 export function createAgentsRuntime(options: AgentsRuntimeOptions): AgentsRuntime {
-  const { config, schemas, telemetry, logger, now } = options;
-  const timers = options.timers ?? createRealTimers();
+  const { config, schemas, telemetry, logger, clock } = options;
+  const { now } = clock;
   const tools = createToolRegistry({
     tools: [
       ...createBuiltinTools({
@@ -101,8 +100,7 @@ export function createAgentsRuntime(options: AgentsRuntimeOptions): AgentsRuntim
     tools,
     telemetry,
     logger,
-    timers,
-    now,
+    clock,
   });
   const service = createAgentsService({
     agents,
@@ -122,5 +120,5 @@ export function createAgentsRuntime(options: AgentsRuntimeOptions): AgentsRuntim
     logger,
     now,
   });
-  return { service, timers, heartbeatMs: config.STREAM_HEARTBEAT_MS, toolNames: tools.names() };
+  return { service, clock, heartbeatMs: config.STREAM_HEARTBEAT_MS, toolNames: tools.names() };
 }

@@ -7,12 +7,13 @@ import { canAccess, type Principal } from '../../src/principal';
 import { SsrfError, type SsrfGuard } from '../net';
 import type { Message, ModelManager } from '../ollama';
 import type { ToolRegistry } from '../tools';
-import { createRunEvents } from './events';
+import { createRunEvents, isTerminalEvent, TERMINAL_EVENT_TYPES } from './events';
 import { bodyHash, canonicalJson, type IdempotencyStore } from './idempotency';
 import { resolveLimits } from './limits';
 import { agentProblems, type AgentRegistry } from './registry';
-import { createIsoClock, createRunIds, newRun, shutdownStop, snapshot } from './run-object';
-import type { RunRecord, RunStore } from './run-store';
+import { createRunHandle, type RunHandle } from './run-handle';
+import { createIsoClock, createRunIds, newRun, snapshot } from './run-object';
+import type { RunStore } from './run-store';
 import type { AgentRunner } from './runner';
 import type {
   AgentDefinition,
@@ -41,7 +42,7 @@ export interface RunRequest {
 }
 
 export interface StartResult {
-  record: RunRecord;
+  handle: RunHandle;
   /** The Idempotency-Key matched an earlier run with the same body: this is that run. */
   replayed: boolean;
 }
@@ -57,7 +58,7 @@ export interface AgentsService {
    */
   start(body: RunRequest, ctx: { owner: string; idempotencyKey?: string }): Promise<StartResult>;
   /** A run the principal may see. @throws AppError RUN_NOT_FOUND (also for someone else's run). */
-  find(id: string, principal: Principal | undefined): RunRecord;
+  find(id: string, principal: Principal | undefined): RunHandle;
   /** Cancels a run (idempotent) and resolves with it once it stopped. @throws RUN_NOT_FOUND */
   cancel(id: string, principal: Principal | undefined): Promise<AgentRun>;
   /** Ends every running run as cancelled by the shutdown (SHUTTING_DOWN, retryable). */
@@ -80,7 +81,6 @@ export interface AgentsServiceDeps {
   now: () => number;
 }
 
-const TERMINAL_EVENTS = ['run.completed', 'run.incomplete', 'run.failed', 'run.cancelled'];
 /** Bound of each cache below (compiled response_format schemas, configuration hashes). */
 const CACHE_MAX = 100;
 
@@ -158,26 +158,25 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
     }
   };
 
-  const deliver = async (record: RunRecord): Promise<void> => {
-    const { run } = record;
+  /** Sends the terminal event's run to the run's webhook, and records the outcome on the run. */
+  const deliver = async (run: AgentRun, type: string, sent: AgentRun): Promise<void> => {
     const hook = run.webhook;
     if (!hook || !deps.webhooks) return;
-    const type = `run.${run.status}`;
     if (!hook.events.includes(type)) {
       hook.last_delivery_status = 'skipped';
       return;
     }
-    const result = await deps.webhooks.deliver(hook.url, type, snapshot(run));
+    const result = await deps.webhooks.deliver(hook.url, type, sent);
     hook.last_delivery_status = result.status;
     hook.attempts = result.attempts;
     hook.last_status_code = result.statusCode;
   };
 
-  const find = (id: string, principal: Principal | undefined): RunRecord => {
-    const record = store.get(id);
+  const find = (id: string, principal: Principal | undefined): RunHandle => {
+    const handle = store.get(id)?.handle;
     // Someone else's run is reported as missing, so ids cannot be probed.
-    if (!record || !canAccess(principal, record.owner)) throw new AppError('RUN_NOT_FOUND');
-    return record;
+    if (!handle || !canAccess(principal, handle.owner)) throw new AppError('RUN_NOT_FOUND');
+    return handle;
   };
 
   return {
@@ -192,8 +191,8 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
       const hash = ctx.idempotencyKey !== undefined ? bodyHash(body) : '';
       if (ctx.idempotencyKey !== undefined) {
         const earlier = idempotency.lookup(ctx.owner, ctx.idempotencyKey, hash);
-        const record = earlier !== undefined ? store.get(earlier) : undefined;
-        if (record) return { record, replayed: true };
+        const handle = earlier !== undefined ? store.get(earlier)?.handle : undefined;
+        if (handle) return { handle, replayed: true };
       }
       const { agent, inline } = resolveAgent(body.agent);
       const format = body.response_format ?? agent.response_format;
@@ -234,7 +233,7 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
         webhook: body.webhook
           ? {
               url: body.webhook.url,
-              events: body.webhook.events ?? TERMINAL_EVENTS,
+              events: body.webhook.events ?? [...TERMINAL_EVENT_TYPES],
               last_delivery_status: 'pending',
               last_status_code: null,
               attempts: 0,
@@ -248,66 +247,63 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
 
       const events = createRunEvents(id);
       const controller = new AbortController();
-      let settle!: (run: AgentRun) => void;
-      const done = new Promise<AgentRun>((resolve) => (settle = resolve));
-      let markSettled!: () => void;
-      const settled = new Promise<void>((resolve) => (markSettled = resolve));
-      const record: RunRecord = {
+      let onEnd!: (finished: AgentRun) => void;
+      const done = new Promise<AgentRun>((resolve) => (onEnd = resolve));
+      // The webhook follows the run's terminal event, whose run it sends.
+      let delivered: Promise<void> = Promise.resolve();
+      const handle = createRunHandle({
         run,
         owner: ctx.owner,
         events,
         controller,
         done,
-        settled,
-        finishedAt: null,
-      };
+        settled: done.then(() => delivered),
+      });
+      const record = { handle, finishedAt: null as number | null };
       store.add(record);
       if (ctx.idempotencyKey !== undefined)
         idempotency.remember(ctx.owner, ctx.idempotencyKey, hash, id);
       events.emit('run.created', { status: run.status, agent: run.agent.name, model });
-
-      void runner
-        .execute({
-          run,
-          events,
-          cancel: controller.signal,
-          agentLabel: inline ? 'inline' : agent.name,
-          model,
-          messages,
-          toolNames,
-          options,
-          limits,
-          // An answered run's caller gets only the finished run: no one watches its tokens.
-          streamTokens: Boolean(body.stream || body.background || body.webhook),
-          ...((body.think ?? agent.think) !== undefined
-            ? { think: body.think ?? agent.think }
-            : {}),
-          ...(validate && format?.type === 'json_schema'
-            ? { format: { schema: format.schema, validate } }
-            : {}),
-        })
-        .then(async (finished) => {
+      if (run.webhook) {
+        handle.follow(events.lastSeq, (event) => {
+          if (!isTerminalEvent(event.type)) return;
+          delivered = deliver(run, event.type, event.data.run as AgentRun).catch((err: unknown) => {
+            logger.error('webhook delivery failed unexpectedly', { run_id: id, error: err });
+          });
+        });
+      }
+      runner.execute({
+        run,
+        events,
+        controller,
+        onEnd: (finished) => {
           record.finishedAt = now();
-          settle(finished);
-          await deliver(record);
-        })
-        .catch((err: unknown) =>
-          logger.error('agent run bookkeeping failed', { run_id: id, error: err }),
-        )
-        .finally(markSettled);
-      return { record, replayed: false };
+          onEnd(finished);
+        },
+        agentLabel: inline ? 'inline' : agent.name,
+        model,
+        messages,
+        toolNames,
+        options,
+        limits,
+        // An answered run's caller gets only the finished run: no one watches its tokens.
+        streamTokens: Boolean(body.stream || body.background || body.webhook),
+        ...((body.think ?? agent.think) !== undefined ? { think: body.think ?? agent.think } : {}),
+        ...(validate && format?.type === 'json_schema'
+          ? { format: { schema: format.schema, validate } }
+          : {}),
+      });
+      return { handle, replayed: false };
     },
 
     find,
 
     async cancel(id, principal) {
-      const record = find(id, principal);
-      record.controller.abort();
-      return snapshot(await record.done);
+      return snapshot(await find(id, principal).cancel());
     },
 
     cancelAll() {
-      for (const record of store.running()) record.controller.abort(shutdownStop());
+      for (const record of store.running()) void record.handle.cancel('shutdown');
     },
   };
 }

@@ -3,7 +3,7 @@ import type { Telemetry } from '../metrics';
 import type { ToolRegistry } from '../tools';
 import { ToolError, type ToolDefinition } from '../tools';
 import { preview } from './run-object';
-import type { Timers } from './timers';
+import type { Clock } from '../../src/clock';
 import type { ToolStatus } from './types';
 
 /** One call the model asked for, with the id it (or we) gave it. */
@@ -23,7 +23,7 @@ export interface CallOutcome {
 
 export interface ToolExecutorDeps {
   tools: ToolRegistry;
-  timers: Timers;
+  clock: Clock;
   telemetry: Telemetry;
   logger: Logger;
 }
@@ -46,12 +46,12 @@ function attempt(
   args: Record<string, unknown>,
   timeoutMs: number,
   runSignal: AbortSignal,
-  timers: Timers,
+  clock: Clock,
 ): Promise<unknown> {
   const controller = new AbortController();
   const onRunAbort = (): void => controller.abort(runSignal.reason);
   runSignal.addEventListener('abort', onRunAbort, { once: true });
-  const timer = timers.after(timeoutMs, () => controller.abort(new ToolTimeout()));
+  const timer = clock.after(timeoutMs, () => controller.abort(new ToolTimeout()));
   // A tool that ignores its signal is abandoned, not awaited: the race settles on abort.
   const aborted = new Promise<never>((_, reject) => {
     controller.signal.addEventListener('abort', () => reject(controller.signal.reason as Error), {
@@ -71,7 +71,7 @@ function attempt(
  * results. Throws only when the run itself was aborted (its reason).
  */
 export function createToolExecutor(deps: ToolExecutorDeps) {
-  const { tools, timers, telemetry, logger } = deps;
+  const { tools, clock, telemetry, logger } = deps;
 
   async function execute(call: PendingCall, opts: ExecuteOptions): Promise<CallOutcome> {
     const finish = (outcome: CallOutcome): CallOutcome => {
@@ -94,7 +94,7 @@ export function createToolExecutor(deps: ToolExecutorDeps) {
     let last: CallOutcome = { status: 'error', content: '', attempts: 0 };
     for (let n = 1; n <= maxAttempts; n += 1) {
       try {
-        const result = await attempt(tool, call.arguments, timeoutMs, opts.signal, timers);
+        const result = await attempt(tool, call.arguments, timeoutMs, opts.signal, clock);
         const text = JSON.stringify(result ?? null);
         return finish({ status: 'ok', content: preview(text, opts.maxOutputChars), attempts: n });
       } catch (err) {

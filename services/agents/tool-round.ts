@@ -5,7 +5,7 @@ import { createRepeatDetector } from './limits';
 import { stopFor } from './model-step';
 import { preview, RunStop } from './run-object';
 import type { StepContext } from './run-context';
-import type { Timers } from './timers';
+import type { Clock } from '../../src/clock';
 import { createToolExecutor, type PendingCall } from './tool-executor';
 import type { ToolStep } from './types';
 
@@ -13,8 +13,7 @@ export interface ToolRoundDeps {
   tools: ToolRegistry;
   telemetry: Telemetry;
   logger: Logger;
-  timers: Timers;
-  now: () => number;
+  clock: Clock;
 }
 
 const PREVIEW_CHARS = 500;
@@ -44,7 +43,8 @@ async function mapBounded<T, R>(
  * `tool` messages in call order. One instance per run (it keeps the repeat detector).
  */
 export function createToolRound(deps: ToolRoundDeps, ctx: StepContext) {
-  const { telemetry, now } = deps;
+  const { telemetry } = deps;
+  const { now } = deps.clock;
   const executor = createToolExecutor(deps);
   const { spec } = ctx;
   const { run, limits } = spec;

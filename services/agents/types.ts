@@ -40,30 +40,36 @@ export interface AgentDefinition {
   response_format?: ResponseFormat;
 }
 
-export type RunStatus =
-  'queued' | 'in_progress' | 'completed' | 'incomplete' | 'failed' | 'cancelled';
-
 /** Ollama's `think`: on or off, or a level for models that have levels (ollama-api.md §4.5). */
 export type ThinkSetting = boolean | 'low' | 'medium' | 'high' | 'max';
 
-export type StopReason =
-  | 'end_turn'
-  | 'max_steps'
-  | 'max_tool_calls'
-  | 'tool_loop'
-  | 'timeout'
-  | 'output_invalid'
-  | 'cancelled'
-  | 'ollama_unavailable'
-  | 'model_error'
-  | 'internal_error';
-
-export const TERMINAL_STATUSES: ReadonlySet<RunStatus> = new Set([
+/** Every status a run can have (the metrics label them with these values only). */
+export const RUN_STATUSES = [
+  'queued',
+  'in_progress',
   'completed',
   'incomplete',
   'failed',
   'cancelled',
-]);
+] as const;
+
+export type RunStatus = (typeof RUN_STATUSES)[number];
+
+/** Every reason a run can stop for (the metrics label them with these values only). */
+export const STOP_REASONS = [
+  'end_turn',
+  'max_steps',
+  'max_tool_calls',
+  'tool_loop',
+  'timeout',
+  'output_invalid',
+  'cancelled',
+  'ollama_unavailable',
+  'model_error',
+  'internal_error',
+] as const;
+
+export type StopReason = (typeof STOP_REASONS)[number];
 
 /** The status a stop reason ends a run with: only `end_turn` is a success. */
 export function statusFor(reason: StopReason): RunStatus {

@@ -2,7 +2,8 @@ import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import axios, { type AxiosError, type AxiosInstance } from 'axios';
-import axiosRetry, { exponentialDelay, isNetworkError } from 'axios-retry';
+import axiosRetry, { isNetworkError, retryAfter } from 'axios-retry';
+import { backoff } from '../../src/clock';
 import type { Logger } from '../../src/logger';
 import type { SsrfGuard } from '../net';
 import type { Telemetry } from '../metrics';
@@ -81,6 +82,9 @@ function retryable(error: AxiosError): boolean {
   return isNetworkError(error) || error.code === 'ECONNABORTED' || error.code === 'ETIMEDOUT';
 }
 
+/** Waits between delivery attempts: 250–500 ms before the first retry, doubling. */
+const RETRY_BACKOFF = { baseMs: 500, jitter: 'equal' } as const;
+
 /** Builds the webhook sender on one axios instance (no redirects, DNS pinned by the guard). */
 export function createWebhookSender(options: WebhookSenderOptions): WebhookSender {
   const { secret, guard, telemetry, logger, now } = options;
@@ -108,7 +112,10 @@ export function createWebhookSender(options: WebhookSenderOptions): WebhookSende
     retries: options.maxAttempts - 1,
     retryCondition: retryable,
     shouldResetTimeout: true,
-    retryDelay: options.retryDelayMs ?? ((n, error) => exponentialDelay(n, error, 250)),
+    // The receiver's Retry-After, when longer, wins over the backoff.
+    retryDelay:
+      options.retryDelayMs ??
+      ((n, error) => Math.max(backoff(n, RETRY_BACKOFF), retryAfter(error))),
   });
 
   return {

@@ -5,6 +5,7 @@
  * of cutting their sockets.
  */
 import type { ServerResponse } from 'node:http';
+import type { Clock, TimerHandle } from '../../src/clock';
 import { AppError } from '../../src/errors';
 import type { Logger } from '../../src/logger';
 
@@ -43,9 +44,8 @@ export interface Lifecycle {
 
 export interface LifecycleOptions {
   logger: Logger;
-  /** Timer used for the drain deadline; injected by tests. */
-  setTimer?: (fn: () => void, ms: number) => { unref?: () => unknown } | number;
-  clearTimer?: (timer: unknown) => void;
+  /** The drain deadline's timer. */
+  clock: Pick<Clock, 'after'>;
 }
 
 interface Tracked {
@@ -56,8 +56,6 @@ interface Tracked {
 /** Builds the lifecycle state. Starts nothing; `drainStreams` arms the only timer. */
 export function createLifecycle(options: LifecycleOptions): Lifecycle {
   const { logger } = options;
-  const setTimer = options.setTimer ?? setTimeout;
-  const clearTimer = options.clearTimer ?? ((t) => clearTimeout(t as NodeJS.Timeout));
   const streams = new Set<Tracked>();
   const idleWaiters = new Set<() => void>();
   let draining = false;
@@ -113,14 +111,12 @@ export function createLifecycle(options: LifecycleOptions): Lifecycle {
     openStreams: () => streams.size,
     async drainStreams(timeoutMs) {
       const closedBefore = closed;
-      let timer: unknown;
+      let timer: TimerHandle | undefined;
       const deadline = new Promise<'deadline'>((resolve) => {
-        const t = setTimer(() => resolve('deadline'), timeoutMs);
-        if (typeof t === 'object') t.unref?.();
-        timer = t;
+        timer = options.clock.after(timeoutMs, () => resolve('deadline'));
       });
       const outcome = await Promise.race([whenIdle().then(() => 'idle' as const), deadline]);
-      clearTimer(timer);
+      timer?.cancel();
       if (outcome === 'idle') return { completed: closed - closedBefore, ended: 0 };
       const left = [...streams];
       logger.warn('shutdown deadline reached: ending open streams', { open_streams: left.length });

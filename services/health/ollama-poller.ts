@@ -1,18 +1,9 @@
+import type { Clock, TimerHandle } from '../../src/clock';
 import { isAppError } from '../../src/errors';
 import type { Logger } from '../../src/logger';
 import type { LoadedModel, OllamaHealth, OllamaHealthSnapshot, OllamaService } from '../ollama';
 import type { Telemetry } from '../metrics';
 import { sameModel } from '../models';
-
-/** A cancellable one-shot timer; injected so tests drive the refresh loop without sleeping. */
-export type Schedule = (fn: () => void, ms: number) => { cancel(): void };
-
-/** setTimeout, unref'd so a pending refresh never keeps the process alive. */
-export const unrefSchedule: Schedule = (fn, ms) => {
-  const timer = setTimeout(fn, ms);
-  timer.unref();
-  return { cancel: () => clearTimeout(timer) };
-};
 
 export interface OllamaHealthOptions {
   ollama: Pick<OllamaService, 'version' | 'ps' | 'list'>;
@@ -24,8 +15,8 @@ export interface OllamaHealthOptions {
   timeoutMs: number;
   telemetry: Telemetry;
   logger: Logger;
-  now?: () => number;
-  schedule?: Schedule;
+  /** Time and the refresh timer. */
+  clock: Pick<Clock, 'now' | 'after'>;
 }
 
 const INITIAL: OllamaHealthSnapshot = {
@@ -48,11 +39,11 @@ const INITIAL: OllamaHealthSnapshot = {
  */
 export function createOllamaHealth(options: OllamaHealthOptions): OllamaHealth {
   const { ollama, ttlMs, timeoutMs, telemetry, logger } = options;
-  const now = options.now ?? Date.now;
-  const schedule = options.schedule ?? unrefSchedule;
+  const { clock } = options;
+  const { now } = clock;
   let snapshot: OllamaHealthSnapshot = INITIAL;
   let inFlight: Promise<OllamaHealthSnapshot> | null = null;
-  let timer: { cancel(): void } | null = null;
+  let timer: TimerHandle | null = null;
   let running = false;
 
   async function check(): Promise<OllamaHealthSnapshot> {
@@ -95,7 +86,7 @@ export function createOllamaHealth(options: OllamaHealthOptions): OllamaHealth {
 
   function loop(): void {
     void refresh().finally(() => {
-      if (running) timer = schedule(loop, ttlMs);
+      if (running) timer = clock.after(ttlMs, loop);
     });
   }
 

@@ -8,7 +8,8 @@ import { performance } from 'node:perf_hooks';
 import type { Config } from '../../src/config';
 import { createEventLoopMonitor, type EventLoopMonitor } from './event-loop-monitor';
 import type { Lifecycle } from './lifecycle';
-import type { ModelManager, OllamaHealth, OllamaHealthSnapshot, OllamaService } from '../ollama';
+import type { ModelManager, OllamaHealth, OllamaService } from '../ollama';
+import { ollamaHealthView, type OllamaFacts } from './ollama-view';
 import type { StartupSequence, StartupState } from './startup';
 
 export interface BuildInfo {
@@ -71,28 +72,6 @@ export interface DetailedReport {
   ollama: OllamaFacts;
   startup: StartupState;
   lifecycle: { draining: boolean; open_streams: number };
-}
-
-/** The cached Ollama snapshot in the API's snake_case, plus the circuit and the queue. */
-export interface OllamaFacts {
-  status: OllamaHealthSnapshot['status'];
-  /** ISO time of the last finished check, null before the first. */
-  checked_at: string | null;
-  latency_ms: number | null;
-  version: string | null;
-  active_model: string;
-  active_model_installed: boolean | null;
-  installed_models: string[] | null;
-  loaded_models: Array<{
-    name: string;
-    size_bytes: number;
-    vram_bytes: number;
-    expires_at: string;
-    context_length?: number;
-  }>;
-  last_error: { code: string; message: string; at: string } | null;
-  circuit: 'closed' | 'half-open' | 'open';
-  queue: { in_flight: number; queued: number; max_concurrency: number; max_queue: number };
 }
 
 export interface HealthService {
@@ -215,35 +194,8 @@ export function createHealthService(options: HealthServiceOptions): HealthServic
     'circuit',
   ];
 
-  const ollamaFacts = (): OllamaFacts => {
-    const snap = ollamaHealth.snapshot();
-    const queue = ollama.queueStats();
-    const iso = (ms: number): string => new Date(ms).toISOString();
-    return {
-      status: snap.status,
-      checked_at: snap.checkedAt === null ? null : iso(snap.checkedAt),
-      latency_ms: snap.latencyMs,
-      version: snap.version,
-      active_model: models.active(),
-      active_model_installed: snap.activeModelInstalled,
-      installed_models: snap.installedModels,
-      loaded_models: snap.loadedModels.map((m) => ({
-        name: m.name,
-        size_bytes: m.sizeBytes,
-        vram_bytes: m.vramBytes,
-        expires_at: m.expiresAt,
-        ...(m.contextLength === undefined ? {} : { context_length: m.contextLength }),
-      })),
-      last_error: snap.lastError && { ...snap.lastError, at: iso(snap.lastError.at) },
-      circuit: ollama.circuitState(),
-      queue: {
-        in_flight: queue.inFlight,
-        queued: queue.queued,
-        max_concurrency: queue.maxConcurrency,
-        max_queue: queue.maxQueue,
-      },
-    };
-  };
+  const ollamaFacts = (): OllamaFacts =>
+    ollamaHealthView({ snapshot: ollamaHealth.snapshot(), ollama, activeModel: models.active() });
 
   return {
     start: () => eventLoop.start(),

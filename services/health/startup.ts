@@ -4,7 +4,7 @@
  * {@link StartupSequence.state}. The sequence never throws and never exits the process: a pod
  * whose Ollama never comes up stays in startup, and the startup probe's budget decides.
  */
-import { setTimeout as delay } from 'node:timers/promises';
+import { backoff, type Clock } from '../../src/clock';
 import type { Config } from '../../src/config';
 import { AppError, isAppError } from '../../src/errors';
 import type { Logger } from '../../src/logger';
@@ -50,10 +50,8 @@ export interface StartupOptions {
   ollamaHealth: Pick<OllamaHealth, 'refresh'>;
   models: Pick<ModelManager, 'active'>;
   logger: Logger;
-  /** Waits `ms` or until `signal` aborts (default: a real timer); injected by tests. */
-  sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
-  /** Clock for step durations, ms (default Date.now). */
-  now?: () => number;
+  /** Step durations and the waits between attempts. */
+  clock: Pick<Clock, 'now' | 'sleep'>;
   /** Jitter source (default Math.random). */
   random?: () => number;
 }
@@ -64,14 +62,11 @@ export const STARTUP_RETRY_BASE_MS = 500;
 /** Failures that say "Ollama is not there yet": worth waiting for. Anything else is final. */
 const TRANSIENT = new Set(['OLLAMA_UNAVAILABLE', 'OLLAMA_TIMEOUT', 'OLLAMA_BUSY', 'QUEUE_TIMEOUT']);
 
-const realSleep = (ms: number, signal: AbortSignal): Promise<void> =>
-  delay(ms, undefined, { signal }).catch(() => undefined);
-
 /** Builds the startup sequence; nothing runs until `run()`. */
 export function createStartupSequence(options: StartupOptions): StartupSequence {
   const { config, ollama, ollamaHealth, models, logger } = options;
-  const sleep = options.sleep ?? realSleep;
-  const now = options.now ?? Date.now;
+  const { clock } = options;
+  const { now } = clock;
   const random = options.random ?? Math.random;
   const abort = new AbortController();
   const signal = abort.signal;
@@ -91,11 +86,12 @@ export function createStartupSequence(options: StartupOptions): StartupSequence 
     last_error: lastError,
   });
 
-  /** Equal jitter: half the doubled delay fixed, half random, capped. */
-  const backoff = (attempt: number): number => {
-    const cap = Math.min(config.STARTUP_RETRY_MAX_MS, STARTUP_RETRY_BASE_MS * 2 ** (attempt - 1));
-    return Math.round(cap / 2 + (random() * cap) / 2);
-  };
+  const retryBackoff = {
+    baseMs: STARTUP_RETRY_BASE_MS,
+    maxMs: config.STARTUP_RETRY_MAX_MS,
+    jitter: 'equal',
+    random,
+  } as const;
 
   /** Runs one step, retrying transient failures with backoff until it succeeds or is stopped. */
   async function step(name: StartupStepName, fn: () => Promise<void>): Promise<void> {
@@ -117,14 +113,15 @@ export function createStartupSequence(options: StartupOptions): StartupSequence 
           record(name, 'failed', started, `${appError.code}: ${appError.message}`);
           return;
         }
-        const wait = backoff(attempts);
+        const wait = backoff(attempts, retryBackoff);
         logger.warn('startup step will retry', {
           step: name,
           attempt: attempts,
           code: appError.code,
           retry_in_ms: wait,
         });
-        await sleep(wait, signal);
+        // A stop ends the wait early; the check below turns it into the stop.
+        await clock.sleep(wait, signal).catch(() => undefined);
         if (signal.aborted) throw err;
       }
     }

@@ -59,35 +59,3 @@ export function createCappedLabeler(max: number): (value: string) => string {
 }
 
 export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
-
-/** Run statuses (agents issue; `expired` and `requires_action` are where the API is heading). */
-export const RUN_STATUSES = [
-  'queued',
-  'in_progress',
-  'requires_action',
-  'cancelling',
-  'completed',
-  'incomplete',
-  'failed',
-  'cancelled',
-  'expired',
-] as const;
-
-/** Typed stop reasons of a run (docs/agents-api: Letta-style). */
-export const STOP_REASONS = [
-  'end_turn',
-  'max_steps',
-  'max_tool_calls',
-  'tool_loop',
-  'timeout',
-  'max_output_tokens',
-  'output_invalid',
-  'client_tool_required',
-  'approval_required',
-  'cancelled',
-  'model_error',
-  'tool_error',
-  'ollama_unavailable',
-  'internal_error',
-  'none',
-] as const;

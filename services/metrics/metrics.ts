@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { ErrorCode } from '../../src/errors';
+import { RUN_STATUSES, STOP_REASONS } from '../agents';
 import type { InferenceEvent, Telemetry } from './telemetry';
 import * as buckets from './buckets';
 import { createInstruments } from './instruments';
@@ -9,8 +10,6 @@ import {
   createModelLabeler,
   createNameLabeler,
   HTTP_METHODS,
-  RUN_STATUSES,
-  STOP_REASONS,
 } from './labels';
 import { registerStateGauges, type MetricsState } from './state-gauges';
 

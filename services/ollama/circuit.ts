@@ -28,7 +28,7 @@ export interface CircuitOptions {
 /**
  * A circuit breaker over opossum (well kept, handles the open → half-open → closed timing and
  * lets exactly one trial through while half-open). Opossum trips on an error percentage over a
- * rolling window; the issue asks for N *consecutive* failures, so the percentage rule is switched
+ * rolling window; this breaker opens on N *consecutive* failures, so the percentage rule is switched
  * off (threshold 100 % can never be exceeded) and this module opens the breaker itself when the
  * consecutive count reaches the threshold.
  */

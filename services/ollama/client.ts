@@ -4,6 +4,7 @@
  * See ./types.ts for the contract every caller codes against.
  */
 import { Ollama, type ChatRequest, type ChatResponse } from 'ollama';
+import { createSystemClock, type Clock } from '../../src/clock';
 import type { Config } from '../../src/config';
 import { isAppError } from '../../src/errors';
 import type { Logger } from '../../src/logger';
@@ -43,8 +44,8 @@ export interface OllamaClientOptions {
   config: OllamaClientConfig;
   telemetry: Telemetry;
   logger: Logger;
-  /** Monotonic-enough clock in ms (default Date.now); injected by tests. */
-  now?: () => number;
+  /** Time and the waits between retries (default: the system clock). */
+  clock?: Pick<Clock, 'now' | 'sleep'>;
   /** Jitter source for retry backoff (default Math.random). */
   random?: () => number;
 }
@@ -70,7 +71,8 @@ interface CallSpec<T> {
 /** Builds the Ollama service. Nothing connects until the first call. */
 export function createOllamaService(options: OllamaClientOptions): OllamaClient {
   const { config, telemetry, logger } = options;
-  const now = options.now ?? Date.now;
+  const clock = options.clock ?? createSystemClock();
+  const { now } = clock;
   const transport = createOllamaTransport({});
   const circuit = createCircuit({
     failureThreshold: config.CIRCUIT_FAILURE_THRESHOLD,
@@ -120,6 +122,7 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
           baseMs: config.OLLAMA_RETRY_BASE_MS,
           shouldRetry: shouldRetry(spec.retry),
           signal: deadline.signal,
+          clock,
           random: options.random,
         },
       ),

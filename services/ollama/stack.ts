@@ -1,8 +1,9 @@
 import { createModelService, type ModelService } from '../models';
 import { createOllamaService, type OllamaClient } from './client';
-import { createOllamaHealth, type Schedule } from '../health';
+import { createOllamaHealth } from '../health';
 import type { OllamaHealth } from './types';
 import type { Telemetry } from '../metrics';
+import type { Clock } from '../../src/clock';
 import type { Config } from '../../src/config';
 import type { Logger } from '../../src/logger';
 
@@ -19,9 +20,8 @@ export interface OllamaStackOptions {
   config: Readonly<Config>;
   telemetry: Telemetry;
   logger: Logger;
-  now?: () => number;
-  /** Timer for the health refresh loop (tests drive it by hand). */
-  schedule?: Schedule;
+  /** Time, timers and waits for every part of the stack. */
+  clock: Clock;
 }
 
 /**
@@ -30,8 +30,9 @@ export interface OllamaStackOptions {
  */
 export function createOllamaStack(options: OllamaStackOptions): OllamaStack {
   const { config, telemetry, logger } = options;
-  const now = options.now ?? Date.now;
-  const ollama = createOllamaService({ config, telemetry, logger, now });
+  const { clock } = options;
+  const { now } = clock;
+  const ollama = createOllamaService({ config, telemetry, logger, clock });
   const models = createModelService({
     ollama,
     cacheTtlMs: config.MODELS_CACHE_TTL_MS,
@@ -47,8 +48,7 @@ export function createOllamaStack(options: OllamaStackOptions): OllamaStack {
     timeoutMs: config.OLLAMA_HEALTH_TIMEOUT_MS,
     telemetry,
     logger,
-    now,
-    ...(options.schedule ? { schedule: options.schedule } : {}),
+    clock,
   });
   return {
     ollama,

@@ -1,6 +1,7 @@
 import type { ClientRateLimitInfo, Options as RateLimitConfig, Store } from 'express-rate-limit';
 import { RedisStore } from 'rate-limit-redis';
 import { createClient } from 'redis';
+import { backoff } from '../../src/clock';
 import type { Logger } from '../../src/logger';
 
 export interface RateLimitRedisOptions {
@@ -9,7 +10,7 @@ export interface RateLimitRedisOptions {
   logger: Logger;
   /** Deadline of one Redis command on the request path; past it the request is served unlimited. */
   commandTimeoutMs?: number;
-  /** Longest pause between reconnection attempts (they start at 50 ms and double). */
+  /** Longest pause between reconnection attempts (they start at 50–100 ms and double). */
   reconnectMaxDelayMs?: number;
   /** Key prefix shared by every replica of this service. */
   prefix?: string;
@@ -93,7 +94,8 @@ export function createRateLimitRedis(options: RateLimitRedisOptions): RateLimitR
     disableOfflineQueue: true,
     socket: {
       connectTimeout: 2000,
-      reconnectStrategy: (retries) => Math.min(50 * 2 ** Math.min(retries, 10), maxDelay),
+      reconnectStrategy: (retries) =>
+        backoff(retries + 1, { baseMs: 100, maxMs: maxDelay, jitter: 'equal' }),
     },
   });
   const stores: SharedStore[] = [];

@@ -4,33 +4,9 @@ import type http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import express from 'express';
 import { streamRun } from '../../routers/agents-sse';
-import { createRunEvents } from '../../services/agents/events';
-import { newRun } from '../../services/agents/run-object';
-import type { RunRecord } from '../../services/agents/run-store';
-import type { AgentRun } from '../../services/agents/types';
-import { createManualTimers } from '../support/manual-timers';
+import { createManualClock } from '../support/manual-clock';
+import { createDrivenRun } from '../support/run-handles';
 import { openSse } from '../support/sse-client';
-
-/** A run record whose events the test emits itself, as the runner would. */
-function recordOf(): RunRecord {
-  const run = newRun({
-    id: 'run_writes',
-    agent: { name: 'default', inline: false, config_hash: 'x' },
-    model: 'llama3.2:3b',
-    createdAt: new Date(0).toISOString(),
-    metadata: {},
-    webhook: null,
-  });
-  return {
-    run,
-    owner: 'anonymous',
-    events: createRunEvents(run.id),
-    controller: new AbortController(),
-    done: new Promise<AgentRun>(() => undefined),
-    settled: Promise.resolve(),
-    finishedAt: null,
-  };
-}
 
 /** Resolves after everything queued for this turn of the event loop ran (ticks included). */
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -38,17 +14,17 @@ const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(reso
 describe('SSE writes of a streamed run (routers/agents-sse)', () => {
   let server: http.Server;
   let socket: Socket | undefined;
-  const record = recordOf();
+  const record = createDrivenRun('run_writes');
 
   before(async () => {
     const app = express();
     app.get('/stream', async (_req, res) => {
       socket = res.socket ?? undefined;
-      await streamRun(res, record, {
+      await streamRun(res, record.handle, {
         after: 0,
         cancelOnClose: false,
         heartbeatMs: 60_000,
-        timers: createManualTimers(),
+        clock: createManualClock(),
       });
     });
     server = app.listen(0, '127.0.0.1');

@@ -92,12 +92,15 @@ describe('auth (HTTP)', () => {
       assert.equal(res.status, 401);
     });
 
-    it('gives an anonymous caller 401 on an unknown path, an authenticated one 404', async () => {
+    it('fails closed on a path without a policy row: 401 without a key, 403 for an agent key, 404 for admin', async () => {
       const anon = await request(app).get('/no/such/path');
       assert.equal(anon.status, 401);
       const agent = await request(app).get('/no/such/path').set(bearer(AGENT_KEY));
-      assert.equal(agent.status, 404);
-      assert.equal(agent.body.error.code, 'NOT_FOUND');
+      assert.equal(agent.status, 403);
+      assert.equal(agent.body.error.code, 'FORBIDDEN');
+      const admin = await request(app).get('/no/such/path').set(bearer(ADMIN_KEY));
+      assert.equal(admin.status, 404);
+      assert.equal(admin.body.error.code, 'NOT_FOUND');
     });
 
     it('keeps probes open, and ignores even a bad key on them', async () => {

@@ -13,8 +13,8 @@ import {
 /**
  * Each input limit of the request schemas, one row each, with a value far past any sane
  * limit so the row does not depend on the exact number a schema picks. The limits live in
- * `schemas/agent-run.request.schema.json` (agents router, issue5) and
- * `schemas/ollama-*.schema.json` (Ollama router, issue3); the body and header sizes in the
+ * `schemas/agent-run.request.schema.json` (agents router) and
+ * `schemas/ollama-*.schema.json` (Ollama router); the body and header sizes in the
  * configuration (BODY_LIMIT, MAX_HEADER_SIZE). Each row runs against the real routers.
  */
 interface LimitRow {

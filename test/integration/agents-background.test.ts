@@ -63,7 +63,7 @@ describe('background runs, cancel, webhooks and idempotency', () => {
       .expect(200);
     assert.equal((polled.body as AgentRun).status, 'in_progress');
     gate.release();
-    await h.agents.service.find(run.id, undefined).done;
+    await h.agents.service.find(run.id, undefined).wait();
     const final = await request(h.url).get(`/agents/runs/${run.id}`).expect(200);
     assert.equal((final.body as AgentRun).status, 'completed');
     assert.equal((final.body as AgentRun).output.text, 'Done.');
@@ -98,7 +98,7 @@ describe('background runs, cancel, webhooks and idempotency', () => {
         .send({ input: 'hook', webhook: { url: receiver.url }, metadata: { job: '7' } })
         .expect(202);
       const id = (res.body as AgentRun).id;
-      await h.agents.service.find(id, undefined).settled;
+      await h.agents.service.find(id, undefined).settled();
       assert.equal(receiver.received.length, 2, 'one failed attempt, one retry');
       const [first, second] = receiver.received;
       assert.equal(
@@ -142,7 +142,7 @@ describe('background runs, cancel, webhooks and idempotency', () => {
         .post('/agents/run')
         .send({ input: 'hook', webhook: { url: receiver.url } });
       const record = h.agents.service.find((res.body as AgentRun).id, undefined);
-      await record.settled;
+      await record.settled();
       assert.equal(receiver.received.length, 5);
       assert.equal(record.run.webhook?.last_delivery_status, 'failed');
       assert.equal(record.run.webhook?.attempts, 5);
@@ -175,7 +175,7 @@ describe('background runs, cancel, webhooks and idempotency', () => {
       .send(body)
       .expect(202);
     const id = (first.body as AgentRun).id;
-    await h.agents.service.find(id, undefined).done;
+    await h.agents.service.find(id, undefined).wait();
     const again = await request(h.url)
       .post('/agents/run')
       .set('Idempotency-Key', 'k-1')

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import request from 'supertest';
 import type { AgentRun, ModelStep, ToolStep } from '../../services/agents/types';
 import type { ToolDefinition } from '../../services/tools/types';
-import { startAgentsHarness, type AgentsHarness } from '../support/agents-harness';
+import { startAgentsHarness, storedEvents, type AgentsHarness } from '../support/agents-harness';
 
 const MODEL = 'llama3.2:3b';
 const call = (name: string, args: Record<string, unknown>) => ({
@@ -96,7 +96,7 @@ describe('POST /agents/run (answered) against the Ollama simulator', () => {
     const out = await run({ input: 'count' });
     assert.equal(out.output.text, 'one two three');
     assert.equal(chats(h)[0]?.stream, false);
-    const events = h.agents.service.find(out.id, undefined).events.since(0);
+    const events = storedEvents(h.agents.service.find(out.id, undefined));
     assert.deepEqual(
       events.map((e) => e.type),
       [
@@ -114,10 +114,10 @@ describe('POST /agents/run (answered) against the Ollama simulator', () => {
   it('streams from Ollama, a delta per chunk, when someone may watch: background runs', async () => {
     h.sim.script(MODEL, { chunks: ['one ', 'two ', 'three'] });
     const record = await startInBackground({ input: 'count' });
-    const out = await record.done;
+    const out = await record.wait();
     assert.equal(out.output.text, 'one two three');
     assert.equal(chats(h)[0]?.stream, true);
-    const deltas = record.events.since(0).filter((e) => e.type === 'message.delta');
+    const deltas = storedEvents(record).filter((e) => e.type === 'message.delta');
     assert.deepEqual(
       deltas.map((e) => e.data.text),
       ['one ', 'two ', 'three'],
@@ -240,8 +240,8 @@ describe('POST /agents/run (answered) against the Ollama simulator', () => {
       .expect(202);
     await arrived;
     const aborted = h.sim.waitFor('request-closed');
-    h.timers.advance(5000);
-    const out = await h.agents.service.find((res.body as AgentRun).id, undefined).done;
+    h.clock.advance(5000);
+    const out = await h.agents.service.find((res.body as AgentRun).id, undefined).wait();
     await aborted;
     assert.equal(out.status, 'incomplete');
     assert.equal(out.stop_reason, 'timeout');
@@ -318,7 +318,7 @@ describe('POST /agents/run (answered) against the Ollama simulator', () => {
     await toolStarted;
     await h.sim.stop();
     release();
-    const out = await h.agents.service.find((res.body as AgentRun).id, undefined).done;
+    const out = await h.agents.service.find((res.body as AgentRun).id, undefined).wait();
     assert.equal(out.status, 'failed');
     assert.equal(out.stop_reason, 'ollama_unavailable');
     assert.equal(out.error?.retryable, true);
@@ -334,9 +334,9 @@ describe('POST /agents/run (answered) against the Ollama simulator', () => {
       .expect(202);
     await toolStarted;
     const record = h.agents.service.find((res.body as AgentRun).id, undefined);
-    record.controller.abort(); // the pause tool ignores its signal: the run does not wait for it
+    void record.cancel(); // the pause tool ignores its signal: the run does not wait for it
     assert.equal(record.run.status, 'cancelled', 'ended synchronously');
-    const out = await record.done;
+    const out = await record.wait();
     release(); // the abandoned tool finishes late: nothing of it is recorded
     await new Promise((resolve) => setImmediate(resolve));
     assert.equal(out.stop_reason, 'cancelled');
@@ -345,7 +345,7 @@ describe('POST /agents/run (answered) against the Ollama simulator', () => {
     assert.equal(tool.status, 'error');
     assert.equal(tool.tool.error, 'The run was cancelled.');
     assert.notEqual(tool.ended_at, null);
-    const events = record.events.since(0).map((e) => e.type);
+    const events = storedEvents(record).map((e) => e.type);
     assert.deepEqual(events.slice(-2), ['tool_call.completed', 'run.cancelled']);
     assert.equal(events.filter((t) => t === 'tool_call.completed').length, 1);
     assert.equal(chats(h).length, 1, 'no model call after the cancel');
@@ -368,12 +368,12 @@ describe('POST /agents/run (answered) against the Ollama simulator', () => {
     h.sim.script(MODEL, { content: 'one two three four' });
     h.sim.errorMidStream(1, 'model runner crashed');
     const record = await startInBackground({ input: 'talk' });
-    const out = await record.done;
+    const out = await record.wait();
     assert.equal(out.status, 'failed');
     assert.equal(out.stop_reason, 'model_error');
     assert.equal(out.error?.step_index, 0);
     assert.doesNotMatch(JSON.stringify(out.error), /runner crashed/, 'upstream internals stay out');
-    const deltas = record.events.since(0).filter((e) => e.type === 'message.delta');
+    const deltas = storedEvents(record).filter((e) => e.type === 'message.delta');
     assert.deepEqual(
       deltas.map((e) => e.data.text),
       ['one'],

@@ -105,7 +105,7 @@ describe('POST /agents/run with stream: true', () => {
     const aborted = h.sim.waitFor('aborted');
     sse.destroy();
     await aborted;
-    const run = await h.agents.service.find(runId, undefined).done;
+    const run = await h.agents.service.find(runId, undefined).wait();
     assert.equal(run.status, 'cancelled');
     assert.equal(run.stop_reason, 'cancelled');
     assert.equal(h.sim.inFlight(), 0);
@@ -120,7 +120,7 @@ describe('POST /agents/run with stream: true', () => {
     });
     await sse.until((raw) => raw.includes('event: message.delta'));
     assert.doesNotMatch(sse.raw, /: ping/);
-    h.timers.advance(15_000);
+    h.clock.advance(15_000);
     await sse.until((raw) => raw.includes(': ping\n\n'));
     gate.release();
     await sse.ended;

@@ -11,7 +11,7 @@ import { createApp } from '../../src/app';
 import { createSchemaRegistry } from '../../src/validation';
 import { buildTestApp } from '../support/build-app';
 import { createCaptureLogger } from '../support/capture-logger';
-import { createManualSchedule } from '../support/manual-schedule';
+import type { ManualClock } from '../support/manual-clock';
 import { startOllamaSimulator, type OllamaSimulator } from '../support/ollama-simulator';
 import { assertMatchesSchema } from '../support/schema-assert';
 
@@ -24,7 +24,8 @@ interface Harness {
   health: HealthService;
   startup: StartupSequence;
   lifecycle: Lifecycle;
-  refresh: ReturnType<typeof createManualSchedule>;
+  /** The app's clock: the health refresh fires on `refresh.fireNext()`. */
+  refresh: ManualClock;
   /** Every startup backoff asked for, ms. */
   sleeps: number[];
   logs: () => Array<Record<string, unknown>>;
@@ -42,16 +43,15 @@ async function harness(
   env: Record<string, string> = {},
   onSleep: (ms: number, attempt: number) => Promise<void> | void = () => undefined,
 ): Promise<Harness> {
-  const refresh = createManualSchedule();
   const t = await buildTestApp({
     simulator: sim,
     env: { OLLAMA_MODEL: 'llama3.2:3b', OLLAMA_RETRY_MAX: '0', ...env },
-    schedule: refresh.schedule,
   });
+  const refresh = t.clock;
   const capture = createCaptureLogger({ level: 'debug' });
   const logger = capture.logger;
   const { config, ollama, ollamaHealth, models } = t;
-  const lifecycle = createLifecycle({ logger });
+  const lifecycle = createLifecycle({ logger, clock: refresh });
   const sleeps: number[] = [];
   const startup = createStartupSequence({
     config,
@@ -60,11 +60,14 @@ async function harness(
     models,
     logger,
     random: () => 1,
-    sleep: async (ms) => {
-      sleeps.push(ms);
-      // A runaway loop (sleeps return at once here) must fail the test, not eat the machine.
-      if (sleeps.length > 20) return startup.stop();
-      await onSleep(ms, sleeps.length);
+    clock: {
+      now: Date.now,
+      sleep: async (ms) => {
+        sleeps.push(ms);
+        // A runaway loop (sleeps return at once here) must fail the test, not eat the machine.
+        if (sleeps.length > 20) return startup.stop();
+        await onSleep(ms, sleeps.length);
+      },
     },
   });
   const health = createHealthService({
@@ -172,7 +175,7 @@ describe('the probes with the real Ollama layer against the simulator', function
       assert.equal((await h.get('/health/ready')).status, 200);
       sim.hang(true);
       assert.deepEqual(h.refresh.pending(), [30_000]);
-      h.refresh.fire(); // the next background check now hangs inside Ollama
+      h.refresh.fireNext(); // the next background check now hangs inside Ollama
       await sim.waitFor('request', (e) => e.path === '/api/version');
       const requestsBefore = sim.requests.length;
       const answers = [];
@@ -202,7 +205,7 @@ describe('the probes with the real Ollama layer against the simulator', function
 
       await sim.stop();
       assert.deepEqual(h.refresh.pending(), [30_000]);
-      h.refresh.fire();
+      h.refresh.fireNext();
       await h.ollamaHealth.refresh(); // joins the check the timer started
       const down = await h.get('/health/ready');
       assert.equal(down.status, 503);
@@ -214,7 +217,7 @@ describe('the probes with the real Ollama layer against the simulator', function
       assert.equal((await h.get('/health/live')).status, 200, 'liveness never follows Ollama');
 
       await sim.start();
-      h.refresh.fire();
+      h.refresh.fireNext();
       await h.ollamaHealth.refresh();
       const up = await h.get('/health/ready');
       assert.equal(up.status, 200);

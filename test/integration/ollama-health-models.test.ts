@@ -1,29 +1,10 @@
 import assert from 'node:assert/strict';
 import type { SwitchProgress } from '../../services/models/model-service';
-import type { Schedule } from '../../services/health/ollama-poller';
 import { appError } from '../support/app-error';
 import { buildTestApp, type TestApp } from '../support/build-app';
 import { OLLAMA_HOST_VARIANTS } from '../support/ollama-hosts';
 import { startOllamaSimulator, type OllamaSimulator } from '../support/ollama-simulator';
 import { createRecordingTelemetry, type RecordingTelemetry } from '../support/recording-telemetry';
-
-/** A hand-driven timer: `fire()` runs what the health loop scheduled. */
-function manualSchedule() {
-  const pending: Array<{ fn: () => void; ms: number; cancelled: boolean }> = [];
-  const schedule: Schedule = (fn, ms) => {
-    const entry = { fn, ms, cancelled: false };
-    pending.push(entry);
-    return { cancel: () => void (entry.cancelled = true) };
-  };
-  return {
-    schedule,
-    pending: () => pending.filter((p) => !p.cancelled),
-    fire() {
-      const next = pending.shift();
-      if (next && !next.cancelled) next.fn();
-    },
-  };
-}
 
 for (const variant of OLLAMA_HOST_VARIANTS) {
   describe(`ollama health and models (${variant.name})`, () => {
@@ -31,17 +12,14 @@ for (const variant of OLLAMA_HOST_VARIANTS) {
     let t: TestApp;
     let telemetry: RecordingTelemetry;
     let clock: number;
-    let timers: ReturnType<typeof manualSchedule>;
 
     const build = async (env: Record<string, string> = {}): Promise<TestApp> => {
       telemetry = createRecordingTelemetry();
-      timers = manualSchedule();
       return buildTestApp({
         simulator: sim,
         env: { OLLAMA_HOST: variant.host(sim), OLLAMA_RETRY_BASE_MS: '1', ...env },
         telemetry,
         now: () => clock,
-        schedule: timers.schedule,
       });
     };
 
@@ -111,18 +89,19 @@ for (const variant of OLLAMA_HOST_VARIANTS) {
 
       it('refreshes on its timer, re-armed only after a check finished, until stopped', async () => {
         t.ollamaHealth.start();
-        assert.equal(timers.pending().length, 0); // the first check is still running
+        assert.equal(t.clock.pending().length, 0); // the first check is still running
         await sim.waitFor('request', (e) => e.path === '/api/tags');
         await new Promise((resolve) => setImmediate(resolve));
-        while (timers.pending().length === 0) await new Promise((resolve) => setImmediate(resolve));
-        assert.equal(timers.pending()[0]?.ms, t.config.OLLAMA_HEALTH_TTL_MS);
+        while (t.clock.pending().length === 0)
+          await new Promise((resolve) => setImmediate(resolve));
+        assert.equal(t.clock.pending()[0], t.config.OLLAMA_HEALTH_TTL_MS);
         const checks = telemetry.healthChecks.length;
-        timers.fire();
+        t.clock.fireNext();
         while (telemetry.healthChecks.length === checks) {
           await new Promise((resolve) => setImmediate(resolve));
         }
         t.ollamaHealth.stop();
-        assert.equal(timers.pending().length, 0);
+        assert.equal(t.clock.pending().length, 0);
       });
     });
 

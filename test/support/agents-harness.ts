@@ -1,3 +1,5 @@
+import type { RunEvent } from '../../services/agents/events';
+import type { RunHandle } from '../../services/agents/run-handle';
 import type { Server } from 'node:http';
 import type { AgentsRuntime } from '../../services/agents/runtime';
 import type { OllamaClient } from '../../services/ollama/client';
@@ -5,7 +7,7 @@ import type { Metrics } from '../../services/metrics/metrics';
 import type { ToolDefinition } from '../../services/tools/types';
 import type { SchemaRegistry } from '../../src/validation';
 import { buildTestApp } from './build-app';
-import type { ManualTimers } from './manual-timers';
+import type { ManualClock } from './manual-clock';
 import type { OllamaSimulator } from './ollama-simulator';
 
 export interface AgentsHarness {
@@ -17,7 +19,7 @@ export interface AgentsHarness {
   /** The app's metrics, fed by the runtime's telemetry hooks. */
   metrics: Metrics;
   ollama: OllamaClient;
-  timers: ManualTimers;
+  clock: ManualClock;
   schemas: SchemaRegistry;
   close(): Promise<void>;
 }
@@ -29,7 +31,7 @@ export interface HarnessOptions {
 
 /**
  * The whole gateway for agents tests (buildTestApp: the Ollama simulator over HTTP, the real
- * Ollama adapter, the agents runtime with hand-fired timers), listening on port 0, with one
+ * Ollama adapter, the agents runtime with a manual clock), listening on port 0, with one
  * quick retry against Ollama.
  */
 export async function startAgentsHarness(options: HarnessOptions = {}): Promise<AgentsHarness> {
@@ -50,7 +52,7 @@ export async function startAgentsHarness(options: HarnessOptions = {}): Promise<
     agents: t.agents,
     metrics: t.metrics,
     ollama: t.ollama,
-    timers: t.timers,
+    clock: t.clock,
     schemas: t.schemas,
     close: () => t.close(),
   };
@@ -82,4 +84,11 @@ export function parseSse(text: string): SseEvent[] {
     }
   }
   return out;
+}
+
+/** The run's stored events after `after`, as a replaying follower gets them. */
+export function storedEvents(handle: RunHandle, after = 0): RunEvent[] {
+  const events: RunEvent[] = [];
+  handle.follow(after, (event) => events.push(event))();
+  return events;
 }

@@ -4,7 +4,6 @@ import type { Express } from 'express';
 import { createRequestContextStore } from '../../src/request-context';
 import type { ModelService } from '../../services/models/model-service';
 import type { OllamaClient } from '../../services/ollama/client';
-import type { Schedule } from '../../services/health/ollama-poller';
 import type { OllamaHealth } from '../../services/ollama/types';
 import type { Telemetry } from '../../services/metrics/telemetry';
 import type { ToolDefinition } from '../../services/tools/types';
@@ -15,11 +14,12 @@ import type { Metrics } from '../../services/metrics/metrics';
 import type { StartupSequence } from '../../services/health/startup';
 import { createApp, type AppDeps } from '../../src/app';
 import { composeGateway } from '../../src/compose';
+import { createSystemClock } from '../../src/clock';
 import { loadConfig, type Config } from '../../src/config';
 import { createHttpServer } from '../../src/http-server';
 import { createLogger } from '../../src/logger';
 import { createSchemaRegistry, type SchemaRegistry } from '../../src/validation';
-import { createManualTimers, type ManualTimers } from './manual-timers';
+import { createManualClock, type ManualClock } from './manual-clock';
 import {
   startOllamaSimulator,
   type OllamaSimulator,
@@ -36,9 +36,8 @@ export interface TestAppOptions {
   simulator?: OllamaSimulator | SimulatorOptions | false;
   /** What the services report to; default: the app's own metrics (scrape /metrics to see them). */
   telemetry?: Telemetry;
+  /** The wall clock (default Date.now); the timers are the manual clock's either way. */
   now?: () => number;
-  /** The health refresh timer (default: a real unref'd one, not started). */
-  schedule?: Schedule;
   /** Tools the agents runtime has beyond the built-in ones. */
   extraTools?: readonly ToolDefinition[];
   /** Node process metrics in the app's registry (default off: faster scrapes). */
@@ -69,8 +68,11 @@ export interface TestApp {
   ollamaHealth: OllamaHealth;
   models: ModelService;
   agents: AgentsRuntime;
-  /** The agents runtime's timers: deadlines and heartbeats fire only on `timers.advance(ms)`. */
-  timers: ManualTimers;
+  /**
+   * Every service's clock: deadlines, heartbeats and the health refresh fire only when the test
+   * moves it (`clock.advance(ms)`, `clock.fireNext()`). Retry waits are real (a few ms in tests).
+   */
+  clock: ManualClock;
   lifecycle: Lifecycle;
   startup: StartupSequence;
   health: HealthService;
@@ -107,19 +109,16 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
   );
   const context = createRequestContextStore();
   const logger = createLogger({ level: config.LOG_LEVEL, format: 'json', context });
-  const now = options.now ?? Date.now;
-  const timers = createManualTimers();
+  const clock = createManualClock({ now: options.now ?? Date.now });
   const gateway = composeGateway({
     config,
     schemas,
     logger,
     context,
     build: { name: 'ollama-agent-gateway', version: '0.0.0-test' },
-    now,
+    clock: { ...clock, sleep: createSystemClock().sleep },
     defaultMetrics: options.defaultMetrics ?? false,
     telemetry: options.telemetry,
-    timers,
-    schedule: options.schedule,
     extraTools: options.extraTools,
     webhookRetryDelayMs: () => 0,
   });
@@ -138,7 +137,7 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
     ollamaHealth: stack.ollamaHealth,
     models: stack.models,
     agents,
-    timers,
+    clock,
     lifecycle,
     startup,
     health,

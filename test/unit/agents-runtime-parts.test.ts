@@ -11,6 +11,7 @@ import {
   loadAgentsFile,
 } from '../../services/agents/registry';
 import { createRunIds, newRun } from '../../services/agents/run-object';
+import { createRunHandle } from '../../services/agents/run-handle';
 import { createRunStore, type RunRecord } from '../../services/agents/run-store';
 import { checkAnswer } from '../../services/agents/structured-output';
 import { decodeSecret, signWebhook, verifyWebhook } from '../../services/agents/webhooks';
@@ -84,19 +85,21 @@ describe('run ids', () => {
 
 describe('run store', () => {
   const record = (id: string, finishedAt: number | null): RunRecord => ({
-    run: newRun({
-      id,
-      agent: { name: 'a', inline: false, config_hash: 'h' },
-      model: 'm',
-      createdAt: new Date(0).toISOString(),
-      metadata: {},
-      webhook: null,
+    handle: createRunHandle({
+      run: newRun({
+        id,
+        agent: { name: 'a', inline: false, config_hash: 'h' },
+        model: 'm',
+        createdAt: new Date(0).toISOString(),
+        metadata: {},
+        webhook: null,
+      }),
+      owner: 'anonymous',
+      events: createRunEvents(id),
+      controller: new AbortController(),
+      done: new Promise(() => undefined),
+      settled: Promise.resolve(),
     }),
-    owner: 'anonymous',
-    events: createRunEvents(id),
-    controller: new AbortController(),
-    done: new Promise(() => undefined),
-    settled: Promise.resolve(),
     finishedAt,
   });
 

@@ -99,7 +99,8 @@ describe('auth (unit)', () => {
 
   describe('the policy table', () => {
     const policy = createAuthPolicy();
-    const rows: Array<[string, string, string | undefined]> = [
+    // What each request needs: its row's access, or admin when no row covers it (fail closed).
+    const rows: Array<[string, string, string]> = [
       ['GET', '/health', 'open'],
       ['HEAD', '/health/ready', 'open'],
       ['POST', '/health', 'open'],
@@ -116,12 +117,12 @@ describe('auth (unit)', () => {
       ['GET', '/ollama', 'admin'],
       ['GET', '/agents/runs/r1', 'agent'],
       ['GET', '/agents/runs/r1/steps', 'admin'],
-      ['GET', '/nothing-here', undefined],
-      ['GET', '/health/nothing', undefined],
+      ['GET', '/nothing-here', 'admin'],
+      ['GET', '/health/nothing', 'admin'],
     ];
     for (const [method, path, access] of rows) {
-      it(`${method} ${path} → ${access ?? 'unknown path'}`, () => {
-        assert.equal(policy.match(method, path)?.access, access);
+      it(`${method} ${path} → ${access}`, () => {
+        assert.equal(policy.match(method, path)?.access ?? 'admin', access);
       });
     }
     it('gives each request the rate-limit budget of its row: runs, unlimited for open rows, else api', () => {

@@ -9,21 +9,7 @@ import {
 } from '../../services/health/lifecycle';
 import type { AppError } from '../../src/errors';
 import { createCaptureLogger } from '../support/capture-logger';
-
-/** A drain deadline the test fires by hand (no sleeps). */
-function manualTimer() {
-  const pending: Array<{ fn: () => void; ms: number; cleared: boolean }> = [];
-  return {
-    setTimer: (fn: () => void, ms: number) => {
-      const t = { fn, ms, cleared: false };
-      pending.push(t);
-      return t as unknown as number;
-    },
-    clearTimer: (t: unknown) => void ((t as { cleared: boolean }).cleared = true),
-    fire: () => pending.filter((t) => !t.cleared).forEach((t) => t.fn()),
-    armed: () => pending.filter((t) => !t.cleared).map((t) => t.ms),
-  };
-}
+import { createManualClock } from '../support/manual-clock';
 
 /** A real server whose responses are SSE-like streams the test writes to. */
 async function streamingServer(lifecycle: Lifecycle, endWithError?: EndStreamWithError) {
@@ -64,7 +50,10 @@ describe('the lifecycle', () => {
   });
 
   it('is not draining until beginDrain, then draining for good', () => {
-    const lifecycle = createLifecycle({ logger: createCaptureLogger().logger });
+    const lifecycle = createLifecycle({
+      logger: createCaptureLogger().logger,
+      clock: createManualClock(),
+    });
     assert.equal(lifecycle.isDraining(), false);
     lifecycle.beginDrain();
     lifecycle.beginDrain();
@@ -73,28 +62,28 @@ describe('the lifecycle', () => {
 
   describe('when every stream finishes before the deadline', () => {
     it('resolves as soon as the last one closes and ends none', async () => {
-      const timer = manualTimer();
-      const lifecycle = createLifecycle({ logger: createCaptureLogger().logger, ...timer });
+      const clock = createManualClock();
+      const lifecycle = createLifecycle({ logger: createCaptureLogger().logger, clock });
       const srv = await streamingServer(lifecycle);
       cleanup.push(srv.close);
       const a = await srv.request();
       const b = await srv.request();
       assert.equal(lifecycle.openStreams(), 2);
       const drained = lifecycle.drainStreams(30_000);
-      assert.deepEqual(timer.armed(), [30_000]);
+      assert.deepEqual(clock.pending(), [30_000]);
       a.stream.end('data: last\n\n');
       b.stream.end('data: last\n\n');
       assert.deepEqual(await drained, { completed: 2, ended: 0 });
       assert.equal(await a.body, 'data: first\n\ndata: last\n\n');
-      assert.deepEqual(timer.armed(), [], 'the deadline timer is cleared');
+      assert.deepEqual(clock.pending(), [], 'the deadline timer is cleared');
     });
   });
 
   describe('when a stream outlives the deadline', () => {
     it('ends it with a SHUTTING_DOWN error event, not a cut socket', async () => {
-      const timer = manualTimer();
+      const clock = createManualClock();
       const capture = createCaptureLogger();
-      const lifecycle = createLifecycle({ logger: capture.logger, ...timer });
+      const lifecycle = createLifecycle({ logger: capture.logger, clock });
       const srv = await streamingServer(lifecycle);
       cleanup.push(srv.close);
       const fast = await srv.request();
@@ -102,7 +91,7 @@ describe('the lifecycle', () => {
       const drained = lifecycle.drainStreams(1000);
       fast.stream.end();
       await fast.body;
-      timer.fire();
+      clock.fireNext();
       assert.deepEqual(await drained, { completed: 1, ended: 1 });
       // The body resolves (no "terminated" error): the response ended properly.
       assert.equal(
@@ -116,16 +105,16 @@ describe('the lifecycle', () => {
     });
 
     it('ends the response itself when the writer throws or forgets to end it', async () => {
-      const timer = manualTimer();
+      const clock = createManualClock();
       const capture = createCaptureLogger();
-      const lifecycle = createLifecycle({ logger: capture.logger, ...timer });
+      const lifecycle = createLifecycle({ logger: capture.logger, clock });
       const srv = await streamingServer(lifecycle, () => {
         throw new Error('writer bug');
       });
       cleanup.push(srv.close);
       const s = await srv.request();
       const drained = lifecycle.drainStreams(1000);
-      timer.fire();
+      clock.fireNext();
       assert.deepEqual(await drained, { completed: 0, ended: 1 });
       assert.equal(await s.body, 'data: first\n\n');
       assert.ok(
@@ -135,7 +124,10 @@ describe('the lifecycle', () => {
   });
 
   it('forgets a stream whose client went away, and one the writer untracks', async () => {
-    const lifecycle = createLifecycle({ logger: createCaptureLogger().logger });
+    const lifecycle = createLifecycle({
+      logger: createCaptureLogger().logger,
+      clock: createManualClock(),
+    });
     const seen: ServerResponse[] = [];
     const untracks: Array<() => void> = [];
     const server = http.createServer((_req, res) => {
