@@ -2,7 +2,7 @@ import { Router, type Request } from 'express';
 import { createMethodNotAllowed } from '../middleware/error-handler';
 import { recordTimings } from '../middleware/server-timing';
 import type { Validate } from '../middleware/validate';
-import type { AgentsService, RunRequest } from '../services/agents';
+import { refusalOf, type AgentsService, type RunRequest } from '../services/agents';
 import type { Clock } from '../src/clock';
 import type { Lifecycle } from '../services/health';
 import { AppError } from '../src/errors';
@@ -14,7 +14,7 @@ export interface AgentsRouterOptions {
   /** STREAM_HEARTBEAT_MS. */
   heartbeatMs: number;
   clock: Clock;
-  /** Open SSE streams are registered with it, so a shutdown ends them in-band. */
+  /** Open SSE streams and answered runs are registered with it, so a shutdown ends them in-band. */
   lifecycle?: Pick<Lifecycle, 'trackStream'>;
 }
 
@@ -94,8 +94,18 @@ export function createAgentsRouter(options: AgentsRouterOptions): Router {
         if (!res.writableEnded && !replayed) void handle.cancel();
       };
       res.once('close', abandon);
+      // At the shutdown deadline the run is stopped and this request still gets a whole answer
+      // (the lifecycle waits until it has left), never a cut connection.
+      const answered = new Promise<void>((resolve) => res.once('close', resolve));
+      lifecycle?.trackStream(res, async () => {
+        await handle.cancel('shutdown');
+        await answered;
+      });
       const finished = await handle.wait();
       res.off('close', abandon);
+      // Refused before Ollama did any work: the refusal's own status and Retry-After.
+      const refusal = refusalOf(finished);
+      if (refusal) throw refusal;
       // Server-Timing: the queue wait and Ollama time of every model call of the run.
       for (const timings of handle.modelTimings()) recordTimings(res, timings);
       // res.json serialises at once, so the finished run needs no copy first.

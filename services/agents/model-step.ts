@@ -10,6 +10,7 @@ import type {
   OllamaService,
 } from '../ollama';
 import type { Telemetry } from '../metrics';
+import { isRefusal } from './refusal';
 import { RunStop } from './run-object';
 import type { StepContext } from './run-context';
 import type { PendingCall } from './tool-executor';
@@ -57,6 +58,7 @@ export function stopFor(err: unknown, signal: AbortSignal, logger: Logger): RunS
   if (isAppError(err)) {
     // The gateway's own code, and when to retry, travel with the run's error.
     const details: Record<string, unknown> = { error_code: err.code };
+    if (isRefusal(err)) details.refused = true;
     if (err.retryAfterS !== undefined) details.retry_after_ms = err.retryAfterS * 1000;
     const upstream = (err.details as { upstream_message?: unknown } | undefined)?.upstream_message;
     if (typeof upstream === 'string') details.upstream_message = upstream;

@@ -10,11 +10,12 @@ import { AppError } from '../../src/errors';
 import type { Logger } from '../../src/logger';
 
 /**
- * Called once when the shutdown deadline passed while the stream was still open. It must write
- * the stream's own final error event (an SSE `event: error`, an NDJSON `{"error":…}` line) and
- * may end the response; the lifecycle ends it afterwards if the writer did not.
+ * Called once when the shutdown deadline passed while the response was still open. A stream
+ * writes its own final error event (an SSE `event: error`, an NDJSON `{"error":…}` line); an
+ * answered agent run stops its run and answers (a promise: the lifecycle waits for it). The
+ * lifecycle ends the response afterwards if the writer did not.
  */
-export type EndStreamWithError = (error: AppError) => void;
+export type EndStreamWithError = (error: AppError) => void | Promise<void>;
 
 export interface DrainResult {
   /** Streams that finished on their own during the drain. */
@@ -78,13 +79,13 @@ export function createLifecycle(options: LifecycleOptions): Lifecycle {
           idleWaiters.add(wake);
         });
 
-  const endWithShutdown = (entry: Tracked): void => {
+  const endWithShutdown = async (entry: Tracked): Promise<void> => {
     const error = new AppError(
       'SHUTTING_DOWN',
       'The service is shutting down; this stream was ended before it finished.',
     );
     try {
-      entry.endWithError(error);
+      await entry.endWithError(error);
     } catch (err) {
       logger.error('stream writer failed to end its stream', { error: err });
     }
@@ -120,7 +121,7 @@ export function createLifecycle(options: LifecycleOptions): Lifecycle {
       if (outcome === 'idle') return { completed: closed - closedBefore, ended: 0 };
       const left = [...streams];
       logger.warn('shutdown deadline reached: ending open streams', { open_streams: left.length });
-      for (const entry of left) endWithShutdown(entry);
+      for (const entry of left) void endWithShutdown(entry);
       await whenIdle();
       return { completed: closed - closedBefore - left.length, ended: left.length };
     },

@@ -80,22 +80,21 @@ describe('agent runs against newer Ollama APIs', () => {
       });
     }
 
-    it('passes a cloud 429 on as retryable, with when to retry', async () => {
+    it('answers a cloud 429 as a 429 with its Retry-After (refused before any work)', async () => {
       h.sim.setCloud({
         status: 429,
         body: { error: 'too many requests' },
         headers: { 'retry-after': '7' },
       });
-      const out = await run(h, { agent: { model: CLOUD }, input: 'hi' });
-      assert.equal(out.stop_reason, 'ollama_unavailable');
-      assert.equal(out.error?.retryable, true);
-      assert.deepEqual(
-        {
-          code: (out.error?.details as { error_code?: string }).error_code,
-          retry: (out.error?.details as { retry_after_ms?: number }).retry_after_ms,
-        },
-        { code: 'OLLAMA_CLOUD_RATE_LIMITED', retry: 7000 },
-      );
+      const res = await fetch(`${h.url}/agents/run`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ agent: { model: CLOUD }, input: 'hi' }),
+      });
+      assert.equal(res.status, 429);
+      assert.equal(res.headers.get('retry-after'), '7');
+      const body = (await res.json()) as { error: { code: string } };
+      assert.equal(body.error.code, 'OLLAMA_CLOUD_RATE_LIMITED');
     });
   });
 

@@ -121,4 +121,46 @@ describe('graceful shutdown of streamed agent runs (the built server in a child 
       }
     });
   });
+  describe('when answered runs outlive SHUTDOWN_TIMEOUT_MS', () => {
+    it('answers every one of them in full (503 SHUTTING_DOWN with Retry-After), never a reset', async () => {
+      const srv = await harness.start({
+        SHUTDOWN_DELAY_MS: '0',
+        SHUTDOWN_TIMEOUT_MS: '1000',
+        OLLAMA_MAX_CONCURRENCY: '8',
+      });
+      harness.sim.script(MODEL, ...Array.from({ length: 6 }, () => ({ content: 'late' })));
+      const gate = harness.sim.hold(); // every answer waits until released
+      // Every request must be in the gateway before SIGTERM closes its listener.
+      let reached = 0;
+      const allIn = new Promise<void>((resolve) =>
+        harness.sim.on('request', () => {
+          reached += 1;
+          if (reached === 6) resolve();
+        }),
+      );
+      try {
+        const pending = Array.from({ length: 6 }, () =>
+          fetch(`${srv.url}/agents/run`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ input: 'go' }),
+          }),
+        );
+        await allIn;
+        srv.child.kill('SIGTERM');
+        const answers = await Promise.all(pending);
+        for (const res of answers) {
+          const body = (await res.json()) as { error: { code: string; request_id: string } };
+          assert.equal(res.status, 503, JSON.stringify(body));
+          assert.equal(body.error.code, 'SHUTTING_DOWN');
+          assert.match(String(body.error.request_id), /\S/);
+          assert.match(String(res.headers.get('retry-after')), /^\d+$/);
+        }
+        const { code } = await srv.exited;
+        assert.equal(code, 0);
+      } finally {
+        gate.release();
+      }
+    });
+  });
 });
