@@ -50,6 +50,21 @@ export const AUTH_POLICY: readonly PolicyRule[] = Object.freeze([
   { method: 'GET', pattern: '/ollama/model-info', access: 'agent' },
   { method: 'GET', pattern: '/ollama/health', access: 'agent' },
 
+  // The drop-in APIs (OpenAI's /v1, Ollama's /api and /): model management is admin-only;
+  // everything else is open to agent keys, and a path the routers do not serve is their 404.
+  { method: '*', pattern: '/api/pull', access: 'admin' },
+  { method: '*', pattern: '/api/push', access: 'admin' },
+  { method: '*', pattern: '/api/create', access: 'admin' },
+  { method: '*', pattern: '/api/copy', access: 'admin' },
+  { method: '*', pattern: '/api/delete', access: 'admin' },
+  { method: '*', pattern: '/api', access: 'agent' },
+  { method: '*', pattern: '/api/*rest', access: 'agent' },
+  { method: '*', pattern: '/v1', access: 'agent' },
+  { method: '*', pattern: '/v1/*rest', access: 'agent' },
+  { method: '*', pattern: '/', access: 'agent' },
+  // The API description: public, like the API's documentation.
+  { method: '*', pattern: '/openapi.json', access: 'open' },
+
   // Admin keys: everything else under the API, named here for the reader and the role
   // matrix test; the catch-alls keep new routes closed by default.
   { method: 'POST', pattern: '/ollama/model/switch', access: 'admin' },

@@ -4,14 +4,18 @@ import { AppError } from '../src/errors';
 import type { Logger } from '../src/logger';
 import { ANONYMOUS } from './principal';
 
-/** The two budgets: agent runs, and every other counted request. */
-export type RateLimitBudget = 'runs' | 'api';
+/** The budgets: agent runs, the drop-in /v1 and /api endpoints, and every other counted request. */
+export type RateLimitBudget = 'runs' | 'compat' | 'api';
 
 export interface RateLimitOptions {
   /** RATE_LIMIT_PER_MINUTE: every counted request except agent runs. */
   perMinute: number;
   /** RATE_LIMIT_RUNS_PER_MINUTE: POST /agents/run. */
   runsPerMinute: number;
+  /** RATE_LIMIT_COMPAT_PER_MINUTE: the drop-in endpoints (`isCompat`); default `perMinute`. */
+  compatPerMinute?: number;
+  /** Which requests count against the drop-in budget. */
+  isCompat?: (req: Request) => boolean;
   logger: Logger;
   /** Requests never counted (probes, /metrics): the policy's `isOpen`. */
   exempt?: (req: Request) => boolean;
@@ -111,8 +115,11 @@ export function createRateLimit(options: RateLimitOptions): RequestHandler {
 
   const runs = build('runs', options.runsPerMinute);
   const api = build('api', options.perMinute);
+  const compat = build('compat', options.compatPerMinute ?? options.perMinute);
+  const isCompat = options.isCompat ?? (() => false);
   return (req, res, next) => {
     if (exempt(req)) return next();
-    return (isRunRequest(req) ? runs : api)(req, res, next);
+    if (isRunRequest(req)) return runs(req, res, next);
+    return (isCompat(req) ? compat : api)(req, res, next);
   };
 }

@@ -17,6 +17,7 @@ import {
   pullError,
   unavailableError,
 } from './ollama-errors';
+import { createForwarder, type Forward } from './ollama-forward';
 import { CallDeadline, createOllamaTransport, type AttemptProbe } from './ollama-http';
 import { withRetries } from './ollama-retry';
 import { createChatStream, type StreamEnd } from './ollama-stream';
@@ -53,6 +54,8 @@ export interface OllamaClientOptions {
 export interface OllamaClient extends OllamaService {
   /** Subscribes to circuit state changes; returns the unsubscribe function. */
   onCircuitChange(listener: (state: CircuitState) => void): () => void;
+  /** Forwards one request as it is and streams the answer back (the drop-in endpoints). */
+  forward: Forward;
   /** Closes pooled connections and the breaker's timers. */
   close(): Promise<void>;
 }
@@ -199,7 +202,18 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
     });
   }
 
+  const forward = createForwarder({
+    config,
+    transport,
+    circuit,
+    admission,
+    shouldRetry,
+    now,
+    random: options.random,
+  });
+
   return {
+    forward,
     async chat(req, opts) {
       const started = now();
       const timings: CallTimings = { queueMs: 0 };

@@ -16,7 +16,11 @@ import { createSecurityHeaders } from '../middleware/security-headers';
 import { createServerTiming } from '../middleware/server-timing';
 import { createValidate } from '../middleware/validate';
 import { createAgentsRouter } from '../routers/agents';
+import { compatErrorShape, isCompatPath } from '../middleware/compat-error-shape';
 import { createHealthRouter, type BuildInfo } from '../routers/health';
+import { createOllamaNativeRouter } from '../routers/ollama-native';
+import { createOpenAiRouter } from '../routers/openai';
+import { createOpenApiRouter } from '../routers/openapi';
 import { createMetricsRouter } from '../routers/metrics';
 import { createOllamaRouter } from '../routers/ollama';
 import type { AgentsRuntime } from '../services/agents/runtime';
@@ -25,6 +29,7 @@ import type { Lifecycle } from '../services/lifecycle';
 import type { Metrics } from '../services/metrics';
 import type { ModelService } from '../services/models';
 import type { OllamaHealth, OllamaService } from '../services/ollama-types';
+import type { PassthroughService } from '../services/passthrough';
 import type { ApiKeyEntry, Config } from './config';
 import type { Logger } from './logger';
 import type { SchemaRegistry } from './validation';
@@ -61,6 +66,8 @@ export interface AppDeps {
   models?: ModelService;
   /** The agents runtime (`/agents/*`); absent in tests that do not exercise agents. */
   agents?: AgentsRuntime;
+  /** The drop-in OpenAI (`/v1`) and Ollama (`/api`, `/`) endpoints; absent: not mounted. */
+  passthrough?: PassthroughService;
 }
 
 /**
@@ -98,6 +105,8 @@ export function createApp(deps: AppDeps): Express {
     createRateLimit({
       perMinute: config.RATE_LIMIT_PER_MINUTE,
       runsPerMinute: config.RATE_LIMIT_RUNS_PER_MINUTE,
+      compatPerMinute: config.RATE_LIMIT_COMPAT_PER_MINUTE,
+      isCompat: (req) => isCompatPath(req.path),
       logger,
       exempt: policy.isOpen,
       routeLabel: (req) => policy.matchRequest(req)?.pattern ?? UNMATCHED_ROUTE,
@@ -131,6 +140,12 @@ export function createApp(deps: AppDeps): Express {
     );
   }
 
+  if (deps.passthrough) {
+    const compat = { passthrough: deps.passthrough, validate, lifecycle: deps.lifecycle };
+    app.use(createOpenAiRouter(compat));
+    app.use(createOllamaNativeRouter(compat));
+  }
+
   if (deps.ollama && deps.ollamaHealth && deps.models) {
     app.use(
       '/ollama',
@@ -156,7 +171,15 @@ export function createApp(deps: AppDeps): Express {
   // An open path in the policy table: no key, no rate limit (its own optional token).
   app.use(createMetricsRouter({ registry: deps.metrics.registry, token: config.METRICS_TOKEN }));
 
+  app.use(createOpenApiRouter({ schemas: deps.schemas, build: deps.build }));
+
   app.use(createNotFound());
-  app.use(createErrorHandler({ logger, onError: (err) => deps.metrics.error(err.code) }));
+  app.use(
+    createErrorHandler({
+      logger,
+      onError: (err) => deps.metrics.error(err.code),
+      shapeFor: compatErrorShape,
+    }),
+  );
   return app;
 }

@@ -11,6 +11,7 @@ import type { Timers } from '../services/agents/timers';
 import { createHealthService, type HealthService } from '../services/health';
 import { createLifecycle, type Lifecycle } from '../services/lifecycle';
 import { createMetrics, type Metrics } from '../services/metrics';
+import { createPassthroughService } from '../services/passthrough';
 import type { Schedule } from '../services/ollama-health';
 import { createStartupSequence, type StartupSequence } from '../services/startup';
 import type { Telemetry } from '../services/telemetry';
@@ -123,6 +124,14 @@ export function composeGateway(options: ComposeOptions): Gateway {
     ollama: ollamaStack.ollama,
     models: ollamaStack.models,
   });
+  // One backend today: every drop-in request goes to this Ollama.
+  const passthrough = createPassthroughService({
+    backends: { pick: () => ollamaStack.ollama },
+    telemetry,
+    activeModel: () => ollamaStack.models.active(),
+    allowAnyInstalledModel: config.ALLOW_ANY_INSTALLED_MODEL,
+    now,
+  });
   const deps: AppDeps = {
     config,
     logger,
@@ -140,6 +149,7 @@ export function composeGateway(options: ComposeOptions): Gateway {
     ollamaHealth: ollamaStack.ollamaHealth,
     models: ollamaStack.models,
     agents,
+    passthrough,
   };
   return {
     deps,

@@ -1,0 +1,35 @@
+import type { RequestHandler } from 'express';
+import { clientSignal } from '../middleware/client-signal';
+import type { ErrorShape } from '../middleware/compat-error-shape';
+import type { Lifecycle } from '../services/lifecycle';
+import type { PassthroughRoute, PassthroughService } from '../services/passthrough';
+import { sendPassthrough } from './passthrough-response';
+
+export interface PassthroughRouterOptions {
+  passthrough: PassthroughService;
+  validate: import('../middleware/validate').Validate;
+  /** Registry of open streams, so a shutdown ends them in the API's own framing. */
+  lifecycle?: Pick<Lifecycle, 'trackStream'>;
+}
+
+/**
+ * The handler of one drop-in route: forwards the (validated) body along `route`, with a signal
+ * that aborts the upstream call when the client goes away or a shutdown ends the stream, and
+ * writes the answer through as it arrives. `upstreamPath` maps the request to Ollama's path.
+ */
+export function passthroughHandler(
+  route: PassthroughRoute,
+  shape: ErrorShape,
+  options: PassthroughRouterOptions,
+  upstreamPath: (params: Record<string, string>) => string = () => route.path,
+): RequestHandler {
+  return async (req, res) => {
+    const stop = new AbortController();
+    const signal = AbortSignal.any([clientSignal(res), stop.signal]);
+    const body = route.method === 'POST' || route.method === 'DELETE' ? req.body : undefined;
+    const method = req.method === 'HEAD' ? 'HEAD' : route.method;
+    const path = upstreamPath(req.params as Record<string, string>);
+    const answer = await options.passthrough.forward({ ...route, method, path }, body, signal);
+    await sendPassthrough(req, res, answer, { shape, stop, lifecycle: options.lifecycle });
+  };
+}

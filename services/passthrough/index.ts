@@ -1,0 +1,179 @@
+/**
+ * The drop-in endpoints' one service: forwards an OpenAI-compatible (`/v1`) or Ollama-native
+ * (`/api`) request to a backend as it is and hands the answer back as it arrives. It decides
+ * which model may be used, and reports each generation to telemetry with its API, queue wait,
+ * time to first chunk and the token counts read from the end of the answer (the only part of
+ * a body it ever looks at).
+ */
+import { AppError, isAppError } from '../../src/errors';
+import type { Forward, ForwardKind } from '../ollama-forward';
+import { outcomeOf } from '../ollama-errors';
+import type { CallTimings } from '../ollama-types';
+import type { InferenceApi, InferenceOperation, Telemetry } from '../telemetry';
+import { tokenCounts, TokenTail } from './usage';
+
+export type CompatApi = Exclude<InferenceApi, 'agents'>;
+
+/** One Ollama server (or anything that answers like one) the gateway can forward to. */
+export interface InferenceBackend {
+  forward: Forward;
+}
+
+/** Chooses the backend of a request; one backend today, several with model routing later. */
+export interface BackendRouter {
+  pick(model: string | undefined): InferenceBackend;
+}
+
+/** A route of the drop-in APIs: where it goes upstream and what kind of call it is. */
+export interface PassthroughRoute {
+  api: CompatApi;
+  method: 'GET' | 'HEAD' | 'POST' | 'DELETE';
+  /** Ollama's path (the same as the gateway's). */
+  path: string;
+  kind: ForwardKind;
+  /** Set for generations: the operation label of the inference metrics. */
+  operation?: InferenceOperation;
+  /** The body names a model, and a 404 means it is not installed. */
+  modelScoped: boolean;
+  /** Whether the answer streams when the body has no `stream` field (Ollama's default). */
+  streamsByDefault: boolean;
+}
+
+/** What the router writes back: Ollama's status and content type, then its bytes. */
+export interface PassthroughAnswer {
+  status: number;
+  contentType: string | null;
+  streamed: boolean;
+  chunks: AsyncIterable<Uint8Array>;
+  timings: CallTimings;
+}
+
+export interface PassthroughOptions {
+  backends: BackendRouter;
+  telemetry: Telemetry;
+  /** The active model (services/models). */
+  activeModel: () => string;
+  /** ALLOW_ANY_INSTALLED_MODEL: false serves the active model only. */
+  allowAnyInstalledModel: boolean;
+  now: () => number;
+}
+
+export interface PassthroughService {
+  /**
+   * Forwards `body` along `route`. Rejects before any byte with the typed errors of the Ollama
+   * service (MODEL_NOT_FOUND, QUEUE_FULL, QUEUE_TIMEOUT, OLLAMA_UNAVAILABLE, OLLAMA_BUSY,
+   * OLLAMA_TIMEOUT, OLLAMA_UPSTREAM_ERROR), VALIDATION_FAILED for a request Ollama refused
+   * (400, with Ollama's reason), or the signal's reason; the chunks throw the same errors when
+   * the answer breaks off.
+   */
+  forward(
+    route: PassthroughRoute,
+    body: Record<string, unknown> | undefined,
+    signal: AbortSignal,
+  ): Promise<PassthroughAnswer>;
+}
+
+/** Model names compare after Ollama's defaults (`:latest`) and case folding. */
+function canonical(name: string): string {
+  const tagged = name.slice(name.lastIndexOf('/') + 1).includes(':') ? name : `${name}:latest`;
+  return tagged.toLowerCase();
+}
+
+/** A 400 from Ollama is about the forwarded request: its reason goes back to the caller. */
+function clientFault(err: unknown): unknown {
+  if (!isAppError(err) || err.code !== 'OLLAMA_UPSTREAM_ERROR') return err;
+  const details = err.details as { upstream_status?: number; upstream_message?: string } | null;
+  if (details?.upstream_status !== 400) return err;
+  return new AppError('VALIDATION_FAILED', details.upstream_message || undefined, { cause: err });
+}
+
+export function createPassthroughService(options: PassthroughOptions): PassthroughService {
+  const { backends, telemetry, now } = options;
+
+  const checkModel = (route: PassthroughRoute, model: string | undefined): void => {
+    if (options.allowAnyInstalledModel || route.kind !== 'generation' || model === undefined) {
+      return;
+    }
+    const active = options.activeModel();
+    if (canonical(model) === canonical(active)) return;
+    throw new AppError('MODEL_NOT_FOUND', 'This gateway serves only its active model.', {
+      details: { model, active_model: active },
+    });
+  };
+
+  return {
+    async forward(route, body, signal) {
+      const model = typeof body?.model === 'string' ? body.model : undefined;
+      checkModel(route, model);
+      const streamed = typeof body?.stream === 'boolean' ? body.stream : route.streamsByDefault;
+      const started = now();
+      const report = route.operation
+        ? (fields: Parameters<Telemetry['inference']>[0]) => telemetry.inference(fields)
+        : undefined;
+      const event = (timings: CallTimings) => ({
+        api: route.api,
+        model: model ?? '',
+        operation: route.operation ?? 'chat',
+        durationS: (now() - started) / 1000,
+        queueWaitS: timings.queueMs / 1000,
+      });
+      let upstream;
+      try {
+        upstream = await backends.pick(model).forward(
+          {
+            method: route.method,
+            path: route.path,
+            body: body === undefined ? undefined : JSON.stringify(body),
+            kind: route.kind,
+            streamed,
+            modelScoped: route.modelScoped,
+          },
+          { signal },
+        );
+      } catch (err) {
+        const cancelled = signal.aborted && !isAppError(err);
+        report?.({ ...event({ queueMs: 0 }), outcome: outcomeOf(err, cancelled) });
+        throw clientFault(err);
+      }
+      const answer = upstream;
+      if (!report) {
+        return { ...pick(answer), streamed, chunks: answer };
+      }
+      async function* measured(): AsyncGenerator<Uint8Array> {
+        const tail = new TokenTail();
+        let ttftS: number | undefined;
+        let failure: unknown;
+        let ok = false;
+        try {
+          for await (const chunk of answer) {
+            if (streamed && ttftS === undefined) {
+              ttftS = (now() - started - answer.timings.queueMs) / 1000;
+            }
+            tail.push(chunk);
+            yield chunk;
+          }
+          ok = true;
+        } catch (err) {
+          failure = err;
+          throw err;
+        } finally {
+          const outcome = ok
+            ? 'success'
+            : outcomeOf(failure, failure === undefined || signal.aborted);
+          const tokens = ok ? tokenCounts(tail.text()) : {};
+          report!({
+            ...event(answer.timings),
+            outcome,
+            ...tokens,
+            ...(ttftS !== undefined ? { ttftS } : {}),
+          });
+        }
+      }
+      return { ...pick(answer), streamed, chunks: measured() };
+    },
+  };
+}
+
+function pick(answer: Awaited<ReturnType<Forward>>) {
+  return { status: answer.status, contentType: answer.contentType, timings: answer.timings };
+}
