@@ -18,19 +18,22 @@ const ERROR_SCHEMA: Record<ErrorFamily, string> = {
   ollama: 'ollama-native-error.response',
 };
 
-/** A schema's `$ref`s (`ollama-common#/definitions/x`, `agent`) pointed into components. */
-function toComponent(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(toComponent);
+/**
+ * One schema as a component: `$schema`/`$id` dropped, and every `$ref` (`ollama-common#/…`,
+ * `agent`, or `#/definitions/…` inside the schema itself) pointed into components.
+ */
+function toComponent(value: unknown, id: string): unknown {
+  if (Array.isArray(value)) return value.map((v) => toComponent(v, id));
   if (value === null || typeof value !== 'object') return value;
   const out: Json = {};
   for (const [key, v] of Object.entries(value as Json)) {
     if (key === '$schema' || key === '$id') continue;
-    if (key === '$ref' && typeof v === 'string' && !v.startsWith('#')) {
-      const [id = '', pointer = ''] = v.split('#');
-      out.$ref = `${COMPONENTS}${id}${pointer}`;
+    if (key === '$ref' && typeof v === 'string') {
+      const [target = '', pointer = ''] = v.split('#');
+      out.$ref = `${COMPONENTS}${target === '' ? id : target}${pointer}`;
       continue;
     }
-    out[key] = toComponent(v);
+    out[key] = toComponent(v, id);
   }
   return out;
 }
@@ -95,7 +98,7 @@ export function buildOpenApiDocument(
   build: { name: string; version: string },
 ): Json {
   const components: Json = {};
-  for (const id of schemas.ids) components[id] = toComponent(schemas.schema(id));
+  for (const id of schemas.ids) components[id] = toComponent(schemas.schema(id), id);
   const paths: Record<string, Json> = {};
   for (const op of OPERATIONS) {
     for (const id of [op.body, op.params, op.query, ...Object.values(op.ok).map((a) => a.schema)]) {
