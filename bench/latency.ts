@@ -49,7 +49,7 @@ function chatBody(model: string, stream: boolean): Record<string, unknown> {
 }
 
 /** The simulator's first-chunk stamp that falls inside a request's lifetime. */
-function simFirstChunk(stamps: bigint[], t: Timed): bigint | undefined {
+export function simFirstChunk(stamps: bigint[], t: Timed): bigint | undefined {
   return stamps.find((s) => s >= t.start && s <= (t.firstToken ?? t.end));
 }
 
