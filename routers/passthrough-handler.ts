@@ -25,11 +25,23 @@ export function passthroughHandler(
 ): RequestHandler {
   return async (req, res) => {
     const stop = new AbortController();
-    const signal = AbortSignal.any([clientSignal(res), stop.signal]);
+    const left = clientSignal(res);
+    const signal = AbortSignal.any([left, stop.signal]);
     const body = route.method === 'POST' || route.method === 'DELETE' ? req.body : undefined;
     const method = req.method === 'HEAD' ? 'HEAD' : route.method;
     const path = upstreamPath(req.params as Record<string, string>);
-    const answer = await options.passthrough.forward({ ...route, method, path }, body, signal);
-    await sendPassthrough(req, res, answer, { shape, stop, lifecycle: options.lifecycle });
+    // A client that went away has nobody to answer: its call was aborted and counted as
+    // cancelled by the service, so its abort is not an error of ours.
+    const unlessLeft = (err: unknown): undefined => {
+      if (left.aborted) return undefined;
+      throw err;
+    };
+    const answer = await options.passthrough
+      .forward({ ...route, method, path }, body, signal)
+      .catch(unlessLeft);
+    if (answer === undefined) return;
+    await sendPassthrough(req, res, answer, { shape, stop, lifecycle: options.lifecycle }).catch(
+      unlessLeft,
+    );
   };
 }

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { buildTestApp, type RunningApp, type TestApp } from '../support/build-app';
+import { createCaptureLogger } from '../support/capture-logger';
 import { AGENT_KEY, TEST_API_KEYS } from '../support/security';
 
 const MODEL = 'llama3.2:3b';
@@ -76,8 +77,12 @@ describe('drop-in endpoints: the queue, the circuit and clients that leave', () 
   });
 
   describe('when the client disconnects mid-stream', () => {
-    it('aborts the Ollama request (the simulator sees it) and frees the slot', async () => {
-      t = await buildTestApp({ env: { ...KEYED, OLLAMA_MAX_CONCURRENCY: '1' } });
+    it('aborts the Ollama request (the simulator sees it), frees the slot, logs no error', async () => {
+      const capture = createCaptureLogger({ level: 'debug' });
+      t = await buildTestApp({
+        env: { ...KEYED, OLLAMA_MAX_CONCURRENCY: '1' },
+        deps: { logger: capture.logger },
+      });
       const running = await t.listen();
       t.sim!.hold();
       const controller = new AbortController();
@@ -91,6 +96,11 @@ describe('drop-in endpoints: the queue, the circuit and clients that leave', () 
       t.sim!.script(MODEL, { content: 'next' });
       const next = await chat(running, false);
       assert.equal(next.status, 200, 'the slot was given back');
+      assert.deepEqual(
+        capture.lines().filter((l) => l.level === 'error'),
+        [],
+        'a client that leaves is not an error',
+      );
     });
   });
 });
