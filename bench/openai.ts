@@ -4,8 +4,8 @@
  * how long after the simulator wrote its first chunk the client read it, each way.
  */
 import http from 'node:http';
-import { ms, timedPost, type Timed } from './client';
-import { simFirstChunk } from './latency';
+import { timedPost, type Timed } from './client';
+import { afterSimMs } from './latency';
 import type { SimProcess } from './processes';
 import { percentile } from './stats';
 
@@ -41,11 +41,7 @@ export async function runOpenAiLatency(
     agent.destroy();
   }
   const stamps = ((await target.sim.command('firsts')).firsts as string[]).map((s) => BigInt(s));
-  const afterSim = (list: Timed[]) =>
-    list.flatMap((t) => {
-      const sent = simFirstChunk(stamps, t);
-      return sent !== undefined && t.firstToken !== undefined ? [ms(sent, t.firstToken)] : [];
-    });
+  const afterSim = (list: Timed[]) => afterSimMs(stamps, list);
   const tokens = percentile(
     direct.map((t) => t.tokens),
     50,

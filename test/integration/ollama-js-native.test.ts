@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { Ollama } from 'ollama';
-import { buildTestApp, type RunningApp, type TestApp } from '../support/build-app';
-import { ADMIN_KEY, AGENT_KEY, TEST_API_KEYS } from '../support/security';
+import type { RunningApp } from '../support/build-app';
+import { useListeningApp } from '../support/compat-app';
+import { ADMIN_KEY, AGENT_KEY } from '../support/security';
 
 const MODEL = 'llama3.2:3b';
 
@@ -22,19 +23,11 @@ function responseError(status: number, message?: RegExp) {
 }
 
 describe('the ollama client against /api', () => {
-  let t: TestApp;
-  let running: RunningApp;
-  beforeEach(async () => {
-    t = await buildTestApp({
-      env: { API_KEYS: TEST_API_KEYS, RATE_LIMIT_COMPAT_PER_MINUTE: '1000' },
-    });
-    running = await t.listen();
-  });
-  afterEach(() => t.close());
+  const app = useListeningApp();
 
   it('chat, not streamed', async () => {
-    t.sim!.script(MODEL, { content: 'Hi there' });
-    const res = await client(running).chat({
+    app.t.sim!.script(MODEL, { content: 'Hi there' });
+    const res = await client(app.running).chat({
       model: MODEL,
       messages: [{ role: 'user', content: 'hi' }],
     });
@@ -43,8 +36,8 @@ describe('the ollama client against /api', () => {
   });
 
   it('chat, streamed chunk by chunk', async () => {
-    t.sim!.script(MODEL, { chunks: ['a', 'b', 'c'] });
-    const stream = await client(running).chat({
+    app.t.sim!.script(MODEL, { chunks: ['a', 'b', 'c'] });
+    const stream = await client(app.running).chat({
       model: MODEL,
       messages: [{ role: 'user', content: 'hi' }],
       stream: true,
@@ -61,8 +54,8 @@ describe('the ollama client against /api', () => {
   });
 
   it('generate, embed, list, show, ps and version', async () => {
-    const ollama = client(running);
-    t.sim!.script(MODEL, { content: 'generated' });
+    const ollama = client(app.running);
+    app.t.sim!.script(MODEL, { content: 'generated' });
     assert.equal((await ollama.generate({ model: MODEL, prompt: 'x' })).response, 'generated');
     const embedded = await ollama.embed({ model: 'nomic-embed-text', input: ['a', 'b'] });
     assert.equal(embedded.embeddings.length, 2);
@@ -72,7 +65,7 @@ describe('the ollama client against /api', () => {
     assert.ok((await ollama.show({ model: MODEL })).capabilities.includes('tools'));
     assert.ok((await ollama.ps()).models.some((m) => m.name === MODEL));
     assert.equal((await ollama.version()).version, '0.12.6');
-    const root = await fetch(`${running.url}/`, {
+    const root = await fetch(`${app.running.url}/`, {
       headers: { authorization: `Bearer ${AGENT_KEY}` },
     });
     assert.equal(await root.text(), 'Ollama is running');
@@ -80,16 +73,16 @@ describe('the ollama client against /api', () => {
 
   it("a model that is not installed is a 404 in Ollama's shape", async () => {
     await assert.rejects(
-      client(running).chat({ model: 'nope:1b', messages: [{ role: 'user', content: 'x' }] }),
+      client(app.running).chat({ model: 'nope:1b', messages: [{ role: 'user', content: 'x' }] }),
       responseError(404, /not installed/),
     );
   });
 
   it('pull and delete: 403 for an agent key, done for an admin key', async () => {
-    const agent = client(running);
+    const agent = client(app.running);
     await assert.rejects(agent.pull({ model: 'smollm2:135m' }), responseError(403));
     await assert.rejects(agent.delete({ model: MODEL }), responseError(403));
-    const admin = client(running, ADMIN_KEY);
+    const admin = client(app.running, ADMIN_KEY);
     assert.equal((await admin.pull({ model: 'smollm2:135m' })).status, 'success');
     const progress: string[] = [];
     for await (const p of await admin.pull({ model: 'smollm2:135m', stream: true }))
@@ -100,12 +93,12 @@ describe('the ollama client against /api', () => {
   });
 
   it("anything else under /api is a 404 in Ollama's shape, and a wrong key a 401", async () => {
-    const other = await fetch(`${running.url}/api/blobs/sha256:00`, {
+    const other = await fetch(`${app.running.url}/api/blobs/sha256:00`, {
       method: 'POST',
       headers: { authorization: `Bearer ${AGENT_KEY}` },
     });
     assert.equal(other.status, 404);
     assert.deepEqual(Object.keys((await other.json()) as object), ['error']);
-    await assert.rejects(client(running, 'wrong-key').list(), responseError(401));
+    await assert.rejects(client(app.running, 'wrong-key').list(), responseError(401));
   });
 });

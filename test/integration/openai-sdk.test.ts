@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import OpenAI, { AuthenticationError, NotFoundError, RateLimitError } from 'openai';
-import { buildTestApp, type RunningApp, type TestApp } from '../support/build-app';
+import { buildTestApp, type RunningApp } from '../support/build-app';
+import { useListeningApp } from '../support/compat-app';
 import { parseExposition, seriesKey as k } from '../support/exposition';
 import { AGENT_KEY, TEST_API_KEYS } from '../support/security';
 
@@ -12,34 +13,29 @@ function client(running: RunningApp, apiKey = AGENT_KEY): OpenAI {
 }
 
 describe('the openai SDK against /v1', () => {
-  let t: TestApp;
-  let running: RunningApp;
-  beforeEach(async () => {
-    t = await buildTestApp({
-      env: { API_KEYS: TEST_API_KEYS, RATE_LIMIT_COMPAT_PER_MINUTE: '1000' },
-    });
-    running = await t.listen();
-    await t.ollamaHealth.refresh(); // installed models become metric labels
-  });
-  afterEach(() => t.close());
+  const app = useListeningApp();
 
   it('chat.completions.create answers with the scripted text and usage', async () => {
-    t.sim!.script(MODEL, { content: 'Hello from Ollama', promptEvalCount: 7, evalCount: 3 });
-    const answer = await client(running).chat.completions.create({
+    app.t.sim!.script(MODEL, { content: 'Hello from Ollama', promptEvalCount: 7, evalCount: 3 });
+    const answer = await client(app.running).chat.completions.create({
       model: MODEL,
       messages: [{ role: 'user', content: 'hi' }],
     });
     assert.equal(answer.object, 'chat.completion');
     assert.equal(answer.choices[0]?.message.content, 'Hello from Ollama');
     assert.deepEqual(answer.usage, { prompt_tokens: 7, completion_tokens: 3, total_tokens: 10 });
-    const forwarded = t.sim!.requests.at(-1)!;
+    const forwarded = app.t.sim!.requests.at(-1)!;
     assert.equal(forwarded.path, '/v1/chat/completions');
     assert.equal(forwarded.headers.authorization, undefined, 'the key is not passed to Ollama');
   });
 
   it('streams with for await, and counts tokens and TTFT under api="openai"', async () => {
-    t.sim!.script(MODEL, { chunks: ['one ', 'two ', 'three'], promptEvalCount: 5, evalCount: 3 });
-    const stream = await client(running).chat.completions.create({
+    app.t.sim!.script(MODEL, {
+      chunks: ['one ', 'two ', 'three'],
+      promptEvalCount: 5,
+      evalCount: 3,
+    });
+    const stream = await client(app.running).chat.completions.create({
       model: MODEL,
       messages: [{ role: 'user', content: 'count' }],
       stream: true,
@@ -53,7 +49,7 @@ describe('the openai SDK against /v1', () => {
     }
     assert.equal(text, 'one two three');
     assert.equal(usage?.completion_tokens, 3);
-    const s = parseExposition(await (await fetch(`${running.url}/metrics`)).text());
+    const s = parseExposition(await (await fetch(`${app.running.url}/metrics`)).text());
     const labels = { api: 'openai', model: MODEL };
     assert.equal(s.get(k('inference_tokens_total', { ...labels, kind: 'completion' })), 3);
     assert.equal(s.get(k('inference_tokens_total', { ...labels, kind: 'prompt' })), 5);
@@ -64,12 +60,12 @@ describe('the openai SDK against /v1', () => {
   });
 
   it('makes a tool call round trip (tools and tool_choice passed through)', async () => {
-    t.sim!.script(
+    app.t.sim!.script(
       MODEL,
       { tool_calls: [{ function: { name: 'get_weather', arguments: { city: 'Oslo' } } }] },
       { content: 'It is sunny in Oslo.' },
     );
-    const openai = client(running);
+    const openai = client(app.running);
     const tools: OpenAI.ChatCompletionTool[] = [
       {
         type: 'function',
@@ -101,14 +97,17 @@ describe('the openai SDK against /v1', () => {
     const second = await openai.chat.completions.create({ model: MODEL, messages, tools });
     assert.equal(second.choices[0]?.message.content, 'It is sunny in Oslo.');
     assert.equal(
-      (t.sim!.requests.at(-1)!.body as { tool_choice?: unknown }).tool_choice,
+      (app.t.sim!.requests.at(-1)!.body as { tool_choice?: unknown }).tool_choice,
       undefined,
     );
-    assert.equal((t.sim!.requests.at(-2)!.body as { tool_choice?: unknown }).tool_choice, 'auto');
+    assert.equal(
+      (app.t.sim!.requests.at(-2)!.body as { tool_choice?: unknown }).tool_choice,
+      'auto',
+    );
   });
 
   it('embeddings.create returns one vector per input', async () => {
-    const res = await client(running).embeddings.create({
+    const res = await client(app.running).embeddings.create({
       model: 'nomic-embed-text',
       input: ['a', 'b'],
       encoding_format: 'float',
@@ -119,23 +118,23 @@ describe('the openai SDK against /v1', () => {
 
   it('models.list() and models.retrieve() list the installed models', async () => {
     const ids: string[] = [];
-    for await (const m of client(running).models.list()) ids.push(m.id);
+    for await (const m of client(app.running).models.list()) ids.push(m.id);
     assert.ok(ids.includes(MODEL));
-    const one = await client(running).models.retrieve(MODEL);
+    const one = await client(app.running).models.retrieve(MODEL);
     assert.equal(one.id, MODEL);
   });
 
   it('completions and responses pass through', async () => {
-    t.sim!.script(MODEL, { content: 'done' }, { content: 'resp' });
-    const c = await client(running).completions.create({ model: MODEL, prompt: 'x' });
+    app.t.sim!.script(MODEL, { content: 'done' }, { content: 'resp' });
+    const c = await client(app.running).completions.create({ model: MODEL, prompt: 'x' });
     assert.equal(c.choices[0]?.text, 'done');
-    const r = await client(running).responses.create({ model: MODEL, input: 'y' });
+    const r = await client(app.running).responses.create({ model: MODEL, input: 'y' });
     assert.equal(r.output_text, 'resp');
   });
 
   it('a model that is not installed raises NotFoundError with code MODEL_NOT_FOUND', async () => {
     await assert.rejects(
-      client(running).chat.completions.create({
+      client(app.running).chat.completions.create({
         model: 'nope:1b',
         messages: [{ role: 'user', content: 'x' }],
       }),
@@ -144,15 +143,15 @@ describe('the openai SDK against /v1', () => {
   });
 
   it('a wrong key raises AuthenticationError (401, OpenAI shape)', async () => {
-    const before = t.sim!.requests.length;
+    const before = app.t.sim!.requests.length;
     await assert.rejects(
-      client(running, 'not-a-key').models.list(),
+      client(app.running, 'not-a-key').models.list(),
       (err: unknown) =>
         err instanceof AuthenticationError &&
         err.code === 'UNAUTHENTICATED' &&
         err.type === 'authentication_error',
     );
-    assert.equal(t.sim!.requests.length, before, 'nothing reached Ollama');
+    assert.equal(app.t.sim!.requests.length, before, 'nothing reached Ollama');
   });
 
   describe('when the drop-in budget is spent', () => {

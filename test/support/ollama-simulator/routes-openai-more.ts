@@ -1,5 +1,5 @@
 import { randomInt } from 'node:crypto';
-import type { Handler } from './core';
+import type { Handler, RouteContext, SimCore } from './core';
 import { HttpError, sendJson } from './http-io';
 import { lease, nextPlan, validate } from './inference';
 import { embedding } from './routes-embed-pull';
@@ -74,6 +74,19 @@ export const completions: Handler = async (ctx, core) => {
   }
 };
 
+/**
+ * The embedding handlers' model lookup and load (Ollama's scheduler loads the model before it
+ * embeds); undefined when the client went away meanwhile.
+ */
+async function loadForEmbedding(ctx: RouteContext, core: SimCore, body: Record<string, unknown>) {
+  const name = typeof body.model === 'string' ? body.model : '';
+  const model = core.catalog.find(name);
+  if (!model) throw new HttpError(404, `model "${name}" not found, try pulling it first`);
+  const held = await core.scheduler.acquire(model, undefined, ctx.signal);
+  held.release();
+  return ctx.signal.aborted ? undefined : { name, model };
+}
+
 /** POST /v1/embeddings: `input` string or string[]; `[]` or missing is 400 `invalid input`. */
 export const embeddings: Handler = async (ctx, core) => {
   const body = ctx.body();
@@ -81,12 +94,9 @@ export const embeddings: Handler = async (ctx, core) => {
   const inputs = typeof input === 'string' ? [input] : Array.isArray(input) ? input : [];
   if (inputs.length === 0) throw new HttpError(400, 'invalid input');
   if (!inputs.every((s) => typeof s === 'string')) throw new HttpError(400, 'invalid input type');
-  const name = typeof body.model === 'string' ? body.model : '';
-  const model = core.catalog.find(name);
-  if (!model) throw new HttpError(404, `model "${name}" not found, try pulling it first`);
-  const held = await core.scheduler.acquire(model, undefined, ctx.signal);
-  held.release();
-  if (ctx.signal.aborted) return;
+  const loaded = await loadForEmbedding(ctx, core, body);
+  if (!loaded) return;
+  const { name, model } = loaded;
   const tokens = promptTokens(inputs as string[]);
   sendJson(ctx.res, 200, {
     object: 'list',
@@ -173,14 +183,10 @@ export const responses: Handler = async (ctx, core) => {
 /** POST /api/embeddings (legacy): `prompt` → one vector, `{"embedding":[…]}`. */
 export const legacyEmbeddings: Handler = async (ctx, core) => {
   const body = ctx.body();
-  const name = typeof body.model === 'string' ? body.model : '';
-  const model = core.catalog.find(name);
-  if (!model) throw new HttpError(404, `model "${name}" not found, try pulling it first`);
-  const held = await core.scheduler.acquire(model, undefined, ctx.signal);
-  held.release();
-  if (ctx.signal.aborted) return;
+  const loaded = await loadForEmbedding(ctx, core, body);
+  if (!loaded) return;
   const prompt = typeof body.prompt === 'string' ? body.prompt : '';
   sendJson(ctx.res, 200, {
-    embedding: prompt === '' ? [] : embedding(prompt, model.embeddingLength),
+    embedding: prompt === '' ? [] : embedding(prompt, loaded.model.embeddingLength),
   });
 };
