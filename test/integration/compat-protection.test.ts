@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { Ollama } from 'ollama';
+import OpenAI, { APIError } from 'openai';
 import { buildTestApp, type RunningApp, type TestApp } from '../support/build-app';
 import { createCaptureLogger } from '../support/capture-logger';
 import { AGENT_KEY, TEST_API_KEYS } from '../support/security';
@@ -100,6 +102,72 @@ describe('drop-in endpoints: the queue, the circuit and clients that leave', () 
         capture.lines().filter((l) => l.level === 'error'),
         [],
         'a client that leaves is not an error',
+      );
+    });
+  });
+});
+
+describe('drop-in endpoints: deadlines and streams that break', () => {
+  let t: TestApp;
+  afterEach(() => t.close());
+
+  describe('when Ollama does not start answering in time', () => {
+    it("answers 504 OLLAMA_TIMEOUT in the API's shape and aborts the Ollama request", async () => {
+      t = await buildTestApp({
+        env: { ...KEYED, OLLAMA_FIRST_BYTE_TIMEOUT_MS: '100', OLLAMA_RETRY_MAX: '0' },
+      });
+      const running = await t.listen();
+      t.sim!.hang(true);
+      const aborted = t.sim!.waitFor('aborted', (e) => e.path === '/v1/chat/completions');
+      const res = await chat(running, true);
+      assert.equal(res.status, 504);
+      const body = (await res.json()) as { error: { code: string; type: string } };
+      assert.deepEqual([body.error.code, body.error.type], ['OLLAMA_TIMEOUT', 'api_error']);
+      await aborted;
+    });
+  });
+
+  describe('when Ollama cuts a stream in the middle', () => {
+    it('ends an SSE stream with a data: {"error"} event the openai SDK raises', async () => {
+      t = await buildTestApp({ env: KEYED });
+      const running = await t.listen();
+      t.sim!.script(MODEL, { chunks: ['a', 'b', 'c', 'd'] });
+      t.sim!.dropMidStream(2);
+      const openai = new OpenAI({ baseURL: `${running.url}/v1`, apiKey: AGENT_KEY, maxRetries: 0 });
+      const stream = await openai.chat.completions.create({
+        model: MODEL,
+        messages: [{ role: 'user', content: 'hi' }],
+        stream: true,
+      });
+      let text = '';
+      await assert.rejects(
+        (async () => {
+          for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
+        })(),
+        (err: unknown) => err instanceof APIError && err.code === 'OLLAMA_UNAVAILABLE',
+      );
+      assert.equal(text, 'ab');
+    });
+
+    it('ends an NDJSON stream with an {"error"} line ollama-js raises', async () => {
+      t = await buildTestApp({ env: KEYED });
+      const running = await t.listen();
+      t.sim!.script(MODEL, { chunks: ['a', 'b', 'c', 'd'] });
+      t.sim!.dropMidStream(2);
+      const ollama = new Ollama({
+        host: running.url,
+        headers: { Authorization: `Bearer ${AGENT_KEY}` },
+      });
+      const stream = await ollama.chat({
+        model: MODEL,
+        messages: [{ role: 'user', content: 'hi' }],
+        stream: true,
+      });
+      await assert.rejects(
+        (async () => {
+          for await (const chunk of stream) void chunk;
+        })(),
+        /Ollama is not reachable/,
       );
     });
   });
