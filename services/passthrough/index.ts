@@ -10,7 +10,7 @@ import type { Forward, ForwardKind } from '../ollama-forward';
 import { outcomeOf } from '../ollama-errors';
 import type { CallTimings } from '../ollama-types';
 import type { InferenceApi, InferenceOperation, Telemetry } from '../telemetry';
-import { tokenCounts, TokenTail } from './usage';
+import { tokenCounts, TokenTail, withoutUsageEvent } from './usage';
 
 export type CompatApi = Exclude<InferenceApi, 'agents'>;
 
@@ -106,6 +106,7 @@ export function createPassthroughService(options: PassthroughOptions): Passthrou
       const model = typeof body?.model === 'string' ? body.model : undefined;
       checkModel(route, model);
       const streamed = typeof body?.stream === 'boolean' ? body.stream : route.streamsByDefault;
+      const usage = usageRequest(route, body, streamed);
       const started = now();
       const report = route.operation
         ? (fields: Parameters<Telemetry['inference']>[0]) => telemetry.inference(fields)
@@ -123,7 +124,7 @@ export function createPassthroughService(options: PassthroughOptions): Passthrou
           {
             method: route.method,
             path: route.path,
-            body: body === undefined ? undefined : JSON.stringify(body),
+            body: body === undefined ? undefined : JSON.stringify(usage?.body ?? body),
             kind: route.kind,
             streamed,
             modelScoped: route.modelScoped,
@@ -150,7 +151,7 @@ export function createPassthroughService(options: PassthroughOptions): Passthrou
               ttftS = (now() - started - answer.timings.queueMs) / 1000;
             }
             tail.push(chunk);
-            yield chunk;
+            yield usage ? withoutUsageEvent(chunk) : chunk;
           }
           ok = true;
         } catch (err) {
@@ -172,6 +173,22 @@ export function createPassthroughService(options: PassthroughOptions): Passthrou
       return { ...pick(answer), streamed, chunks: measured() };
     },
   };
+}
+
+/**
+ * A streamed OpenAI chat whose client did not ask for usage: Ollama is asked for it all the
+ * same (so the tokens can be counted) and its usage event is taken out of the answer. Other
+ * requests go as they are (undefined).
+ */
+function usageRequest(
+  route: PassthroughRoute,
+  body: Record<string, unknown> | undefined,
+  streamed: boolean,
+): { body: Record<string, unknown> } | undefined {
+  if (!body || !streamed || route.path !== '/v1/chat/completions') return undefined;
+  const options = body.stream_options as { include_usage?: unknown } | null | undefined;
+  if (options?.include_usage === true) return undefined;
+  return { body: { ...body, stream_options: { ...options, include_usage: true } } };
 }
 
 function pick(answer: Awaited<ReturnType<Forward>>) {

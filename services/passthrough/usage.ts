@@ -44,3 +44,25 @@ export function tokenCounts(tail: string): { promptTokens?: number; completionTo
     ...(completionTokens !== undefined ? { completionTokens } : {}),
   };
 }
+
+const USAGE_EVENT = Buffer.from('"choices":[],"usage":');
+const EVENT_START = Buffer.from('data: ');
+const EVENT_END = Buffer.from('\n\n');
+
+/**
+ * Removes the usage event of an OpenAI chat stream (`data: {…"choices":[],"usage":{…}}`) from
+ * a chunk, for a client that did not ask for it: the gateway asks Ollama for usage on every
+ * stream so it can count tokens. Ollama writes each event in one write, so the event is whole
+ * within a chunk; a chunk without it is returned as it is (no copy).
+ */
+export function withoutUsageEvent(chunk: Uint8Array): Uint8Array {
+  const buf = Buffer.isBuffer(chunk)
+    ? chunk
+    : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  const at = buf.indexOf(USAGE_EVENT);
+  if (at === -1) return chunk;
+  const start = buf.lastIndexOf(EVENT_START, at);
+  const end = buf.indexOf(EVENT_END, at);
+  if (start === -1 || end === -1) return chunk;
+  return Buffer.concat([buf.subarray(0, start), buf.subarray(end + EVENT_END.length)]);
+}

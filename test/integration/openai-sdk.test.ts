@@ -59,6 +59,25 @@ describe('the openai SDK against /v1', () => {
     assert.equal(s.get(k('inference_requests_total', outcome)), 1);
   });
 
+  it('counts the tokens of a stream whose client did not ask for usage, and sends it none', async () => {
+    app.t.sim!.script(MODEL, { chunks: ['x ', 'y'], promptEvalCount: 4, evalCount: 2 });
+    const stream = await client(app.running).chat.completions.create({
+      model: MODEL,
+      messages: [{ role: 'user', content: 'go' }],
+      stream: true,
+    });
+    const chunks: OpenAI.ChatCompletionChunk[] = [];
+    for await (const chunk of stream) chunks.push(chunk);
+    assert.equal(chunks.map((c) => c.choices[0]?.delta.content ?? '').join(''), 'x y');
+    assert.ok(chunks.every((c) => c.usage === undefined && c.choices.length === 1));
+    const sent = app.t.sim!.requests.at(-1)!.body as { stream_options?: unknown };
+    assert.deepEqual(sent.stream_options, { include_usage: true });
+    const s = parseExposition(await (await fetch(`${app.running.url}/metrics`)).text());
+    const labels = { api: 'openai', model: MODEL };
+    assert.equal(s.get(k('inference_tokens_total', { ...labels, kind: 'completion' })), 2);
+    assert.equal(s.get(k('inference_tokens_total', { ...labels, kind: 'prompt' })), 4);
+  });
+
   it('makes a tool call round trip (tools and tool_choice passed through)', async () => {
     app.t.sim!.script(
       MODEL,

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { tokenCounts, TokenTail } from '../../services/passthrough/usage';
+import { tokenCounts, TokenTail, withoutUsageEvent } from '../../services/passthrough/usage';
 
 describe('token counts from the end of an answer', () => {
   const rows: Array<[string, string, { promptTokens?: number; completionTokens?: number }]> = [
@@ -42,5 +42,25 @@ describe('token counts from the end of an answer', () => {
     const text = tail.text();
     assert.ok(text.length <= 4096);
     assert.equal(tokenCounts(text).completionTokens, 7);
+  });
+});
+
+describe('withoutUsageEvent', () => {
+  const delta =
+    'data: {"object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n';
+  const usage =
+    'data: {"object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":1}}\n\n';
+  const done = 'data: [DONE]\n\n';
+  const strip = (text: string) => Buffer.from(withoutUsageEvent(Buffer.from(text))).toString();
+
+  it('takes the usage event out wherever it is in the chunk', () => {
+    assert.equal(strip(usage), '');
+    assert.equal(strip(delta + usage + done), delta + done);
+    assert.equal(strip(usage + done), done);
+  });
+
+  it('returns a chunk without one as it is', () => {
+    const chunk = Buffer.from(delta + done);
+    assert.equal(withoutUsageEvent(chunk), chunk);
   });
 });
