@@ -15,7 +15,9 @@ export interface PassthroughRouterOptions {
 /**
  * The handler of one drop-in route: forwards the (validated) body along `route`, with a signal
  * that aborts the upstream call when the client goes away or a shutdown ends the stream, and
- * writes the answer through as it arrives. `upstreamPath` maps the request to Ollama's path.
+ * writes the answer through as it arrives. `upstreamPath` maps the request to Ollama's path. A
+ * HEAD is forwarded as the route's GET (Ollama answers HEAD on a few paths only); Node sends
+ * no body for a HEAD.
  */
 export function passthroughHandler(
   route: PassthroughRoute,
@@ -28,7 +30,6 @@ export function passthroughHandler(
     const left = clientSignal(res);
     const signal = AbortSignal.any([left, stop.signal]);
     const body = route.method === 'POST' || route.method === 'DELETE' ? req.body : undefined;
-    const method = req.method === 'HEAD' ? 'HEAD' : route.method;
     const path = upstreamPath(req.params as Record<string, string>);
     // A client that went away has nobody to answer: its call was aborted and counted as
     // cancelled by the service, so its abort is not an error of ours.
@@ -37,7 +38,7 @@ export function passthroughHandler(
       throw err;
     };
     const answer = await options.passthrough
-      .forward({ ...route, method, path }, body, signal)
+      .forward({ ...route, path }, body, signal)
       .catch(unlessLeft);
     if (answer === undefined) return;
     await sendPassthrough(req, res, answer, { shape, stop, lifecycle: options.lifecycle }).catch(

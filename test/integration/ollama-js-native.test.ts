@@ -69,6 +69,14 @@ describe('the ollama client against /api', () => {
       headers: { authorization: `Bearer ${AGENT_KEY}` },
     });
     assert.equal(await root.text(), 'Ollama is running');
+    for (const path of ['/', '/api/tags', '/api/version', '/api/ps']) {
+      const head = await fetch(`${app.running.url}${path}`, {
+        method: 'HEAD',
+        headers: { authorization: `Bearer ${AGENT_KEY}` },
+      });
+      assert.equal(head.status, 200, `HEAD ${path}`);
+      assert.equal(await head.text(), '');
+    }
   });
 
   it("a model that is not installed is a 404 in Ollama's shape", async () => {
