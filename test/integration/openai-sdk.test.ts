@@ -151,6 +151,31 @@ describe('the openai SDK against /v1', () => {
     assert.equal(r.output_text, 'resp');
   });
 
+  it('passes response_format on (JSON mode) and streams the Responses API as named events', async () => {
+    const openai = client(app.running);
+    const json = await openai.chat.completions.create({
+      model: MODEL,
+      messages: [{ role: 'user', content: 'a JSON object please' }],
+      response_format: { type: 'json_object' },
+    });
+    assert.equal(typeof JSON.parse(json.choices[0]?.message.content ?? ''), 'object');
+    assert.deepEqual(
+      (app.t.sim!.requests.at(-1)!.body as { response_format?: unknown }).response_format,
+      { type: 'json_object' },
+    );
+    app.t.sim!.script(MODEL, { chunks: ['re', 'sp'] });
+    const stream = await openai.responses.create({ model: MODEL, input: 'hi', stream: true });
+    const types: string[] = [];
+    let text = '';
+    for await (const event of stream) {
+      types.push(event.type);
+      if (event.type === 'response.output_text.delta') text += event.delta;
+    }
+    assert.equal(text, 'resp');
+    assert.equal(types[0], 'response.created');
+    assert.equal(types.at(-1), 'response.completed');
+  });
+
   it('a model that is not installed raises NotFoundError with code MODEL_NOT_FOUND', async () => {
     await assert.rejects(
       client(app.running).chat.completions.create({
