@@ -1,7 +1,8 @@
 /**
  * The reference the gateway is measured against: the least a proxy in front of Ollama can do.
  * `node:http` in, `undici` out over a keep-alive pool; every POST is forwarded as it is to the
- * simulator's `/api/chat` and the answer piped back chunk by chunk (streamed or not). No
+ * simulator's same path (`/api/chat`, `/v1/chat/completions`) and the answer piped back chunk
+ * by chunk (streamed or not). No
  * parsing, no validation, no auth, no metrics. Measured in the same run as the gateway, its CPU
  * per request turns the host's drift into a ratio that does not drift.
  *
@@ -20,7 +21,7 @@ function main(): void {
     pool
       .request({
         method: 'POST',
-        path: '/api/chat',
+        path: req.url ?? '/api/chat',
         headers: { 'content-type': 'application/json' },
         body: req,
         signal: abort.signal,

@@ -6,8 +6,8 @@
 import http from 'node:http';
 import { createNdjsonParser, createSseParser } from './sse';
 
-/** How the response body carries tokens: one JSON object, Ollama NDJSON, or our SSE. */
-export type BodyKind = 'json' | 'ndjson' | 'sse';
+/** How the response body carries tokens: one JSON object, Ollama NDJSON, our SSE, or OpenAI's SSE. */
+export type BodyKind = 'json' | 'ndjson' | 'sse' | 'openai';
 
 export interface Timed {
   status: number;
@@ -36,6 +36,20 @@ function tokenCounter(kind: BodyKind): (text: string) => { tokens: number; last?
         tokens: events.filter((e) => e.event === 'message.delta').length,
         last: events.at(-1)?.event,
       };
+    };
+  }
+  if (kind === 'openai') {
+    // OpenAI chat chunks: a token is a `data:` event whose delta has content; `[DONE]` ends it.
+    const parse = createSseParser();
+    return (text) => {
+      const events = parse(text);
+      const tokens = events.filter((e) => {
+        if (e.data === '[DONE]') return false;
+        const chunk = JSON.parse(e.data) as { choices?: Array<{ delta?: { content?: unknown } }> };
+        const content = chunk.choices?.[0]?.delta?.content;
+        return typeof content === 'string' && content !== '';
+      }).length;
+      return { tokens, last: events.at(-1)?.data === '[DONE]' ? '[DONE]' : undefined };
     };
   }
   if (kind === 'ndjson') {

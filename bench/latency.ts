@@ -49,6 +49,14 @@ function chatBody(model: string, stream: boolean): Record<string, unknown> {
 }
 
 /** The simulator's first-chunk stamp that falls inside a request's lifetime. */
+/** For each stream, ms from the simulator writing its first chunk to the client reading it. */
+export function afterSimMs(stamps: bigint[], list: Timed[]): number[] {
+  return list.flatMap((t) => {
+    const sent = simFirstChunk(stamps, t);
+    return sent !== undefined && t.firstToken !== undefined ? [ms(sent, t.firstToken)] : [];
+  });
+}
+
 function simFirstChunk(stamps: bigint[], t: Timed): bigint | undefined {
   return stamps.find((s) => s >= t.start && s <= (t.firstToken ?? t.end));
 }
@@ -86,11 +94,7 @@ export async function runLatency(
   const stamps = ((await sim.command('firsts')).firsts as string[]).map((s) => BigInt(s));
   const total = (list: Timed[]) => list.map((t) => ms(t.start, t.end));
   const ttft = (list: Timed[]) => list.map((t) => ms(t.start, t.firstToken ?? t.end));
-  const afterSim = (list: Timed[]) =>
-    list.flatMap((t) => {
-      const sent = simFirstChunk(stamps, t);
-      return sent !== undefined && t.firstToken !== undefined ? [ms(sent, t.firstToken)] : [];
-    });
+  const afterSim = (list: Timed[]) => afterSimMs(stamps, list);
   const chunks = percentile(
     directStreams.map((t) => t.tokens),
     50,

@@ -118,6 +118,7 @@ export async function startService(
     QUEUE_MAX: '4096',
     RATE_LIMIT_PER_MINUTE: '1000000',
     RATE_LIMIT_RUNS_PER_MINUTE: '1000000',
+    RATE_LIMIT_COMPAT_PER_MINUTE: '1000000',
     SHUTDOWN_DELAY_MS: '0',
     SHUTDOWN_TIMEOUT_MS: '2000',
     ...options.env,

@@ -5,11 +5,14 @@ import os from 'node:os';
 import path from 'node:path';
 import type { LatencyFigures, PacedFigures } from './latency';
 import type { LoadFigures } from './load';
+import type { OpenAiLatencyFigures } from './openai';
 import type { OpenStreamFigures } from './open-streams';
 
 export interface Summary {
   load: Record<string, LoadFigures>;
   latency: LatencyFigures;
+  /** Streamed /v1/chat/completions: the first token through the gateway against direct. */
+  openai: OpenAiLatencyFigures;
   paced: PacedFigures;
   openStreams: OpenStreamFigures;
   /** Content chunks in each simulated answer (a streamed run passes this many through). */
@@ -37,6 +40,13 @@ export function checkBudget(s: Summary): BudgetLine[] {
       .map(([, r]) => r.rss_mb),
   );
   const l = s.latency;
+  const v1 = (name: string, proxy: string) => ({
+    ratio: cpu(name) / cpu(proxy),
+    text: `${f(cpu(name) / cpu(proxy), 2)}× (${f(cpu(name), 0)} / ${f(cpu(proxy), 0)} µs, 16 connections)`,
+  });
+  const v1Answered = v1('v1 16c', 'proxy v1 16c');
+  const v1Streamed = v1('v1 stream 16c', 'proxy v1 stream 16c');
+  const o = s.openai;
   return [
     {
       name: 'answered run: service CPU per request',
@@ -79,6 +89,24 @@ export function checkBudget(s: Summary): BudgetLine[] {
         l.bad_streams === 0,
     },
     {
+      name: '/v1/chat/completions answered: CPU against the bare proxy',
+      limit: '≤ 2×',
+      measured: v1Answered.text,
+      ok: v1Answered.ratio <= 2,
+    },
+    {
+      name: '/v1/chat/completions streamed: CPU against the bare proxy',
+      limit: '≤ 2×',
+      measured: v1Streamed.text,
+      ok: v1Streamed.ratio <= 2,
+    },
+    {
+      name: '/v1 streamed: first token added over direct, p50',
+      limit: '≤ 0.3 ms',
+      measured: `${f(o.first_token_added_p50_ms, 3)} ms (${f(o.first_token_after_sim_p50_ms, 3)} after the simulator, direct ${f(o.direct_first_token_after_sim_p50_ms, 3)}; p99 ${f(o.first_token_after_sim_p99_ms, 3)}; ${o.bad_streams} bad streams)`,
+      ok: o.first_token_added_p50_ms <= 0.3 && o.bad_streams === 0,
+    },
+    {
       name: `RSS with ${s.openStreams.streams} open streams`,
       limit: '≤ 150 MB',
       measured: `${f(s.openStreams.rss_open_mb, 1)} MB (${s.openStreams.open} open, idle ${f(s.openStreams.rss_idle_mb, 1)} MB)`,
@@ -107,7 +135,7 @@ function table(header: string[], rows: string[][]): string {
 export function formatSummary(s: Summary, budget: BudgetLine[]): string {
   const load = table(
     [
-      'POST /agents/run (proxy: /api/chat)',
+      'POST /agents/run, v1: /v1/chat/completions (proxy: the same Ollama path)',
       'req/s',
       'p50 ms',
       'p99 ms',

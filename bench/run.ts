@@ -1,6 +1,7 @@
 /**
- * `npm run bench`: what POST /agents/run costs in the service, against the Ollama simulator and
- * beside a bare passthrough proxy (bench/bare-proxy) measured in the same run. The simulator,
+ * `npm run bench`: what POST /agents/run and the drop-in POST /v1/chat/completions cost in the
+ * service, against the Ollama simulator and beside a bare passthrough proxy (bench/bare-proxy)
+ * measured in the same run. The simulator,
  * the built service and the proxy each run in their own process; this process drives load
  * (autocannon) and a sequential client, reads the service's CPU and memory from /proc, prints a
  * table and writes bench/results/<date>.json. Every figure is the median of `--reps`
@@ -16,6 +17,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { runLatency, runPacedStreams, type LatencyFigures } from './latency';
 import { runLoad, type LoadFigures } from './load';
+import { runOpenAiLatency, type OpenAiLatencyFigures } from './openai';
 import { runOpenStreams, type OpenStreamFigures } from './open-streams';
 import { clockTicksPerSecond } from './proc';
 import { startBareProxy, startService, startSim, type SimProcess } from './processes';
@@ -40,7 +42,13 @@ const SCENARIOS = [
   { name: 'proxy stream 16c', via: 'proxy', stream: true, connections: 16 },
   { name: 'run 64c', via: 'gateway', stream: false, connections: 64 },
   { name: 'stream 64c', via: 'gateway', stream: true, connections: 64 },
+  { name: 'v1 16c', via: 'openai', stream: false, connections: 16 },
+  { name: 'proxy v1 16c', via: 'proxy-openai', stream: false, connections: 16 },
+  { name: 'v1 stream 16c', via: 'openai', stream: true, connections: 16 },
+  { name: 'proxy v1 stream 16c', via: 'proxy-openai', stream: true, connections: 16 },
 ] as const;
+
+type Via = (typeof SCENARIOS)[number]['via'];
 
 function options() {
   const { values } = parseArgs({
@@ -115,33 +123,36 @@ async function main(): Promise<void> {
   log(
     `simulator ${sim.url} (pid ${sim.pid}), service ${service.url} (pid ${service.pid}), bare proxy ${proxy.url} (pid ${proxy.pid})`,
   );
-  const loadTarget = (s: { via: 'gateway' | 'proxy'; stream: boolean }) =>
-    s.via === 'gateway'
-      ? {
+  const chat = (stream: boolean) => ({
+    model: MODEL,
+    messages: [{ role: 'user', content: RUN.input }],
+    stream,
+  });
+  const loadTarget = (s: { via: Via; stream: boolean }) => {
+    const common = { headers: CLIENT_HEADERS, simPid: sim.pid, ticksPerSecond };
+    const viaService = { ...common, servicePid: service.pid };
+    const viaProxy = { ...common, servicePid: proxy.pid };
+    switch (s.via) {
+      case 'gateway':
+        return {
+          ...viaService,
           url: `${service.url}/agents/run`,
           body: s.stream ? { ...RUN, stream: true } : RUN,
-          headers: CLIENT_HEADERS,
-          servicePid: service.pid,
-          simPid: sim.pid,
-          ticksPerSecond,
-        }
-      : {
-          url: `${proxy.url}/api/chat`,
-          body: {
-            model: MODEL,
-            messages: [{ role: 'user', content: RUN.input }],
-            stream: s.stream,
-          },
-          headers: CLIENT_HEADERS,
-          servicePid: proxy.pid,
-          simPid: sim.pid,
-          ticksPerSecond,
         };
+      case 'openai':
+        return { ...viaService, url: `${service.url}/v1/chat/completions`, body: chat(s.stream) };
+      case 'proxy-openai':
+        return { ...viaProxy, url: `${proxy.url}/v1/chat/completions`, body: chat(s.stream) };
+      default:
+        return { ...viaProxy, url: `${proxy.url}/api/chat`, body: chat(s.stream) };
+    }
+  };
   const latencyTarget = { serviceUrl: service.url, sim, model: MODEL, runBody: RUN };
 
   const load: Record<string, LoadFigures[]> = {};
   const latency: LatencyFigures[] = [];
   const open: OpenStreamFigures[] = [];
+  const openai: OpenAiLatencyFigures[] = [];
   let paced: Summary['paced'];
   try {
     log('warming up');
@@ -154,6 +165,8 @@ async function main(): Promise<void> {
       }
       log(`rep ${rep}/${opts.reps}: sequential latency (${opts.iterations} of each)`);
       latency.push(await runLatency(latencyTarget, opts.iterations));
+      log(`rep ${rep}/${opts.reps}: /v1 first token (${opts.iterations} streams each way)`);
+      openai.push(await runOpenAiLatency(latencyTarget, opts.iterations));
       log(`rep ${rep}/${opts.reps}: ${opts.streams} open streams (fresh service)`);
       open.push(await openStreamsOnFreshService(sim, opts.streams, opts.env));
     }
@@ -173,6 +186,7 @@ async function main(): Promise<void> {
       Object.entries(load).map(([name, reps]) => [name, medianOfRecords(reps) as LoadFigures]),
     ),
     latency: medianOfRecords(latency) as LatencyFigures,
+    openai: medianOfRecords(openai) as OpenAiLatencyFigures,
     paced,
     openStreams: medianOfRecords(open) as OpenStreamFigures,
     chunksPerReply: CHUNKS,
@@ -191,7 +205,7 @@ async function main(): Promise<void> {
       },
       summary,
       budget,
-      repetitions: { load, latency, openStreams: open },
+      repetitions: { load, latency, openai, openStreams: open },
     },
     date,
   );

@@ -51,6 +51,22 @@ export const AUTH_POLICY: readonly PolicyRule[] = Object.freeze([
   { method: 'GET', pattern: '/ollama/model-info', access: 'agent', budget: 'api' },
   { method: 'GET', pattern: '/ollama/health', access: 'agent', budget: 'api' },
 
+  // The drop-in APIs (OpenAI's /v1, Ollama's /api and /), on their own budget: model
+  // management is admin-only; everything else is open to agent keys, and a path the routers do
+  // not serve is their 404.
+  { method: '*', pattern: '/api/pull', access: 'admin', budget: 'compat' },
+  { method: '*', pattern: '/api/push', access: 'admin', budget: 'compat' },
+  { method: '*', pattern: '/api/create', access: 'admin', budget: 'compat' },
+  { method: '*', pattern: '/api/copy', access: 'admin', budget: 'compat' },
+  { method: '*', pattern: '/api/delete', access: 'admin', budget: 'compat' },
+  { method: '*', pattern: '/api', access: 'agent', budget: 'compat' },
+  { method: '*', pattern: '/api/*rest', access: 'agent', budget: 'compat' },
+  { method: '*', pattern: '/v1', access: 'agent', budget: 'compat' },
+  { method: '*', pattern: '/v1/*rest', access: 'agent', budget: 'compat' },
+  { method: '*', pattern: '/', access: 'agent', budget: 'compat' },
+  // The API description: public, like the API's documentation.
+  { method: '*', pattern: '/openapi.json', access: 'open', budget: 'unlimited' },
+
   // Admin keys.
   { method: 'POST', pattern: '/ollama/model/switch', access: 'admin', budget: 'api' },
   { method: 'POST', pattern: '/ollama/models/pull', access: 'admin', budget: 'api' },

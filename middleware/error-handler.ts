@@ -1,4 +1,4 @@
-import type { ErrorRequestHandler, RequestHandler } from 'express';
+import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
 import { AppError, errorBody, toAppError } from '../src/errors';
 import type { Logger } from '../src/logger';
 
@@ -6,6 +6,8 @@ export interface ErrorHandlerOptions {
   logger: Logger;
   /** Called once per error response (the metrics count errors by code here). */
   onError?: (err: AppError) => void;
+  /** The body shape of a request's errors when it is not the gateway's own (the drop-in APIs). */
+  shapeFor?: (req: Request) => ((err: AppError, requestId: string) => unknown) | undefined;
 }
 
 /**
@@ -40,7 +42,8 @@ export function createErrorHandler(options: ErrorHandlerOptions): ErrorRequestHa
     if (appError.retryAfterS !== undefined) {
       res.setHeader('Retry-After', String(Math.max(1, Math.ceil(appError.retryAfterS))));
     }
-    res.json(errorBody(appError, req.id));
+    const shape = options.shapeFor?.(req);
+    res.json(shape ? shape(appError, req.id) : errorBody(appError, req.id));
   };
 }
 

@@ -4,11 +4,14 @@ import { AppError } from '../src/errors';
 import type { Logger } from '../src/logger';
 import { ANONYMOUS } from '../src/principal';
 
-/** The budgets: agent runs, and every other counted request. */
-export type RateLimitBudget = 'runs' | 'api';
+/** The budgets: agent runs, the drop-in /v1 and /api endpoints, and every other counted request. */
+export type RateLimitBudget = 'runs' | 'compat' | 'api';
 
 export interface RateLimitOptions {
-  /** Requests per window of each budget (RATE_LIMIT_RUNS_PER_MINUTE, RATE_LIMIT_PER_MINUTE). */
+  /**
+   * Requests per window of each budget (RATE_LIMIT_RUNS_PER_MINUTE, RATE_LIMIT_COMPAT_PER_MINUTE,
+   * RATE_LIMIT_PER_MINUTE).
+   */
   limits: Readonly<Record<RateLimitBudget, number>>;
   /** The budget a request counts against, or `unlimited` (the policy row's budget). */
   budgetOf: (req: Request) => RateLimitBudget | 'unlimited';
@@ -105,6 +108,7 @@ export function createRateLimit(options: RateLimitOptions): RequestHandler {
 
   const limiters: Record<RateLimitBudget, RequestHandler> = {
     runs: build('runs', options.limits.runs),
+    compat: build('compat', options.limits.compat),
     api: build('api', options.limits.api),
   };
   return (req, res, next) => {

@@ -17,7 +17,11 @@ import { createSecurityHeaders } from '../middleware/security-headers';
 import { createServerTiming } from '../middleware/server-timing';
 import { createValidate } from '../middleware/validate';
 import { createAgentsRouter } from '../routers/agents';
+import { compatErrorShape } from '../middleware/compat-error-shape';
 import { createHealthRouter, type BuildInfo } from '../routers/health';
+import { createOllamaNativeRouter } from '../routers/ollama-native';
+import { createOpenAiRouter } from '../routers/openai';
+import { createOpenApiRouter } from '../routers/openapi';
 import { createMetricsRouter } from '../routers/metrics';
 import { createOllamaRouter } from '../routers/ollama';
 import type { AgentsRuntime } from '../services/agents';
@@ -26,6 +30,7 @@ import type { Lifecycle } from '../services/health';
 import type { Metrics } from '../services/metrics';
 import type { ModelService } from '../services/models';
 import type { OllamaHealth, OllamaService } from '../services/ollama';
+import type { PassthroughService } from '../services/passthrough';
 import type { ApiKeyEntry, Config } from './config';
 import type { Logger } from './logger';
 import type { SchemaRegistry } from './validation';
@@ -62,6 +67,8 @@ export interface AppDeps {
   models?: ModelService;
   /** The agents runtime (`/agents/*`); absent in tests that do not exercise agents. */
   agents?: AgentsRuntime;
+  /** The drop-in OpenAI (`/v1`) and Ollama (`/api`, `/`) endpoints; absent: not mounted. */
+  passthrough?: PassthroughService;
 }
 
 /**
@@ -97,7 +104,11 @@ export function createApp(deps: AppDeps): Express {
   );
   app.use(
     createRateLimit({
-      limits: { runs: config.RATE_LIMIT_RUNS_PER_MINUTE, api: config.RATE_LIMIT_PER_MINUTE },
+      limits: {
+        runs: config.RATE_LIMIT_RUNS_PER_MINUTE,
+        compat: config.RATE_LIMIT_COMPAT_PER_MINUTE,
+        api: config.RATE_LIMIT_PER_MINUTE,
+      },
       // A path no row covers counts against the general budget.
       budgetOf: (req) => policy.matchRequest(req)?.budget ?? 'api',
       logger,
@@ -132,6 +143,12 @@ export function createApp(deps: AppDeps): Express {
     );
   }
 
+  if (deps.passthrough) {
+    const compat = { passthrough: deps.passthrough, validate, lifecycle: deps.lifecycle };
+    app.use(createOpenAiRouter(compat));
+    app.use(createOllamaNativeRouter(compat));
+  }
+
   if (deps.ollama && deps.ollamaHealth && deps.models) {
     app.use(
       '/ollama',
@@ -157,7 +174,15 @@ export function createApp(deps: AppDeps): Express {
   // An open path in the policy table: no key, no rate limit (its own optional token).
   app.use(createMetricsRouter({ registry: deps.metrics.registry, token: config.METRICS_TOKEN }));
 
+  app.use(createOpenApiRouter({ schemas: deps.schemas, build: deps.build }));
+
   app.use(createNotFound());
-  app.use(createErrorHandler({ logger, onError: (err) => deps.metrics.error(err.code) }));
+  app.use(
+    createErrorHandler({
+      logger,
+      onError: (err) => deps.metrics.error(err.code),
+      shapeFor: compatErrorShape,
+    }),
+  );
   return app;
 }

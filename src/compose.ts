@@ -13,6 +13,7 @@ import { createMetrics, type Metrics } from '../services/metrics';
 import { createStartupSequence, type StartupSequence } from '../services/health';
 import type { Telemetry } from '../services/metrics';
 import type { ToolDefinition } from '../services/tools';
+import { createPassthroughService } from '../services/passthrough';
 import type { BuildInfo } from '../routers/health';
 import type { AppDeps } from './app';
 import type { Clock } from './clock';
@@ -118,6 +119,14 @@ export function composeGateway(options: ComposeOptions): Gateway {
     ollama: ollamaStack.ollama,
     models: ollamaStack.models,
   });
+  // One backend today: every drop-in request goes to this Ollama.
+  const passthrough = createPassthroughService({
+    backends: { pick: () => ollamaStack.ollama },
+    telemetry,
+    activeModel: () => ollamaStack.models.active(),
+    allowAnyInstalledModel: config.ALLOW_ANY_INSTALLED_MODEL,
+    now,
+  });
   const deps: AppDeps = {
     config,
     logger,
@@ -135,6 +144,7 @@ export function composeGateway(options: ComposeOptions): Gateway {
     ollamaHealth: ollamaStack.ollamaHealth,
     models: ollamaStack.models,
     agents,
+    passthrough,
   };
   return {
     deps,

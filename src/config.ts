@@ -68,6 +68,8 @@ export interface Config {
   AUTH_DISABLED: boolean;
   RATE_LIMIT_PER_MINUTE: number;
   RATE_LIMIT_RUNS_PER_MINUTE: number;
+  RATE_LIMIT_COMPAT_PER_MINUTE: number;
+  ALLOW_ANY_INSTALLED_MODEL: boolean;
   REDIS_URL: string;
 }
 

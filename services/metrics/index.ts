@@ -1,3 +1,9 @@
 export { createMetrics } from './metrics';
 export type { HttpLabel, Metrics } from './metrics';
-export type { InferenceEvent, InferenceOperation, InferenceOutcome, Telemetry } from './telemetry';
+export type {
+  InferenceApi,
+  InferenceEvent,
+  InferenceOperation,
+  InferenceOutcome,
+  Telemetry,
+} from './telemetry';

@@ -11,7 +11,7 @@ export function createInstruments(registry: Registry) {
   const inferenceRequests = new Counter({
     name: 'inference_requests_total',
     help: 'Ollama calls by model, operation and outcome (refusals by the queue or circuit included).',
-    labelNames: ['model', 'operation', 'outcome'],
+    labelNames: ['api', 'model', 'operation', 'outcome'],
     registers,
   });
   const inferenceDuration = new Histogram({
@@ -24,14 +24,14 @@ export function createInstruments(registry: Registry) {
   const ttft = new Histogram({
     name: 'inference_time_to_first_token_seconds',
     help: 'Streamed generations: from sending to Ollama to the first content token.',
-    labelNames: ['model'],
+    labelNames: ['api', 'model'],
     buckets: [...buckets.TTFT_BUCKETS],
     registers,
   });
   const tokens = new Counter({
     name: 'inference_tokens_total',
     help: 'Tokens Ollama reported: kind="prompt" (prompt_eval_count) or "completion" (eval_count).',
-    labelNames: ['model', 'kind'],
+    labelNames: ['api', 'model', 'kind'],
     registers,
   });
   const tokensPerSecond = new Histogram({
@@ -51,6 +51,7 @@ export function createInstruments(registry: Registry) {
   const queueWait = new Histogram({
     name: 'inference_queue_wait_seconds',
     help: "Wait for a free Ollama slot in the gateway's admission queue.",
+    labelNames: ['api'],
     buckets: [...buckets.QUEUE_WAIT_BUCKETS],
     registers,
   });

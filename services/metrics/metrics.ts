@@ -149,15 +149,16 @@ export function createMetrics(options: MetricsOptions): Metrics {
 
     inference(e) {
       const model = modelLabel(e.model);
-      m.inferenceRequests.inc({ model, operation: e.operation, outcome: e.outcome });
+      const api = e.api ?? 'agents';
+      m.inferenceRequests.inc({ api, model, operation: e.operation, outcome: e.outcome });
       if (RAN_OUTCOMES.has(e.outcome) && isDuration(e.durationS)) {
         m.inferenceDuration.observe({ model, operation: e.operation }, e.durationS);
       }
-      if (isDuration(e.queueWaitS)) m.queueWait.observe(e.queueWaitS);
-      if (isDuration(e.ttftS)) m.ttft.observe({ model }, e.ttftS);
-      if (isCount(e.promptTokens)) m.tokens.inc({ model, kind: 'prompt' }, e.promptTokens);
+      if (isDuration(e.queueWaitS)) m.queueWait.observe({ api }, e.queueWaitS);
+      if (isDuration(e.ttftS)) m.ttft.observe({ api, model }, e.ttftS);
+      if (isCount(e.promptTokens)) m.tokens.inc({ api, model, kind: 'prompt' }, e.promptTokens);
       if (isCount(e.completionTokens))
-        m.tokens.inc({ model, kind: 'completion' }, e.completionTokens);
+        m.tokens.inc({ api, model, kind: 'completion' }, e.completionTokens);
       if (isCount(e.completionTokens) && isCount(e.evalDurationNs)) {
         m.tokensPerSecond.observe({ model }, e.completionTokens / (e.evalDurationNs / 1e9));
       }

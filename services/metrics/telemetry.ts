@@ -5,6 +5,8 @@
  */
 
 export type InferenceOperation = 'chat' | 'generate' | 'embed' | 'preload' | 'unload' | 'pull';
+/** Which API a generation came through: agent runs, or the drop-in OpenAI / Ollama endpoints. */
+export type InferenceApi = 'agents' | 'openai' | 'ollama';
 export type InferenceOutcome =
   | 'success'
   | 'error'
@@ -22,6 +24,8 @@ export interface InferenceEvent {
   model: string;
   operation: InferenceOperation;
   outcome: InferenceOutcome;
+  /** The API the call came through (default `agents`: everything but the drop-in endpoints). */
+  api?: InferenceApi;
   /** Whole call, seconds, from admission to the last byte. */
   durationS: number;
   /** Time spent waiting in the gateway's own queue, seconds. */

@@ -18,6 +18,7 @@ import {
   pullError,
   unavailableError,
 } from './errors';
+import { createForwarder, type Forward } from './forward';
 import { CallDeadline, createOllamaTransport, type AttemptProbe } from './transport';
 import { withRetries } from './retry';
 import { createChatStream, type StreamEnd } from './stream';
@@ -54,6 +55,8 @@ export interface OllamaClientOptions {
 export interface OllamaClient extends OllamaService {
   /** Subscribes to circuit state changes; returns the unsubscribe function. */
   onCircuitChange(listener: (state: CircuitState) => void): () => void;
+  /** Forwards one request as it is and streams the answer back (the drop-in endpoints). */
+  forward: Forward;
   /** Closes pooled connections and the breaker's timers. */
   close(): Promise<void>;
 }
@@ -202,7 +205,19 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
     });
   }
 
+  const forward = createForwarder({
+    config,
+    transport,
+    circuit,
+    admission,
+    shouldRetry,
+    now,
+    clock,
+    random: options.random,
+  });
+
   return {
+    forward,
     async chat(req, opts) {
       const started = now();
       const timings: CallTimings = { queueMs: 0 };

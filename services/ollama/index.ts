@@ -1,3 +1,5 @@
+export { outcomeOf } from './errors';
+export type { Forward, ForwardKind, ForwardRequest, ForwardResponse } from './forward';
 export { createOllamaStack } from './stack';
 export type { OllamaStack } from './stack';
 export type {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { buildTestApp, type RunningApp, type TestApp } from '../support/build-app';
 import { POST_ENDPOINTS, withRunId } from '../support/endpoints';
-import { hostileRequests, injectedHeaderValues } from '../support/hostile-input';
+import { hostileRequests, injectedHeaderValues, postHostile } from '../support/hostile-input';
 import {
   ADMIN_KEY,
   TEST_API_KEYS,
@@ -98,11 +98,7 @@ describe('bad-input suite (fast-check, hostile requests at every POST endpoint)'
       const statuses = new Map<number, number>();
       await fc.assert(
         fc.asyncProperty(hostileRequests(), async (hostile) => {
-          const res = await send(running, 'POST', row.path, {
-            headers: { ...bearer(ADMIN_KEY), ...hostile.headers },
-            body: hostile.body,
-          });
-          const label = `${hostile.kind}: ${res.status} ${res.text.slice(0, 200)}`;
+          const { res, label } = await postHostile(running, row.path, ADMIN_KEY, hostile);
           assert.ok(
             res.status >= 200 && (res.status < 500 || isUpstreamAnswer(hostile.kind, res)),
             label,

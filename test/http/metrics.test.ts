@@ -171,24 +171,46 @@ describe('telemetry hooks', () => {
 
     const llama = 'llama3.2:latest';
     assert.equal(
-      s.get(k('inference_requests_total', { model: llama, operation: 'chat', outcome: 'success' })),
-      1,
-    );
-    assert.equal(
       s.get(
-        k('inference_requests_total', { model: llama, operation: 'chat', outcome: 'queue_full' }),
+        k('inference_requests_total', {
+          api: 'agents',
+          model: llama,
+          operation: 'chat',
+          outcome: 'success',
+        }),
       ),
       1,
     );
     assert.equal(
       s.get(
-        k('inference_requests_total', { model: 'qwen3:8b', operation: 'chat', outcome: 'success' }),
+        k('inference_requests_total', {
+          api: 'agents',
+          model: llama,
+          operation: 'chat',
+          outcome: 'queue_full',
+        }),
       ),
       1,
     );
     assert.equal(
       s.get(
-        k('inference_requests_total', { model: 'other', operation: 'chat', outcome: 'not_found' }),
+        k('inference_requests_total', {
+          api: 'agents',
+          model: 'qwen3:8b',
+          operation: 'chat',
+          outcome: 'success',
+        }),
+      ),
+      1,
+    );
+    assert.equal(
+      s.get(
+        k('inference_requests_total', {
+          api: 'agents',
+          model: 'other',
+          operation: 'chat',
+          outcome: 'not_found',
+        }),
       ),
       1,
     );
@@ -205,24 +227,48 @@ describe('telemetry hooks', () => {
       s.has(k('inference_duration_seconds_count', { model: 'other', operation: 'chat' })),
       false,
     );
-    assert.equal(s.get(k('inference_time_to_first_token_seconds_count', { model: llama })), 1);
     assert.equal(
-      s.get(k('inference_time_to_first_token_seconds_bucket', { model: llama, le: '0.25' })),
+      s.get(k('inference_time_to_first_token_seconds_count', { api: 'agents', model: llama })),
+      1,
+    );
+    assert.equal(
+      s.get(
+        k('inference_time_to_first_token_seconds_bucket', {
+          api: 'agents',
+          model: llama,
+          le: '0.25',
+        }),
+      ),
       0,
     );
     assert.equal(
-      s.get(k('inference_time_to_first_token_seconds_bucket', { model: llama, le: '0.5' })),
+      s.get(
+        k('inference_time_to_first_token_seconds_bucket', {
+          api: 'agents',
+          model: llama,
+          le: '0.5',
+        }),
+      ),
       1,
     );
-    assert.equal(s.get(k('inference_tokens_total', { model: llama, kind: 'prompt' })), 30);
-    assert.equal(s.get(k('inference_tokens_total', { model: llama, kind: 'completion' })), 50);
+    assert.equal(
+      s.get(k('inference_tokens_total', { api: 'agents', model: llama, kind: 'prompt' })),
+      30,
+    );
+    assert.equal(
+      s.get(k('inference_tokens_total', { api: 'agents', model: llama, kind: 'completion' })),
+      50,
+    );
     assert.equal(s.get(k('inference_tokens_per_second_sum', { model: llama })), 50);
     assert.equal(s.get(k('inference_tokens_per_second_sum', { model: 'qwen3:8b' })), 20);
     // 15 ms of load_duration is a warm model; 4.2 s is a load.
     assert.equal(s.has(k('inference_model_load_seconds_count', { model: llama })), false);
     assert.equal(s.get(k('inference_model_load_seconds_sum', { model: 'qwen3:8b' })), 4.2);
-    assert.equal(s.get('inference_queue_wait_seconds_count'), 2);
-    assert.equal(s.get(k('inference_queue_wait_seconds_bucket', { le: '0.001' })), 1);
+    assert.equal(s.get(k('inference_queue_wait_seconds_count', { api: 'agents' })), 2);
+    assert.equal(
+      s.get(k('inference_queue_wait_seconds_bucket', { api: 'agents', le: '0.001' })),
+      1,
+    );
   });
 
   it('turns agent, tool, webhook, switch and health events into series with bounded labels', async () => {
@@ -286,6 +332,7 @@ describe('telemetry hooks', () => {
     assert.equal(
       s.get(
         k('inference_requests_total', {
+          api: 'agents',
           model: 'llama3.2:latest',
           operation: 'chat',
           outcome: 'success',
@@ -298,7 +345,13 @@ describe('telemetry hooks', () => {
       false,
     );
     assert.equal(
-      s.has(k('inference_tokens_total', { model: 'llama3.2:latest', kind: 'completion' })),
+      s.has(
+        k('inference_tokens_total', {
+          api: 'agents',
+          model: 'llama3.2:latest',
+          kind: 'completion',
+        }),
+      ),
       false,
     );
   });
@@ -391,11 +444,19 @@ describe('cardinality', () => {
     assert.ok(after1000.length < 100, `${after1000.length} series`);
     assert.equal(
       s.get(
-        k('inference_requests_total', { model: 'other', operation: 'chat', outcome: 'success' }),
+        k('inference_requests_total', {
+          api: 'agents',
+          model: 'other',
+          operation: 'chat',
+          outcome: 'success',
+        }),
       ),
       1000,
     );
-    assert.equal(s.get(k('inference_tokens_total', { model: 'other', kind: 'completion' })), 1000);
+    assert.equal(
+      s.get(k('inference_tokens_total', { api: 'agents', model: 'other', kind: 'completion' })),
+      1000,
+    );
     assert.equal(s.get(k('inference_model_load_seconds_count', { model: 'other' })), 1000);
     assert.equal(after1000.filter((x) => x.includes('unknown')).length, 0);
   });

@@ -164,7 +164,7 @@ describe('/metrics after real traffic against the Ollama simulator', function ()
 
     const s = await scrape();
     const inferenceKey = (model: string, operation: string, outcome: string) =>
-      k('inference_requests_total', { model, operation, outcome });
+      k('inference_requests_total', { api: 'agents', model, operation, outcome });
     assert.deepEqual(family(s, 'inference_requests_total'), {
       [inferenceKey(LLAMA, 'chat', 'success')]: 4, // A, B, and C's two model steps
       [inferenceKey(LLAMA, 'chat', 'error')]: 1, // D
@@ -179,13 +179,19 @@ describe('/metrics after real traffic against the Ollama simulator', function ()
     assert.equal(s.get(k('inference_duration_seconds_count', dur(LLAMA, 'unload'))), 1);
     // Only streamed calls see a first token: B's. The answered runs (A, C's two steps, D) made
     // non-streamed calls, whose answer arrives whole.
-    assert.equal(s.get(k('inference_time_to_first_token_seconds_count', { model: LLAMA })), 1);
+    assert.equal(
+      s.get(k('inference_time_to_first_token_seconds_count', { api: 'agents', model: LLAMA })),
+      1,
+    );
     // B was sent after the clock moved and got its first token before it moved again: 0 s.
-    assert.equal(s.get(k('inference_time_to_first_token_seconds_sum', { model: LLAMA })), 0);
+    assert.equal(
+      s.get(k('inference_time_to_first_token_seconds_sum', { api: 'agents', model: LLAMA })),
+      0,
+    );
     // Tokens as the simulator counted them: 12+8+20+30 prompt, 3+4+5+6 completion.
     assert.deepEqual(family(s, 'inference_tokens_total'), {
-      [k('inference_tokens_total', { model: LLAMA, kind: 'prompt' })]: 70,
-      [k('inference_tokens_total', { model: LLAMA, kind: 'completion' })]: 18,
+      [k('inference_tokens_total', { api: 'agents', model: LLAMA, kind: 'prompt' })]: 70,
+      [k('inference_tokens_total', { api: 'agents', model: LLAMA, kind: 'completion' })]: 18,
     });
     // The simulator takes 10 ms per generated token: 100 tokens/s on each of the four answers.
     assert.equal(s.get(k('inference_tokens_per_second_count', { model: LLAMA })), 4);
@@ -199,10 +205,13 @@ describe('/metrics after real traffic against the Ollama simulator', function ()
     // A preload answer carries no durations (Ollama sends none): the switch is timed instead.
     assert.equal(s.has(k('inference_model_load_seconds_count', { model: QWEN })), false);
     // Every chat call passed the queue: B waited the 1.5 s, the others not at all.
-    assert.equal(s.get('inference_queue_wait_seconds_count'), 5);
-    assert.equal(s.get('inference_queue_wait_seconds_sum'), 1.5);
-    assert.equal(s.get(k('inference_queue_wait_seconds_bucket', { le: '0.001' })), 4);
-    assert.equal(s.get(k('inference_queue_wait_seconds_bucket', { le: '2.5' })), 5);
+    assert.equal(s.get(k('inference_queue_wait_seconds_count', { api: 'agents' })), 5);
+    assert.equal(s.get(k('inference_queue_wait_seconds_sum', { api: 'agents' })), 1.5);
+    assert.equal(
+      s.get(k('inference_queue_wait_seconds_bucket', { api: 'agents', le: '0.001' })),
+      4,
+    );
+    assert.equal(s.get(k('inference_queue_wait_seconds_bucket', { api: 'agents', le: '2.5' })), 5);
 
     const runKey = (status: string, stop_reason: string) =>
       k('agent_runs_total', { agent: 'default', status, stop_reason });
@@ -406,6 +415,7 @@ describe('metric series stay bounded under unknown paths and model names sent ov
       assert.equal(
         s.get(
           k('inference_requests_total', {
+            api: 'agents',
             model: 'other',
             operation: 'chat',
             outcome: 'not_found',

@@ -1,4 +1,6 @@
 import fc from 'fast-check';
+import type { RunningApp } from './build-app';
+import { bearer, send, type SimpleResponse } from './security';
 
 /** One hostile request: raw body bytes and the headers that go with them. */
 export interface HostileRequest {
@@ -301,4 +303,18 @@ export function injectedHeaderValues(): fc.Arbitrary<string> {
       fc.string({ maxLength: 20 }),
     )
     .map(([a, evil, b]) => `${a.replace(/[\r\n]/g, '')}${evil}${b.replace(/[\r\n]/g, '')}`);
+}
+
+/** POSTs one hostile request with `key`; the answer and a label that says what was sent. */
+export async function postHostile(
+  running: RunningApp,
+  path: string,
+  key: string,
+  hostile: HostileRequest,
+): Promise<{ res: SimpleResponse; label: string }> {
+  const res = await send(running, 'POST', path, {
+    headers: { ...bearer(key), ...hostile.headers },
+    body: hostile.body,
+  });
+  return { res, label: `${hostile.kind}: ${res.status} ${res.text.slice(0, 200)}` };
 }

@@ -145,7 +145,9 @@ describe('auth (unit)', () => {
     });
     it('matches the way Express routes do, so case and trailing slashes cannot dodge it', () => {
       for (const rule of AUTH_POLICY) {
-        if (rule.pattern.includes(':') || rule.pattern.includes('*')) continue;
+        if (rule.pattern.includes(':') || rule.pattern.includes('*') || rule.pattern === '/') {
+          continue;
+        }
         const method = rule.method === '*' ? 'GET' : rule.method;
         const odd = `${rule.pattern.toUpperCase()}/`;
         assert.equal(policy.match(method, odd)?.access, policy.match(method, rule.pattern)?.access);

@@ -135,6 +135,17 @@ describe('bench harness', () => {
         'stream 16c': { ...load, cpu_us_per_req: cpu + 400, errors: 0, rss_mb: 180 },
         'proxy stream 16c': { ...load, cpu_us_per_req: 150, errors: 0, rss_mb: 500 },
         'run 64c': { ...load, cpu_us_per_req: 200, errors: 0 },
+        'v1 16c': { ...load, cpu_us_per_req: 90, errors: 0 },
+        'proxy v1 16c': { ...load, cpu_us_per_req: 50, errors: 0 },
+        'v1 stream 16c': { ...load, cpu_us_per_req: 250, errors: 0 },
+        'proxy v1 stream 16c': { ...load, cpu_us_per_req: 150, errors: 0 },
+      },
+      openai: {
+        first_token_after_sim_p50_ms: 0.3,
+        first_token_after_sim_p99_ms: 0.7,
+        direct_first_token_after_sim_p50_ms: 0.1,
+        first_token_added_p50_ms: 0.2,
+        bad_streams: 0,
       },
       chunksPerReply: 50,
       latency: {
@@ -170,7 +181,16 @@ describe('bench harness', () => {
       perChunk.load['stream 16c']!.cpu_us_per_req = 240 + 501;
       const memory = summary(240, 50);
       memory.load['run 64c']!.rss_mb = 201;
+      const v1Answered = summary(240, 50);
+      v1Answered.load['v1 16c']!.cpu_us_per_req = 101;
+      const v1Streamed = summary(240, 50);
+      v1Streamed.load['v1 stream 16c']!.cpu_us_per_req = 301;
+      const v1FirstToken = summary(240, 50);
+      v1FirstToken.openai.first_token_added_p50_ms = 0.31;
       for (const [s, name] of [
+        [v1Answered, '/v1/chat/completions answered: CPU against the bare proxy'],
+        [v1Streamed, '/v1/chat/completions streamed: CPU against the bare proxy'],
+        [v1FirstToken, '/v1 streamed: first token added over direct, p50'],
         [ratio, 'answered run: CPU against the bare proxy'],
         [perChunk, 'streamed run: CPU per chunk above an answered run'],
         [memory, 'RSS after the throughput runs'],

@@ -5,6 +5,13 @@ import { chat, generate } from './routes-inference';
 import { embed, pull } from './routes-embed-pull';
 import { copy, openaiModels, ps, remove, root, show, tags, version } from './routes-meta';
 import { chatCompletions, openaiError } from './routes-openai';
+import {
+  completions,
+  embeddings,
+  legacyEmbeddings,
+  openaiModel,
+  responses,
+} from './routes-openai-more';
 import { ChunkWriter } from './streams';
 import type { StreamFormat } from './streams';
 import type { StreamFault } from './knobs';
@@ -30,6 +37,11 @@ export function createRoutes(): Map<string, Route> {
     ['/api/copy', route({ POST: copy })],
     ['/v1/chat/completions', route({ POST: chatCompletions }, true, true)],
     ['/v1/models', route({ GET: openaiModels })],
+    ['/api/embeddings', route({ POST: legacyEmbeddings }, true)],
+    ['/v1/completions', route({ POST: completions }, true, true)],
+    ['/v1/embeddings', route({ POST: embeddings }, true, true)],
+    ['/v1/responses', route({ POST: responses }, true, true)],
+    ['/v1/models/:model', route({ GET: openaiModel }, false, true)],
   ]);
 }
 
@@ -104,7 +116,9 @@ export async function handleRequest(deps: RequestDeps, req: IncomingMessage, res
   if (hung) await Promise.race([hung, aborted(controller.signal)]);
   if (controller.signal.aborted) return;
 
-  const found = deps.routes.get(path);
+  const found =
+    deps.routes.get(path) ??
+    (path.startsWith('/v1/models/') ? deps.routes.get('/v1/models/:model') : undefined);
   if (!found) return sendText(res, 404, '404 page not found');
   const handler = found.methods[method];
   if (!handler) return sendText(res, 405, '405 method not allowed');

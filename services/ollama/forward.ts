@@ -1,0 +1,178 @@
+/**
+ * Raw forwarding of one HTTP request to Ollama, for the drop-in `/v1` and `/api` endpoints: the
+ * body goes out as the client sent it and the answer comes back as byte chunks, as they arrive,
+ * never parsed here. It rides the same keep-alive pool, circuit breaker, retry policy and
+ * admission queue as the typed calls in ollama-client.ts.
+ */
+import type { Clock } from '../../src/clock';
+import type { Config } from '../../src/config';
+import type { Admission, Slot } from './admission';
+import type { Circuit } from './circuit';
+import { CallDeadline, type AttemptProbe, type OllamaTransport } from './transport';
+import { withRetries } from './retry';
+import type { CallOptions, CallTimings } from './types';
+
+/**
+ * What a forwarded call is: a `generation` waits for an admission slot and is retried only when
+ * Ollama never saw it; a `read` is retried; an `admin` call (pull, delete, create…) never is.
+ */
+export type ForwardKind = 'generation' | 'read' | 'admin';
+
+export interface ForwardRequest {
+  method: 'GET' | 'HEAD' | 'POST' | 'DELETE';
+  /** Ollama's path, e.g. `/v1/chat/completions` or `/api/chat`. */
+  path: string;
+  /** The JSON body to send, already serialised. */
+  body?: string;
+  kind: ForwardKind;
+  /**
+   * The answer is a stream: a first-byte deadline, then an idle deadline re-armed per chunk.
+   * Otherwise one whole-call deadline (OLLAMA_TIMEOUT_MS or `timeoutMs`).
+   */
+  streamed: boolean;
+  /** A 404 from this path means "model not installed" (MODEL_NOT_FOUND), not "no such path". */
+  modelScoped: boolean;
+}
+
+/** Ollama's answer: status and content type, then the body chunks as they arrive. */
+export interface ForwardResponse extends AsyncIterable<Uint8Array> {
+  status: number;
+  contentType: string | null;
+  /** Queue wait and first byte are known when it resolves; `ollamaMs` once the body ended. */
+  readonly timings: CallTimings;
+  /** Stops the upstream request (also happens when the caller's signal aborts). */
+  abort(): void;
+}
+
+export type ForwardConfig = Pick<
+  Config,
+  | 'OLLAMA_HOST'
+  | 'OLLAMA_TIMEOUT_MS'
+  | 'OLLAMA_FIRST_BYTE_TIMEOUT_MS'
+  | 'OLLAMA_STREAM_IDLE_TIMEOUT_MS'
+  | 'OLLAMA_RETRY_MAX'
+  | 'OLLAMA_RETRY_BASE_MS'
+>;
+
+export interface ForwarderDeps {
+  config: ForwardConfig;
+  transport: OllamaTransport;
+  circuit: Circuit;
+  admission: Admission;
+  /** The Ollama service's retry policy for a kind of call. */
+  shouldRetry: (kind: 'read' | 'generation' | 'none') => (err: unknown) => boolean;
+  now: () => number;
+  /** Waits between retries. */
+  clock: Pick<Clock, 'sleep'>;
+  random?: () => number;
+}
+
+export type Forward = (req: ForwardRequest, opts?: CallOptions) => Promise<ForwardResponse>;
+
+interface BodyReader {
+  read(): Promise<{ done: boolean; value: Uint8Array | undefined }>;
+  cancel(): Promise<void>;
+}
+
+/**
+ * Builds the forwarder. A call resolves when Ollama's headers arrived: a non-2xx rejects with
+ * the typed error of ollama-errors.ts (MODEL_NOT_FOUND, OLLAMA_BUSY, OLLAMA_UPSTREAM_ERROR…), as
+ * do QUEUE_FULL, QUEUE_TIMEOUT, an open circuit and our deadlines. A failure while the body is
+ * read is thrown by the iterator. The slot is held until the body ended or was abandoned.
+ */
+export function createForwarder(deps: ForwarderDeps): Forward {
+  const { config, transport, circuit, admission, now } = deps;
+  const base = config.OLLAMA_HOST.replace(/\/+$/, '');
+  return async (req, opts) => {
+    const timings: CallTimings = { queueMs: 0 };
+    const deadline = new CallDeadline(opts?.signal);
+    let slot: Slot | undefined;
+    try {
+      if (req.kind === 'generation') {
+        circuit.assertAvailable();
+        slot = await admission.acquire(opts?.signal);
+        timings.queueMs = slot.waitedMs;
+      }
+      const sentAt = now();
+      if (req.streamed) deadline.arm('first_byte', config.OLLAMA_FIRST_BYTE_TIMEOUT_MS);
+      else deadline.arm('total', opts?.timeoutMs ?? config.OLLAMA_TIMEOUT_MS);
+      // Admin streams (pull, push, create) go quiet while Ollama verifies or writes a blob.
+      const idleMs =
+        req.kind === 'admin' ? config.OLLAMA_TIMEOUT_MS : config.OLLAMA_STREAM_IDLE_TIMEOUT_MS;
+      const onProgress = req.streamed ? () => deadline.arm('idle', idleMs) : undefined;
+      const retry = req.kind === 'admin' ? 'none' : req.kind;
+      const res = await circuit.run(() =>
+        withRetries(
+          () => {
+            const probe: AttemptProbe = { responded: false, onProgress };
+            return transport.fetchFor(
+              deadline,
+              probe,
+              req.modelScoped,
+            )(`${base}${req.path}`, {
+              method: req.method,
+              headers: req.body === undefined ? {} : { 'content-type': 'application/json' },
+              body: req.body,
+            });
+          },
+          {
+            retries: retry === 'none' ? 0 : config.OLLAMA_RETRY_MAX,
+            baseMs: config.OLLAMA_RETRY_BASE_MS,
+            shouldRetry: deps.shouldRetry(retry),
+            signal: deadline.signal,
+            clock: deps.clock,
+            random: deps.random,
+          },
+        ),
+      );
+      timings.firstByteMs = now() - sentAt;
+      const reader = res.body?.getReader() as BodyReader | undefined;
+      const held = slot;
+      let iterated = false;
+      const finish = (): void => {
+        deadline.dispose();
+        held?.release();
+        timings.ollamaMs = now() - sentAt;
+      };
+      async function* chunks(): AsyncGenerator<Uint8Array> {
+        let complete = false;
+        try {
+          for (;;) {
+            const next = await reader!.read();
+            if (next.done) break;
+            if (next.value) yield next.value;
+          }
+          complete = true;
+        } finally {
+          if (!complete) {
+            deadline.abort();
+            await reader?.cancel().catch(() => undefined);
+          }
+          finish();
+        }
+      }
+      return {
+        status: res.status,
+        contentType: res.headers.get('content-type'),
+        timings,
+        abort() {
+          deadline.abort();
+          if (!iterated) finish();
+        },
+        [Symbol.asyncIterator]() {
+          if (iterated) throw new Error('A forwarded response can be read only once.');
+          iterated = true;
+          if (!reader) {
+            finish();
+            return (async function* () {})();
+          }
+          return chunks();
+        },
+      };
+    } catch (err) {
+      deadline.dispose();
+      slot?.release();
+      throw deadline.explain(err) ?? err;
+    }
+  };
+}

@@ -1,0 +1,195 @@
+/**
+ * The drop-in endpoints' one service: forwards an OpenAI-compatible (`/v1`) or Ollama-native
+ * (`/api`) request to a backend as it is and hands the answer back as it arrives. It decides
+ * which model may be used, and reports each generation to telemetry with its API, queue wait,
+ * time to first chunk and the token counts read from the end of the answer (the only part of
+ * a body it ever looks at).
+ */
+import { AppError, isAppError } from '../../src/errors';
+import { modelKey } from '../../src/model-name';
+import type { Forward, ForwardKind, CallTimings } from '../ollama';
+import { outcomeOf } from '../ollama';
+import type { InferenceApi, InferenceOperation, Telemetry } from '../metrics';
+import { tokenCounts, TokenTail, withoutUsageEvent } from './usage';
+
+export type CompatApi = Exclude<InferenceApi, 'agents'>;
+
+/** One Ollama server (or anything that answers like one) the gateway can forward to. */
+export interface InferenceBackend {
+  forward: Forward;
+}
+
+/** Chooses the backend of a request; one backend today, several with model routing later. */
+export interface BackendRouter {
+  pick(model: string | undefined): InferenceBackend;
+}
+
+/** A route of the drop-in APIs: where it goes upstream and what kind of call it is. */
+export interface PassthroughRoute {
+  api: CompatApi;
+  method: 'GET' | 'HEAD' | 'POST' | 'DELETE';
+  /** Ollama's path (the same as the gateway's). */
+  path: string;
+  kind: ForwardKind;
+  /** Set for generations: the operation label of the inference metrics. */
+  operation?: InferenceOperation;
+  /** The body names a model, and a 404 means it is not installed. */
+  modelScoped: boolean;
+  /** Whether the answer streams when the body has no `stream` field (Ollama's default). */
+  streamsByDefault: boolean;
+}
+
+/** What the router writes back: Ollama's status and content type, then its bytes. */
+export interface PassthroughAnswer {
+  status: number;
+  contentType: string | null;
+  streamed: boolean;
+  chunks: AsyncIterable<Uint8Array>;
+  timings: CallTimings;
+}
+
+export interface PassthroughOptions {
+  backends: BackendRouter;
+  telemetry: Telemetry;
+  /** The active model (services/models). */
+  activeModel: () => string;
+  /** ALLOW_ANY_INSTALLED_MODEL: false serves the active model only. */
+  allowAnyInstalledModel: boolean;
+  now: () => number;
+}
+
+export interface PassthroughService {
+  /**
+   * Forwards `body` along `route`. Rejects before any byte with the typed errors of the Ollama
+   * service (MODEL_NOT_FOUND, QUEUE_FULL, QUEUE_TIMEOUT, OLLAMA_UNAVAILABLE, OLLAMA_BUSY,
+   * OLLAMA_TIMEOUT, OLLAMA_UPSTREAM_ERROR), OLLAMA_BAD_REQUEST for a request Ollama refused
+   * (400, with Ollama's reason), or the signal's reason; the chunks throw the same errors when
+   * the answer breaks off.
+   */
+  forward(
+    route: PassthroughRoute,
+    body: Record<string, unknown> | undefined,
+    signal: AbortSignal,
+  ): Promise<PassthroughAnswer>;
+}
+
+/** Model names compare as Ollama compares them (src/model-name). */
+const canonical = modelKey;
+
+/** A 400 from Ollama is about the forwarded request: its reason is the caller's message. */
+function clientFault(err: unknown): unknown {
+  if (!isAppError(err) || err.code !== 'OLLAMA_BAD_REQUEST') return err;
+  const details = err.details as { upstream_message?: string } | null;
+  return new AppError('OLLAMA_BAD_REQUEST', details?.upstream_message || undefined, {
+    cause: err,
+    details: err.details,
+  });
+}
+
+export function createPassthroughService(options: PassthroughOptions): PassthroughService {
+  const { backends, telemetry, now } = options;
+
+  const checkModel = (route: PassthroughRoute, model: string | undefined): void => {
+    if (options.allowAnyInstalledModel || route.kind !== 'generation' || model === undefined) {
+      return;
+    }
+    const active = options.activeModel();
+    if (canonical(model) === canonical(active)) return;
+    throw new AppError('MODEL_NOT_FOUND', 'This gateway serves only its active model.', {
+      details: { model, active_model: active },
+    });
+  };
+
+  return {
+    async forward(route, body, signal) {
+      const model = typeof body?.model === 'string' ? body.model : undefined;
+      checkModel(route, model);
+      const streamed = typeof body?.stream === 'boolean' ? body.stream : route.streamsByDefault;
+      const usage = usageRequest(route, body, streamed);
+      const started = now();
+      const report = route.operation
+        ? (fields: Parameters<Telemetry['inference']>[0]) => telemetry.inference(fields)
+        : undefined;
+      const event = (timings: CallTimings) => ({
+        api: route.api,
+        model: model ?? '',
+        operation: route.operation ?? 'chat',
+        durationS: (now() - started) / 1000,
+        queueWaitS: timings.queueMs / 1000,
+      });
+      let upstream;
+      try {
+        upstream = await backends.pick(model).forward(
+          {
+            method: route.method,
+            path: route.path,
+            body: body === undefined ? undefined : JSON.stringify(usage?.body ?? body),
+            kind: route.kind,
+            streamed,
+            modelScoped: route.modelScoped,
+          },
+          { signal },
+        );
+      } catch (err) {
+        const cancelled = signal.aborted && !isAppError(err);
+        report?.({ ...event({ queueMs: 0 }), outcome: outcomeOf(err, cancelled) });
+        throw clientFault(err);
+      }
+      const answer = upstream;
+      if (!report) {
+        return { ...pick(answer), streamed, chunks: answer };
+      }
+      async function* measured(): AsyncGenerator<Uint8Array> {
+        const tail = new TokenTail();
+        let ttftS: number | undefined;
+        let failure: unknown;
+        let ok = false;
+        try {
+          for await (const chunk of answer) {
+            if (streamed && ttftS === undefined) {
+              ttftS = (now() - started - answer.timings.queueMs) / 1000;
+            }
+            tail.push(chunk);
+            yield usage ? withoutUsageEvent(chunk) : chunk;
+          }
+          ok = true;
+        } catch (err) {
+          failure = err;
+          throw err;
+        } finally {
+          const outcome = ok
+            ? 'success'
+            : outcomeOf(failure, failure === undefined || signal.aborted);
+          const tokens = ok ? tokenCounts(tail.text()) : {};
+          report!({
+            ...event(answer.timings),
+            outcome,
+            ...tokens,
+            ...(ttftS !== undefined ? { ttftS } : {}),
+          });
+        }
+      }
+      return { ...pick(answer), streamed, chunks: measured() };
+    },
+  };
+}
+
+/**
+ * A streamed OpenAI chat whose client did not ask for usage: Ollama is asked for it all the
+ * same (so the tokens can be counted) and its usage event is taken out of the answer. Other
+ * requests go as they are (undefined).
+ */
+function usageRequest(
+  route: PassthroughRoute,
+  body: Record<string, unknown> | undefined,
+  streamed: boolean,
+): { body: Record<string, unknown> } | undefined {
+  if (!body || !streamed || route.path !== '/v1/chat/completions') return undefined;
+  const options = body.stream_options as { include_usage?: unknown } | null | undefined;
+  if (options?.include_usage === true) return undefined;
+  return { body: { ...body, stream_options: { ...options, include_usage: true } } };
+}
+
+function pick(answer: Awaited<ReturnType<Forward>>) {
+  return { status: answer.status, contentType: answer.contentType, timings: answer.timings };
+}
