@@ -1,3 +1,4 @@
+import { modelKey, parseModelName } from './model-name';
 import bytes from 'bytes';
 import { createSchemaRegistry, coerceStrings, type SchemaRegistry } from './validation';
 
@@ -64,6 +65,10 @@ export interface Config {
   IDEMPOTENCY_TTL_MS: number;
   METRICS_TOKEN: string;
   API_KEYS: readonly ApiKeyEntry[];
+  /** num_ctx sent for every model (0: none). */
+  OLLAMA_NUM_CTX: number;
+  /** Per-model num_ctx by model key (src/model-name `modelKey`). */
+  OLLAMA_NUM_CTX_MODELS: Readonly<Record<string, number>>;
   API_KEYS_FILE: string;
   AUTH_DISABLED: boolean;
   RATE_LIMIT_PER_MINUTE: number;
@@ -130,6 +135,11 @@ export function loadConfig(
     const keys = parseApiKeys(String(out.API_KEYS), 'API_KEYS');
     problems.push(...keys.problems);
     out.API_KEYS = keys.entries;
+  }
+  if (ok('OLLAMA_NUM_CTX_MODELS')) {
+    const parsed = parseNumCtxModels(String(out.OLLAMA_NUM_CTX_MODELS));
+    problems.push(...parsed.problems);
+    out.OLLAMA_NUM_CTX_MODELS = Object.freeze(parsed.byModel);
   }
   if (problems.length === 0) problems.push(...crossChecks(out as unknown as Config));
   if (problems.length > 0) throw new ConfigError(problems);
@@ -236,4 +246,43 @@ export function normalizeOllamaHost(value: string): string {
   const auth = url.username ? `${url.username}${url.password ? `:${url.password}` : ''}@` : '';
   const pathname = url.pathname.replace(/\/+$/, '');
   return `${scheme}://${auth}${url.hostname}:${port}${pathname}`;
+}
+
+/** `model=num_ctx` pairs, keyed by model key; each bad pair is a problem naming it. */
+function parseNumCtxModels(text: string): {
+  byModel: Record<string, number>;
+  problems: string[];
+} {
+  const byModel: Record<string, number> = {};
+  const problems: string[] = [];
+  for (const pair of text
+    .split(',')
+    .map((p) => p.trim())
+    .filter((p) => p !== '')) {
+    const [name = '', value = ''] = pair.split('=').map((p) => p.trim());
+    const numCtx = Number(value);
+    if (!parseModelName(name)) {
+      problems.push(`OLLAMA_NUM_CTX_MODELS: "${name}" is not a model name Ollama accepts`);
+    } else if (!Number.isInteger(numCtx) || numCtx < 1 || numCtx > 1_048_576) {
+      problems.push(
+        `OLLAMA_NUM_CTX_MODELS: ${name} needs a num_ctx from 1 to 1048576 (got "${value}")`,
+      );
+    } else {
+      byModel[modelKey(name)] = numCtx;
+    }
+  }
+  return { byModel, problems };
+}
+
+/**
+ * The context length the gateway sends for `model` on every preload and generation
+ * (OLLAMA_NUM_CTX_MODELS over OLLAMA_NUM_CTX), or undefined: send none, Ollama's automatic one.
+ */
+export function numCtxFor(
+  config: Pick<Config, 'OLLAMA_NUM_CTX' | 'OLLAMA_NUM_CTX_MODELS'>,
+  model: string,
+): number | undefined {
+  const own = config.OLLAMA_NUM_CTX_MODELS[modelKey(model)];
+  if (own !== undefined) return own;
+  return config.OLLAMA_NUM_CTX > 0 ? config.OLLAMA_NUM_CTX : undefined;
 }

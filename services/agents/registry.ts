@@ -34,11 +34,44 @@ export interface AgentRegistry {
  * Problems with an agent that the schema cannot see: tools not in the tool registry and a
  * `response_format` schema Ajv cannot compile. Used for the file at start and for inline agents.
  */
-export function agentProblems(
-  agent: AgentDefinition,
-  deps: { toolNames: readonly string[]; schemas: SchemaRegistry },
-): string[] {
+export interface AgentChecks {
+  toolNames: readonly string[];
+  schemas: SchemaRegistry;
+  /**
+   * The context length the gateway sends for a model (undefined: none), and the model an
+   * agent without its own runs on. An agent may not ask for another num_ctx: Ollama would
+   * reload the model for it, and again for the next request of anyone else.
+   */
+  numCtx: { for: (model: string) => number | undefined; defaultModel: () => string };
+}
+
+/** What Ollama is sent as num_ctx, in words. */
+const describeNumCtx = (n: number | undefined): string =>
+  n === undefined ? "none (Ollama's automatic context)" : String(n);
+
+/**
+ * The problem with an `options.num_ctx` (an agent's, or a run's) for `model`, or undefined.
+ */
+export function numCtxProblem(
+  options: AgentDefinition['options'],
+  model: string,
+  numCtx: AgentChecks['numCtx'],
+): string | undefined {
+  const asked = (options as { num_ctx?: unknown } | undefined)?.num_ctx;
+  if (asked === undefined) return undefined;
+  const sent = numCtx.for(model);
+  if (asked === sent) return undefined;
+  return `options.num_ctx is ${String(asked)}, but the gateway sends ${describeNumCtx(sent)} for ${model} on every request (set OLLAMA_NUM_CTX or OLLAMA_NUM_CTX_MODELS instead)`;
+}
+
+export function agentProblems(agent: AgentDefinition, deps: AgentChecks): string[] {
   const problems: string[] = [];
+  const numCtx = numCtxProblem(
+    agent.options,
+    agent.model ?? deps.numCtx.defaultModel(),
+    deps.numCtx,
+  );
+  if (numCtx) problems.push(numCtx);
   for (const tool of agent.tools ?? []) {
     if (!deps.toolNames.includes(tool)) {
       problems.push(`tool "${tool}" is not available (available: ${deps.toolNames.join(', ')})`);
@@ -60,10 +93,7 @@ export function agentProblems(
  * must match `schemas/agents-file.schema.json`, names must be unique, tools must exist.
  * @throws AgentsFileError listing every problem.
  */
-export function loadAgentsFile(
-  file: string,
-  deps: { toolNames: readonly string[]; schemas: SchemaRegistry },
-): AgentDefinition[] {
+export function loadAgentsFile(file: string, deps: AgentChecks): AgentDefinition[] {
   let doc: unknown;
   try {
     doc = parse(readFileSync(file, 'utf8'));

@@ -1,5 +1,5 @@
 import type { Clock } from '../../src/clock';
-import type { Config } from '../../src/config';
+import { numCtxFor, type Config } from '../../src/config';
 import type { Logger } from '../../src/logger';
 import type { SchemaRegistry } from '../../src/validation';
 import { createSsrfGuard, type ResolveHost } from '../net';
@@ -26,6 +26,8 @@ export type AgentsConfig = Pick<
   | 'WEBHOOK_TIMEOUT_MS'
   | 'IDEMPOTENCY_TTL_MS'
   | 'STREAM_HEARTBEAT_MS'
+  | 'OLLAMA_NUM_CTX'
+  | 'OLLAMA_NUM_CTX_MODELS'
 >;
 
 export interface AgentsRuntimeOptions {
@@ -73,9 +75,13 @@ export function createAgentsRuntime(options: AgentsRuntimeOptions): AgentsRuntim
     ],
     schemas,
   });
+  const numCtx = {
+    for: (model: string) => numCtxFor(config, model),
+    defaultModel: () => options.models.active(),
+  };
   const agents = createAgentRegistry({
     agents: config.AGENTS_FILE
-      ? loadAgentsFile(config.AGENTS_FILE, { toolNames: tools.names(), schemas })
+      ? loadAgentsFile(config.AGENTS_FILE, { toolNames: tools.names(), schemas, numCtx })
       : [],
   });
   const webhookGuard = createSsrfGuard({
@@ -117,6 +123,7 @@ export function createAgentsRuntime(options: AgentsRuntimeOptions): AgentsRuntim
     webhooks,
     webhookGuard,
     models: options.models,
+    numCtx,
     logger,
     now,
   });

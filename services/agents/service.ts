@@ -10,7 +10,7 @@ import type { ToolRegistry } from '../tools';
 import { createRunEvents, isTerminalEvent, TERMINAL_EVENT_TYPES } from './events';
 import { bodyHash, canonicalJson, type IdempotencyStore } from './idempotency';
 import { resolveLimits } from './limits';
-import { agentProblems, type AgentRegistry } from './registry';
+import { agentProblems, numCtxProblem, type AgentChecks, type AgentRegistry } from './registry';
 import { createRunHandle, type RunHandle } from './run-handle';
 import { createIsoClock, createRunIds, newRun, snapshot } from './run-object';
 import type { RunStore } from './run-store';
@@ -77,6 +77,8 @@ export interface AgentsServiceDeps {
   /** Checks webhook URLs when a run is created (any host; WEBHOOK_ALLOWLIST trusted). */
   webhookGuard: SsrfGuard;
   models: Pick<ModelManager, 'active'>;
+  /** Checks an agent's or a run's num_ctx against what the gateway sends (registry.ts). */
+  numCtx: AgentChecks['numCtx'];
   logger: Logger;
   now: () => number;
 }
@@ -136,7 +138,11 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
       return { agent, inline: false };
     }
     const agent: AgentDefinition = { ...ref, name: ref.name ?? 'inline' };
-    const problems = agentProblems(agent, { toolNames: tools.names(), schemas });
+    const problems = agentProblems(agent, {
+      toolNames: tools.names(),
+      schemas,
+      numCtx: deps.numCtx,
+    });
     if (problems.length > 0) {
       throw invalid(
         '/agent',
@@ -202,6 +208,8 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
       const model = body.model ?? agent.model ?? deps.models.active();
       const limits = resolveLimits(agent.limits, body.limits);
       const options = { ...agent.options, ...body.options };
+      const numCtx = numCtxProblem(options, model, deps.numCtx);
+      if (numCtx) throw invalid('/options/num_ctx', numCtx);
       const toolNames = agent.tools ?? [];
       const effective = {
         system: agent.system,

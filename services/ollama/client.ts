@@ -5,7 +5,7 @@
  */
 import { Ollama, type ChatRequest, type ChatResponse } from 'ollama';
 import { createSystemClock, type Clock } from '../../src/clock';
-import type { Config } from '../../src/config';
+import { numCtxFor, type Config } from '../../src/config';
 import { isAppError } from '../../src/errors';
 import type { Logger } from '../../src/logger';
 import { createAdmission, type Slot } from './admission';
@@ -29,6 +29,8 @@ export type OllamaClientConfig = Pick<
   Config,
   | 'OLLAMA_HOST'
   | 'OLLAMA_KEEP_ALIVE'
+  | 'OLLAMA_NUM_CTX'
+  | 'OLLAMA_NUM_CTX_MODELS'
   | 'OLLAMA_TIMEOUT_MS'
   | 'OLLAMA_FIRST_BYTE_TIMEOUT_MS'
   | 'OLLAMA_STREAM_IDLE_TIMEOUT_MS'
@@ -169,6 +171,20 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
   }
 
   /**
+   * The load-time options the gateway owns: the model's context length (OLLAMA_NUM_CTX,
+   * OLLAMA_NUM_CTX_MODELS), the same on the preload, every generation and the unload, so
+   * Ollama never reloads a model because two requests differ (ollama-api.md §3.5b).
+   */
+  function loadOptions(
+    model: string,
+    options?: GatewayChatRequest['options'],
+  ): { options?: GatewayChatRequest['options'] } {
+    const numCtx = numCtxFor(config, model);
+    if (numCtx === undefined) return options ? { options } : {};
+    return { options: { ...options, num_ctx: numCtx } };
+  }
+
+  /**
    * Copies the caller's request and adds ours. ollama-js rewrites message images in place, so
    * messages are copied too when one carries images (the caller's stay as they were sent).
    */
@@ -176,6 +192,7 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
     const withImages = req.messages?.some((m) => m.images !== undefined) ?? false;
     return {
       ...req,
+      ...loadOptions(req.model, req.options),
       messages: withImages ? req.messages?.map((m) => ({ ...m })) : req.messages,
       keep_alive: config.OLLAMA_KEEP_ALIVE,
       // ollama-js sends `think` as given; its types lack the `max` level Ollama accepts.
@@ -195,11 +212,17 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
   ): Promise<ChatResponse | undefined> {
     return simple(opts, true, 'generation', async (client) => {
       try {
-        return await client.chat({ model, messages: [], keep_alive: keepAlive, stream: false });
+        return await client.chat({
+          model,
+          messages: [],
+          keep_alive: keepAlive,
+          stream: false,
+          ...loadOptions(model),
+        });
       } catch (err) {
         // Embedding models refuse chat (400); /api/embed with no input loads or unloads them.
         if (!isAppError(err) || err.code !== 'OLLAMA_BAD_REQUEST') throw err;
-        await client.embed({ model, input: [], keep_alive: keepAlive });
+        await client.embed({ model, input: [], keep_alive: keepAlive, ...loadOptions(model) });
         return undefined;
       }
     });

@@ -214,7 +214,11 @@ describe('AGENTS_FILE', () => {
     writeFileSync(p, text);
     return p;
   };
-  const deps = { toolNames: ['calculator', 'current_time'], schemas };
+  const deps = {
+    toolNames: ['calculator', 'current_time'],
+    schemas,
+    numCtx: { for: () => undefined, defaultModel: () => 'llama3.2:3b' },
+  };
 
   it('loads YAML agents and keeps the built-in default', () => {
     const agents = loadAgentsFile(
