@@ -10,6 +10,10 @@ export const ERROR_CATALOG = {
   INVALID_JSON: { status: 400, message: 'The request body is not valid JSON.' },
   VALIDATION_FAILED: { status: 400, message: 'The request is not valid.' },
   OLLAMA_BAD_REQUEST: { status: 400, message: 'Ollama refused the request as invalid.' },
+  OLLAMA_CONTEXT_EXCEEDED: {
+    status: 400,
+    message: "The conversation no longer fits the model's context length.",
+  },
   UNAUTHENTICATED: { status: 401, message: 'A valid API key is required.' },
   FORBIDDEN: { status: 403, message: 'This API key may not do this.' },
   NOT_FOUND: { status: 404, message: 'No such resource.' },

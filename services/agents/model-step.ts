@@ -43,10 +43,12 @@ export function pendingCalls(message: Message): PendingCall[] {
       }
     }
     const id = (call as { id?: unknown }).id;
+    const index = (call.function as { index?: unknown }).index;
     return {
       id: typeof id === 'string' && id !== '' ? id : callId(),
       name: call.function.name,
       arguments: args !== null && typeof args === 'object' ? (args as Record<string, unknown>) : {},
+      ...(typeof index === 'number' ? { index } : {}),
     };
   });
 }
@@ -70,6 +72,8 @@ export function stopFor(err: unknown, signal: AbortSignal, logger: Logger): RunS
       case 'QUEUE_TIMEOUT':
       case 'OLLAMA_CLOUD_RATE_LIMITED':
         return new RunStop('ollama_unavailable', err.message, details);
+      case 'OLLAMA_CONTEXT_EXCEEDED':
+        return new RunStop('context_exceeded', err.message, details);
       case 'MODEL_NOT_FOUND':
       case 'OLLAMA_UPSTREAM_ERROR':
       case 'OLLAMA_BAD_REQUEST':
@@ -190,6 +194,9 @@ export function createModelStep(deps: ModelStepDeps) {
       ...(purpose === 'loop' && ctx.ollamaTools.length > 0 ? { tools: ctx.ollamaTools } : {}),
       ...(format ? { format } : {}),
       ...(spec.think !== undefined ? { think: spec.think } : {}),
+      // Never drop early messages (tool results among them) to fit the context in silence:
+      // a transcript that no longer fits ends the run as context_exceeded (ollama-api.md §4.6).
+      truncate: false,
       ...(Object.keys(spec.options).length > 0 ? { options: spec.options } : {}),
     };
     let answer: ModelCall;
@@ -228,7 +235,11 @@ export function createModelStep(deps: ModelStepDeps) {
     if (calls.length > 0) {
       reply.tool_calls = calls.map((c) => ({
         id: c.id,
-        function: { name: c.name, arguments: c.arguments },
+        function: {
+          ...(c.index !== undefined ? { index: c.index } : {}),
+          name: c.name,
+          arguments: c.arguments,
+        },
       }));
     }
     run.output.messages.push(reply);

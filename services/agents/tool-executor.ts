@@ -11,6 +11,8 @@ export interface PendingCall {
   id: string;
   name: string;
   arguments: Record<string, unknown>;
+  /** The call's `function.index` as Ollama sent it, sent back with the call. */
+  index?: number;
 }
 
 export interface CallOutcome {

@@ -141,6 +141,7 @@ export function createToolRound(deps: ToolRoundDeps, ctx: StepContext) {
         role: 'tool',
         content: outcomes[i]?.content ?? '',
         tool_name: call.name,
+        tool_call_id: call.id,
       });
     });
   };

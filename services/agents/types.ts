@@ -63,6 +63,7 @@ export const STOP_REASONS = [
   'tool_loop',
   'timeout',
   'output_invalid',
+  'context_exceeded',
   'cancelled',
   'ollama_unavailable',
   'model_error',

@@ -8,6 +8,12 @@ import type { InferenceOutcome } from '../metrics';
 
 /** Retry-After sent with OLLAMA_BUSY when Ollama itself gives none. */
 const BUSY_RETRY_AFTER_S = 1;
+/**
+ * Ollama's 400s for a prompt longer than the context (`truncate:false`, or `shift:false`): the
+ * one classification by text, since these 400s carry no other mark (ollama-api.md §1.8, §2.3).
+ */
+const CONTEXT_EXCEEDED = /(longer than|exceeds) the context length/i;
+
 /** Longest upstream message (4xx only) passed on to the client in `details`. */
 const MAX_UPSTREAM_MESSAGE = 300;
 
@@ -65,7 +71,9 @@ export function errorFromStatus(
   // 401/403/429 come from ollama.com through Ollama, for cloud models (ollama-api.md §1.13).
   const code =
     status === 400
-      ? 'OLLAMA_BAD_REQUEST'
+      ? CONTEXT_EXCEEDED.test(upstream)
+        ? 'OLLAMA_CONTEXT_EXCEEDED'
+        : 'OLLAMA_BAD_REQUEST'
       : status === 401
         ? 'OLLAMA_CLOUD_UNAUTHORIZED'
         : status === 403

@@ -9,13 +9,29 @@ import type {
   ChatRequest,
   ChatResponse,
   ListResponse,
-  Message,
+  Message as OllamaMessage,
   ProgressResponse,
   ShowResponse,
   Tool,
+  ToolCall as OllamaToolCall,
 } from 'ollama';
 
-export type { ChatResponse, Message, ProgressResponse, Tool };
+export type { ChatResponse, ProgressResponse, Tool };
+
+/** A tool call as Ollama sends it: with an id (≥ 0.12.10) and the call's index (§4.2). */
+export interface ToolCall {
+  id?: string;
+  function: OllamaToolCall['function'] & { index?: number };
+}
+
+/**
+ * A chat message as Ollama takes it: ollama-js's, plus the fields its types do not list yet —
+ * `tool_call_id` on a tool result (≥ 0.12.10), ids and indexes on tool calls (§4.2, §4.3).
+ */
+export interface Message extends Omit<OllamaMessage, 'tool_calls'> {
+  tool_calls?: ToolCall[];
+  tool_call_id?: string;
+}
 
 export interface CallOptions {
   /**
@@ -27,13 +43,18 @@ export interface CallOptions {
   timeoutMs?: number;
 }
 
-/** A chat request as the gateway sends it; `keep_alive` is filled in by the service. */
 /**
  * A chat as the gateway sends it (stream and keep_alive are the adapter's). `think` also takes
- * `max`, which Ollama accepts (ollama-api.md §4.5) and ollama-js's types do not list yet.
+ * `max`, and `truncate` exists on chat (ollama-api.md §4.5, §4.6); ollama-js's types do not
+ * list them yet.
  */
-export type GatewayChatRequest = Omit<ChatRequest, 'stream' | 'keep_alive' | 'think'> & {
+export type GatewayChatRequest = Omit<
+  ChatRequest,
+  'stream' | 'keep_alive' | 'think' | 'messages'
+> & {
+  messages?: Message[];
   think?: boolean | 'low' | 'medium' | 'high' | 'max';
+  truncate?: boolean;
 };
 
 /** Where the time of one generation went, for Server-Timing and metrics. */

@@ -125,4 +125,37 @@ describe('agent runs against newer Ollama APIs', () => {
       );
     });
   });
+  describe('long transcripts and tool results', () => {
+    it('sends truncate: false and ends a run whose transcript outgrows the context as context_exceeded', async () => {
+      const out = await run(h, { input: 'word '.repeat(5000) });
+      assert.equal(out.status, 'incomplete');
+      assert.equal(out.stop_reason, 'context_exceeded');
+      const sent = h.sim.requests.filter((r) => r.path === '/api/chat').at(-1)?.body as {
+        truncate?: boolean;
+      };
+      assert.equal(sent.truncate, false);
+    });
+
+    it('ties each tool result to its call by tool_call_id, and sends the call back with its index', async () => {
+      h.sim.script(
+        'llama3.2:3b',
+        { tool_calls: [{ function: { name: 'calculator', arguments: { expression: '2+3' } } }] },
+        { content: 'The sum is 5.' },
+      );
+      const out = await run(h, { input: '2+3?' });
+      assert.equal(out.status, 'completed');
+      const second = h.sim.requests.filter((r) => r.path === '/api/chat').at(-1)?.body as {
+        messages: Array<{
+          role: string;
+          tool_call_id?: string;
+          tool_calls?: Array<{ id?: string; function: { index?: number } }>;
+        }>;
+      };
+      const call = second.messages.find((m) => m.role === 'assistant')?.tool_calls?.[0];
+      const result = second.messages.find((m) => m.role === 'tool');
+      assert.ok(call?.id, 'the call has an id');
+      assert.equal(result?.tool_call_id, call?.id);
+      assert.equal(call?.function.index, 0);
+    });
+  });
 });
