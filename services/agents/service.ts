@@ -7,13 +7,13 @@ import { canAccess, type Principal } from '../../src/principal';
 import { SsrfError, type SsrfGuard } from '../net';
 import type { Message, ModelManager } from '../ollama';
 import type { ToolRegistry } from '../tools';
-import { createRunEvents, isTerminalEvent, TERMINAL_EVENT_TYPES } from './events';
-import { bodyHash, canonicalJson, type IdempotencyStore } from './idempotency';
+import { isTerminalEvent, TERMINAL_EVENT_TYPES, type RunEventType } from './events';
+import { bodyHash, canonicalJson, type IdempotencyRepository } from './idempotency';
 import { resolveLimits } from './limits';
 import { agentProblems, type AgentRegistry } from './registry';
 import { createRunHandle, type RunHandle } from './run-handle';
 import { createIsoClock, createRunIds, newRun, snapshot } from './run-object';
-import type { RunStore } from './run-store';
+import type { RunRepository, StoredRun } from './run-repository';
 import type { AgentRunner } from './runner';
 import type { AgentDefinition, AgentLimits, AgentOptions, AgentRun, ResponseFormat } from './types';
 import type { WebhookSender } from './webhooks';
@@ -50,7 +50,7 @@ export interface AgentsService {
    */
   start(body: RunRequest, ctx: { owner: string; idempotencyKey?: string }): Promise<StartResult>;
   /** A run the principal may see. @throws AppError RUN_NOT_FOUND (also for someone else's run). */
-  find(id: string, principal: Principal | undefined): RunHandle;
+  find(id: string, principal: Principal | undefined): Promise<RunHandle>;
   /** Cancels a run (idempotent) and resolves with it once it stopped. @throws RUN_NOT_FOUND */
   cancel(id: string, principal: Principal | undefined): Promise<AgentRun>;
   /** Ends every running run as cancelled by the shutdown (SHUTTING_DOWN, retryable). */
@@ -62,8 +62,8 @@ export interface AgentsServiceDeps {
   tools: ToolRegistry;
   schemas: SchemaRegistry;
   runner: AgentRunner;
-  store: RunStore;
-  idempotency: IdempotencyStore;
+  runs: RunRepository;
+  idempotency: IdempotencyRepository;
   /** Null when WEBHOOK_SECRET is empty: runs with a webhook are then refused. */
   webhooks: WebhookSender | null;
   /** Checks webhook URLs when a run is created (any host; WEBHOOK_ALLOWLIST trusted). */
@@ -84,7 +84,10 @@ function invalid(path: string, message: string, details?: unknown): AppError {
 
 /** The agents runtime behind the router: resolves agents, creates runs, finds and cancels them. */
 export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
-  const { agents, tools, schemas, runner, store, idempotency, logger, now } = deps;
+  const { agents, tools, schemas, runner, runs, idempotency, logger, now } = deps;
+  // The runs executing on this replica, until their follow-up work is done: only they have a
+  // controller and a loop. Every other run is read from the repository.
+  const local = new Map<string, RunHandle>();
   // Compiled response_format schemas by their canonical text, bounded (oldest dropped first).
   const formats = new Map<string, ValidateFunction>();
   const newRunId = createRunIds();
@@ -164,8 +167,26 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
     hook.last_status_code = result.statusCode;
   };
 
-  const find = (id: string, principal: Principal | undefined): RunHandle => {
-    const handle = store.get(id)?.handle;
+  /** The handle of a run that finished: it only replays and answers. */
+  const finishedHandle = (stored: StoredRun): RunHandle =>
+    createRunHandle({
+      run: stored.run,
+      owner: stored.owner,
+      runs,
+      controller: new AbortController(),
+      done: Promise.resolve(stored.run),
+      settled: Promise.resolve(),
+    });
+
+  const handleOf = async (id: string): Promise<RunHandle | undefined> => {
+    const running = local.get(id);
+    if (running) return running;
+    const stored = await runs.get(id);
+    return stored?.finishedAt != null ? finishedHandle(stored) : undefined;
+  };
+
+  const find = async (id: string, principal: Principal | undefined): Promise<RunHandle> => {
+    const handle = await handleOf(id);
     // Someone else's run is reported as missing, so ids cannot be probed.
     if (!handle || !canAccess(principal, handle.owner)) throw new AppError('RUN_NOT_FOUND');
     return handle;
@@ -182,8 +203,8 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
     async start(body, ctx) {
       const hash = ctx.idempotencyKey !== undefined ? bodyHash(body) : '';
       if (ctx.idempotencyKey !== undefined) {
-        const earlier = idempotency.lookup(ctx.owner, ctx.idempotencyKey, hash);
-        const handle = earlier !== undefined ? store.get(earlier)?.handle : undefined;
+        const earlier = await idempotency.lookup(ctx.owner, ctx.idempotencyKey, hash);
+        const handle = earlier !== undefined ? await handleOf(earlier) : undefined;
         if (handle) return { handle, replayed: true };
       }
       const { agent, inline } = resolveAgent(body.agent);
@@ -237,7 +258,14 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
       if (body.input !== undefined) messages.push({ role: 'user', content: body.input });
       else messages.push(...(body.messages ?? []).map((m) => ({ ...m })));
 
-      const events = createRunEvents(id);
+      await runs.create(run, ctx.owner);
+      if (ctx.idempotencyKey !== undefined)
+        await idempotency.remember(ctx.owner, ctx.idempotencyKey, hash, id);
+      const emit = (type: RunEventType, data?: Record<string, unknown>): void => {
+        runs.append(id, type, data).catch((err: unknown) => {
+          logger.error('run event not stored', { run_id: id, type, error: err });
+        });
+      };
       const controller = new AbortController();
       let onEnd!: (finished: AgentRun) => void;
       const done = new Promise<AgentRun>((resolve) => (onEnd = resolve));
@@ -246,18 +274,16 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
       const handle = createRunHandle({
         run,
         owner: ctx.owner,
-        events,
+        runs,
         controller,
         done,
         settled: done.then(() => delivered),
       });
-      const record = { handle, finishedAt: null as number | null };
-      store.add(record);
-      if (ctx.idempotencyKey !== undefined)
-        idempotency.remember(ctx.owner, ctx.idempotencyKey, hash, id);
-      events.emit('run.created', { status: run.status, agent: run.agent.name, model });
+      local.set(id, handle);
+      void handle.settled().then(() => local.delete(id));
+      emit('run.created', { status: run.status, agent: run.agent.name, model });
       if (run.webhook) {
-        handle.follow(events.lastSeq, (event) => {
+        await handle.follow(1, (event) => {
           if (!isTerminalEvent(event.type)) return;
           delivered = deliver(run, event.type, event.data.run as AgentRun).catch((err: unknown) => {
             logger.error('webhook delivery failed unexpectedly', { run_id: id, error: err });
@@ -266,11 +292,16 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
       }
       runner.execute({
         run,
-        events,
+        emit,
         controller,
         onEnd: (finished) => {
-          record.finishedAt = now();
-          onEnd(finished);
+          runs.updateStatus(id, finished.status).then(
+            () => onEnd(finished),
+            (err: unknown) => {
+              logger.error('run status not stored', { run_id: id, error: err });
+              onEnd(finished);
+            },
+          );
         },
         agentLabel: inline ? 'inline' : agent.name,
         model,
@@ -291,11 +322,11 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
     find,
 
     async cancel(id, principal) {
-      return snapshot(await find(id, principal).cancel());
+      return snapshot(await (await find(id, principal)).cancel());
     },
 
     cancelAll() {
-      for (const record of store.running()) void record.handle.cancel('shutdown');
+      for (const handle of local.values()) void handle.cancel('shutdown');
     },
   };
 }

@@ -85,7 +85,7 @@ describe('Server-Timing on /agents answers', () => {
         .expect(202);
       assert.equal(bg.headers['server-timing'], undefined);
       gate.release();
-      await h.agents.service.find((bg.body as AgentRun).id, undefined).wait();
+      await (await h.agents.service.find((bg.body as AgentRun).id, undefined)).wait();
 
       await h.sim.stop();
       const failed = await request(h.url).post('/agents/run').send({ input: 'hi' }).expect(200);
