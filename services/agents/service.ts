@@ -7,10 +7,10 @@ import { canAccess, type Principal } from '../../src/principal';
 import { SsrfError, type SsrfGuard } from '../net';
 import type { Message, ModelManager } from '../ollama';
 import type { ToolRegistry } from '../tools';
-import { isTerminalEvent, TERMINAL_EVENT_TYPES, type RunEventType } from './events';
+import { isTerminalEvent, type RunEventType } from './events';
 import { bodyHash, canonicalJson, type IdempotencyRepository } from './idempotency';
-import { resolveLimits } from './limits';
 import { agentProblems, type AgentRegistry } from './registry';
+import { planRun, type RunPlan } from './plan';
 import { createRunHandle, type RunHandle } from './run-handle';
 import { createIsoClock, createRunIds, newRun, snapshot } from './run-object';
 import type { RunRepository, StoredRun } from './run-repository';
@@ -192,6 +192,78 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
     return handle;
   };
 
+  /** Stores a planned run and starts it here; resolves with its handle. */
+  const create = async (plan: RunPlan, owner: string): Promise<RunHandle> => {
+    const id = newRunId();
+    const run = newRun({
+      id,
+      agent: plan.agent,
+      model: plan.model,
+      createdAt: iso(),
+      metadata: plan.metadata,
+      webhook: plan.webhook && {
+        ...plan.webhook,
+        last_delivery_status: 'pending',
+        last_status_code: null,
+        attempts: 0,
+      },
+    });
+    await runs.create(run, owner);
+    const emit = (type: RunEventType, data?: Record<string, unknown>): void => {
+      runs.append(id, type, data).catch((err: unknown) => {
+        logger.error('run event not stored', { run_id: id, type, error: err });
+      });
+    };
+    const controller = new AbortController();
+    let onEnd!: (finished: AgentRun) => void;
+    const done = new Promise<AgentRun>((resolve) => (onEnd = resolve));
+    // The webhook follows the run's terminal event, whose run it sends.
+    let delivered: Promise<void> = Promise.resolve();
+    const handle = createRunHandle({
+      run,
+      owner,
+      runs,
+      controller,
+      done,
+      settled: done.then(() => delivered),
+    });
+    local.set(id, handle);
+    void handle.settled().then(() => local.delete(id));
+    emit('run.created', { status: run.status, agent: run.agent.name, model: plan.model });
+    if (run.webhook) {
+      await handle.follow(1, (event) => {
+        if (!isTerminalEvent(event.type)) return;
+        delivered = deliver(run, event.type, event.data.run as AgentRun).catch((err: unknown) => {
+          logger.error('webhook delivery failed unexpectedly', { run_id: id, error: err });
+        });
+      });
+    }
+    runner.execute({
+      run,
+      emit,
+      controller,
+      onEnd: (finished) => {
+        runs.updateStatus(id, finished.status).then(
+          () => onEnd(finished),
+          (err: unknown) => {
+            logger.error('run status not stored', { run_id: id, error: err });
+            onEnd(finished);
+          },
+        );
+      },
+      agentLabel: plan.agentLabel,
+      model: plan.model,
+      messages: plan.messages,
+      toolNames: plan.toolNames,
+      options: plan.options,
+      limits: plan.limits,
+      streamTokens: plan.streamTokens,
+      ...(plan.think !== undefined ? { think: plan.think } : {}),
+      ...(plan.format ? { format: plan.format } : {}),
+    });
+    return handle;
+  };
+
   return {
     listAgents: () => agents.list(),
     getAgent(name) {
@@ -207,115 +279,15 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
         const handle = earlier !== undefined ? await handleOf(earlier) : undefined;
         if (handle) return { handle, replayed: true };
       }
-      const { agent, inline } = resolveAgent(body.agent);
-      const format = body.response_format ?? agent.response_format;
-      const validate = format?.type === 'json_schema' ? compileFormat(format.schema) : undefined;
-      if (body.webhook) await checkWebhook(body.webhook.url);
-
-      const model = body.model ?? agent.model ?? deps.models.active();
-      const limits = resolveLimits(agent.limits, body.limits);
-      const options = { ...agent.options, ...body.options };
-      const toolNames = agent.tools ?? [];
-      const effective = {
-        system: agent.system,
-        model,
-        tools: toolNames,
-        options,
-        think: agent.think,
-        limits,
-        response_format: format,
-      };
-      const id = newRunId();
-      const run = newRun({
-        id,
-        agent: {
-          name: agent.name,
-          inline,
-          // A request that only names a registered agent runs its stored configuration on the
-          // model it resolves to: that hash is computed once per agent and model.
-          config_hash: configHash(
-            effective,
-            !inline && !body.model && !body.options && !body.limits && !body.response_format
-              ? `${agent.name}\u0000${model}`
-              : undefined,
-          ),
-        },
-        model,
-        createdAt: iso(),
-        metadata: { ...body.metadata },
-        webhook: body.webhook
-          ? {
-              url: body.webhook.url,
-              events: body.webhook.events ?? [...TERMINAL_EVENT_TYPES],
-              last_delivery_status: 'pending',
-              last_status_code: null,
-              attempts: 0,
-            }
-          : null,
+      const plan = planRun(body, resolveAgent(body.agent), {
+        defaultModel: deps.models.active(),
+        compileFormat,
+        configHash,
       });
-      const messages: Message[] = [];
-      if (agent.system) messages.push({ role: 'system', content: agent.system });
-      if (body.input !== undefined) messages.push({ role: 'user', content: body.input });
-      else messages.push(...(body.messages ?? []).map((m) => ({ ...m })));
-
-      await runs.create(run, ctx.owner);
+      if (plan.webhook) await checkWebhook(plan.webhook.url);
+      const handle = await create(plan, ctx.owner);
       if (ctx.idempotencyKey !== undefined)
-        await idempotency.remember(ctx.owner, ctx.idempotencyKey, hash, id);
-      const emit = (type: RunEventType, data?: Record<string, unknown>): void => {
-        runs.append(id, type, data).catch((err: unknown) => {
-          logger.error('run event not stored', { run_id: id, type, error: err });
-        });
-      };
-      const controller = new AbortController();
-      let onEnd!: (finished: AgentRun) => void;
-      const done = new Promise<AgentRun>((resolve) => (onEnd = resolve));
-      // The webhook follows the run's terminal event, whose run it sends.
-      let delivered: Promise<void> = Promise.resolve();
-      const handle = createRunHandle({
-        run,
-        owner: ctx.owner,
-        runs,
-        controller,
-        done,
-        settled: done.then(() => delivered),
-      });
-      local.set(id, handle);
-      void handle.settled().then(() => local.delete(id));
-      emit('run.created', { status: run.status, agent: run.agent.name, model });
-      if (run.webhook) {
-        await handle.follow(1, (event) => {
-          if (!isTerminalEvent(event.type)) return;
-          delivered = deliver(run, event.type, event.data.run as AgentRun).catch((err: unknown) => {
-            logger.error('webhook delivery failed unexpectedly', { run_id: id, error: err });
-          });
-        });
-      }
-      runner.execute({
-        run,
-        emit,
-        controller,
-        onEnd: (finished) => {
-          runs.updateStatus(id, finished.status).then(
-            () => onEnd(finished),
-            (err: unknown) => {
-              logger.error('run status not stored', { run_id: id, error: err });
-              onEnd(finished);
-            },
-          );
-        },
-        agentLabel: inline ? 'inline' : agent.name,
-        model,
-        messages,
-        toolNames,
-        options,
-        limits,
-        // An answered run's caller gets only the finished run: no one watches its tokens.
-        streamTokens: Boolean(body.stream || body.background || body.webhook),
-        ...(agent.think !== undefined ? { think: agent.think } : {}),
-        ...(validate && format?.type === 'json_schema'
-          ? { format: { schema: format.schema, validate } }
-          : {}),
-      });
+        await idempotency.remember(ctx.owner, ctx.idempotencyKey, hash, handle.id);
       return { handle, replayed: false };
     },
 
