@@ -66,8 +66,8 @@ export function streamRun(
       if (!res.writableEnded) res.end(last);
       resolve();
     };
-    // Stored events are already past: they are gathered while `follow` replays them and leave
-    // together with the headers in one write.
+    // Stored events are already past: they are gathered while `follow` replays them (and any
+    // appended before it resolved) and leave together with the headers in one write.
     let replayed: string[] | null = [];
     let flushedThisTick = false;
     const write = (event: RunEvent): void => {
@@ -94,17 +94,21 @@ export function streamRun(
       if (!finished && options.cancelOnClose) void handle.cancel();
       finish();
     });
-    unfollow = handle.follow(options.after, write);
-    if (finished) return;
-    const past = replayed.join('');
-    replayed = null;
-    if (past) res.write(past);
-    else res.flushHeaders();
-    options.lifecycle?.trackStream(res, () => {
-      // A run that is still going gets its terminal event from this cancel; `finish` makes
-      // sure the response ends even if another stream's shutdown already stopped the run.
-      void handle.cancel('shutdown');
-      finish();
-    });
+    const following = (stop: () => void): void => {
+      unfollow = stop;
+      if (finished) return stop();
+      const past = (replayed ?? []).join('');
+      replayed = null;
+      if (past) res.write(past);
+      else res.flushHeaders();
+      options.lifecycle?.trackStream(res, () => {
+        // A run that is still going gets its terminal event from this cancel; `finish` makes
+        // sure the response ends even if another stream's shutdown already stopped the run.
+        void handle.cancel('shutdown');
+        finish();
+      });
+    };
+    // A run that expired meanwhile has nothing more to send.
+    handle.follow(options.after, write).then(following, () => finish());
   });
 }

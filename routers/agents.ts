@@ -115,8 +115,8 @@ export function createAgentsRouter(options: AgentsRouterOptions): Router {
 
   router
     .route('/agents/runs/:id')
-    .get(runParams, (req, res) => {
-      res.json(service.find(String(req.params.id), req.principal).run);
+    .get(runParams, async (req, res) => {
+      res.json((await service.find(String(req.params.id), req.principal)).run);
     })
     .all(createMethodNotAllowed(['GET', 'HEAD']));
 
@@ -125,7 +125,7 @@ export function createAgentsRouter(options: AgentsRouterOptions): Router {
     .get(
       validate({ params: 'agent-run.params', query: 'agent-run-events.query' }),
       async (req, res) => {
-        const handle = service.find(String(req.params.id), req.principal);
+        const handle = await service.find(String(req.params.id), req.principal);
         const after = replayAfter(req);
         await streamRun(res, handle, { ...sse, after, cancelOnClose: false });
       },

@@ -1,12 +1,13 @@
 import type { ValidateFunction } from 'ajv';
 import type { Message, Tool } from '../ollama';
-import type { RunEvents, RunEventType } from './events';
+import type { RunEventType } from './events';
 import type { AgentLimits, AgentOptions, AgentRun, ThinkSetting } from './types';
 
 /** Everything one run needs, resolved by the service before the loop starts. */
 export interface RunSpec {
   run: AgentRun;
-  events: RunEvents;
+  /** Appends an event to the run's log (see RunRepository.append). */
+  emit: (type: RunEventType, data?: Record<string, unknown>) => void;
   /**
    * The run's one controller. Aborted from outside by a cancel, a streaming client that went
    * away, or shutdown: a {@link RunStop} as the reason becomes the run's stop (shutdown passes

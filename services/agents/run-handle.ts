@@ -1,5 +1,6 @@
 import type { CallTimings } from '../ollama';
-import { isTerminalEvent, type RunEvent, type RunEvents } from './events';
+import { isTerminalEvent, type RunEvent } from './events';
+import type { RunRepository } from './run-repository';
 import { modelCallTimings, RunStop, shutdownStop } from './run-object';
 import type { AgentRun } from './types';
 
@@ -23,11 +24,11 @@ export interface RunHandle {
    */
   wait(options?: { signal?: AbortSignal }): Promise<AgentRun>;
   /**
-   * Calls `onEvent` with each stored event after `afterSeq` (synchronously, before returning),
-   * then with each new event the moment it is emitted, up to and including the terminal event.
-   * Returns the function that stops following.
+   * Calls `onEvent` with each stored event after `afterSeq`, then with each new event the moment
+   * it is appended, up to and including the terminal event. Resolves, once the stored events
+   * were replayed, with the function that stops following.
    */
-  follow(afterSeq: number, onEvent: (event: RunEvent) => void): () => void;
+  follow(afterSeq: number, onEvent: (event: RunEvent) => void): Promise<() => void>;
   /** Stops the run unless it has finished; resolves with the finished run. */
   cancel(reason?: CancelReason): Promise<AgentRun>;
   /** Resolves once the finished run's follow-up work (its webhook delivery) is done. */
@@ -39,7 +40,8 @@ export interface RunHandle {
 export interface RunHandleParts {
   run: AgentRun;
   owner: string;
-  events: RunEvents;
+  /** Where the run's events are. */
+  runs: Pick<RunRepository, 'follow'>;
   controller: AbortController;
   /** Settles with the run when it reached a terminal state. */
   done: Promise<AgentRun>;
@@ -51,7 +53,7 @@ const stopFor = (reason: CancelReason): RunStop =>
   reason === 'shutdown' ? shutdownStop() : new RunStop('cancelled', 'The run was cancelled.');
 
 export function createRunHandle(parts: RunHandleParts): RunHandle {
-  const { run, events, controller, done } = parts;
+  const { run, runs, controller, done } = parts;
   return {
     id: run.id,
     owner: parts.owner,
@@ -69,23 +71,20 @@ export function createRunHandle(parts: RunHandleParts): RunHandle {
         });
       });
     },
-    follow(afterSeq, onEvent) {
+    async follow(afterSeq, onEvent) {
       let following = true;
       let unsubscribe = (): void => undefined;
       const stop = (): void => {
         following = false;
         unsubscribe();
       };
-      // Events are emitted synchronously, so none fall between the replay and the subscription.
-      for (const event of events.since(afterSeq)) {
-        onEvent(event);
-        if (isTerminalEvent(event.type)) return stop;
-      }
-      unsubscribe = events.subscribe((event) => {
+      unsubscribe = await runs.follow(run.id, afterSeq, (event) => {
         if (!following) return;
-        if (isTerminalEvent(event.type)) stop();
         onEvent(event);
+        if (isTerminalEvent(event.type)) stop();
       });
+      // The replay reached the terminal event: nothing more will come.
+      if (!following) unsubscribe();
       return stop;
     },
     cancel(reason = 'cancelled') {

@@ -115,7 +115,7 @@ export function createAgentRunner(deps: RunnerDeps) {
 
   /** Starts the run; it ends with `spec.onEnd`. */
   function execute(spec: RunSpec): void {
-    const { run, events, limits, controller } = spec;
+    const { run, limits, controller } = spec;
     const started = now();
     let ended = false;
     const ctx: StepContext = {
@@ -123,7 +123,7 @@ export function createAgentRunner(deps: RunnerDeps) {
       signal: controller.signal,
       ollamaTools: tools.forOllama(spec.toolNames),
       emit: (type, data) => {
-        if (!ended) events.emit(type, data);
+        if (!ended) spec.emit(type, data);
       },
       ended: () => ended,
       iso,
@@ -144,7 +144,7 @@ export function createAgentRunner(deps: RunnerDeps) {
       run.usage.wall_ms = now() - started;
       // Nothing changes a run after its terminal event but its webhook delivery record, so
       // only a run with a webhook needs a copy to keep the event as it was sent.
-      events.emit(`run.${run.status}` as RunEventType, { run: run.webhook ? snapshot(run) : run });
+      spec.emit(`run.${run.status}` as RunEventType, { run: run.webhook ? snapshot(run) : run });
       telemetry.agentRun({
         agent: spec.agentLabel,
         status: run.status,
@@ -160,7 +160,7 @@ export function createAgentRunner(deps: RunnerDeps) {
 
     run.status = 'in_progress';
     run.started_at = iso();
-    events.emit('run.in_progress', { status: run.status });
+    spec.emit('run.in_progress', { status: run.status });
     run.output.messages.push(...spec.messages);
     if (controller.signal.aborted) onCancel();
     else controller.signal.addEventListener('abort', onCancel, { once: true });

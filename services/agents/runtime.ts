@@ -7,9 +7,9 @@ import type { ModelManager, OllamaService } from '../ollama';
 import type { Telemetry } from '../metrics';
 import { createBuiltinTools, createToolRegistry } from '../tools';
 import type { ToolDefinition } from '../tools';
-import { createIdempotencyStore } from './idempotency';
+import { createMemoryIdempotencyRepository } from './idempotency';
 import { createAgentRegistry, loadAgentsFile } from './registry';
-import { createRunStore } from './run-store';
+import { createMemoryRunRepository } from './run-repository';
 import { createAgentRunner } from './runner';
 import { createAgentsService, type AgentsService } from './service';
 import { createWebhookSender, type WebhookSenderOptions } from './webhooks';
@@ -113,9 +113,9 @@ export function createAgentsRuntime(options: AgentsRuntimeOptions): AgentsRuntim
     tools,
     schemas,
     runner,
-    store: createRunStore({ max: config.RUNS_MAX, ttlMs: config.RUNS_TTL_MS, now }),
+    runs: createMemoryRunRepository({ max: config.RUNS_MAX, ttlMs: config.RUNS_TTL_MS, now }),
     // Keys outlive runs only as long as needed; bounded like the runs, with room for churn.
-    idempotency: createIdempotencyStore({
+    idempotency: createMemoryIdempotencyRepository({
       ttlMs: config.IDEMPOTENCY_TTL_MS,
       max: config.RUNS_MAX * 10,
       now,

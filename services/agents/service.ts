@@ -7,13 +7,13 @@ import { canAccess, type Principal } from '../../src/principal';
 import { SsrfError, type SsrfGuard } from '../net';
 import type { Message, ModelManager } from '../ollama';
 import type { ToolRegistry } from '../tools';
-import { createRunEvents, isTerminalEvent, TERMINAL_EVENT_TYPES } from './events';
-import { bodyHash, canonicalJson, type IdempotencyStore } from './idempotency';
-import { resolveLimits } from './limits';
+import { isTerminalEvent, type RunEventType } from './events';
+import { bodyHash, canonicalJson, type IdempotencyRepository } from './idempotency';
 import { agentProblems, numCtxProblem, type AgentChecks, type AgentRegistry } from './registry';
+import { planRun, type RunPlan } from './plan';
 import { createRunHandle, type RunHandle } from './run-handle';
 import { createIsoClock, createRunIds, newRun, snapshot } from './run-object';
-import type { RunStore } from './run-store';
+import type { RunRepository, StoredRun } from './run-repository';
 import type { AgentRunner } from './runner';
 import type {
   AgentDefinition,
@@ -58,7 +58,7 @@ export interface AgentsService {
    */
   start(body: RunRequest, ctx: { owner: string; idempotencyKey?: string }): Promise<StartResult>;
   /** A run the principal may see. @throws AppError RUN_NOT_FOUND (also for someone else's run). */
-  find(id: string, principal: Principal | undefined): RunHandle;
+  find(id: string, principal: Principal | undefined): Promise<RunHandle>;
   /** Cancels a run (idempotent) and resolves with it once it stopped. @throws RUN_NOT_FOUND */
   cancel(id: string, principal: Principal | undefined): Promise<AgentRun>;
   /** Ends every running run as cancelled by the shutdown (SHUTTING_DOWN, retryable). */
@@ -70,8 +70,8 @@ export interface AgentsServiceDeps {
   tools: ToolRegistry;
   schemas: SchemaRegistry;
   runner: AgentRunner;
-  store: RunStore;
-  idempotency: IdempotencyStore;
+  runs: RunRepository;
+  idempotency: IdempotencyRepository;
   /** Null when WEBHOOK_SECRET is empty: runs with a webhook are then refused. */
   webhooks: WebhookSender | null;
   /** Checks webhook URLs when a run is created (any host; WEBHOOK_ALLOWLIST trusted). */
@@ -94,7 +94,10 @@ function invalid(path: string, message: string, details?: unknown): AppError {
 
 /** The agents runtime behind the router: resolves agents, creates runs, finds and cancels them. */
 export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
-  const { agents, tools, schemas, runner, store, idempotency, logger, now } = deps;
+  const { agents, tools, schemas, runner, runs, idempotency, logger, now } = deps;
+  // The runs executing on this replica, until their follow-up work is done: only they have a
+  // controller and a loop. Every other run is read from the repository.
+  const local = new Map<string, RunHandle>();
   // Compiled response_format schemas by their canonical text, bounded (oldest dropped first).
   const formats = new Map<string, ValidateFunction>();
   const newRunId = createRunIds();
@@ -178,10 +181,100 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
     hook.last_status_code = result.statusCode;
   };
 
-  const find = (id: string, principal: Principal | undefined): RunHandle => {
-    const handle = store.get(id)?.handle;
+  /** The handle of a run that finished: it only replays and answers. */
+  const finishedHandle = (stored: StoredRun): RunHandle =>
+    createRunHandle({
+      run: stored.run,
+      owner: stored.owner,
+      runs,
+      controller: new AbortController(),
+      done: Promise.resolve(stored.run),
+      settled: Promise.resolve(),
+    });
+
+  const handleOf = async (id: string): Promise<RunHandle | undefined> => {
+    const running = local.get(id);
+    if (running) return running;
+    const stored = await runs.get(id);
+    return stored?.finishedAt != null ? finishedHandle(stored) : undefined;
+  };
+
+  const find = async (id: string, principal: Principal | undefined): Promise<RunHandle> => {
+    const handle = await handleOf(id);
     // Someone else's run is reported as missing, so ids cannot be probed.
     if (!handle || !canAccess(principal, handle.owner)) throw new AppError('RUN_NOT_FOUND');
+    return handle;
+  };
+
+  /** Stores a planned run and starts it here; resolves with its handle. */
+  const create = async (plan: RunPlan, owner: string): Promise<RunHandle> => {
+    const id = newRunId();
+    const run = newRun({
+      id,
+      agent: plan.agent,
+      model: plan.model,
+      createdAt: iso(),
+      metadata: plan.metadata,
+      webhook: plan.webhook && {
+        ...plan.webhook,
+        last_delivery_status: 'pending',
+        last_status_code: null,
+        attempts: 0,
+      },
+    });
+    await runs.create(run, owner);
+    const emit = (type: RunEventType, data?: Record<string, unknown>): void => {
+      runs.append(id, type, data).catch((err: unknown) => {
+        logger.error('run event not stored', { run_id: id, type, error: err });
+      });
+    };
+    const controller = new AbortController();
+    let onEnd!: (finished: AgentRun) => void;
+    const done = new Promise<AgentRun>((resolve) => (onEnd = resolve));
+    // The webhook follows the run's terminal event, whose run it sends.
+    let delivered: Promise<void> = Promise.resolve();
+    const handle = createRunHandle({
+      run,
+      owner,
+      runs,
+      controller,
+      done,
+      settled: done.then(() => delivered),
+    });
+    local.set(id, handle);
+    void handle.settled().then(() => local.delete(id));
+    emit('run.created', { status: run.status, agent: run.agent.name, model: plan.model });
+    if (run.webhook) {
+      await handle.follow(1, (event) => {
+        if (!isTerminalEvent(event.type)) return;
+        delivered = deliver(run, event.type, event.data.run as AgentRun).catch((err: unknown) => {
+          logger.error('webhook delivery failed unexpectedly', { run_id: id, error: err });
+        });
+      });
+    }
+    runner.execute({
+      run,
+      emit,
+      controller,
+      onEnd: (finished) => {
+        runs.updateStatus(id, finished.status).then(
+          () => onEnd(finished),
+          (err: unknown) => {
+            logger.error('run status not stored', { run_id: id, error: err });
+            onEnd(finished);
+          },
+        );
+      },
+      agentLabel: plan.agentLabel,
+      model: plan.model,
+      messages: plan.messages,
+      toolNames: plan.toolNames,
+      options: plan.options,
+      limits: plan.limits,
+      streamTokens: plan.streamTokens,
+      ...(plan.think !== undefined ? { think: plan.think } : {}),
+      ...(plan.format ? { format: plan.format } : {}),
+    });
     return handle;
   };
 
@@ -196,122 +289,32 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
     async start(body, ctx) {
       const hash = ctx.idempotencyKey !== undefined ? bodyHash(body) : '';
       if (ctx.idempotencyKey !== undefined) {
-        const earlier = idempotency.lookup(ctx.owner, ctx.idempotencyKey, hash);
-        const handle = earlier !== undefined ? store.get(earlier)?.handle : undefined;
+        const earlier = await idempotency.lookup(ctx.owner, ctx.idempotencyKey, hash);
+        const handle = earlier !== undefined ? await handleOf(earlier) : undefined;
         if (handle) return { handle, replayed: true };
       }
-      const { agent, inline } = resolveAgent(body.agent);
-      const format = body.response_format ?? agent.response_format;
-      const validate = format?.type === 'json_schema' ? compileFormat(format.schema) : undefined;
-      if (body.webhook) await checkWebhook(body.webhook.url);
-
-      const model = body.model ?? agent.model ?? deps.models.active();
-      const limits = resolveLimits(agent.limits, body.limits);
-      const options = { ...agent.options, ...body.options };
-      const numCtx = numCtxProblem(options, model, deps.numCtx);
+      const plan = planRun(body, resolveAgent(body.agent), {
+        defaultModel: deps.models.active(),
+        compileFormat,
+        configHash,
+      });
+      const numCtx = numCtxProblem(plan.options, plan.model, deps.numCtx);
       if (numCtx) throw invalid('/options/num_ctx', numCtx);
-      const toolNames = agent.tools ?? [];
-      const effective = {
-        system: agent.system,
-        model,
-        tools: toolNames,
-        options,
-        think: body.think ?? agent.think,
-        limits,
-        response_format: format,
-      };
-      const id = newRunId();
-      const run = newRun({
-        id,
-        agent: {
-          name: agent.name,
-          inline,
-          // A request that only names a registered agent runs its stored configuration on the
-          // model it resolves to: that hash is computed once per agent and model.
-          config_hash: configHash(
-            effective,
-            !inline && !body.model && !body.options && !body.limits && !body.response_format
-              ? `${agent.name}\u0000${model}`
-              : undefined,
-          ),
-        },
-        model,
-        createdAt: iso(),
-        metadata: { ...body.metadata },
-        webhook: body.webhook
-          ? {
-              url: body.webhook.url,
-              events: body.webhook.events ?? [...TERMINAL_EVENT_TYPES],
-              last_delivery_status: 'pending',
-              last_status_code: null,
-              attempts: 0,
-            }
-          : null,
-      });
-      const messages: Message[] = [];
-      if (agent.system) messages.push({ role: 'system', content: agent.system });
-      if (body.input !== undefined) messages.push({ role: 'user', content: body.input });
-      else messages.push(...(body.messages ?? []).map((m) => ({ ...m })));
-
-      const events = createRunEvents(id);
-      const controller = new AbortController();
-      let onEnd!: (finished: AgentRun) => void;
-      const done = new Promise<AgentRun>((resolve) => (onEnd = resolve));
-      // The webhook follows the run's terminal event, whose run it sends.
-      let delivered: Promise<void> = Promise.resolve();
-      const handle = createRunHandle({
-        run,
-        owner: ctx.owner,
-        events,
-        controller,
-        done,
-        settled: done.then(() => delivered),
-      });
-      const record = { handle, finishedAt: null as number | null };
-      store.add(record);
+      if (plan.webhook) await checkWebhook(plan.webhook.url);
+      const handle = await create(plan, ctx.owner);
       if (ctx.idempotencyKey !== undefined)
-        idempotency.remember(ctx.owner, ctx.idempotencyKey, hash, id);
-      events.emit('run.created', { status: run.status, agent: run.agent.name, model });
-      if (run.webhook) {
-        handle.follow(events.lastSeq, (event) => {
-          if (!isTerminalEvent(event.type)) return;
-          delivered = deliver(run, event.type, event.data.run as AgentRun).catch((err: unknown) => {
-            logger.error('webhook delivery failed unexpectedly', { run_id: id, error: err });
-          });
-        });
-      }
-      runner.execute({
-        run,
-        events,
-        controller,
-        onEnd: (finished) => {
-          record.finishedAt = now();
-          onEnd(finished);
-        },
-        agentLabel: inline ? 'inline' : agent.name,
-        model,
-        messages,
-        toolNames,
-        options,
-        limits,
-        // An answered run's caller gets only the finished run: no one watches its tokens.
-        streamTokens: Boolean(body.stream || body.background || body.webhook),
-        ...((body.think ?? agent.think) !== undefined ? { think: body.think ?? agent.think } : {}),
-        ...(validate && format?.type === 'json_schema'
-          ? { format: { schema: format.schema, validate } }
-          : {}),
-      });
+        await idempotency.remember(ctx.owner, ctx.idempotencyKey, hash, handle.id);
       return { handle, replayed: false };
     },
 
     find,
 
     async cancel(id, principal) {
-      return snapshot(await find(id, principal).cancel());
+      return snapshot(await (await find(id, principal)).cancel());
     },
 
     cancelAll() {
-      for (const record of store.running()) void record.handle.cancel('shutdown');
+      for (const handle of local.values()) void handle.cancel('shutdown');
     },
   };
 }

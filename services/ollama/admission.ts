@@ -1,3 +1,4 @@
+import type { Clock } from '../../src/clock';
 import { AppError } from '../../src/errors';
 
 /**
@@ -35,7 +36,8 @@ export interface AdmissionOptions {
   maxConcurrency: number;
   maxQueue: number;
   timeoutMs: number;
-  now: () => number;
+  /** Time and the queue timeout's timer. */
+  clock: Pick<Clock, 'now' | 'after'>;
 }
 
 interface Waiter {
@@ -47,7 +49,8 @@ interface Waiter {
 const HOLD_EWMA_WEIGHT = 0.2;
 
 export function createAdmission(options: AdmissionOptions): Admission {
-  const { maxConcurrency, maxQueue, timeoutMs, now } = options;
+  const { maxConcurrency, maxQueue, timeoutMs, clock } = options;
+  const { now } = clock;
   const waiters: Waiter[] = [];
   let inFlight = 0;
   let avgHoldMs = 1000;
@@ -93,7 +96,7 @@ export function createAdmission(options: AdmissionOptions): Admission {
       return new Promise<Slot>((resolve, reject) => {
         const enqueuedAt = now();
         const leave = (): void => {
-          clearTimeout(timer);
+          timer.cancel();
           signal?.removeEventListener('abort', onAbort);
           const index = waiters.indexOf(waiter);
           if (index !== -1) waiters.splice(index, 1);
@@ -110,7 +113,7 @@ export function createAdmission(options: AdmissionOptions): Admission {
             resolve(slot(now() - enqueuedAt));
           },
         };
-        const timer = setTimeout(() => {
+        const timer = clock.after(timeoutMs, () => {
           leave();
           reject(
             new AppError('QUEUE_TIMEOUT', undefined, {
@@ -118,8 +121,7 @@ export function createAdmission(options: AdmissionOptions): Admission {
               details: { waited_ms: now() - enqueuedAt },
             }),
           );
-        }, timeoutMs);
-        timer.unref();
+        });
         signal?.addEventListener('abort', onAbort, { once: true });
         waiters.push(waiter);
       });

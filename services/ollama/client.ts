@@ -48,7 +48,7 @@ export interface OllamaClientOptions {
   telemetry: Telemetry;
   logger: Logger;
   /** Time and the waits between retries (default: the system clock). */
-  clock?: Pick<Clock, 'now' | 'sleep'>;
+  clock?: Pick<Clock, 'now' | 'after' | 'sleep'>;
   /** Jitter source for retry backoff (default Math.random). */
   random?: () => number;
 }
@@ -90,7 +90,7 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
     maxConcurrency: config.OLLAMA_MAX_CONCURRENCY,
     maxQueue: config.QUEUE_MAX,
     timeoutMs: config.QUEUE_TIMEOUT_MS,
-    now,
+    clock,
   });
 
   const shouldRetry = (kind: RetryKind) => (err: unknown) => {

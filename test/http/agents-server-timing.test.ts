@@ -85,7 +85,7 @@ describe('Server-Timing on /agents answers', () => {
         .expect(202);
       assert.equal(bg.headers['server-timing'], undefined);
       gate.release();
-      await h.agents.service.find((bg.body as AgentRun).id, undefined).wait();
+      await (await h.agents.service.find((bg.body as AgentRun).id, undefined)).wait();
 
       await h.sim.stop();
       // Refused before Ollama answered: 503 in the error shape, and no timings to report.

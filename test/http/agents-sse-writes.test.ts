@@ -5,7 +5,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import express from 'express';
 import { streamRun } from '../../routers/agents-sse';
 import { createManualClock } from '../support/manual-clock';
-import { createDrivenRun } from '../support/run-handles';
+import { createDrivenRun, type DrivenRun } from '../support/run-handles';
 import { openSse } from '../support/sse-client';
 
 /** Resolves after everything queued for this turn of the event loop ran (ticks included). */
@@ -14,9 +14,10 @@ const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(reso
 describe('SSE writes of a streamed run (routers/agents-sse)', () => {
   let server: http.Server;
   let socket: Socket | undefined;
-  const record = createDrivenRun('run_writes');
+  let record: DrivenRun;
 
   before(async () => {
+    record = await createDrivenRun('run_writes');
     const app = express();
     app.get('/stream', async (_req, res) => {
       socket = res.socket ?? undefined;
@@ -44,10 +45,9 @@ describe('SSE writes of a streamed run (routers/agents-sse)', () => {
     assert.equal(socket.writableLength, 0);
 
     // Three deltas in one turn, as when several of Ollama's chunks arrive in one read.
-    const { events } = record;
     const buffered: number[] = [];
     for (const text of ['Al', 'pha', ' beta']) {
-      events.emit('message.delta', { step_index: 0, text });
+      record.emit('message.delta', { step_index: 0, text });
       buffered.push(socket.writableLength);
     }
     assert.equal(buffered[0], 0, 'the first token went to the kernel at once');
@@ -57,10 +57,10 @@ describe('SSE writes of a streamed run (routers/agents-sse)', () => {
     assert.equal(socket.writableLength, 0, 'the rest of the burst left at the end of the turn');
 
     // A later burst starts over: its first event leaves at once too.
-    events.emit('message.delta', { step_index: 0, text: ' gamma' });
+    record.emit('message.delta', { step_index: 0, text: ' gamma' });
     assert.equal(socket.writableLength, 0);
 
-    events.emit('run.completed', { run: record.run });
+    record.emit('run.completed', { run: record.run });
     await sse.ended;
     const received = sse.events();
     assert.deepEqual(

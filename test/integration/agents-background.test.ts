@@ -63,7 +63,7 @@ describe('background runs, cancel, webhooks and idempotency', () => {
       .expect(200);
     assert.equal((polled.body as AgentRun).status, 'in_progress');
     gate.release();
-    await h.agents.service.find(run.id, undefined).wait();
+    await (await h.agents.service.find(run.id, undefined)).wait();
     const final = await request(h.url).get(`/agents/runs/${run.id}`).expect(200);
     assert.equal((final.body as AgentRun).status, 'completed');
     assert.equal((final.body as AgentRun).output.text, 'Done.');
@@ -98,7 +98,7 @@ describe('background runs, cancel, webhooks and idempotency', () => {
         .send({ input: 'hook', webhook: { url: receiver.url }, metadata: { job: '7' } })
         .expect(202);
       const id = (res.body as AgentRun).id;
-      await h.agents.service.find(id, undefined).settled();
+      await (await h.agents.service.find(id, undefined)).settled();
       assert.equal(receiver.received.length, 2, 'one failed attempt, one retry');
       const [first, second] = receiver.received;
       assert.equal(
@@ -141,7 +141,7 @@ describe('background runs, cancel, webhooks and idempotency', () => {
       const res = await request(h.url)
         .post('/agents/run')
         .send({ input: 'hook', webhook: { url: receiver.url } });
-      const record = h.agents.service.find((res.body as AgentRun).id, undefined);
+      const record = await h.agents.service.find((res.body as AgentRun).id, undefined);
       await record.settled();
       assert.equal(receiver.received.length, 5);
       assert.equal(record.run.webhook?.last_delivery_status, 'failed');
@@ -175,7 +175,7 @@ describe('background runs, cancel, webhooks and idempotency', () => {
       .send(body)
       .expect(202);
     const id = (first.body as AgentRun).id;
-    await h.agents.service.find(id, undefined).wait();
+    await (await h.agents.service.find(id, undefined)).wait();
     const again = await request(h.url)
       .post('/agents/run')
       .set('Idempotency-Key', 'k-1')
@@ -201,11 +201,11 @@ describe('background runs, cancel, webhooks and idempotency', () => {
     h.sim.script(MODEL, { content: 'mine' });
     const res = await request(h.url).post('/agents/run').send({ input: 'x' }).expect(200);
     const id = (res.body as AgentRun).id;
-    assert.throws(
-      () => h.agents.service.find(id, { id: 'someone-else', role: 'agent' }),
+    await assert.rejects(
+      h.agents.service.find(id, { id: 'someone-else', role: 'agent' }),
       (err: { code?: string }) => err.code === 'RUN_NOT_FOUND',
     );
-    assert.equal(h.agents.service.find(id, { id: 'anonymous', role: 'agent' }).run.id, id);
+    assert.equal((await h.agents.service.find(id, { id: 'anonymous', role: 'agent' })).run.id, id);
   });
 
   it('lists agents and shows one', async () => {

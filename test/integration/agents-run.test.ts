@@ -52,7 +52,7 @@ describe('POST /agents/run (answered) against the Ollama simulator', () => {
       .post('/agents/run')
       .send({ ...body, background: true })
       .expect(202);
-    return h.agents.service.find((res.body as AgentRun).id, undefined);
+    return await h.agents.service.find((res.body as AgentRun).id, undefined);
   };
 
   it('answers in one step', async () => {
@@ -96,7 +96,7 @@ describe('POST /agents/run (answered) against the Ollama simulator', () => {
     const out = await run({ input: 'count' });
     assert.equal(out.output.text, 'one two three');
     assert.equal(chats(h)[0]?.stream, false);
-    const events = storedEvents(h.agents.service.find(out.id, undefined));
+    const events = await storedEvents(await h.agents.service.find(out.id, undefined));
     assert.deepEqual(
       events.map((e) => e.type),
       [
@@ -117,7 +117,7 @@ describe('POST /agents/run (answered) against the Ollama simulator', () => {
     const out = await record.wait();
     assert.equal(out.output.text, 'one two three');
     assert.equal(chats(h)[0]?.stream, true);
-    const deltas = storedEvents(record).filter((e) => e.type === 'message.delta');
+    const deltas = (await storedEvents(record)).filter((e) => e.type === 'message.delta');
     assert.deepEqual(
       deltas.map((e) => e.data.text),
       ['one ', 'two ', 'three'],
@@ -241,7 +241,7 @@ describe('POST /agents/run (answered) against the Ollama simulator', () => {
     await arrived;
     const aborted = h.sim.waitFor('request-closed');
     h.clock.advance(5000);
-    const out = await h.agents.service.find((res.body as AgentRun).id, undefined).wait();
+    const out = await (await h.agents.service.find((res.body as AgentRun).id, undefined)).wait();
     await aborted;
     assert.equal(out.status, 'incomplete');
     assert.equal(out.stop_reason, 'timeout');
@@ -318,7 +318,7 @@ describe('POST /agents/run (answered) against the Ollama simulator', () => {
     await toolStarted;
     await h.sim.stop();
     release();
-    const out = await h.agents.service.find((res.body as AgentRun).id, undefined).wait();
+    const out = await (await h.agents.service.find((res.body as AgentRun).id, undefined)).wait();
     assert.equal(out.status, 'failed');
     assert.equal(out.stop_reason, 'ollama_unavailable');
     assert.equal(out.error?.retryable, true);
@@ -333,7 +333,7 @@ describe('POST /agents/run (answered) against the Ollama simulator', () => {
       .send({ input: 'go', background: true, agent: { tools: ['pause'] } })
       .expect(202);
     await toolStarted;
-    const record = h.agents.service.find((res.body as AgentRun).id, undefined);
+    const record = await h.agents.service.find((res.body as AgentRun).id, undefined);
     void record.cancel(); // the pause tool ignores its signal: the run does not wait for it
     assert.equal(record.run.status, 'cancelled', 'ended synchronously');
     const out = await record.wait();
@@ -345,7 +345,7 @@ describe('POST /agents/run (answered) against the Ollama simulator', () => {
     assert.equal(tool.status, 'error');
     assert.equal(tool.tool.error, 'The run was cancelled.');
     assert.notEqual(tool.ended_at, null);
-    const events = storedEvents(record).map((e) => e.type);
+    const events = (await storedEvents(record)).map((e) => e.type);
     assert.deepEqual(events.slice(-2), ['tool_call.completed', 'run.cancelled']);
     assert.equal(events.filter((t) => t === 'tool_call.completed').length, 1);
     assert.equal(chats(h).length, 1, 'no model call after the cancel');
@@ -373,7 +373,7 @@ describe('POST /agents/run (answered) against the Ollama simulator', () => {
     assert.equal(out.stop_reason, 'model_error');
     assert.equal(out.error?.step_index, 0);
     assert.doesNotMatch(JSON.stringify(out.error), /runner crashed/, 'upstream internals stay out');
-    const deltas = storedEvents(record).filter((e) => e.type === 'message.delta');
+    const deltas = (await storedEvents(record)).filter((e) => e.type === 'message.delta');
     assert.deepEqual(
       deltas.map((e) => e.data.text),
       ['one'],

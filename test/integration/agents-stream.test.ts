@@ -105,7 +105,7 @@ describe('POST /agents/run with stream: true', () => {
     const aborted = h.sim.waitFor('aborted');
     sse.destroy();
     await aborted;
-    const run = await h.agents.service.find(runId, undefined).wait();
+    const run = await (await h.agents.service.find(runId, undefined)).wait();
     assert.equal(run.status, 'cancelled');
     assert.equal(run.stop_reason, 'cancelled');
     assert.equal(h.sim.inFlight(), 0);

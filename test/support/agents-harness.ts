@@ -87,8 +87,8 @@ export function parseSse(text: string): SseEvent[] {
 }
 
 /** The run's stored events after `after`, as a replaying follower gets them. */
-export function storedEvents(handle: RunHandle, after = 0): RunEvent[] {
+export async function storedEvents(handle: RunHandle, after = 0): Promise<RunEvent[]> {
   const events: RunEvent[] = [];
-  handle.follow(after, (event) => events.push(event))();
+  (await handle.follow(after, (event) => events.push(event)))();
   return events;
 }

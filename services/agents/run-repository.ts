@@ -1,0 +1,153 @@
+import { AppError } from '../../src/errors';
+import { createRunEvents, type RunEvent, type RunEventType, type RunEvents } from './events';
+import type { AgentRun, RunStatus } from './types';
+
+/** A run as the repository keeps it. */
+export interface StoredRun {
+  /** The run object. */
+  run: AgentRun;
+  /** Principal id that created the run (`anonymous` without auth). */
+  owner: string;
+  /** When the run reached a terminal state (ms since the epoch); null while it runs. */
+  finishedAt: number | null;
+}
+
+/**
+ * Where runs and their event logs live: what any replica needs to read, follow or cancel a run.
+ * What only the executing replica has (the AbortController, the running loop) stays out of it.
+ * Every implementation passes the contract suite in test/support/run-repository-contract.ts.
+ */
+export interface RunRepository {
+  /**
+   * Stores a new run. Finished runs past their TTL go first, then the oldest finished runs while
+   * the repository is full.
+   * @throws AppError TOO_MANY_RUNS when every kept run is still running.
+   */
+  create(run: AgentRun, owner: string): Promise<void>;
+  /** The run, or undefined when unknown or expired. */
+  get(id: string): Promise<StoredRun | undefined>;
+  /** Records the run's status; a terminal one starts the run's TTL. */
+  updateStatus(id: string, status: RunStatus): Promise<void>;
+  /** Appends an event, numbered from 1, and hands it to every follower. */
+  append(id: string, type: RunEventType, data?: Record<string, unknown>): Promise<RunEvent>;
+  /** The stored events with `seq > afterSeq`, in order. */
+  readAfter(id: string, afterSeq: number): Promise<RunEvent[]>;
+  /**
+   * Calls `onEvent` with each stored event after `afterSeq`, then with each new one as it is
+   * appended; resolves (after the replay) with the function that stops following.
+   */
+  follow(id: string, afterSeq: number, onEvent: (event: RunEvent) => void): Promise<() => void>;
+  /** The kept runs, oldest first; `running` keeps only those not finished. */
+  list(filter?: { running?: boolean }): Promise<StoredRun[]>;
+  /** Drops the finished runs past their TTL; resolves with how many went. */
+  expire(): Promise<number>;
+}
+
+const TERMINAL: ReadonlySet<RunStatus> = new Set([
+  'completed',
+  'incomplete',
+  'failed',
+  'cancelled',
+]);
+
+interface Entry extends StoredRun {
+  events: RunEvents;
+}
+
+/**
+ * The in-memory repository: the default for one replica. Bounded to `max` runs; finished runs
+ * expire `ttlMs` after they finished, checked on read and (at most once a second) on create.
+ * Each run's event log is bounded too (see createRunEvents).
+ */
+export function createMemoryRunRepository(options: {
+  max: number;
+  ttlMs: number;
+  now: () => number;
+}): RunRepository {
+  const { max, ttlMs, now } = options;
+  // A Map iterates in insertion order, i.e. oldest run first.
+  const runs = new Map<string, Entry>();
+  const expired = (r: Entry, at: number): boolean =>
+    r.finishedAt !== null && r.finishedAt + ttlMs <= at;
+  const live = (id: string): Entry | undefined => {
+    const r = runs.get(id);
+    if (r && expired(r, now())) {
+      runs.delete(id);
+      return undefined;
+    }
+    return r;
+  };
+  const known = (id: string): Entry => {
+    const r = live(id);
+    if (!r) throw new AppError('RUN_NOT_FOUND');
+    return r;
+  };
+  const sweep = (): number => {
+    const at = now();
+    let dropped = 0;
+    for (const [id, r] of runs) {
+      if (expired(r, at)) {
+        runs.delete(id);
+        dropped += 1;
+      }
+    }
+    return dropped;
+  };
+  // The TTL sweep walks every kept run, so create() runs it at most once per second of the
+  // clock; eviction of the oldest finished runs stays per create.
+  let nextSweep = -Infinity;
+  const view = ({ run, owner, finishedAt }: Entry): StoredRun => ({ run, owner, finishedAt });
+
+  return {
+    async create(run, owner) {
+      const at = now();
+      if (at >= nextSweep) {
+        nextSweep = at + Math.min(ttlMs, 1000);
+        sweep();
+      }
+      for (const [id, r] of runs) {
+        if (runs.size < max) break;
+        if (r.finishedAt !== null) runs.delete(id);
+      }
+      if (runs.size >= max) {
+        throw new AppError('TOO_MANY_RUNS', undefined, {
+          retryAfterS: 5,
+          details: { runs_max: max },
+        });
+      }
+      runs.set(run.id, { run, owner, finishedAt: null, events: createRunEvents(run.id) });
+    },
+    async get(id) {
+      const r = live(id);
+      return r && view(r);
+    },
+    async updateStatus(id, status) {
+      const r = known(id);
+      r.run.status = status;
+      if (TERMINAL.has(status)) r.finishedAt ??= now();
+    },
+    async append(id, type, data) {
+      return known(id).events.emit(type, data);
+    },
+    async readAfter(id, afterSeq) {
+      return known(id).events.since(afterSeq);
+    },
+    async follow(id, afterSeq, onEvent) {
+      const { events } = known(id);
+      // Events are appended synchronously here, so none fall between replay and subscription.
+      for (const event of events.since(afterSeq)) onEvent(event);
+      return events.subscribe(onEvent);
+    },
+    async list(filter = {}) {
+      const out: StoredRun[] = [];
+      for (const id of [...runs.keys()]) {
+        const r = live(id);
+        if (r && (!filter.running || r.finishedAt === null)) out.push(view(r));
+      }
+      return out;
+    },
+    async expire() {
+      return sweep();
+    },
+  };
+}

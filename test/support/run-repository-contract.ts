@@ -1,0 +1,134 @@
+import assert from 'node:assert/strict';
+import type { RunEvent } from '../../services/agents/events';
+import type { RunRepository } from '../../services/agents/run-repository';
+import { queuedRun } from './run-handles';
+
+/** What a contract run gets: a new, empty repository on a clock the test moves. */
+export interface RunRepositoryFixture {
+  runs: RunRepository;
+  /** Moves the repository's clock forward. */
+  advance(ms: number): void;
+}
+
+/**
+ * The behaviour every RunRepository implementation must have. Each implementation runs it
+ * with its own factory, which builds a repository for `max` runs kept `ttlMs` after they finish.
+ */
+export function runRepositoryContract(
+  name: string,
+  create: (options: { max: number; ttlMs: number }) => Promise<RunRepositoryFixture>,
+): void {
+  describe(`RunRepository contract: ${name}`, () => {
+    const codeOf = (code: string) => (err: { code?: string }) => err.code === code;
+
+    it('stores a run with its owner, unknown ids read as undefined', async () => {
+      const { runs } = await create({ max: 10, ttlMs: 1000 });
+      await runs.create(queuedRun('run_a'), 'key_a');
+      const stored = await runs.get('run_a');
+      assert.equal(stored?.run.id, 'run_a');
+      assert.equal(stored?.owner, 'key_a');
+      assert.equal(stored?.finishedAt, null);
+      assert.equal(await runs.get('run_none'), undefined);
+    });
+
+    it('records status changes; a terminal status starts the TTL', async () => {
+      const { runs, advance } = await create({ max: 10, ttlMs: 500 });
+      await runs.create(queuedRun('run_done'), 'o');
+      await runs.create(queuedRun('run_busy'), 'o');
+      await runs.updateStatus('run_done', 'in_progress');
+      assert.equal((await runs.get('run_done'))?.finishedAt, null);
+      await runs.updateStatus('run_done', 'completed');
+      assert.equal((await runs.get('run_done'))?.run.status, 'completed');
+      assert.notEqual((await runs.get('run_done'))?.finishedAt, null);
+      advance(499);
+      assert.ok(await runs.get('run_done'));
+      advance(1);
+      assert.equal(await runs.get('run_done'), undefined);
+      assert.ok(await runs.get('run_busy'), 'running runs never expire');
+    });
+
+    it('expire() drops the finished runs past their TTL and says how many', async () => {
+      const { runs, advance } = await create({ max: 10, ttlMs: 100 });
+      await runs.create(queuedRun('run_1'), 'o');
+      await runs.create(queuedRun('run_2'), 'o');
+      await runs.updateStatus('run_1', 'failed');
+      advance(100);
+      assert.equal(await runs.expire(), 1);
+      assert.deepEqual(
+        (await runs.list()).map((r) => r.run.id),
+        ['run_2'],
+      );
+    });
+
+    it('evicts the oldest finished run when full, and refuses TOO_MANY_RUNS when all run', async () => {
+      const { runs } = await create({ max: 2, ttlMs: 60_000 });
+      await runs.create(queuedRun('run_a'), 'o');
+      await runs.updateStatus('run_a', 'cancelled');
+      await runs.create(queuedRun('run_b'), 'o');
+      await runs.create(queuedRun('run_c'), 'o');
+      assert.equal(await runs.get('run_a'), undefined);
+      assert.deepEqual(
+        (await runs.list({ running: true })).map((r) => r.run.id),
+        ['run_b', 'run_c'],
+      );
+      await assert.rejects(runs.create(queuedRun('run_d'), 'o'), codeOf('TOO_MANY_RUNS'));
+    });
+
+    it('numbers events from 1 and reads them after a sequence number', async () => {
+      const { runs } = await create({ max: 10, ttlMs: 1000 });
+      await runs.create(queuedRun('run_e'), 'o');
+      const first = await runs.append('run_e', 'run.created', { status: 'queued' });
+      await runs.append('run_e', 'run.in_progress');
+      await runs.append('run_e', 'message.delta', { text: 'hi' });
+      assert.equal(first.seq, 1);
+      assert.deepEqual(first.data, { run_id: 'run_e', seq: 1, status: 'queued' });
+      const after = await runs.readAfter('run_e', 1);
+      assert.deepEqual(
+        after.map((e) => [e.seq, e.type]),
+        [
+          [2, 'run.in_progress'],
+          [3, 'message.delta'],
+        ],
+      );
+      assert.deepEqual(await runs.readAfter('run_e', 3), []);
+    });
+
+    it('follows a run: the stored events after a sequence number, then each new one, until stopped', async () => {
+      const { runs } = await create({ max: 10, ttlMs: 1000 });
+      await runs.create(queuedRun('run_f'), 'o');
+      await runs.append('run_f', 'run.created');
+      await runs.append('run_f', 'run.in_progress');
+      const seen: RunEvent[] = [];
+      const stop = await runs.follow('run_f', 1, (e) => seen.push(e));
+      assert.deepEqual(
+        seen.map((e) => e.seq),
+        [2],
+      );
+      await runs.append('run_f', 'message.delta', { text: 'a' });
+      await runs.append('run_f', 'run.completed');
+      stop();
+      await runs.append('run_f', 'message.delta', { text: 'late' });
+      assert.deepEqual(
+        seen.map((e) => e.type),
+        ['run.in_progress', 'message.delta', 'run.completed'],
+      );
+    });
+
+    it('keeps the events of runs apart', async () => {
+      const { runs } = await create({ max: 10, ttlMs: 1000 });
+      await runs.create(queuedRun('run_x'), 'o');
+      await runs.create(queuedRun('run_y'), 'o');
+      await runs.append('run_x', 'run.created');
+      const y = await runs.append('run_y', 'run.created');
+      assert.equal(y.seq, 1);
+      assert.equal((await runs.readAfter('run_x', 0)).length, 1);
+    });
+
+    it('refuses events and status changes of an unknown run with RUN_NOT_FOUND', async () => {
+      const { runs } = await create({ max: 10, ttlMs: 1000 });
+      await assert.rejects(runs.append('run_none', 'run.created'), codeOf('RUN_NOT_FOUND'));
+      await assert.rejects(runs.updateStatus('run_none', 'failed'), codeOf('RUN_NOT_FOUND'));
+      await assert.rejects(runs.readAfter('run_none', 0), codeOf('RUN_NOT_FOUND'));
+    });
+  });
+}
