@@ -187,14 +187,14 @@ describe('gateway under Ollama faults', () => {
       const failures: Answer[] = [];
       for (let i = 0; i < 5; i += 1) failures.push(await run(OTHER));
       assert.ok(failures.every((a) => !completed(a)));
+      assert.ok(completed(await run(ACTIVE)), 'another model still answers');
+      assert.equal(await ready(), 200);
+      const detailed = await call('GET', '/health/detailed');
+      assert.equal((detailed.body.ollama as { circuit: string }).circuit, 'closed');
       const tried = sim.requests.filter(
         (r) => r.path === '/api/chat' && (r.body as { model?: string }).model === OTHER,
       );
       assert.equal(tried.length, t.config.MODEL_FAILURE_THRESHOLD, 'then refused without Ollama');
-      assert.ok(completed(await run(ACTIVE)));
-      assert.equal(await ready(), 200);
-      const detailed = await call('GET', '/health/detailed');
-      assert.equal((detailed.body.ollama as { circuit: string }).circuit, 'closed');
       const metrics = await fetch(`${app.url}/metrics`).then((r) => r.text());
       assert.match(metrics, /ollama_model_circuit_open\{model="qwen3:8b"\} 1/);
       assert.match(metrics, /ollama_model_circuit_open\{model="llama3.2:3b"\} 0/);
@@ -267,7 +267,7 @@ describe('gateway under Ollama faults', () => {
       await settle();
       sim.failFor(3_000, 500, undefined, 'any');
       tick(1); // the poll runs inside the fault window
-      await until(() => t.ollamaHealth.snapshot().status === 'down');
+      await until(() => t.ollamaHealth.snapshot().status === 'down', 5000);
       assert.equal(await ready(), 503);
       for (let at = 1; at < 3_000; at += 100) {
         tick(100);
