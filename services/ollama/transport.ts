@@ -5,7 +5,7 @@
  * sees it, and records how far the answer got.
  */
 import { Agent, request as undiciRequest, type Dispatcher } from 'undici';
-import { createSystemClock, type Clock, type TimerHandle } from '../../src/clock';
+import type { Clock, TimerHandle } from '../../src/clock';
 import { isAppError } from '../../src/errors';
 import { errorFromStatus, timeoutError, unavailableError } from './errors';
 
@@ -19,8 +19,6 @@ export type DeadlinePhase = 'total' | 'first_byte' | 'idle' | 'load';
 
 /** The clock a deadline runs on (the service's, so a test drives deadlines by hand). */
 export type DeadlineClock = Pick<Clock, 'now' | 'after'>;
-
-const SYSTEM_TIMERS: DeadlineClock = createSystemClock();
 
 export type FetchLike = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
 
@@ -42,8 +40,8 @@ export class CallDeadline {
   private readonly unfollow: Array<() => void> = [];
 
   constructor(
-    caller?: AbortSignal,
-    private readonly clock: DeadlineClock = SYSTEM_TIMERS,
+    caller: AbortSignal | undefined,
+    private readonly clock: DeadlineClock,
   ) {
     this.signal = this.controller.signal;
     this.follow(caller);
