@@ -76,6 +76,7 @@ export function composeGateway(options: ComposeOptions): Gateway {
     state: {
       health: () => ollamaStack.ollamaHealth.snapshot(),
       circuitState: () => ollamaStack.ollama.circuitState(),
+      failingModels: () => ollamaStack.ollama.failingModels(),
       queueStats: () => ollamaStack.ollama.queueStats(),
       activeModel: () => ollamaStack.models.active(),
     },

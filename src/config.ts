@@ -36,17 +36,21 @@ export interface Config {
   /** As Ollama takes it: a number of seconds or a Go duration string. */
   OLLAMA_KEEP_ALIVE: string | number;
   OLLAMA_TIMEOUT_MS: number;
+  OLLAMA_LOAD_TIMEOUT_MS: number;
   OLLAMA_FIRST_BYTE_TIMEOUT_MS: number;
   OLLAMA_STREAM_IDLE_TIMEOUT_MS: number;
   OLLAMA_RETRY_MAX: number;
   OLLAMA_RETRY_BASE_MS: number;
   CIRCUIT_FAILURE_THRESHOLD: number;
   CIRCUIT_RESET_MS: number;
+  MODEL_FAILURE_THRESHOLD: number;
+  MODEL_COOLDOWN_MS: number;
   OLLAMA_MAX_CONCURRENCY: number;
   QUEUE_MAX: number;
   QUEUE_TIMEOUT_MS: number;
   OLLAMA_HEALTH_TTL_MS: number;
   OLLAMA_HEALTH_TIMEOUT_MS: number;
+  OLLAMA_PS_TIMEOUT_MS: number;
   MODELS_CACHE_TTL_MS: number;
   OLLAMA_PULL_ON_START: boolean;
   OLLAMA_PRELOAD: boolean;

@@ -54,6 +54,10 @@ export const ERROR_CATALOG = {
   },
   OLLAMA_UNAVAILABLE: { status: 503, message: 'Ollama is not reachable.' },
   OLLAMA_BUSY: { status: 503, message: 'Ollama is busy; retry later.' },
+  MODEL_FAILING: {
+    status: 503,
+    message: 'This model keeps failing in Ollama; requests for it are paused for a moment.',
+  },
   QUEUE_TIMEOUT: { status: 503, message: 'Timed out waiting for a free Ollama slot.' },
   SHUTTING_DOWN: { status: 503, message: 'The service is shutting down.' },
   OLLAMA_TIMEOUT: { status: 504, message: 'Ollama did not answer in time.' },

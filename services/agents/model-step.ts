@@ -75,6 +75,7 @@ export function stopFor(err: unknown, signal: AbortSignal, logger: Logger): RunS
       case 'OLLAMA_CONTEXT_EXCEEDED':
         return new RunStop('context_exceeded', err.message, details);
       case 'MODEL_NOT_FOUND':
+      case 'MODEL_FAILING':
       case 'OLLAMA_UPSTREAM_ERROR':
       case 'OLLAMA_BAD_REQUEST':
       case 'OLLAMA_CLOUD_UNAUTHORIZED':

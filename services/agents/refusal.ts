@@ -12,6 +12,7 @@ const REFUSALS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'OLLAMA_UNAVAILABLE',
   'OLLAMA_BUSY',
   'OLLAMA_CLOUD_RATE_LIMITED',
+  'MODEL_FAILING',
   'SHUTTING_DOWN',
 ]);
 
@@ -27,6 +28,7 @@ const DEFAULT_RETRY_AFTER_S = 1;
 export function isRefusal(err: AppError): boolean {
   if (!REFUSALS.has(err.code)) return false;
   if (err.code === 'OLLAMA_BUSY' || err.code === 'OLLAMA_CLOUD_RATE_LIMITED') return true;
+  if (err.code === 'MODEL_FAILING') return true;
   return (err as { attempt?: { responded?: boolean } }).attempt?.responded !== true;
 }
 

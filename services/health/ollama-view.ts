@@ -17,6 +17,8 @@ export interface OllamaFacts {
     expires_at: string;
     context_length?: number;
   }>;
+  /** `loaded_models` is the last known set; /api/ps has not answered since (see OllamaHealthSnapshot). */
+  loaded_models_stale: boolean;
   last_error: { code: string; message: string; at: string } | null;
   circuit: 'closed' | 'half-open' | 'open';
   queue: { in_flight: number; queued: number; max_concurrency: number; max_queue: number };
@@ -53,6 +55,7 @@ export function ollamaHealthView(src: OllamaViewSources): OllamaFacts {
       expires_at: m.expiresAt,
       ...(m.contextLength === undefined ? {} : { context_length: m.contextLength }),
     })),
+    loaded_models_stale: s.loadedModelsStale,
     last_error: s.lastError && { ...s.lastError, at: iso(s.lastError.at) },
     circuit: src.ollama.circuitState(),
     queue: {

@@ -1,4 +1,5 @@
 import { Gauge, type Registry } from 'prom-client';
+import { modelKey } from '../../src/model-name';
 import type { OllamaHealthSnapshot, OllamaService } from '../ollama';
 
 /**
@@ -11,6 +12,8 @@ export interface MetricsState {
   /** The cached health snapshot: `ollama_up`, installed and loaded models, VRAM. */
   health?: () => OllamaHealthSnapshot;
   circuitState?: OllamaService['circuitState'];
+  /** Models paused after failing on their own (OllamaService.failingModels). */
+  failingModels?: OllamaService['failingModels'];
   queueStats?: OllamaService['queueStats'];
   /** The active model (ModelManager.active). */
   activeModel?: () => string;
@@ -21,7 +24,7 @@ const CIRCUIT_VALUE = { closed: 0, 'half-open': 1, open: 2 } as const;
 /** Registers the state-mirroring gauges on `registry`; they hold no state of their own. */
 export function registerStateGauges(registry: Registry, state: MetricsState): void {
   const registers = [registry];
-  const { health, circuitState, queueStats, activeModel } = state;
+  const { health, circuitState, queueStats, activeModel, failingModels } = state;
 
   new Gauge({
     name: 'ollama_up',
@@ -77,6 +80,20 @@ export function registerStateGauges(registry: Registry, state: MetricsState): vo
       const snap = health();
       for (const name of snap.installedModels ?? []) this.set({ model: name }, 0);
       for (const m of snap.loadedModels) this.set({ model: m.name }, 1);
+    },
+  });
+  new Gauge({
+    name: 'ollama_model_circuit_open',
+    help: 'Per installed model: 1 while its requests are refused (MODEL_FAILING) after it failed MODEL_FAILURE_THRESHOLD times in a row, else 0.',
+    labelNames: ['model'],
+    registers,
+    collect() {
+      this.reset();
+      if (!health || !failingModels) return;
+      const failing = new Set(failingModels().map(modelKey));
+      for (const name of health().installedModels ?? []) {
+        this.set({ model: name }, failing.has(modelKey(name)) ? 1 : 0);
+      }
     },
   });
   new Gauge({

@@ -34,7 +34,12 @@ export interface ModelCatalog {
 }
 
 export interface ModelCatalogOptions {
-  ollama: Pick<OllamaService, 'list' | 'ps' | 'show'>;
+  ollama: Pick<OllamaService, 'list' | 'ps' | 'show' | 'loading'>;
+  /**
+   * Deadline of `/api/ps` while a load is under way and nothing is cached yet (it waits for an
+   * MLX load to end; OLLAMA_HEALTH_TIMEOUT_MS).
+   */
+  psTimeoutMs: number;
   activeModel: () => string;
   /** MODELS_CACHE_TTL_MS; 0 turns the cache off. */
   ttlMs: number;
@@ -54,9 +59,16 @@ interface Entry<T> {
  * them does not hammer Ollama. The cache holds Ollama's raw answers; `active` and `loaded` are
  * worked out at read time, so a switch shows at once. Concurrent readers share one fetch; a
  * failed fetch is not cached.
+ *
+ * The loaded set comes from `/api/ps`, which waits while an MLX model loads (ollama-api.md
+ * §1.5): while the gateway loads a model, the last `/api/ps` answer is used however old it is
+ * (or, with none, `/api/ps` is asked with a short deadline and its failure means "none known"),
+ * and a failed `/api/ps` falls back to the last answer too.
  */
 export function createModelCatalog(options: ModelCatalogOptions): ModelCatalog {
-  const { ollama, activeModel, ttlMs, now } = options;
+  const { ollama, activeModel, ttlMs, now, psTimeoutMs } = options;
+  /** The last `/api/ps` answer, kept past its TTL and past invalidate(). */
+  let lastLoaded: ListResponse | null = null;
   let tags: Entry<ListResponse> | null = null;
   let ps: Entry<ListResponse> | null = null;
   const shows = new Map<string, Entry<ShowResponse>>();
@@ -74,14 +86,24 @@ export function createModelCatalog(options: ModelCatalogOptions): ModelCatalog {
     return created.value;
   }
 
+  const names = (answer: ListResponse): string[] => answer.models.map((m) => m.name);
   const loadedNames = async (opts?: CallOptions & { fresh?: boolean }): Promise<string[]> => {
-    const answer = await cached(
-      ps,
-      opts?.fresh,
-      () => ollama.ps(opts),
-      (e) => (ps = e),
-    );
-    return answer.models.map((m) => m.name);
+    const loading = ollama.loading().length > 0;
+    if (loading && lastLoaded) return names(lastLoaded);
+    try {
+      const answer = await cached(
+        ps,
+        opts?.fresh,
+        () => ollama.ps(loading ? { ...opts, timeoutMs: psTimeoutMs, health: true } : opts),
+        (e) => (ps = e),
+      );
+      lastLoaded = answer;
+      return names(answer);
+    } catch (err) {
+      if (lastLoaded) return names(lastLoaded);
+      if (loading) return [];
+      throw err;
+    }
   };
 
   return {

@@ -58,6 +58,8 @@ export interface ModelServiceOptions {
   ollama: OllamaService;
   /** MODELS_CACHE_TTL_MS: how long the model list and model facts are served from cache. */
   cacheTtlMs: number;
+  /** Deadline of `/api/ps` during a load with nothing cached (OLLAMA_HEALTH_TIMEOUT_MS). */
+  psTimeoutMs: number;
   /** OLLAMA_MODEL: the active model at start. */
   initialModel: string;
   telemetry: Telemetry;
@@ -82,6 +84,7 @@ export function createModelService(options: ModelServiceOptions): ModelService {
     ollama,
     activeModel: () => active,
     ttlMs: options.cacheTtlMs,
+    psTimeoutMs: options.psTimeoutMs,
     now,
   });
   let target: string | null = null;

@@ -7,12 +7,14 @@ import { Ollama, type ChatRequest, type ChatResponse } from 'ollama';
 import { createSystemClock, type Clock } from '../../src/clock';
 import { numCtxFor, type Config } from '../../src/config';
 import { isAppError } from '../../src/errors';
+import { isCloudModel } from '../../src/model-name';
 import type { Logger } from '../../src/logger';
 import { createAdmission, type Slot } from './admission';
 import { createCircuit, type CircuitState } from './circuit';
 import {
   countsAsOllamaFailure,
   failureOf,
+  isModelFailure,
   midStreamError,
   outcomeOf,
   pullError,
@@ -21,8 +23,16 @@ import {
 import { createForwarder, type Forward } from './forward';
 import { CallDeadline, createOllamaTransport, type AttemptProbe } from './transport';
 import { withRetries } from './retry';
-import { createChatStream, type StreamEnd } from './stream';
-import type { CallOptions, CallTimings, GatewayChatRequest, OllamaService } from './types';
+import { collectChat, createChatStream, type StreamEnd } from './stream';
+import { createLoads, keepAliveMs } from './loads';
+import { createModelCircuits } from './model-circuit';
+import type {
+  CallOptions,
+  CallTimings,
+  ChatStream,
+  GatewayChatRequest,
+  OllamaService,
+} from './types';
 import type { InferenceEvent, InferenceOperation, Telemetry } from '../metrics';
 
 export type OllamaClientConfig = Pick<
@@ -32,12 +42,15 @@ export type OllamaClientConfig = Pick<
   | 'OLLAMA_NUM_CTX'
   | 'OLLAMA_NUM_CTX_MODELS'
   | 'OLLAMA_TIMEOUT_MS'
+  | 'OLLAMA_LOAD_TIMEOUT_MS'
   | 'OLLAMA_FIRST_BYTE_TIMEOUT_MS'
   | 'OLLAMA_STREAM_IDLE_TIMEOUT_MS'
   | 'OLLAMA_RETRY_MAX'
   | 'OLLAMA_RETRY_BASE_MS'
   | 'CIRCUIT_FAILURE_THRESHOLD'
   | 'CIRCUIT_RESET_MS'
+  | 'MODEL_FAILURE_THRESHOLD'
+  | 'MODEL_COOLDOWN_MS'
   | 'OLLAMA_MAX_CONCURRENCY'
   | 'QUEUE_MAX'
   | 'QUEUE_TIMEOUT_MS'
@@ -47,7 +60,7 @@ export interface OllamaClientOptions {
   config: OllamaClientConfig;
   telemetry: Telemetry;
   logger: Logger;
-  /** Time and the waits between retries (default: the system clock). */
+  /** Time, call deadlines and the waits between retries (default: the system clock). */
   clock?: Pick<Clock, 'now' | 'after' | 'sleep'>;
   /** Jitter source for retry backoff (default Math.random). */
   random?: () => number;
@@ -69,6 +82,8 @@ interface CallSpec<T> {
   deadline: CallDeadline;
   modelScoped: boolean;
   retry: RetryKind;
+  /** Through the Ollama-wide circuit (every call but health checks). */
+  circuit?: boolean;
   run: (client: Ollama, probe: AttemptProbe) => Promise<T>;
   probe?: Partial<AttemptProbe>;
 }
@@ -86,6 +101,18 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
     now,
   });
   circuit.onChange((state) => logger.warn('ollama circuit changed', { circuit: state }));
+  const modelCircuits = createModelCircuits({
+    threshold: config.MODEL_FAILURE_THRESHOLD,
+    cooldownMs: config.MODEL_COOLDOWN_MS,
+    now,
+  });
+  const loads = createLoads({
+    keepAliveMs: keepAliveMs(config.OLLAMA_KEEP_ALIVE),
+    now,
+    start: async (model, keepAlive, signal) => {
+      await emptyRequest(model, keepAlive, { signal }, 'load');
+    },
+  });
   const admission = createAdmission({
     maxConcurrency: config.OLLAMA_MAX_CONCURRENCY,
     maxQueue: config.QUEUE_MAX,
@@ -99,13 +126,15 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
     if (err.code === 'OLLAMA_BUSY') return true;
     // A generation that reached Ollama's handler may have started: never run it twice.
     if (err.code === 'OLLAMA_UNAVAILABLE') return kind === 'read' || !failureOf(err).responded;
-    return kind === 'read' && err.code === 'OLLAMA_UPSTREAM_ERROR' && countsAsOllamaFailure(err);
+    return (
+      kind === 'read' && err.code === 'OLLAMA_UPSTREAM_ERROR' && (failureOf(err).status ?? 0) >= 500
+    );
   };
 
   /** One call: breaker → retries → attempt (a fresh ollama-js client bound to this attempt). */
   function execute<T>(spec: CallSpec<T>): Promise<T> {
     const { deadline } = spec;
-    return circuit.run(() =>
+    const attempts = (): Promise<T> =>
       withRetries(
         async () => {
           const probe: AttemptProbe = { responded: false, ...spec.probe };
@@ -130,8 +159,8 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
           clock,
           random: options.random,
         },
-      ),
-    );
+      );
+    return spec.circuit === false ? attempts() : circuit.run(attempts);
   }
 
   /** A non-streamed call with the whole-call deadline; retried only when `retry` allows. */
@@ -140,11 +169,19 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
     modelScoped: boolean,
     retry: RetryKind,
     run: (client: Ollama) => Promise<T>,
+    phase: 'total' | 'load' = 'total',
   ): Promise<T> {
-    const deadline = new CallDeadline(opts?.signal);
-    deadline.arm('total', opts?.timeoutMs ?? config.OLLAMA_TIMEOUT_MS);
+    const deadline = new CallDeadline(opts?.signal, clock);
+    const health = opts?.health === true;
+    deadline.arm(phase, opts?.timeoutMs ?? config.OLLAMA_TIMEOUT_MS);
     try {
-      return await execute({ deadline, modelScoped, retry, run });
+      return await execute({
+        deadline,
+        modelScoped,
+        retry: health ? 'none' : retry,
+        circuit: !health,
+        run,
+      });
     } finally {
       deadline.dispose();
     }
@@ -199,9 +236,17 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
     } as ChatRequest;
   }
 
-  /** Fails fast on an open circuit, then waits for an admission slot. */
-  async function admit(opts: CallOptions | undefined): Promise<Slot> {
+  /**
+   * Fails fast on an open circuit or a failing model, waits until the model is loaded (by a
+   * load the gateway owns, see ./loads.ts), then waits for an admission slot.
+   */
+  async function admit(model: string, opts: CallOptions | undefined): Promise<Slot> {
     circuit.assertAvailable();
+    modelCircuits.assertAvailable(model);
+    // Cloud models run on ollama.com: there is nothing to load here.
+    if (!isCloudModel(model) && !loads.warm(model)) {
+      await loads.ensure(model, config.OLLAMA_KEEP_ALIVE, opts?.signal);
+    }
     return admission.acquire(opts?.signal);
   }
 
@@ -209,23 +254,94 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
     model: string,
     keepAlive: string | number,
     opts: CallOptions | undefined,
+    purpose: 'load' | 'unload',
   ): Promise<ChatResponse | undefined> {
-    return simple(opts, true, 'generation', async (client) => {
-      try {
-        return await client.chat({
-          model,
-          messages: [],
-          keep_alive: keepAlive,
-          stream: false,
-          ...loadOptions(model),
-        });
-      } catch (err) {
-        // Embedding models refuse chat (400); /api/embed with no input loads or unloads them.
-        if (!isAppError(err) || err.code !== 'OLLAMA_BAD_REQUEST') throw err;
-        await client.embed({ model, input: [], keep_alive: keepAlive, ...loadOptions(model) });
-        return undefined;
-      }
-    });
+    const callOpts =
+      purpose === 'load' ? { ...opts, timeoutMs: config.OLLAMA_LOAD_TIMEOUT_MS } : opts;
+    const phase = purpose === 'load' ? 'load' : 'total';
+    return simple(
+      callOpts,
+      true,
+      'generation',
+      async (client) => {
+        try {
+          return await client.chat({
+            model,
+            messages: [],
+            keep_alive: keepAlive,
+            stream: false,
+            ...loadOptions(model),
+          });
+        } catch (err) {
+          // Embedding models refuse chat (400); /api/embed with no input loads or unloads them.
+          if (!isAppError(err) || err.code !== 'OLLAMA_BAD_REQUEST') throw err;
+          await client.embed({ model, input: [], keep_alive: keepAlive, ...loadOptions(model) });
+          return undefined;
+        }
+      },
+      phase,
+    );
+  }
+
+  /** Records how a generation on `model` ended, for its breaker and the load table. */
+  function settle(model: string, err?: unknown): void {
+    if (err === undefined) loads.used(model);
+    else if (isModelFailure(err)) loads.forget(model);
+    modelCircuits.record(model, err);
+  }
+
+  async function chatStream(
+    req: GatewayChatRequest,
+    opts: CallOptions | undefined,
+  ): Promise<ChatStream> {
+    const started = now();
+    const timings: CallTimings = { queueMs: 0 };
+    let slot: Slot | undefined;
+    const deadline = new CallDeadline(opts?.signal, clock);
+    try {
+      slot = await admit(req.model, opts);
+      timings.queueMs = slot.waitedMs;
+      const sentAt = now();
+      deadline.arm('first_byte', config.OLLAMA_FIRST_BYTE_TIMEOUT_MS);
+      const source = await execute({
+        deadline,
+        modelScoped: true,
+        retry: 'generation',
+        probe: { onProgress: () => deadline.arm('idle', config.OLLAMA_STREAM_IDLE_TIMEOUT_MS) },
+        run: (client) => client.chat({ ...outgoing(req), stream: true }),
+      });
+      timings.firstByteMs = now() - sentAt;
+      const held = slot;
+      return createChatStream({
+        source,
+        deadline,
+        timings,
+        sentAt,
+        now,
+        onEnd: (end: StreamEnd) => {
+          held.release();
+          if (!end.cancelled) settle(req.model, end.error);
+          report('chat', req.model, started, {
+            outcome:
+              end.error === undefined && !end.cancelled
+                ? 'success'
+                : outcomeOf(end.error, end.cancelled),
+            queueWaitS: timings.queueMs / 1000,
+            ...(end.ttftMs !== undefined ? { ttftS: end.ttftMs / 1000 } : {}),
+            ...metricsOf(end.final),
+          });
+        },
+      });
+    } catch (err) {
+      deadline.dispose();
+      slot?.release();
+      if (!deadline.cancelled) settle(req.model, err);
+      report('chat', req.model, started, {
+        outcome: outcomeOf(err, deadline.cancelled && !isAppError(err)),
+        queueWaitS: timings.queueMs / 1000,
+      });
+      throw err;
+    }
   }
 
   const forward = createForwarder({
@@ -241,84 +357,18 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
 
   return {
     forward,
+    /**
+     * Answered chats stream from Ollama too and are put together here, so they get the same
+     * first-byte and idle deadlines as streams: a hung Ollama frees the slot after
+     * OLLAMA_STREAM_IDLE_TIMEOUT_MS instead of OLLAMA_TIMEOUT_MS.
+     */
     async chat(req, opts) {
-      const started = now();
-      const timings: CallTimings = { queueMs: 0 };
-      let slot: Slot | undefined;
-      const cancelled = (): boolean => opts?.signal?.aborted === true;
-      try {
-        slot = await admit(opts);
-        timings.queueMs = slot.waitedMs;
-        const sentAt = now();
-        const response = await simple(opts, true, 'generation', (client) =>
-          client.chat({ ...outgoing(req), stream: false }),
-        );
-        timings.firstByteMs = timings.ollamaMs = now() - sentAt;
-        report('chat', req.model, started, {
-          outcome: 'success',
-          queueWaitS: timings.queueMs / 1000,
-          ...metricsOf(response),
-        });
-        return { response, timings };
-      } catch (err) {
-        report('chat', req.model, started, {
-          outcome: outcomeOf(err, cancelled() && !isAppError(err)),
-          queueWaitS: timings.queueMs / 1000,
-        });
-        throw err;
-      } finally {
-        slot?.release();
-      }
+      const stream = await chatStream(req, opts);
+      const response = await collectChat(stream);
+      return { response, timings: stream.timings };
     },
 
-    async chatStream(req, opts) {
-      const started = now();
-      const timings: CallTimings = { queueMs: 0 };
-      let slot: Slot | undefined;
-      const deadline = new CallDeadline(opts?.signal);
-      try {
-        slot = await admit(opts);
-        timings.queueMs = slot.waitedMs;
-        const sentAt = now();
-        deadline.arm('first_byte', config.OLLAMA_FIRST_BYTE_TIMEOUT_MS);
-        const source = await execute({
-          deadline,
-          modelScoped: true,
-          retry: 'generation',
-          probe: { onProgress: () => deadline.arm('idle', config.OLLAMA_STREAM_IDLE_TIMEOUT_MS) },
-          run: (client) => client.chat({ ...outgoing(req), stream: true }),
-        });
-        timings.firstByteMs = now() - sentAt;
-        const held = slot;
-        return createChatStream({
-          source,
-          deadline,
-          timings,
-          sentAt,
-          now,
-          onEnd: (end: StreamEnd) => {
-            held.release();
-            report('chat', req.model, started, {
-              outcome:
-                end.error === undefined && !end.cancelled
-                  ? 'success'
-                  : outcomeOf(end.error, end.cancelled),
-              queueWaitS: timings.queueMs / 1000,
-              ...(end.ttftMs !== undefined ? { ttftS: end.ttftMs / 1000 } : {}),
-              ...metricsOf(end.final),
-            });
-          },
-        });
-      } catch (err) {
-        deadline.dispose();
-        slot?.release();
-        report('chat', req.model, started, {
-          outcome: outcomeOf(err, deadline.cancelled && !isAppError(err)),
-          queueWaitS: timings.queueMs / 1000,
-        });
-        throw err;
-      }
-    },
+    chatStream,
 
     version: (opts) => simple(opts, false, 'read', async (c) => (await c.version()).version),
     list: (opts) => simple(opts, false, 'read', (c) => c.list()),
@@ -328,10 +378,16 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
     async preload(model, keepAlive, opts) {
       const started = now();
       try {
-        await emptyRequest(model, keepAlive ?? config.OLLAMA_KEEP_ALIVE, opts);
+        const waited = await loads.ensure(
+          model,
+          keepAlive ?? config.OLLAMA_KEEP_ALIVE,
+          opts?.signal,
+        );
+        modelCircuits.record(model);
         report('preload', model, started, { outcome: 'success' });
-        return { loadMs: now() - started };
+        return waited;
       } catch (err) {
+        if (!opts?.signal?.aborted) modelCircuits.record(model, err);
         report('preload', model, started, { outcome: outcomeOf(err, opts?.signal?.aborted) });
         throw err;
       }
@@ -340,7 +396,8 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
     async unload(model, opts) {
       const started = now();
       try {
-        await emptyRequest(model, 0, opts);
+        loads.forget(model);
+        await emptyRequest(model, 0, opts, 'unload');
         report('unload', model, started, { outcome: 'success' });
       } catch (err) {
         report('unload', model, started, { outcome: outcomeOf(err, opts?.signal?.aborted) });
@@ -357,9 +414,12 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
     },
 
     circuitState: () => circuit.state(),
+    failingModels: () => modelCircuits.failing(),
+    loading: () => loads.loading(),
     queueStats: () => admission.stats(),
     onCircuitChange: (listener) => circuit.onChange(listener),
     async close() {
+      loads.close();
       circuit.close();
       await transport.close();
     },
@@ -371,7 +431,7 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
    */
   async function* pullStream(model: string, opts: CallOptions | undefined) {
     const started = now();
-    const deadline = new CallDeadline(opts?.signal);
+    const deadline = new CallDeadline(opts?.signal, clock);
     const idle = (): void => deadline.arm('idle', config.OLLAMA_TIMEOUT_MS);
     deadline.arm('first_byte', config.OLLAMA_FIRST_BYTE_TIMEOUT_MS);
     let outcomeErr: unknown;

@@ -23,6 +23,11 @@ export interface AttemptFailure {
   responded: boolean;
   /** HTTP status when Ollama answered with a non-2xx. */
   status?: number;
+  /**
+   * The failure belongs to one model (a 500 on a model's call: load failure, out of memory,
+   * runner crash, bad template; ollama-api.md §2.4), not to Ollama as a whole.
+   */
+  modelFailure?: boolean;
 }
 
 /** An AppError that also remembers how far its attempt got, for the retry policy. */
@@ -53,7 +58,7 @@ export function errorFromStatus(
   modelScoped: boolean,
 ): AppError {
   const upstream = upstreamMessage(bodyText);
-  const facts = { responded: true, status };
+  const facts = { responded: true, status, modelFailure: modelScoped && status === 500 };
   if (status === 404 && modelScoped) {
     return new OllamaCallError('MODEL_NOT_FOUND', undefined, { cause: upstream }, facts);
   }
@@ -102,9 +107,13 @@ export function unavailableError(cause: unknown, responded: boolean): AppError {
 }
 
 /** A deadline of ours expired; `phase` says which one. */
-export function timeoutError(phase: 'total' | 'first_byte' | 'idle', ms: number): AppError {
+export function timeoutError(
+  phase: 'total' | 'first_byte' | 'idle' | 'load',
+  ms: number,
+): AppError {
   const messages = {
     total: `Ollama did not answer within ${ms} ms.`,
+    load: `Ollama did not finish loading the model within ${ms} ms.`,
     first_byte: `Ollama did not start answering within ${ms} ms.`,
     idle: `Ollama stopped sending for ${ms} ms in the middle of a stream.`,
   };
@@ -122,7 +131,7 @@ export function midStreamError(cause: unknown): AppError {
     'OLLAMA_UPSTREAM_ERROR',
     'Ollama failed in the middle of its answer.',
     { details: { phase: 'stream' }, cause },
-    { responded: true },
+    { responded: true, modelFailure: true },
   );
 }
 
@@ -151,14 +160,31 @@ export function circuitOpenError(retryAfterS: number): AppError {
 }
 
 /**
- * Errors that say Ollama is unhealthy, and so count toward opening the circuit. A missing
- * model, a bad request, a full queue of ours or a caller that went away say nothing about
- * Ollama's health.
+ * Errors that say Ollama as a whole is unhealthy, and so count toward opening the circuit:
+ * transport failures, our deadlines, and Ollama's 503. A model's own failures (500s, a stream
+ * cut by its runner) are counted per model instead ({@link isModelFailure}); a missing model, a
+ * bad request, a full queue of ours or a caller that went away say nothing about Ollama.
  */
 export function countsAsOllamaFailure(err: unknown): boolean {
   if (!isAppError(err)) return false;
-  if (err.code === 'OLLAMA_UNAVAILABLE' || err.code === 'OLLAMA_TIMEOUT') return true;
-  return err.code === 'OLLAMA_UPSTREAM_ERROR' && (failureOf(err).status ?? 500) >= 500;
+  return (
+    err.code === 'OLLAMA_UNAVAILABLE' || err.code === 'OLLAMA_TIMEOUT' || err.code === 'OLLAMA_BUSY'
+  );
+}
+
+/** A failure of one model (Ollama answered 500 for it, or its runner cut the stream). */
+export function isModelFailure(err: unknown): boolean {
+  return err instanceof OllamaCallError && err.attempt.modelFailure === true;
+}
+
+/** A model failed too often in a row: refuse it for `retryAfterS` without calling Ollama. */
+export function modelFailingError(model: string, retryAfterS: number): AppError {
+  return new OllamaCallError(
+    'MODEL_FAILING',
+    undefined,
+    { retryAfterS, details: { model } },
+    { responded: false },
+  );
 }
 
 /** The telemetry outcome of a failed call (`cancelled`: its caller ended it). */
@@ -170,6 +196,8 @@ export function outcomeOf(err: unknown, cancelled = false): InferenceOutcome {
       return 'timeout';
     case 'OLLAMA_BUSY':
       return 'busy';
+    case 'MODEL_FAILING':
+      return 'circuit_open';
     case 'OLLAMA_UNAVAILABLE':
       return (err.details as { circuit?: string } | undefined)?.circuit === 'open'
         ? 'circuit_open'

@@ -8,7 +8,12 @@ import type { Clock } from '../../src/clock';
 import type { Config } from '../../src/config';
 import type { Admission, Slot } from './admission';
 import type { Circuit } from './circuit';
-import { CallDeadline, type AttemptProbe, type OllamaTransport } from './transport';
+import {
+  CallDeadline,
+  type AttemptProbe,
+  type DeadlineClock,
+  type OllamaTransport,
+} from './transport';
 import { withRetries } from './retry';
 import type { CallOptions, CallTimings } from './types';
 
@@ -62,8 +67,8 @@ export interface ForwarderDeps {
   /** The Ollama service's retry policy for a kind of call. */
   shouldRetry: (kind: 'read' | 'generation' | 'none') => (err: unknown) => boolean;
   now: () => number;
-  /** Waits between retries. */
-  clock: Pick<Clock, 'sleep'>;
+  /** Call deadlines and the waits between retries. */
+  clock: DeadlineClock & Pick<Clock, 'sleep'>;
   random?: () => number;
 }
 
@@ -85,7 +90,7 @@ export function createForwarder(deps: ForwarderDeps): Forward {
   const base = config.OLLAMA_HOST.replace(/\/+$/, '');
   return async (req, opts) => {
     const timings: CallTimings = { queueMs: 0 };
-    const deadline = new CallDeadline(opts?.signal);
+    const deadline = new CallDeadline(opts?.signal, deps.clock);
     let slot: Slot | undefined;
     try {
       if (req.kind === 'generation') {

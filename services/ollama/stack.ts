@@ -36,6 +36,7 @@ export function createOllamaStack(options: OllamaStackOptions): OllamaStack {
   const models = createModelService({
     ollama,
     cacheTtlMs: config.MODELS_CACHE_TTL_MS,
+    psTimeoutMs: config.OLLAMA_HEALTH_TIMEOUT_MS,
     initialModel: config.OLLAMA_MODEL,
     telemetry,
     logger,
@@ -46,6 +47,7 @@ export function createOllamaStack(options: OllamaStackOptions): OllamaStack {
     activeModel: () => models.active(),
     ttlMs: config.OLLAMA_HEALTH_TTL_MS,
     timeoutMs: config.OLLAMA_HEALTH_TIMEOUT_MS,
+    psTimeoutMs: config.OLLAMA_PS_TIMEOUT_MS,
     telemetry,
     logger,
     clock,

@@ -94,3 +94,30 @@ export function createChatStream(options: ChatStreamOptions): ChatStream {
     },
   };
 }
+
+/**
+ * Puts a streamed chat together into the answer Ollama gives when not streaming: the content and
+ * thinking joined, the tool calls in order, the final chunk's fields (done_reason, counts).
+ */
+export async function collectChat(stream: AsyncIterable<ChatResponse>): Promise<ChatResponse> {
+  let content = '';
+  let thinking = '';
+  let toolCalls: NonNullable<ChatResponse['message']['tool_calls']> | undefined;
+  let last: ChatResponse | undefined;
+  for await (const chunk of stream) {
+    const m = chunk.message as ChatResponse['message'] | undefined;
+    if (m) {
+      if (m.content) content += m.content;
+      if (m.thinking) thinking += m.thinking;
+      if (m.tool_calls?.length) (toolCalls ??= []).push(...m.tool_calls);
+    }
+    last = chunk;
+  }
+  if (!last) throw midStreamError(new Error('Ollama sent no answer.'));
+  const message: ChatResponse['message'] = { ...last.message, content };
+  if (thinking) message.thinking = thinking;
+  else delete message.thinking;
+  if (toolCalls) message.tool_calls = toolCalls;
+  else delete message.tool_calls;
+  return { ...last, message };
+}

@@ -5,6 +5,7 @@
  * sees it, and records how far the answer got.
  */
 import { Agent, request as undiciRequest, type Dispatcher } from 'undici';
+import type { Clock, TimerHandle } from '../../src/clock';
 import { isAppError } from '../../src/errors';
 import { errorFromStatus, timeoutError, unavailableError } from './errors';
 
@@ -12,6 +13,12 @@ import { errorFromStatus, timeoutError, unavailableError } from './errors';
 const KEEP_ALIVE_MS = 30_000;
 /** Longest error body read from Ollama (they are one short JSON line). */
 const MAX_ERROR_BODY = 4096;
+
+/** The phases of a call's deadline; see {@link timeoutError} for what each means. */
+export type DeadlinePhase = 'total' | 'first_byte' | 'idle' | 'load';
+
+/** The clock a deadline runs on (the service's, so a test drives deadlines by hand). */
+export type DeadlineClock = Pick<Clock, 'now' | 'after'>;
 
 export type FetchLike = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
 
@@ -24,15 +31,18 @@ export type FetchLike = (input: string | URL | Request, init?: RequestInit) => P
 export class CallDeadline {
   readonly signal: AbortSignal;
   private readonly controller = new AbortController();
-  private timer: NodeJS.Timeout | undefined;
+  private timer: TimerHandle | undefined;
   private expired = false;
-  private phase: 'total' | 'first_byte' | 'idle' | undefined;
+  private phase: DeadlinePhase | undefined;
   private phaseMs = 0;
-  /** performance.now() of the last idle re-arm; the idle timer checks it when it fires. */
+  /** clock.now() of the last idle re-arm; the idle timer checks it when it fires. */
   private lastProgress = 0;
   private readonly unfollow: Array<() => void> = [];
 
-  constructor(caller?: AbortSignal) {
+  constructor(
+    caller: AbortSignal | undefined,
+    private readonly clock: DeadlineClock,
+  ) {
     this.signal = this.controller.signal;
     this.follow(caller);
   }
@@ -49,42 +59,41 @@ export class CallDeadline {
     this.unfollow.push(() => signal.removeEventListener('abort', onAbort));
   }
 
-  arm(phase: 'total' | 'first_byte' | 'idle', ms: number): void {
+  arm(phase: DeadlinePhase, ms: number): void {
     if (this.signal.aborted) return;
     // Streams re-arm the idle deadline on every chunk: only note the time, and let the running
     // timer check it when it fires (one timer per call instead of one per chunk).
     if (phase === 'idle' && this.phase === 'idle' && this.phaseMs === ms && this.timer) {
-      this.lastProgress = performance.now();
+      this.lastProgress = this.clock.now();
       return;
     }
-    clearTimeout(this.timer);
+    this.timer?.cancel();
     this.phase = phase;
     this.phaseMs = ms;
-    this.lastProgress = performance.now();
+    this.lastProgress = this.clock.now();
     this.schedule(ms);
   }
 
   private schedule(delayMs: number): void {
-    this.timer = setTimeout(() => {
-      const idleFor = performance.now() - this.lastProgress;
+    this.timer = this.clock.after(delayMs, () => {
+      const idleFor = this.clock.now() - this.lastProgress;
       if (this.phase === 'idle' && idleFor < this.phaseMs) {
         this.schedule(this.phaseMs - idleFor);
         return;
       }
       this.expired = true;
       this.controller.abort(timeoutError(this.phase ?? 'total', this.phaseMs));
-    }, delayMs);
-    this.timer.unref();
+    });
   }
 
   /** Ends the call now (the consumer of a stream stopped reading or called abort()). */
   abort(reason: unknown = new DOMException('The Ollama call was aborted.', 'AbortError')): void {
-    clearTimeout(this.timer);
+    this.timer?.cancel();
     this.controller.abort(reason);
   }
 
   dispose(): void {
-    clearTimeout(this.timer);
+    this.timer?.cancel();
     this.timer = undefined;
     for (const remove of this.unfollow.splice(0)) remove();
   }

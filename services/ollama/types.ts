@@ -41,6 +41,11 @@ export interface CallOptions {
   signal?: AbortSignal;
   /** Overrides the whole-call deadline of a non-streamed call (health checks use a shorter one). */
   timeoutMs?: number;
+  /**
+   * A health check (version, tags, ps): it bypasses the generation circuit, so an open circuit
+   * never hides that Ollama answers again, and it is not retried (the poller has its own backoff).
+   */
+  health?: boolean;
 }
 
 /**
@@ -76,8 +81,11 @@ export interface ChatStream extends AsyncIterable<ChatResponse> {
 
 export interface OllamaService {
   /**
-   * Non-streamed chat through admission control. Retried only when no byte came back
-   * (refused, 503 busy) — a generation that started is never run twice.
+   * An answered chat through admission control: streamed from Ollama (so the first-byte and idle
+   * deadlines hold) and put together into one response. Retried only when no byte came back
+   * (refused, 503 busy) — a generation that started is never run twice. Waits for the model's
+   * load first (a load the service owns: a cancelled caller stops waiting, the load goes on);
+   * MODEL_FAILING (503) while the model is paused after failing on its own.
    */
   chat(
     req: GatewayChatRequest,
@@ -93,7 +101,11 @@ export interface OllamaService {
   list(opts?: CallOptions): Promise<ListResponse>;
   show(model: string, opts?: CallOptions): Promise<ShowResponse>;
   ps(opts?: CallOptions): Promise<ListResponse>;
-  /** Loads a model (empty chat) and resolves when Ollama reports `done_reason: "load"`. */
+  /**
+   * Loads a model (empty chat) and resolves when Ollama reports `done_reason: "load"`. A load
+   * under way is joined, never restarted; `opts.signal` ends only this wait, and the load has its
+   * own deadline (OLLAMA_LOAD_TIMEOUT_MS).
+   */
   preload(
     model: string,
     keepAlive?: string | number,
@@ -106,6 +118,10 @@ export interface OllamaService {
   delete(model: string, opts?: CallOptions): Promise<void>;
   /** Circuit breaker state, for health and metrics. */
   circuitState(): 'closed' | 'half-open' | 'open';
+  /** Models refused for now because they kept failing on their own (MODEL_FAILING). */
+  failingModels(): string[];
+  /** Models whose load (a preload the service owns) is under way. */
+  loading(): string[];
   /** Admission queue state, for health and metrics. */
   queueStats(): {
     inFlight: number;
@@ -135,6 +151,11 @@ export interface OllamaHealthSnapshot {
   latencyMs: number | null;
   version: string | null;
   loadedModels: LoadedModel[];
+  /**
+   * The loaded set is the last `/api/ps` answer, not a current one: `/api/ps` has not answered
+   * since (it waits while an MLX model loads), failed, or Ollama is down.
+   */
+  loadedModelsStale: boolean;
   /** Installed model names from /api/tags, null when unknown. */
   installedModels: string[] | null;
   /** Whether the active model is installed, null when unknown. */

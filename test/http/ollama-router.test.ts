@@ -5,6 +5,7 @@ import request from 'supertest';
 import { buildTestApp, type TestApp } from '../support/build-app';
 import { OLLAMA_HOST_VARIANTS } from '../support/ollama-hosts';
 import { startOllamaSimulator, type OllamaSimulator } from '../support/ollama-simulator';
+import { until } from '../support/ollama-simulator/settle';
 
 /** Parses an NDJSON body into its objects. */
 function lines(text: string): Array<Record<string, unknown>> {
@@ -131,7 +132,13 @@ for (const variant of OLLAMA_HOST_VARIANTS) {
           env: { OLLAMA_HOST: variant.host(sim), OLLAMA_TIMEOUT_MS: '150', OLLAMA_RETRY_MAX: '0' },
         });
         sim.hang(true);
-        errorCode(await request(t.app).get('/ollama/models'), 'OLLAMA_TIMEOUT', 504);
+        const before = sim.requests.length;
+        const answer = request(t.app)
+          .get('/ollama/models')
+          .then((res) => res);
+        await until(() => sim.requests.length >= before + 2); // /api/tags and /api/ps, both hung
+        t.clock.advance(150); // the deadlines run on the service's clock
+        errorCode(await answer, 'OLLAMA_TIMEOUT', 504);
       });
     });
 

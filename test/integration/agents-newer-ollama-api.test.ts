@@ -18,7 +18,10 @@ async function run(h: AgentsHarness, body: Record<string, unknown>): Promise<Age
 
 const chats = (h: AgentsHarness) =>
   h.sim.requests
-    .filter((r) => r.path === '/api/chat')
+    .filter(
+      (r) =>
+        r.path === '/api/chat' && ((r.body as { messages?: unknown[] }).messages ?? []).length > 0,
+    )
     .map((r) => r.body as { model: string; think?: unknown });
 
 describe('agent runs against newer Ollama APIs', () => {
@@ -102,7 +105,9 @@ describe('agent runs against newer Ollama APIs', () => {
     it('accepts a three-part name with a registry port in an inline agent and sends it as given', async () => {
       const name = 'registry.example.com:5000/team/model:v1';
       await run(h, { agent: { model: name }, input: 'hi' });
-      assert.equal(chats(h).at(-1)?.model, name);
+      // The model is not installed: its load (a chat without messages) is the call Ollama sees.
+      const sent = h.sim.requests.filter((r) => r.path === '/api/chat').at(-1);
+      assert.equal((sent?.body as { model?: string } | undefined)?.model, name);
     });
 
     it('answers a name Ollama would refuse with 400 before calling Ollama', async () => {

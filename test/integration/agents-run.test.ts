@@ -12,7 +12,10 @@ const call = (name: string, args: Record<string, unknown>) => ({
 /** The chat requests the simulator received, in order. */
 function chats(h: AgentsHarness): Array<Record<string, unknown>> {
   return h.sim.requests
-    .filter((r) => r.path === '/api/chat')
+    .filter(
+      (r) =>
+        r.path === '/api/chat' && ((r.body as { messages?: unknown[] }).messages ?? []).length > 0,
+    )
     .map((r) => r.body as Record<string, unknown>);
 }
 
@@ -91,11 +94,11 @@ describe('POST /agents/run (answered) against the Ollama simulator', () => {
     );
   });
 
-  it('asks Ollama for one non-streamed answer and sends its text as one message.delta', async () => {
+  it('streams from Ollama (for the idle deadline) and sends the answer as one message.delta', async () => {
     h.sim.script(MODEL, { chunks: ['one ', 'two ', 'three'] });
     const out = await run({ input: 'count' });
     assert.equal(out.output.text, 'one two three');
-    assert.equal(chats(h)[0]?.stream, false);
+    assert.equal(chats(h)[0]?.stream, true);
     const events = await storedEvents(await h.agents.service.find(out.id, undefined));
     assert.deepEqual(
       events.map((e) => e.type),
@@ -232,6 +235,7 @@ describe('POST /agents/run (answered) against the Ollama simulator', () => {
   });
 
   it('ends incomplete/timeout and aborts the Ollama request when the run deadline passes', async () => {
+    await h.ollama.preload(MODEL); // a load in flight is the gateway's and is not aborted
     h.sim.hang(true);
     const arrived = h.sim.waitFor('request', (e) => e.path === '/api/chat');
     const res = await request(h.url)

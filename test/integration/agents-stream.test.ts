@@ -205,7 +205,11 @@ describe('POST /agents/run with stream: true', () => {
     assert.equal((quiet.events().at(-1)?.data.run as AgentRun).status, 'completed');
 
     const sent = h.sim.requests
-      .filter((r) => r.path === '/api/chat')
+      .filter(
+        (r) =>
+          r.path === '/api/chat' &&
+          ((r.body as { messages?: unknown[] }).messages ?? []).length > 0,
+      )
       .map((r) => (r.body as { think?: unknown }).think);
     assert.deepEqual(sent, [true, undefined]);
   });

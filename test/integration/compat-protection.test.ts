@@ -119,7 +119,11 @@ describe('drop-in endpoints: deadlines and streams that break', () => {
       const running = await t.listen();
       t.sim!.hang(true);
       const aborted = t.sim!.waitFor('aborted', (e) => e.path === '/v1/chat/completions');
-      const res = await chat(running, true);
+      const sent = t.sim!.waitFor('request', (e) => e.path === '/v1/chat/completions');
+      const answer = chat(running, true);
+      await sent;
+      t.clock.advance(200); // past the first-byte deadline, on the gateway's clock
+      const res = await answer;
       assert.equal(res.status, 504);
       const body = (await res.json()) as { error: { code: string; type: string } };
       assert.deepEqual([body.error.code, body.error.type], ['OLLAMA_TIMEOUT', 'api_error']);

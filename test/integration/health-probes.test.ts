@@ -226,7 +226,7 @@ describe('the probes with the real Ollama layer against the simulator', function
     it('reports the open circuit as a failing readiness check', async () => {
       h = await harness(sim, { CIRCUIT_FAILURE_THRESHOLD: '1', OLLAMA_PRELOAD: 'false' });
       await h.startup.run();
-      sim.failNext(1, 500, 'boom');
+      sim.failNext(1, 503); // Ollama busy: an Ollama-wide failure (a 500 is the model's own)
       await assert.rejects(
         h.ollama.chat({ model: 'llama3.2:3b', messages: [{ role: 'user', content: 'hi' }] }),
       );

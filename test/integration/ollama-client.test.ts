@@ -37,7 +37,13 @@ for (const variant of OLLAMA_HOST_VARIANTS) {
         logger: createLogger({ level: 'silent', format: 'json' }),
       });
     };
-    const chatRequests = () => sim.requests.filter((r) => r.path === '/api/chat');
+    /** Chats that generate (a preload is a chat without messages). */
+    const chatRequests = () =>
+      sim.requests.filter(
+        (r) =>
+          r.path === '/api/chat' &&
+          ((r.body as { messages?: unknown[] }).messages ?? []).length > 0,
+      );
 
     beforeEach(async () => {
       sim = await startOllamaSimulator();
@@ -56,7 +62,7 @@ for (const variant of OLLAMA_HOST_VARIANTS) {
         assert.equal(timings.queueMs, 0);
         const body = chatRequests()[0]?.body as Record<string, unknown>;
         assert.equal(body.keep_alive, '5m');
-        assert.equal(body.stream, false);
+        assert.equal(body.stream, true, 'answered chats stream from Ollama (idle deadline)');
         const event = telemetry.inferences[0];
         assert.equal(event?.outcome, 'success');
         assert.equal(event?.operation, 'chat');
@@ -114,11 +120,11 @@ for (const variant of OLLAMA_HOST_VARIANTS) {
         assert.ok(telemetry.inferences[0]?.ttftS !== undefined);
       });
 
-      it('reports no first token for a non-streamed answer (it arrives whole)', async () => {
+      it('reports the first token of an answered chat too (it streams from Ollama)', async () => {
         const { response } = await svc.chat({ model: MODEL, messages: USER });
         assert.notEqual(response.message.content, '');
         assert.equal(telemetry.inferences[0]?.outcome, 'success');
-        assert.equal(telemetry.inferences[0]?.ttftS, undefined);
+        assert.equal(typeof telemetry.inferences[0]?.ttftS, 'number');
       });
 
       it('reads version, tags, show and ps', async () => {
@@ -202,9 +208,10 @@ for (const variant of OLLAMA_HOST_VARIANTS) {
         assert.equal(telemetry.inferences.at(-1)?.outcome, 'unavailable');
       });
 
-      it('gives a hung non-streamed call OLLAMA_TIMEOUT and aborts it', async () => {
+      it('gives a hung call OLLAMA_TIMEOUT and aborts it', async () => {
         await svc.close();
-        svc = build({ OLLAMA_TIMEOUT_MS: '150' });
+        svc = build({ OLLAMA_TIMEOUT_MS: '150', OLLAMA_FIRST_BYTE_TIMEOUT_MS: '150' });
+        await svc.preload(MODEL);
         sim.hang(true);
         const aborted = sim.waitFor('aborted');
         await assert.rejects(svc.version(), appError('OLLAMA_TIMEOUT'));
@@ -219,6 +226,7 @@ for (const variant of OLLAMA_HOST_VARIANTS) {
       it('gives a stream with no first byte OLLAMA_TIMEOUT (first_byte)', async () => {
         await svc.close();
         svc = build({ OLLAMA_FIRST_BYTE_TIMEOUT_MS: '150' });
+        await svc.preload(MODEL);
         sim.hang(true);
         await assert.rejects(
           svc.chatStream({ model: MODEL, messages: USER }),
@@ -241,12 +249,14 @@ for (const variant of OLLAMA_HOST_VARIANTS) {
       });
 
       it('retries a generation refused with 503 busy, then succeeds', async () => {
+        await svc.preload(MODEL);
         sim.failNext(1, 503);
         await svc.chat({ model: MODEL, messages: USER });
         assert.equal(chatRequests().length, 2);
       });
 
       it('gives OLLAMA_BUSY with Retry-After when Ollama stays busy', async () => {
+        await svc.preload(MODEL);
         sim.failNext(10, 503);
         await assert.rejects(
           svc.chat({ model: MODEL, messages: USER }),
@@ -257,6 +267,7 @@ for (const variant of OLLAMA_HOST_VARIANTS) {
       });
 
       it('never runs a generation twice once Ollama answered (500)', async () => {
+        await svc.preload(MODEL);
         sim.failNext(1, 500);
         await assert.rejects(
           svc.chat({ model: MODEL, messages: USER }),
@@ -283,7 +294,7 @@ for (const variant of OLLAMA_HOST_VARIANTS) {
           svc.chatStream({ model: 'nope', messages: USER }),
           appError('MODEL_NOT_FOUND'),
         );
-        assert.equal(chatRequests().length, 2);
+        assert.equal(chatRequests().length, 0, 'the load answers 404 before any chat is sent');
         assert.equal(telemetry.inferences.at(-1)?.outcome, 'not_found');
       });
 

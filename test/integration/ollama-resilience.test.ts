@@ -98,13 +98,23 @@ for (const variant of OLLAMA_HOST_VARIANTS) {
         assert.equal(svc.circuitState(), 'open');
       });
 
-      it('does not count a missing model or a busy Ollama as a failure', async () => {
+      it("does not count a missing model or a model's own 500 as a failure", async () => {
         await assert.rejects(svc.show('nope'), appError('MODEL_NOT_FOUND'));
         await assert.rejects(svc.show('nope'), appError('MODEL_NOT_FOUND'));
+        await svc.preload(MODEL);
+        sim.failNext(2, 500);
+        const failed = appError('OLLAMA_UPSTREAM_ERROR');
+        await assert.rejects(svc.chat({ model: MODEL, messages: USER }), failed);
+        await assert.rejects(svc.chat({ model: MODEL, messages: USER }), failed);
+        assert.equal(svc.circuitState(), 'closed');
+      });
+
+      it('counts an Ollama that stays busy (503) as a failure', async () => {
+        await svc.preload(MODEL);
         sim.failNext(2, 503);
         await assert.rejects(svc.chat({ model: MODEL, messages: USER }), appError('OLLAMA_BUSY'));
         await assert.rejects(svc.chat({ model: MODEL, messages: USER }), appError('OLLAMA_BUSY'));
-        assert.equal(svc.circuitState(), 'closed');
+        assert.equal(svc.circuitState(), 'open');
       });
     });
 

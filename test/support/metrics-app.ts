@@ -16,6 +16,7 @@ export function healthSnapshot(over: Partial<OllamaHealthSnapshot> = {}): Ollama
     latencyMs: 3,
     version: '0.12.0',
     loadedModels: [],
+    loadedModelsStale: false,
     installedModels: ['llama3.2:latest', 'qwen3:8b'],
     activeModelInstalled: true,
     lastError: null,

@@ -21,6 +21,7 @@ const UP: OllamaHealthSnapshot = {
   loadedModels: [
     { name: 'llama3.2:3b', sizeBytes: 10, vramBytes: 10, expiresAt: '2030-01-01T00:00:00Z' },
   ],
+  loadedModelsStale: false,
   installedModels: ['llama3.2:3b'],
   activeModelInstalled: true,
   lastError: null,

@@ -44,6 +44,7 @@ describe('the Ollama health poller (services/health/ollama-poller)', () => {
       activeModel: () => 'llama3.2',
       ttlMs: 30_000,
       timeoutMs: 2000,
+      psTimeoutMs: 10_000,
       telemetry,
       logger: createCaptureLogger().logger,
       clock,
