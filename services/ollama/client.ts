@@ -109,8 +109,20 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
   const loads = createLoads({
     keepAliveMs: keepAliveMs(config.OLLAMA_KEEP_ALIVE),
     now,
+    // One telemetry event per load, whoever waits on it; a preload answer carries no durations,
+    // so the load is timed here.
     start: async (model, keepAlive, signal) => {
-      await emptyRequest(model, keepAlive, { signal }, 'load');
+      const started = now();
+      try {
+        await emptyRequest(model, keepAlive, { signal }, 'load');
+        report('preload', model, started, {
+          outcome: 'success',
+          loadDurationNs: (now() - started) * 1e6,
+        });
+      } catch (err) {
+        report('preload', model, started, { outcome: outcomeOf(err, signal.aborted) });
+        throw err;
+      }
     },
   });
   const admission = createAdmission({
@@ -376,7 +388,6 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
     ps: (opts) => simple(opts, false, 'read', (c) => c.ps()),
 
     async preload(model, keepAlive, opts) {
-      const started = now();
       try {
         const waited = await loads.ensure(
           model,
@@ -384,11 +395,9 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
           opts?.signal,
         );
         modelCircuits.record(model);
-        report('preload', model, started, { outcome: 'success' });
         return waited;
       } catch (err) {
         if (!opts?.signal?.aborted) modelCircuits.record(model, err);
-        report('preload', model, started, { outcome: outcomeOf(err, opts?.signal?.aborted) });
         throw err;
       }
     },
