@@ -32,8 +32,3 @@ export function compatErrorShape(req: Request): ErrorShape | undefined {
   if (path === '/' || path === '/api' || path.startsWith('/api/')) return ollamaErrorShape;
   return undefined;
 }
-
-/** Whether a path belongs to the drop-in APIs (their own rate-limit budget). */
-export function isCompatPath(path: string): boolean {
-  return compatErrorShape({ path } as Request) !== undefined;
-}

@@ -1,3 +1,4 @@
+import { untilAborted } from '../../src/abort';
 import type { CallTimings } from '../ollama';
 import { isTerminalEvent, type RunEvent } from './events';
 import type { RunRepository } from './run-repository';
@@ -59,17 +60,7 @@ export function createRunHandle(parts: RunHandleParts): RunHandle {
     owner: parts.owner,
     run,
     wait(options = {}) {
-      const { signal } = options;
-      if (!signal) return done;
-      if (signal.aborted) return Promise.reject(signal.reason as unknown);
-      return new Promise((resolve, reject) => {
-        const onAbort = (): void => reject(signal.reason as unknown);
-        signal.addEventListener('abort', onAbort, { once: true });
-        void done.then((finished) => {
-          signal.removeEventListener('abort', onAbort);
-          resolve(finished);
-        });
-      });
+      return untilAborted(done, options.signal);
     },
     async follow(afterSeq, onEvent) {
       let following = true;

@@ -3,7 +3,7 @@ import { isAppError } from '../../src/errors';
 import type { Logger } from '../../src/logger';
 import type { LoadedModel, OllamaHealth, OllamaHealthSnapshot, OllamaService } from '../ollama';
 import type { Telemetry } from '../metrics';
-import { sameModel } from '../models';
+import { sameModel } from '../../src/model-name';
 
 export interface OllamaHealthOptions {
   ollama: Pick<OllamaService, 'version' | 'ps' | 'list'>;

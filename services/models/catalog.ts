@@ -1,5 +1,5 @@
 import type { ListResponse, ShowResponse } from 'ollama';
-import { sameModel } from './model-name';
+import { sameModel } from '../../src/model-name';
 import type { CallOptions, OllamaService } from '../ollama';
 
 /** An installed model as GET /ollama/models shows it. */

@@ -1,3 +1,2 @@
-export { sameModel } from './model-name';
 export { createModelService } from './model-service';
 export type { ModelService, SwitchRequest } from './model-service';

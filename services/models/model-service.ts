@@ -1,7 +1,7 @@
 import { AppError, isAppError } from '../../src/errors';
 import type { Logger } from '../../src/logger';
 import { createModelCatalog, type ModelCatalog } from './catalog';
-import { sameModel } from './model-name';
+import { sameModel } from '../../src/model-name';
 import type {
   CallOptions,
   ModelManager,

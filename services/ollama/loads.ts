@@ -1,3 +1,4 @@
+import { untilAborted } from '../../src/abort';
 import { modelKey } from '../../src/model-name';
 
 /** Starts one load of `model`, owned by the load table (aborted only by `signal`). */
@@ -77,7 +78,7 @@ export function createLoads(options: LoadsOptions): Loads {
   return {
     async ensure(model, keepAlive, signal) {
       const started = now();
-      await waitFor(begin(model, keepAlive), signal);
+      await untilAborted(begin(model, keepAlive), signal);
       return { loadMs: now() - started };
     },
     warm(model) {
@@ -96,26 +97,6 @@ export function createLoads(options: LoadsOptions): Loads {
       warmUntil.clear();
     },
   };
-}
-
-/** `promise`, or the signal's reason as soon as it aborts (the promise itself runs on). */
-function waitFor<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return promise;
-  if (signal.aborted) return Promise.reject(signal.reason as unknown);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason as unknown);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err);
-      },
-    );
-  });
 }
 
 /**

@@ -73,9 +73,6 @@ export interface PassthroughService {
   ): Promise<PassthroughAnswer>;
 }
 
-/** Model names compare as Ollama compares them (src/model-name). */
-const canonical = modelKey;
-
 /** A 400 from Ollama is about the forwarded request: its reason is the caller's message. */
 function clientFault(err: unknown): unknown {
   if (!isAppError(err) || err.code !== 'OLLAMA_BAD_REQUEST') return err;
@@ -94,7 +91,7 @@ export function createPassthroughService(options: PassthroughOptions): Passthrou
       return;
     }
     const active = options.activeModel();
-    if (canonical(model) === canonical(active)) return;
+    if (modelKey(model) === modelKey(active)) return;
     throw new AppError('MODEL_NOT_FOUND', 'This gateway serves only its active model.', {
       details: { model, active_model: active },
     });

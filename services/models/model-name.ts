@@ -1,1 +1,0 @@
-export { sameModel } from '../../src/model-name';
