@@ -12,6 +12,7 @@ import { createLifecycle, type Lifecycle } from '../services/health';
 import { createMetrics, type Metrics } from '../services/metrics';
 import { createStartupSequence, type StartupSequence } from '../services/health';
 import type { Telemetry } from '../services/metrics';
+import type { RedisConnection } from '../services/stores';
 import type { ToolDefinition } from '../services/tools';
 import { createPassthroughService } from '../services/passthrough';
 import type { BuildInfo } from '../routers/health';
@@ -32,6 +33,8 @@ export interface ComposeOptions {
   clock: Clock;
   apiKeys?: readonly ApiKeyEntry[];
   rateLimitStore?: (budget: RateLimitBudget) => Store;
+  /** The replica's Redis connection when REDIS_URL is set; unset: every store is in memory. */
+  redis?: RedisConnection;
   /** Node process metrics in the registry (default on; tests turn them off for fast scrapes). */
   defaultMetrics?: boolean;
   // Seams for tests; production leaves them unset.

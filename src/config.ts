@@ -80,6 +80,9 @@ export interface Config {
   RATE_LIMIT_COMPAT_PER_MINUTE: number;
   ALLOW_ANY_INSTALLED_MODEL: boolean;
   REDIS_URL: string;
+  REDIS_PASSWORD_FILE: string;
+  REDIS_COMMAND_TIMEOUT_MS: number;
+  REDIS_KEY_PREFIX: string;
 }
 
 /** Thrown by {@link loadConfig}; its message names every bad variable and why. */

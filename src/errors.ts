@@ -58,6 +58,10 @@ export const ERROR_CATALOG = {
     status: 503,
     message: 'This model keeps failing in Ollama; requests for it are paused for a moment.',
   },
+  REDIS_UNAVAILABLE: {
+    status: 503,
+    message: 'The shared store (Redis) is not reachable; retry later.',
+  },
   QUEUE_TIMEOUT: { status: 503, message: 'Timed out waiting for a free Ollama slot.' },
   SHUTTING_DOWN: { status: 503, message: 'The service is shutting down.' },
   OLLAMA_TIMEOUT: { status: 504, message: 'Ollama did not answer in time.' },

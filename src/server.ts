@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createRequestContextStore } from './request-context';
 import { AgentsFileError } from '../services/agents';
-import { loadRateLimitRedis, type RateLimitRedis } from '../services/stores';
+import { loadRedisStores, type RedisStores } from '../services/stores';
 import { loadApiKeys } from './api-keys';
 import { createApp } from './app';
 import { createSystemClock } from './clock';
@@ -22,6 +22,21 @@ function readBuildInfo(): { name: string; version: string } {
     readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8'),
   ) as { name: string; version: string };
   return { name: pkg.name, version: pkg.version };
+}
+
+/**
+ * The content of a mounted secret file, without its trailing newline; undefined when `file` is
+ * empty. Read once at start. @throws ConfigError naming the variable when it cannot be read.
+ */
+function readSecretFile(file: string): string | undefined {
+  if (file === '') return undefined;
+  try {
+    return readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+  } catch (err) {
+    throw new ConfigError([
+      `REDIS_PASSWORD_FILE: cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+    ]);
+  }
 }
 
 /** Stops the process with the one configuration message (exit 78, EX_CONFIG). */
@@ -54,14 +69,27 @@ async function main(): Promise<void> {
     defaultMeta: { service: build.name },
   });
 
-  // Shared rate limits: connecting does not block start; until Redis answers (and whenever
-  // it is down) requests are served without limits, logged and counted. The Redis client is
-  // loaded only when configured: it adds about 10 MB of RSS to a service that does not use it.
-  let redis: RateLimitRedis | undefined;
+  // The shared stores: connecting does not block start; until Redis answers (and whenever it
+  // is down) each store does what its callers decided for an outage (rate limits fail open).
+  // The Redis client is loaded only when configured: it adds about 10 MB of RSS.
+  let redis: RedisStores | undefined;
   if (config.REDIS_URL !== '') {
-    const client = await loadRateLimitRedis({ url: config.REDIS_URL, logger });
-    client.start().catch((err: unknown) => logger.warn('redis client stopped', { error: err }));
-    redis = client;
+    let password: string | undefined;
+    try {
+      password = readSecretFile(config.REDIS_PASSWORD_FILE);
+    } catch (err) {
+      exitOnConfigError(err);
+    }
+    redis = await loadRedisStores({
+      url: config.REDIS_URL,
+      ...(password !== undefined ? { password } : {}),
+      logger,
+      commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
+      prefix: config.REDIS_KEY_PREFIX,
+    });
+    redis.connection
+      .start()
+      .catch((err: unknown) => logger.warn('redis client stopped', { error: err }));
   }
 
   let gateway: Gateway;
@@ -74,7 +102,8 @@ async function main(): Promise<void> {
       build,
       clock,
       apiKeys,
-      rateLimitStore: redis ? (budget) => redis.store(budget) : undefined,
+      rateLimitStore: redis ? (budget) => redis.rateLimits.store(budget) : undefined,
+      ...(redis ? { redis: redis.connection } : {}),
     });
   } catch (err) {
     exitOnConfigError(err);
@@ -98,7 +127,7 @@ async function main(): Promise<void> {
     stopServices: async () => {
       // Upstream calls of ended requests were aborted; the bound only guards a stuck pool.
       await Promise.race([
-        Promise.all([gateway.stop(), redis?.stop()]),
+        Promise.all([gateway.stop(), redis?.connection.stop()]),
         new Promise((resolve) => clock.after(1000, () => resolve(undefined))),
       ]);
     },

@@ -1,13 +1,30 @@
-import type { RateLimitRedis, RateLimitRedisOptions } from './rate-limit-redis';
+import type { RedisConnection, RedisConnectionOptions } from './redis';
+import type { RateLimitRedis } from './rate-limit-redis';
 
-export type { RateLimitRedis, RateLimitRedisOptions } from './rate-limit-redis';
+export type { RateLimitRedis } from './rate-limit-redis';
+export type {
+  RedisClient,
+  RedisConnection,
+  RedisConnectionOptions,
+  RedisReply,
+  SendOptions,
+} from './redis';
+
+/** The replica's one Redis connection and the stores built on it. */
+export interface RedisStores {
+  connection: RedisConnection;
+  rateLimits: RateLimitRedis;
+}
 
 /**
- * The Redis connection behind the shared rate limits. Loaded on demand: the Redis client adds
- * about 10 MB of RSS to a service that does not use it, so nothing imports it unless REDIS_URL
- * is set.
+ * Connects the stores to Redis. Loaded on demand: the Redis client adds about 10 MB of RSS to a
+ * service that does not use it, so nothing imports it unless REDIS_URL is set.
  */
-export async function loadRateLimitRedis(options: RateLimitRedisOptions): Promise<RateLimitRedis> {
-  const { createRateLimitRedis } = await import('./rate-limit-redis.js');
-  return createRateLimitRedis(options);
+export async function loadRedisStores(options: RedisConnectionOptions): Promise<RedisStores> {
+  const [{ createRedisConnection }, { createRateLimitRedis }] = await Promise.all([
+    import('./redis.js'),
+    import('./rate-limit-redis.js'),
+  ]);
+  const connection = createRedisConnection(options);
+  return { connection, rateLimits: createRateLimitRedis(connection) };
 }

@@ -1,33 +1,10 @@
 import type { ClientRateLimitInfo, Options as RateLimitConfig, Store } from 'express-rate-limit';
 import { RedisStore } from 'rate-limit-redis';
-import { createClient } from 'redis';
-import { backoff } from '../../src/clock';
-import type { Logger } from '../../src/logger';
-
-export interface RateLimitRedisOptions {
-  /** REDIS_URL (redis:// or rediss://). */
-  url: string;
-  logger: Logger;
-  /** Deadline of one Redis command on the request path; past it the request is served unlimited. */
-  commandTimeoutMs?: number;
-  /** Longest pause between reconnection attempts (they start at 50–100 ms and double). */
-  reconnectMaxDelayMs?: number;
-  /** Key prefix shared by every replica of this service. */
-  prefix?: string;
-}
+import type { RedisConnection } from './redis';
 
 export interface RateLimitRedis {
   /** A store for one budget (its own key prefix), to pass to createRateLimit's `store`. */
   store(budget: string): Store;
-  /** Starts connecting; resolves once connected. Never needed for serving: until then (and
-   * whenever Redis is down) the stores fail fast and requests are served unlimited. */
-  start(): Promise<void>;
-  /** True while connected. */
-  isReady(): boolean;
-  /** Resolves on the next successful (re)connection. */
-  nextReady(): Promise<void>;
-  /** Closes the connection and stops reconnecting. */
-  stop(): Promise<void>;
 }
 
 type Reply = boolean | number | string | Array<boolean | number | string>;
@@ -78,59 +55,25 @@ class SharedStore implements Store {
 }
 
 /**
- * The Redis connection behind the shared rate limits (node-redis). Commands are never queued
- * while disconnected (`disableOfflineQueue`) and carry a deadline, so an outage costs a
- * request nothing: the store fails at once and express-rate-limit serves it unlimited. The
- * client reconnects forever with capped exponential backoff; connection errors are logged
- * once per outage (they never crash the process: an `error` listener is always attached).
+ * The shared rate-limit stores (rate-limit-redis) on the replica's one Redis connection. Its
+ * commands are never queued while disconnected and carry a deadline, so an outage costs a
+ * request nothing: the store fails at once and express-rate-limit serves it unlimited.
  */
-export function createRateLimitRedis(options: RateLimitRedisOptions): RateLimitRedis {
-  const { logger } = options;
-  const commandTimeoutMs = options.commandTimeoutMs ?? 500;
-  const maxDelay = options.reconnectMaxDelayMs ?? 2000;
-  const prefix = options.prefix ?? 'oag:rl:';
-  const client = createClient({
-    url: options.url,
-    disableOfflineQueue: true,
-    socket: {
-      connectTimeout: 2000,
-      reconnectStrategy: (retries) =>
-        backoff(retries + 1, { baseMs: 100, maxMs: maxDelay, jitter: 'equal' }),
-    },
-  });
+export function createRateLimitRedis(redis: RedisConnection): RateLimitRedis {
   const stores: SharedStore[] = [];
-  let down = false;
-  client.on('error', (err: unknown) => {
-    if (down) return;
-    down = true;
-    logger.warn('redis unreachable; rate limits are not enforced until it returns', {
-      error: err,
-    });
+  redis.onState((up) => {
+    if (up) for (const store of stores) store.loadScripts();
   });
-  client.on('ready', () => {
-    for (const store of stores) store.loadScripts();
-    if (down) logger.info('redis reconnected; rate limits enforced again');
-    else logger.info('redis connected for rate limits');
-    down = false;
-  });
-
   const sendCommand = (...args: string[]): Promise<Reply> =>
-    client.sendCommand(args, { timeout: commandTimeoutMs }) as Promise<Reply>;
-
+    redis.send(args, { group: 'rate_limit' }) as Promise<Reply>;
   return {
     store(budget) {
-      const store = new SharedStore(new RedisStore({ prefix: `${prefix}${budget}:`, sendCommand }));
-      if (client.isReady) store.loadScripts();
+      const store = new SharedStore(
+        new RedisStore({ prefix: `${redis.prefix}rl:${budget}:`, sendCommand }),
+      );
+      if (redis.isReady()) store.loadScripts();
       stores.push(store);
       return store;
-    },
-    async start() {
-      await client.connect();
-    },
-    isReady: () => client.isReady,
-    nextReady: () => new Promise((resolve) => client.once('ready', () => resolve())),
-    async stop() {
-      if (client.isOpen) client.destroy();
     },
   };
 }

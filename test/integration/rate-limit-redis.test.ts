@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import request from 'supertest';
-import { createRateLimitRedis, type RateLimitRedis } from '../../services/stores/rate-limit-redis';
+import { createRateLimitRedis } from '../../services/stores/rate-limit-redis';
+import { createRedisConnection, type RedisConnection } from '../../services/stores/redis';
 import type { Express } from 'express';
 import { createLogger } from '../../src/logger';
 import { testApps } from '../support/build-app';
@@ -15,7 +16,7 @@ const LIMITS = { API_KEYS: TEST_API_KEYS, RATE_LIMIT_PER_MINUTE: '3' };
 describe('rate limits shared through Redis (real redis-server)', function () {
   this.timeout(20_000);
   let redisProcess: ChildProcess | undefined;
-  const clients: RateLimitRedis[] = [];
+  const clients: RedisConnection[] = [];
   const apps = testApps();
 
   afterEach(async () => {
@@ -26,16 +27,19 @@ describe('rate limits shared through Redis (real redis-server)', function () {
   });
 
   async function replica(port: number, logger = createLogger({ level: 'silent', format: 'json' })) {
-    const redis = createRateLimitRedis({
+    const redis = createRedisConnection({
       url: `redis://127.0.0.1:${port}`,
       logger,
+      commandTimeoutMs: 500,
       reconnectMaxDelayMs: 100,
+      prefix: 'oag:',
     });
     clients.push(redis);
+    const stores = createRateLimitRedis(redis);
     const storeErrors: unknown[] = [];
     const app = await apps.app(LIMITS, {
       logger,
-      rateLimitStore: (budget) => redis.store(budget),
+      rateLimitStore: (budget) => stores.store(budget),
       onRateLimitStoreError: (err) => storeErrors.push(err),
     });
     return { redis, app, storeErrors };

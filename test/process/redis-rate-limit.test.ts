@@ -33,7 +33,7 @@ describe('two server processes with REDIS_URL (real redis-server)', function () 
     const [a, b] = await Promise.all([startServerProcess(env), startServerProcess(env)]);
     servers.push(a, b);
     for (const server of [a, b]) {
-      await server.waitForLine((l) => l.message === 'redis connected for rate limits');
+      await server.waitForLine((l) => l.message === 'redis connected');
     }
     const get = (server: ServerProcess) =>
       fetch(`${server.url}/agents`, { headers: bearer(AGENT_KEY) });

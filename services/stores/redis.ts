@@ -1,0 +1,165 @@
+import { createClient } from 'redis';
+import { backoff } from '../../src/clock';
+import { AppError } from '../../src/errors';
+import type { Logger } from '../../src/logger';
+
+/** A reply of `sendCommand` in RESP2 form (node-redis' default). */
+export type RedisReply = null | boolean | number | string | RedisReply[];
+
+/** The node-redis client type this service uses (no modules, RESP2). */
+export type RedisClient = ReturnType<typeof createClient>;
+
+export interface RedisConnectionOptions {
+  /** REDIS_URL (redis:// or rediss://). */
+  url: string;
+  /** REDIS_PASSWORD_FILE's content, when set; wins over a password in the URL. */
+  password?: string;
+  logger: Logger;
+  /** Deadline of one command (REDIS_COMMAND_TIMEOUT_MS). */
+  commandTimeoutMs: number;
+  /** Longest pause between reconnection attempts (they start at 50–100 ms and double). */
+  reconnectMaxDelayMs?: number;
+  /** Key prefix shared by every replica of this service (REDIS_KEY_PREFIX). */
+  prefix: string;
+  /** Called after each command with its group, duration and outcome (metrics). */
+  onCommand?: (group: string, seconds: number, ok: boolean) => void;
+}
+
+export interface SendOptions {
+  /** Aborts the command when the caller goes away. */
+  signal?: AbortSignal;
+  /** A deadline other than the connection's (blocking reads add their block time). */
+  timeoutMs?: number;
+  /** The metrics group of the command (a small fixed set per caller, e.g. `runs`). */
+  group?: string;
+}
+
+/**
+ * The one Redis connection of a replica (node-redis), shared by every store. Commands carry a
+ * deadline and are never queued while disconnected (`disableOfflineQueue`): during an outage they
+ * fail at once with REDIS_UNAVAILABLE (503), and every caller decides what that means for it.
+ * Blocking reads and pub/sub take connections of their own from `duplicate()`, which reconnect
+ * the same way.
+ */
+export interface RedisConnection {
+  /** The key prefix every key of this service starts with, e.g. `oag:`. */
+  readonly prefix: string;
+  /** The main client, for callers that need node-redis' typed commands (pass `commandOptions`). */
+  readonly client: RedisClient;
+  /** Sends one command with the deadline. @throws AppError REDIS_UNAVAILABLE */
+  send(args: readonly string[], options?: SendOptions): Promise<RedisReply>;
+  /** Options for a typed command on `client`: the deadline and the caller's signal. */
+  commandOptions(options?: SendOptions): { timeout: number; abortSignal?: AbortSignal };
+  /**
+   * A connection of its own for blocking commands or SUBSCRIBE, with the same URL, password and
+   * reconnection; closed by `stop()`.
+   */
+  duplicate(): Promise<RedisClient>;
+  /** True while connected. */
+  isReady(): boolean;
+  /** Resolves on the next successful (re)connection. */
+  nextReady(): Promise<void>;
+  /** Calls `listener` on every change between up and down; returns the unsubscribe. */
+  onState(listener: (up: boolean) => void): () => void;
+  /** Starts connecting; resolves once connected the first time (it keeps retrying). */
+  start(): Promise<void>;
+  /** Closes every connection and stops reconnecting. */
+  stop(): Promise<void>;
+}
+
+/** Turns a node-redis failure (closed client, timeout, abort, socket error) into one code. */
+export function redisUnavailable(err: unknown): AppError {
+  if (err instanceof AppError) return err;
+  return new AppError('REDIS_UNAVAILABLE', undefined, {
+    retryAfterS: 1,
+    cause: err,
+  });
+}
+
+export function createRedisConnection(options: RedisConnectionOptions): RedisConnection {
+  const { logger, commandTimeoutMs, prefix } = options;
+  const maxDelay = options.reconnectMaxDelayMs ?? 2000;
+  const build = (): RedisClient =>
+    createClient({
+      url: options.url,
+      ...(options.password !== undefined ? { password: options.password } : {}),
+      disableOfflineQueue: true,
+      socket: {
+        connectTimeout: 2000,
+        reconnectStrategy: (retries) =>
+          backoff(retries + 1, { baseMs: 100, maxMs: maxDelay, jitter: 'equal' }),
+      },
+    });
+  const client = build();
+  const extra: RedisClient[] = [];
+  const listeners = new Set<(up: boolean) => void>();
+  let up = false;
+  let stopped = false;
+  const setState = (next: boolean): void => {
+    if (next === up) return;
+    up = next;
+    for (const listener of listeners) listener(next);
+  };
+  let logged = false;
+  client.on('error', (err: unknown) => {
+    setState(false);
+    if (logged) return;
+    logged = true;
+    logger.warn('redis unreachable; retrying in the background', { error: err });
+  });
+  client.on('ready', () => {
+    logger.info(logged ? 'redis reconnected' : 'redis connected');
+    logged = false;
+    setState(true);
+  });
+
+  const commandOptions = (
+    opts: SendOptions = {},
+  ): { timeout: number; abortSignal?: AbortSignal } => ({
+    timeout: opts.timeoutMs ?? commandTimeoutMs,
+    ...(opts.signal ? { abortSignal: opts.signal } : {}),
+  });
+
+  return {
+    prefix,
+    client,
+    async send(args, opts = {}) {
+      if (!client.isReady) throw redisUnavailable(new Error('not connected'));
+      const started = performance.now();
+      try {
+        const reply = (await client.sendCommand([...args], commandOptions(opts))) as RedisReply;
+        options.onCommand?.(opts.group ?? 'other', (performance.now() - started) / 1000, true);
+        return reply;
+      } catch (err) {
+        options.onCommand?.(opts.group ?? 'other', (performance.now() - started) / 1000, false);
+        // A reply error (WRONGTYPE, a script's error) is Redis answering, not Redis missing.
+        if (err instanceof Error && err.name === 'ErrorReply') throw err;
+        throw redisUnavailable(err);
+      }
+    },
+    commandOptions,
+    async duplicate() {
+      const dup = build();
+      dup.on('error', () => undefined);
+      extra.push(dup);
+      if (!stopped) {
+        // Connecting keeps retrying in the background; callers watch `isReady`.
+        dup.connect().catch(() => undefined);
+      }
+      return dup;
+    },
+    isReady: () => client.isReady,
+    nextReady: () => new Promise((resolve) => client.once('ready', () => resolve())),
+    onState(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    async start() {
+      await client.connect();
+    },
+    async stop() {
+      stopped = true;
+      for (const c of [client, ...extra]) if (c.isOpen) c.destroy();
+    },
+  };
+}
