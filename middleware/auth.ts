@@ -70,7 +70,11 @@ export function createAuth(options: AuthOptions): RequestHandler {
   }
   const table = options.keys.map((k) => ({
     digest: sha256(k.key),
-    principal: Object.freeze<Principal>({ id: keyId(k.key), role: k.role }),
+    principal: Object.freeze<Principal>({
+      id: k.id ?? keyId(k.key),
+      role: k.role,
+      ...(k.limits ? { limits: k.limits } : {}),
+    }),
   }));
   logger.info('authentication on', {
     keys: table.length,

@@ -6,6 +6,20 @@ export type Role = 'agent' | 'admin';
 export interface ApiKeyEntry {
   key: string;
   role: Role;
+  /** A readable, non-secret id for usage and metrics; default: a digest of the key. */
+  id?: string;
+  /** The key's share of the GPU; unset fields take the service's defaults. */
+  limits?: KeyLimits;
+}
+
+/** How one API key shares the Ollama backends with the others. */
+export interface KeyLimits {
+  /** Generations in flight at once for this key, across every replica. */
+  maxConcurrency?: number;
+  /** Its share when slots are handed out round-robin across keys (default 1). */
+  weight?: number;
+  /** Requests of a higher priority are admitted before those of a lower one. */
+  priority?: 'interactive' | 'batch';
 }
 
 /**

@@ -1,4 +1,4 @@
-import type { Role } from './config';
+import type { KeyLimits, Role } from './config';
 
 /** Who is calling: set on every request by the auth middleware before any router runs. */
 export interface Principal {
@@ -8,6 +8,8 @@ export interface Principal {
    */
   id: string;
   role: Role;
+  /** The key's fair-sharing settings; unset: the service's defaults. */
+  limits?: KeyLimits;
 }
 
 declare module 'express-serve-static-core' {
