@@ -29,6 +29,8 @@ describe('the chart against a live API (helm install/upgrade, lookup)', function
     ]);
   const SECRET = '/api/v1/namespaces/agents/secrets/oag-ollama-agent-gateway-api-keys';
   const DEPLOYMENT = '/apis/apps/v1/namespaces/agents/deployments/oag-ollama-agent-gateway';
+  const REDIS_SECRET = '/api/v1/namespaces/agents/secrets/oag-ollama-agent-gateway-redis';
+  const REDIS = '/apis/apps/v1/namespaces/agents/statefulsets/oag-ollama-agent-gateway-redis';
 
   it('install with no keys given: generates one admin key, and the pods’ checksum is of that key', async () => {
     const r = await helm('install');
@@ -45,12 +47,40 @@ describe('the chart against a live API (helm install/upgrade, lookup)', function
     );
   });
 
-  it('upgrade: reads the live Secret, so neither the key nor the pods change', async () => {
+  it('install with two replicas: a generated Valkey password, the same in the gateway’s checksum and Valkey’s', async () => {
+    const secret = api.created.get(REDIS_SECRET) as { data: Record<string, string> } | undefined;
+    assert.ok(secret, 'the Valkey password Secret is created');
+    const password = Buffer.from(secret.data['redis-password'] ?? '', 'base64').toString();
+    assert.match(password, /^[A-Za-z0-9]{40}$/);
+    const sum = createHash('sha256').update(password).digest('hex');
+    const annotations = (path: string) =>
+      (
+        api.created.get(path) as {
+          spec: { template: { metadata: { annotations: Record<string, string> } } };
+        }
+      ).spec.template.metadata.annotations;
+    assert.equal(annotations(DEPLOYMENT)['checksum/redis'], sum);
+    assert.equal(annotations(REDIS)['checksum/auth'], sum);
+  });
+
+  it('upgrade: reads the live Secrets, so neither the key, the Valkey password nor the pods change', async () => {
     const r = await helm('upgrade');
     assert.equal(r.status, 0, r.stderr);
     const touched = api.patches.map((p) => p.path);
     assert.ok(!touched.includes(SECRET), 'the key Secret is not patched');
+    assert.ok(!touched.includes(REDIS_SECRET), 'the Valkey password Secret is not patched');
     assert.ok(!touched.includes(DEPLOYMENT), 'the Deployment is not patched');
+    assert.ok(!touched.includes(REDIS), 'Valkey is not patched');
+  });
+
+  it('upgrade to Parallel pod management: refused, since the live StatefulSet cannot change it', async () => {
+    const r = await helm('upgrade', '--set', 'ollama.podManagementPolicy=Parallel');
+    assert.notEqual(r.status, 0);
+    assert.match(
+      r.stderr,
+      /ollama\.podManagementPolicy: the live StatefulSet has OrderedReady and it cannot change/,
+    );
+    assert.match(r.stderr, /--cascade=orphan/);
   });
 
   it('upgrade with another persistence.size: refused, with the way out', async () => {

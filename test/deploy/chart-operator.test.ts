@@ -9,6 +9,7 @@ import { runHelm } from '../../scripts/lib/chart';
 import { byKind, container, one } from './support/objects';
 import { OLLAMA_IMAGE, ollamaServers, ollamaWriteProblems } from './support/ollama-image';
 import { renderNotes } from './support/notes';
+import { valuesFiles } from './support/values-files';
 import { podSpecOf } from './support/policy';
 import {
   CHART_DIR,
@@ -30,6 +31,7 @@ const configMapOf = (objs: K8sObject[], name: string): Record<string, string> =>
     string
   >;
 const gatewayEnv = (objs: K8sObject[]) => configMapOf(objs, 'oag-ollama-agent-gateway');
+const isOllama = (o: K8sObject) => o.metadata.labels?.['app.kubernetes.io/component'] === 'ollama';
 const podTemplate = (obj: K8sObject) =>
   (obj.spec as { template: { metadata: { annotations?: Record<string, string> } } }).template;
 
@@ -38,26 +40,7 @@ describe('the chart on a GPU cluster, as an operator runs it', function () {
   let dir = '';
   before(() => (dir = mkdtempSync(path.join(os.tmpdir(), 'oag-operator-'))));
   after(() => rmSync(dir, { recursive: true, force: true }));
-  const valuesFile = (text: string) => {
-    const file = path.join(dir, `v${Math.random().toString(36).slice(2)}.yaml`);
-    writeFileSync(file, text);
-    return file;
-  };
-  /** Defaults plus `text`. */
-  const render = (text = '') => renderChart(['-f', DEFAULTS_FILE, '-f', valuesFile(text)]);
-  const refused = async (text: string, message: RegExp) => {
-    const r = await runHelm([
-      'template',
-      'oag',
-      CHART_DIR,
-      '-f',
-      DEFAULTS_FILE,
-      '-f',
-      valuesFile(text),
-    ]);
-    assert.notEqual(r.status, 0, 'the render must fail');
-    assert.match(r.stderr, message);
-  };
+  const { valuesFile, render, refused } = valuesFiles(() => dir);
 
   describe('the Ollama pod can write where the pinned image writes', () => {
     it('pins the image whose Dockerfile the write-path facts were read from', () => {
@@ -71,7 +54,7 @@ describe('the chart on a GPU cluster, as an operator runs it', function () {
     for (const file of ciValuesFiles()) {
       it(`with ci/${path.basename(file)}: HOME, OLLAMA_MODELS, the key file and /tmp land on writable volumes`, async () => {
         const objs = await renderChart(['-f', file]);
-        for (const sts of byKind(objs, 'StatefulSet')) {
+        for (const sts of byKind(objs, 'StatefulSet').filter(isOllama)) {
           assert.equal(ollamaServers(sts).length, 2, 'the initContainer and the server');
           assert.deepEqual(ollamaWriteProblems(sts), []);
         }
@@ -79,7 +62,7 @@ describe('the chart on a GPU cluster, as an operator runs it', function () {
     }
 
     it('fails on a volume at /root/.ollama with no HOME under uid 1000 (the image’s own layout)', async () => {
-      const sts = structuredClone(one(await render(), 'StatefulSet'));
+      const sts = structuredClone(one(await render(), 'StatefulSet', 'ollama'));
       for (const c of ollamaServers(sts)) {
         const full = c as { env?: Env; volumeMounts?: { name: string; mountPath: string }[] };
         full.env = full.env?.filter((e) => e.name !== 'HOME' && e.name !== 'OLLAMA_MODELS');
@@ -132,8 +115,8 @@ describe('the chart on a GPU cluster, as an operator runs it', function () {
       const before = await render();
       const after = await render('ollama:\n  models: [llama3.2:3b, qwen3:8b]\n');
       assert.deepEqual(
-        podTemplate(one(after, 'StatefulSet')),
-        podTemplate(one(before, 'StatefulSet')),
+        podTemplate(one(after, 'StatefulSet', 'ollama')),
+        podTemplate(one(before, 'StatefulSet', 'ollama')),
       );
       assert.equal(
         configMapOf(after, 'oag-ollama-agent-gateway-ollama-models').models,
@@ -155,7 +138,11 @@ describe('the chart on a GPU cluster, as an operator runs it', function () {
       );
       const pull = container(job, 'pull') as { args?: string[] };
       assert.deepEqual(pull.args?.slice(1), ['pull-models', 'llama3.2:3b', 'qwen3:8b']);
-      assert.equal(envOf(job, 'pull').OLLAMA_HOST, 'http://oag-ollama-agent-gateway-ollama:11434');
+      // Every pod of the headless Service, by the name the gateway discovers them by.
+      assert.equal(
+        envOf(job, 'pull').OLLAMA_PODS,
+        'oag-ollama-agent-gateway-ollama-pods.default.svc.cluster.local',
+      );
       // Ollama's NetworkPolicy lets the Job's pods in.
       const policy = byKind(objs, 'NetworkPolicy').find((p) => p.metadata.name.endsWith('-ollama'));
       const from = JSON.stringify((policy?.spec as { ingress: unknown }).ingress);
@@ -169,14 +156,19 @@ describe('the chart on a GPU cluster, as an operator runs it', function () {
     });
 
     /** Runs a rendered script with a fake `ollama` that fails for `bad:model`. */
-    const runScript = (script: string, args: string[], listFile?: string) => {
+    const runScript = (
+      script: string,
+      args: string[],
+      listFile?: string,
+      pods: string[] = ['10.0.0.7'],
+    ) => {
       const bin = mkdtempSync(path.join(dir, 'bin-'));
       const fake = path.join(bin, 'ollama');
       writeFileSync(
         fake,
         [
           '#!/bin/sh',
-          'echo "ollama $*" >> "$OLLAMA_CALLS"',
+          'echo "ollama $*${OLLAMA_HOST:+ @$OLLAMA_HOST}" >> "$OLLAMA_CALLS"',
           'case "$1" in',
           '  serve) sleep 30 ;;',
           '  show) exit 1 ;;',
@@ -187,11 +179,30 @@ describe('the chart on a GPU cluster, as an operator runs it', function () {
         ].join('\n'),
       );
       chmodSync(fake, 0o755);
+      // The headless Service's addresses, as getent ahosts prints them (one line per socket type).
+      const getent = path.join(bin, 'getent');
+      writeFileSync(
+        getent,
+        [
+          '#!/bin/sh',
+          '[ "$1" = ahosts ] || exit 2',
+          'for a in $FAKE_PODS; do',
+          '  for t in STREAM DGRAM RAW; do echo "$a       $t $2"; done',
+          'done',
+          '',
+        ].join('\n'),
+      );
+      chmodSync(getent, 0o755);
       const calls = path.join(bin, 'calls');
       writeFileSync(calls, '');
       const body = listFile ? script.replace('/etc/ollama-models/models', listFile) : script;
       const r = spawnSync('/bin/sh', ['-ec', body, ...args], {
-        env: { PATH: `${bin}:/usr/bin:/bin`, OLLAMA_CALLS: calls, OLLAMA_HOST: 'http://x:11434' },
+        env: {
+          PATH: `${bin}:/usr/bin:/bin`,
+          OLLAMA_CALLS: calls,
+          OLLAMA_PODS: 'pods.example',
+          FAKE_PODS: pods.join(' '),
+        },
         encoding: 'utf8',
         timeout: 20_000,
       });
@@ -203,15 +214,31 @@ describe('the chart on a GPU cluster, as an operator runs it', function () {
       const script = (container(job, 'pull') as unknown as { args: string[] }).args[0] as string;
       const ok = runScript(script, ['pull-models', 'llama3.2:3b', 'qwen3:8b']);
       assert.equal(ok.status, 0, ok.stderr);
-      assert.match(ok.calls, /ollama pull llama3\.2:3b\nollama pull qwen3:8b\n/);
+      assert.equal(
+        ok.calls,
+        'ollama pull llama3.2:3b @http://10.0.0.7:11434\nollama pull qwen3:8b @http://10.0.0.7:11434\n',
+      );
       const bad = runScript(script, ['pull-models', 'bad:model', 'qwen3:8b']);
       assert.equal(bad.status, 1);
-      assert.match(bad.stderr, /could not pull: bad:model/);
+      assert.match(bad.stderr, /could not pull: bad:model@10\.0\.0\.7/);
       assert.match(bad.calls, /ollama pull qwen3:8b/);
     });
 
+    it('the Job pulls into every Ollama pod the headless Service lists, IPv6 included', async () => {
+      const job = one(await render('ollama:\n  replicaCount: 3\n'), 'Job');
+      const script = (container(job, 'pull') as unknown as { args: string[] }).args[0] as string;
+      const pods = ['10.0.0.7', '10.0.1.9', 'fd00::5'];
+      const r = runScript(script, ['pull-models', 'qwen3:8b'], undefined, pods);
+      assert.equal(r.status, 0, r.stderr);
+      assert.deepEqual(r.calls.trim().split('\n').sort(), [
+        'ollama pull qwen3:8b @http://10.0.0.7:11434',
+        'ollama pull qwen3:8b @http://10.0.1.9:11434',
+        'ollama pull qwen3:8b @http://[fd00::5]:11434',
+      ]);
+    });
+
     it('the initContainer pulls the ConfigMap’s list at a cold start and fails on a bad name', async () => {
-      const sts = one(await render(), 'StatefulSet');
+      const sts = one(await render(), 'StatefulSet', 'ollama');
       const script = (container(sts, 'pull-models') as unknown as { args: string[] })
         .args[0] as string;
       const list = path.join(dir, 'models');
@@ -260,12 +287,13 @@ describe('the chart on a GPU cluster, as an operator runs it', function () {
       const cpu = one(
         await render('ollama:\n  extraEnv: [{name: HTTPS_PROXY, value: "http://proxy:3128"}]\n'),
         'StatefulSet',
+        'ollama',
       );
       for (const name of ['pull-models', 'ollama']) {
         assert.equal(envOf(cpu, name).NVIDIA_VISIBLE_DEVICES, 'void', name);
         assert.equal(envOf(cpu, name).HTTPS_PROXY, 'http://proxy:3128', name);
       }
-      const gpu = one(await renderChart(['-f', ci('gpu-values.yaml')]), 'StatefulSet');
+      const gpu = one(await renderChart(['-f', ci('gpu-values.yaml')]), 'StatefulSet', 'ollama');
       assert.equal(envOf(gpu, 'pull-models').NVIDIA_VISIBLE_DEVICES, 'void');
       assert.equal(
         envOf(gpu, 'ollama').NVIDIA_VISIBLE_DEVICES,
@@ -275,7 +303,7 @@ describe('the chart on a GPU cluster, as an operator runs it', function () {
     });
 
     it('MIG: requests the MIG resource and tolerates the nvidia.com/gpu taint; gpu.taintKey overrides', async () => {
-      const sts = one(await renderChart(['-f', ci('mig-values.yaml')]), 'StatefulSet');
+      const sts = one(await renderChart(['-f', ci('mig-values.yaml')]), 'StatefulSet', 'ollama');
       assert.equal(container(sts, 'ollama').resources?.limits?.['nvidia.com/mig-1g.10gb'], 1);
       assert.deepEqual(podSpecOf(sts).tolerations, [
         { key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' },
@@ -283,6 +311,7 @@ describe('the chart on a GPU cluster, as an operator runs it', function () {
       const custom = one(
         await renderChart(['-f', ci('mig-values.yaml'), '--set', 'ollama.gpu.taintKey=gpu-pool']),
         'StatefulSet',
+        'ollama',
       );
       assert.equal(podSpecOf(custom).tolerations?.[0]?.key, 'gpu-pool');
     });
@@ -291,13 +320,14 @@ describe('the chart on a GPU cluster, as an operator runs it', function () {
       const sts = one(
         await render('gateway:\n  config:\n    SHUTDOWN_TIMEOUT_MS: 120000\n'),
         'StatefulSet',
+        'ollama',
       );
       const c = container(sts, 'ollama') as {
         lifecycle?: { preStop?: { exec?: { command?: string[] } } };
       };
       assert.deepEqual(c.lifecycle?.preStop?.exec?.command, ['sleep', '120']);
       assert.equal(podSpecOf(sts).terminationGracePeriodSeconds, 130);
-      const set = one(await render('ollama:\n  drainSeconds: 0\n'), 'StatefulSet');
+      const set = one(await render('ollama:\n  drainSeconds: 0\n'), 'StatefulSet', 'ollama');
       assert.equal((container(set, 'ollama') as { lifecycle?: unknown }).lifecycle, undefined);
     });
   });
@@ -416,6 +446,7 @@ describe('the chart on a GPU cluster, as an operator runs it', function () {
       const sts = one(
         await render('ollama:\n  probes:\n    startup:\n      timeoutSeconds: 17\n'),
         'StatefulSet',
+        'ollama',
       );
       assert.equal(
         (container(sts, 'ollama').startupProbe as { timeoutSeconds?: number }).timeoutSeconds,
@@ -426,7 +457,7 @@ describe('the chart on a GPU cluster, as an operator runs it', function () {
     it('renders storageClass "-" as an empty storageClassName, and a name quoted', async () => {
       const claim = (objs: K8sObject[]) =>
         (
-          one(objs, 'StatefulSet').spec as {
+          one(objs, 'StatefulSet', 'ollama').spec as {
             volumeClaimTemplates: { spec: { storageClassName?: string } }[];
           }
         ).volumeClaimTemplates[0]?.spec;
@@ -444,7 +475,7 @@ describe('the chart on a GPU cluster, as an operator runs it', function () {
     it('every ci values file pulls every model its gateway and agents name', async () => {
       for (const file of ciValuesFiles()) {
         const objs = await renderChart(['-f', file]);
-        if (byKind(objs, 'StatefulSet').length === 0) continue;
+        if (byKind(objs, 'StatefulSet').filter(isOllama).length === 0) continue;
         const env = gatewayEnv(objs);
         const pulled =
           configMapOf(objs, 'oag-ollama-agent-gateway-ollama-models').models?.split('\n') ?? [];
@@ -476,7 +507,7 @@ describe('the chart on a GPU cluster, as an operator runs it', function () {
     before(async () => (objs = await renderChart(['-f', ci('gitops-values.yaml')])));
     const pods = () => [
       one(objs, 'Deployment'),
-      one(objs, 'StatefulSet'),
+      one(objs, 'StatefulSet', 'ollama'),
       one(objs, 'Job'),
       ...byKind(objs, 'Pod'),
     ];
@@ -493,7 +524,7 @@ describe('the chart on a GPU cluster, as an operator runs it', function () {
       });
       assert.ok(gwc.volumeMounts?.some((m) => m.name === 'corp-ca'));
       assert.ok(podSpecOf(gw).volumes?.some((v) => v.name === 'corp-ca'));
-      const sts = one(objs, 'StatefulSet');
+      const sts = one(objs, 'StatefulSet', 'ollama');
       for (const name of ['pull-models', 'ollama']) {
         assert.equal(envOf(sts, name).HTTPS_PROXY, 'http://proxy.corp.example:3128');
         const mounts = (container(sts, name) as { volumeMounts?: { name: string }[] }).volumeMounts;
@@ -522,7 +553,7 @@ describe('the chart on a GPU cluster, as an operator runs it', function () {
       };
       assert.equal(gw.metadata.annotations['example.com/owner'], 'ml-platform');
       assert.equal(gw.metadata.labels['cost-center'], 'ml');
-      const sts = podTemplate(one(objs, 'StatefulSet')) as unknown as {
+      const sts = podTemplate(one(objs, 'StatefulSet', 'ollama')) as unknown as {
         metadata: { labels: Record<string, string> };
       };
       assert.equal(sts.metadata.labels['cost-center'], 'ml');
@@ -531,7 +562,8 @@ describe('the chart on a GPU cluster, as an operator runs it', function () {
         'agents-high',
       );
       assert.equal(
-        (podSpecOf(one(objs, 'StatefulSet')) as { priorityClassName?: string }).priorityClassName,
+        (podSpecOf(one(objs, 'StatefulSet', 'ollama')) as { priorityClassName?: string })
+          .priorityClassName,
         'agents-gpu',
       );
       for (const pod of pods()) {
@@ -562,7 +594,7 @@ describe('the chart on a GPU cluster, as an operator runs it', function () {
         metadata: { namespace?: string };
       };
       assert.equal(ca.metadata.namespace, 'default');
-      const spec = one(objs, 'StatefulSet').spec as {
+      const spec = one(objs, 'StatefulSet', 'ollama').spec as {
         persistentVolumeClaimRetentionPolicy: object;
         volumeClaimTemplates: { metadata: { annotations?: object } }[];
       };

@@ -109,7 +109,13 @@ describe('Helm chart (helm/ollama-agent-gateway)', function () {
       assert.equal(spec.volumeClaimTemplates[0]?.metadata.name, 'models');
       const init = podSpecOf(sts).initContainers?.[0];
       assert.equal(init?.name, 'pull-models');
-      assert.equal(byKind(objs, 'NetworkPolicy').length, 2);
+      // The gateway's, Ollama's and (two replicas share it) the bundled Valkey's.
+      assert.deepEqual(
+        byKind(objs, 'NetworkPolicy').map(
+          (p) => p.metadata.labels?.['app.kubernetes.io/component'],
+        ),
+        ['gateway', 'ollama', 'redis'],
+      );
       const secret = one(objs, 'Secret');
       const keys = Buffer.from(
         (secret.data as Record<string, string>)['api-keys'] ?? '',

@@ -4,7 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { SOCKET_GRACE_MS } from '../../src/shutdown';
+import { freePort } from '../support/listen';
 import { startOllamaSimulator, type OllamaSimulator } from '../support/ollama-simulator';
+import { startRedis, stopRedis } from '../support/redis-server';
 import { podSpecOf, type Container, type Probe } from './support/policy';
 import { ciValuesFiles, DEFAULTS_FILE, renderChart, ROOT, type K8sObject } from './support/render';
 import { startServerProcess } from './support/server-process';
@@ -160,7 +162,11 @@ describe('the chart agrees with the service it deploys', function () {
             secretValues.set(id, `test-secret-${secretValues.size}-abcdefghijklmnop`);
           return secretValues.get(id) as string;
         };
+        // The simulator stands in for Ollama however the chart names it (one host, a list, or
+        // the headless Service the gateway discovers).
         const processEnv: Record<string, string> = { ...env, OLLAMA_HOST: sim.url };
+        delete processEnv.OLLAMA_HOSTS;
+        delete processEnv.OLLAMA_DISCOVERY;
         for (const e of container.env ?? []) {
           const ref = e.valueFrom?.secretKeyRef;
           processEnv[e.name] = ref ? secretValue(ref) : (e.value ?? '');
@@ -168,7 +174,7 @@ describe('the chart agrees with the service it deploys', function () {
         // Files the chart mounts: written where the test can read them, with the rendered
         // content (an existing Secret's content is made up).
         let apiKey = 'chart-consistency-key-0001';
-        for (const name of ['API_KEYS_FILE', 'AGENTS_FILE']) {
+        for (const name of ['API_KEYS_FILE', 'AGENTS_FILE', 'REDIS_PASSWORD_FILE']) {
           if (!env[name]) continue;
           const mounted = mountedFile(objs, gateway, env[name]);
           let content = mounted.content;
@@ -181,10 +187,26 @@ describe('the chart agrees with the service it deploys', function () {
           writeFileSync(local, content ?? '');
           processEnv[name] = local;
         }
+        // Redis: a real server on loopback that requires the password the mounted file holds
+        // (made up for a Secret the chart does not render), in place of the chart's address.
+        let redis: Awaited<ReturnType<typeof startRedis>> | undefined;
+        if (processEnv.REDIS_URL) {
+          let password: string[] = [];
+          if (processEnv.REDIS_PASSWORD_FILE) {
+            const local = processEnv.REDIS_PASSWORD_FILE;
+            const content = readFileSync(local, 'utf8') || 'chart-redis-password-0001\n';
+            writeFileSync(local, content);
+            password = ['--requirepass', content.replace(/\r?\n$/, '')];
+          }
+          const port = await freePort();
+          redis = await startRedis(port, password);
+          processEnv.REDIS_URL = `redis://127.0.0.1:${port}`;
+        }
         const server = await startServerProcess(
           path.join(ROOT, 'dist', 'src', 'server.js'),
           processEnv,
-        ).catch((err: Error) => {
+        ).catch(async (err: Error) => {
+          if (redis) await stopRedis(redis);
           rmSync(dir, { recursive: true, force: true });
           throw err;
         });
@@ -246,8 +268,11 @@ describe('the chart agrees with the service it deploys', function () {
             );
             for (const n of wanted) assert.ok(names.includes(n), `agent ${n} is registered`);
           }
+          // With the chart's Redis settings the service connects and authenticates.
+          if (redis) await server.waitFor(/"message":"redis connected"/);
         } finally {
           await server.stop();
+          if (redis) await stopRedis(redis);
           rmSync(dir, { recursive: true, force: true });
         }
       });

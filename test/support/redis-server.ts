@@ -2,13 +2,26 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 
 /**
- * Starts a throwaway redis-server on loopback (no persistence) and resolves once it accepts
- * connections. redis-server is installed by `npm test`'s prerequisites (scripts/prereqs).
+ * Starts a throwaway redis-server on loopback (no persistence; `extraArgs` appended, e.g.
+ * `--requirepass`) and resolves once it accepts connections. redis-server is installed by `npm test`'s prerequisites (scripts/prereqs).
  */
-export async function startRedis(port: number): Promise<ChildProcess> {
+export async function startRedis(
+  port: number,
+  extraArgs: readonly string[] = [],
+): Promise<ChildProcess> {
   const child = spawn(
     'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      ...extraArgs,
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let out = '';

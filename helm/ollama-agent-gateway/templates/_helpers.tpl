@@ -21,6 +21,15 @@
 {{- printf "%s-ollama" (include "oag.fullname" . | trunc 56 | trimSuffix "-") -}}
 {{- end -}}
 
+{{/* The headless Service the gateway discovers the Ollama pods through (63 characters at most). */}}
+{{- define "oag.ollama.headlessName" -}}
+{{- printf "%s-ollama-pods" (include "oag.fullname" . | trunc 51 | trimSuffix "-") -}}
+{{- end -}}
+
+{{- define "oag.redis.fullname" -}}
+{{- printf "%s-redis" (include "oag.fullname" . | trunc 57 | trimSuffix "-") -}}
+{{- end -}}
+
 {{- define "oag.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
@@ -133,6 +142,108 @@ imagePullSecrets:
 {{- end -}}
 {{- end -}}
 
+{{/* Whether more than one Ollama pod can run, so the gateway discovers them (OLLAMA_DISCOVERY). */}}
+{{- define "oag.ollama.discovered" -}}
+{{- $o := .Values.ollama -}}
+{{- if and $o.enabled (or (gt (int $o.replicaCount) 1) $o.keda.enabled) -}}true{{- end -}}
+{{- end -}}
+
+{{/* The headless Service's fully qualified name: resolved as is, with no search domains. */}}
+{{- define "oag.ollama.discoveryName" -}}
+{{- printf "%s.%s.svc.%s" (include "oag.ollama.headlessName" .) .Release.Namespace .Values.ollama.clusterDomain -}}
+{{- end -}}
+
+{{/* Whether the ScaledObject is rendered: asked for, and the cluster serves KEDA's API. */}}
+{{- define "oag.ollama.kedaRendered" -}}
+{{- $apis := .Capabilities.APIVersions -}}
+{{- if and .Values.ollama.enabled .Values.ollama.keda.enabled (or ($apis.Has "keda.sh/v1alpha1") ($apis.Has "keda.sh/v1alpha1/ScaledObject")) -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+Redis: the bundled Valkey when `redis.enabled` says so, or (left empty) whenever more than one
+gateway replica can run and no external Redis is named. "bundled", "external" (redis.url),
+"secretEnv" (REDIS_URL from gateway.secretEnv) or "" (none).
+*/}}
+{{- define "oag.redis.mode" -}}
+{{- $r := .Values.redis -}}
+{{- $secretNames := list -}}
+{{- range .Values.gateway.secretEnv -}}{{- $secretNames = append $secretNames .name -}}{{- end -}}
+{{- $several := or .Values.autoscaling.enabled (gt (int .Values.gateway.replicaCount) 1) -}}
+{{- if kindIs "bool" $r.enabled -}}
+{{- if $r.enabled -}}bundled{{- else if $r.url -}}external{{- else if has "REDIS_URL" $secretNames -}}secretEnv{{- end -}}
+{{- else if $r.url -}}external
+{{- else if has "REDIS_URL" $secretNames -}}secretEnv
+{{- else if $several -}}bundled
+{{- end -}}
+{{- end -}}
+
+{{- define "oag.redis.secretName" -}}
+{{- default (include "oag.redis.fullname" .) .Values.redis.existingSecret -}}
+{{- end -}}
+
+{{- define "oag.redis.secretKey" -}}
+{{- if .Values.redis.existingSecret -}}{{ .Values.redis.existingSecretPasswordKey }}{{- else -}}redis-password{{- end -}}
+{{- end -}}
+
+{{/* The bundled Valkey's configuration file; its password comes from the Secret at start. */}}
+{{- define "oag.redis.conf" -}}
+{{- $r := .Values.redis -}}
+bind * -::*
+port 6379
+protected-mode yes
+dir /data
+maxmemory {{ $r.maxmemory }}
+# Runs and idempotency keys must never vanish silently: past maxmemory, writes fail.
+maxmemory-policy noeviction
+{{- if $r.persistence.enabled }}
+# The append-only file, fsynced every second; no RDB snapshots beside it.
+appendonly yes
+appendfsync everysec
+save ""
+{{- else }}
+# No persistence: nothing is written to /data.
+appendonly no
+save ""
+{{- end }}
+{{- end -}}
+
+{{/* What the pods that read the Redis password see of it: the generated one, or the Secret's name and key. */}}
+{{- define "oag.redis.authChecksum" -}}
+{{- if .Values.redis.existingSecret -}}
+{{- printf "%s/%s" .Values.redis.existingSecret .Values.redis.existingSecretPasswordKey | sha256sum -}}
+{{- else -}}
+{{- include "oag.redis.password" . | sha256sum -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The gateway reads the Redis password from this file (REDIS_PASSWORD_FILE). */}}
+{{- define "oag.redis.passwordFile" -}}/etc/ollama-agent-gateway/redis/password{{- end -}}
+
+{{/* Whether the gateway gets a password file: the chart's Secret, or an existing one. */}}
+{{- define "oag.redis.hasPassword" -}}
+{{- $mode := include "oag.redis.mode" . -}}
+{{- if or (eq $mode "bundled") (and $mode .Values.redis.existingSecret) -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+The bundled server's generated password, kept across upgrades by reading the live Secret
+(as the API keys are) and cached for this render, so the Secret and the pods' checksum agree.
+*/}}
+{{- define "oag.redis.password" -}}
+{{- $r := .Values.redis -}}
+{{- if not (hasKey $r "_password") -}}
+{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "oag.redis.fullname" .) -}}
+{{- $password := "" -}}
+{{- if and $existing (index ($existing.data | default dict) "redis-password") -}}
+{{- $password = index $existing.data "redis-password" | b64dec -}}
+{{- else -}}
+{{- $password = randAlphaNum 40 -}}
+{{- end -}}
+{{- $_ := set $r "_password" $password -}}
+{{- end -}}
+{{- $r._password -}}
+{{- end -}}
+
 {{- define "oag.auth.secretName" -}}
 {{- default (printf "%s-api-keys" (include "oag.fullname" .)) .Values.auth.existingSecret -}}
 {{- end -}}
@@ -221,7 +332,7 @@ Argo CD, --dry-run without a cluster) validateValues refuses to generate one.
 
 {{/* Variables the chart sets itself; users may not set them in gateway.config. */}}
 {{- define "oag.chartManagedEnv" -}}
-PORT OLLAMA_HOST API_KEYS_FILE AGENTS_FILE AUTH_DISABLED
+PORT OLLAMA_HOST OLLAMA_HOSTS OLLAMA_DISCOVERY OLLAMA_DISCOVERY_INTERVAL_MS API_KEYS_FILE AGENTS_FILE AUTH_DISABLED REDIS_PASSWORD_FILE
 {{- end -}}
 
 {{/*
@@ -262,11 +373,49 @@ fixes their values in one round instead of one error per `helm install`.
 {{- if le (mul $live.periodSeconds $live.failureThreshold 1000) $loopMs -}}
 {{- $problems = append $problems (printf "gateway.probes.liveness: periodSeconds × failureThreshold must exceed LIVENESS_MAX_EVENT_LOOP_DELAY_MS (%d ms)" $loopMs) -}}
 {{- end -}}
-{{- if and (not $v.ollama.enabled) (not $v.ollama.externalHost) -}}
-{{- $problems = append $problems "ollama.externalHost: required when ollama.enabled is false" -}}
+{{- if and (not $v.ollama.enabled) (not $v.ollama.externalHost) (not $v.ollama.externalHosts) -}}
+{{- $problems = append $problems "ollama.externalHost: required when ollama.enabled is false (or ollama.externalHosts for several)" -}}
 {{- end -}}
-{{- if and $v.ollama.enabled $v.ollama.externalHost -}}
-{{- $problems = append $problems "ollama.externalHost: only used when ollama.enabled is false; unset one of them" -}}
+{{- if and $v.ollama.enabled (or $v.ollama.externalHost $v.ollama.externalHosts) -}}
+{{- $problems = append $problems "ollama.externalHost(s): only used when ollama.enabled is false; unset one of them" -}}
+{{- end -}}
+{{- if and $v.ollama.externalHost $v.ollama.externalHosts -}}
+{{- $problems = append $problems "ollama.externalHosts: set either ollama.externalHost (one Ollama) or ollama.externalHosts (several), not both" -}}
+{{- end -}}
+{{- if and $v.ollama.enabled (gt (int $v.ollama.replicaCount) 1) $v.ollama.persistence.existingClaim -}}
+{{- $problems = append $problems (printf "ollama.persistence.existingClaim: one claim cannot serve %d Ollama pods; leave it empty so each pod gets its own from the claim template" (int $v.ollama.replicaCount)) -}}
+{{- end -}}
+{{- if and $v.ollama.enabled $v.ollama.keda.enabled -}}
+{{- $k := $v.ollama.keda -}}
+{{- if not $k.prometheus.serverAddress -}}
+{{- $problems = append $problems "ollama.keda.prometheus.serverAddress: required when ollama.keda.enabled (the Prometheus that scrapes the gateway)" -}}
+{{- end -}}
+{{- if gt (int $k.minReplicaCount) (int $k.maxReplicaCount) -}}
+{{- $problems = append $problems "ollama.keda.minReplicaCount: larger than ollama.keda.maxReplicaCount" -}}
+{{- end -}}
+{{- if $v.ollama.persistence.existingClaim -}}
+{{- $problems = append $problems "ollama.persistence.existingClaim: one claim cannot serve the pods KEDA adds; leave it empty" -}}
+{{- end -}}
+{{- end -}}
+{{- $redisMode := include "oag.redis.mode" . -}}
+{{- $secretNames := list -}}
+{{- range $v.gateway.secretEnv -}}{{- $secretNames = append $secretNames .name -}}{{- end -}}
+{{- if and (not $redisMode) (or $v.autoscaling.enabled (gt (int $v.gateway.replicaCount) 1)) -}}
+{{- $problems = append $problems (printf "redis: %s without Redis: every replica would keep its own runs, idempotency keys, active model and admission queue. Leave redis.enabled empty or true (the bundled Valkey), set redis.url (an external Redis), or run one replica" ($v.autoscaling.enabled | ternary "autoscaling" (printf "%d gateway replicas" (int $v.gateway.replicaCount)))) -}}
+{{- end -}}
+{{- if and (eq (toString $v.redis.enabled) "true") $v.redis.url -}}
+{{- $problems = append $problems "redis.url: an external Redis, but redis.enabled is true too; unset one of them" -}}
+{{- end -}}
+{{- if and (has "REDIS_URL" $secretNames) (or (eq $redisMode "bundled") (eq $redisMode "external")) -}}
+{{- $problems = append $problems "gateway.secretEnv: REDIS_URL is set by the chart (redis.enabled or redis.url); set it in one place" -}}
+{{- end -}}
+{{- if $v.redis.url -}}
+{{- if contains ":" ((urlParse $v.redis.url).userinfo | default "") -}}
+{{- $problems = append $problems "redis.url: carries a password, which would land in the pod spec; put it in a Secret and name it in redis.existingSecret" -}}
+{{- end -}}
+{{- end -}}
+{{- if and (eq $redisMode "bundled") (not $v.redis.existingSecret) (not (include "oag.clusterReadable" .)) -}}
+{{- $problems = append $problems "redis: the bundled Valkey needs a password, and the live Secret cannot be read (helm template, Argo CD, Flux, --dry-run without a cluster), so a generated one would change on every render. Create a Secret with the password and set redis.existingSecret (see the README, GitOps)" -}}
 {{- end -}}
 {{- if and $v.auth.existingSecret $v.auth.apiKeys -}}
 {{- $problems = append $problems "auth.apiKeys: set either auth.existingSecret or auth.apiKeys, not both" -}}
@@ -314,6 +463,13 @@ fixes their values in one round instead of one error per `helm install`.
 {{- if not (or $v.auth.disabled $v.auth.existingSecret $v.auth.apiKeys (include "oag.clusterReadable" .)) -}}
 {{- $problems = append $problems "auth: no auth.existingSecret or auth.apiKeys, and the live Secret cannot be read (helm template, Argo CD, Flux, --dry-run without a cluster), so a generated key would change on every render. Create the Secret yourself and set auth.existingSecret (see the README, GitOps), or set auth.apiKeys" -}}
 {{- end -}}
+{{- if $v.ollama.enabled -}}
+{{- $sts := lookup "apps/v1" "StatefulSet" .Release.Namespace (include "oag.ollama.fullname" .) -}}
+{{- $livePolicy := ($sts.spec | default dict).podManagementPolicy | default "OrderedReady" -}}
+{{- if and $sts (ne $livePolicy $v.ollama.podManagementPolicy) -}}
+{{- $problems = append $problems (printf "ollama.podManagementPolicy: the live StatefulSet has %s and it cannot change. Keep %s, or delete the StatefulSet with --cascade=orphan (the pods and claims stay) and upgrade again" $livePolicy $livePolicy) -}}
+{{- end -}}
+{{- end -}}
 {{- if and $v.ollama.enabled $v.ollama.persistence.enabled (not $v.ollama.persistence.existingClaim) -}}
 {{- $sts := lookup "apps/v1" "StatefulSet" .Release.Namespace (include "oag.ollama.fullname" .) -}}
 {{- range ($sts.spec | default dict).volumeClaimTemplates -}}
@@ -328,6 +484,9 @@ fixes their values in one round instead of one error per `helm install`.
 {{- end -}}
 {{- if eq (toString $v.ollama.image.tag) "latest" -}}
 {{- $problems = append $problems "ollama.image.tag: latest is not reproducible; pin a version" -}}
+{{- end -}}
+{{- if eq (toString $v.redis.image.tag) "latest" -}}
+{{- $problems = append $problems "redis.image.tag: latest is not reproducible; pin a version" -}}
 {{- end -}}
 {{- if eq (toString $v.tests.image.tag) "latest" -}}
 {{- $problems = append $problems "tests.image.tag: latest is not reproducible; pin a version" -}}

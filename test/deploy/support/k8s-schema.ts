@@ -4,8 +4,8 @@ import ts from 'typescript';
 /**
  * Strict validation of rendered Kubernetes objects against current API schemas.
  *
- * Source: kubernetes-models 5.x (Kubernetes 1.34 OpenAPI), @kubernetes-models/gateway-api 2.x
- * and @kubernetes-models/prometheus-operator 6.x. Each model ships two views of one schema:
+ * Source: kubernetes-models 5.x (Kubernetes 1.34 OpenAPI), @kubernetes-models/gateway-api 2.x,
+ * @kubernetes-models/prometheus-operator 6.x and @kubernetes-models/keda 2.x. Each model ships two views of one schema:
  * a compiled validator (types, required fields, formats, enums) and a TypeScript interface.
  * The validator, like the API server, accepts unknown fields; kubectl does not, and a
  * misspelt `readinesProbe` is silently dropped. So each object is checked twice: the model's
@@ -22,6 +22,7 @@ const PACKAGES: Record<string, string> = {
   v1: 'kubernetes-models/v1',
   'gateway.networking.k8s.io/v1': '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1',
   'monitoring.coreos.com/v1': '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1',
+  'keda.sh/v1alpha1': '@kubernetes-models/keda/keda.sh/v1alpha1',
 };
 const modulePath = (apiVersion: string, kind: string): string =>
   `${PACKAGES[apiVersion] ?? `kubernetes-models/${apiVersion}`}/${kind}`;
@@ -46,6 +47,7 @@ export const KNOWN_KINDS: ReadonlyArray<readonly [string, string]> = [
   ['gateway.networking.k8s.io/v1', 'HTTPRoute'],
   ['monitoring.coreos.com/v1', 'ServiceMonitor'],
   ['monitoring.coreos.com/v1', 'PrometheusRule'],
+  ['keda.sh/v1alpha1', 'ScaledObject'],
 ];
 
 interface ModelClass {

@@ -31,6 +31,8 @@ export interface PodSpec {
 }
 
 export const WORKLOAD_KINDS = ['Deployment', 'StatefulSet', 'Pod'];
+/** Components whose containers must run on a read-only root filesystem. */
+export const READ_ONLY_COMPONENTS = ['gateway', 'redis'];
 
 export function podSpecOf(obj: K8sObject): PodSpec {
   const spec = obj.spec as { template?: { spec: PodSpec } } & PodSpec;
@@ -40,7 +42,7 @@ export function podSpecOf(obj: K8sObject): PodSpec {
 /**
  * Problems of one workload against the deployment policy: resources, probes present and
  * distinct on long-running containers, non-root, no `latest` images, no mounted token;
- * the gateway also needs a read-only root filesystem, no capabilities and seccomp.
+ * the gateway and Redis also need a read-only root filesystem.
  */
 export function workloadProblems(obj: K8sObject): string[] {
   const where = `${obj.kind} ${obj.metadata.name}`;
@@ -75,7 +77,7 @@ export function workloadProblems(obj: K8sObject): string[] {
       problems.push(`${at}: image ${c.image} is not pinned`);
     }
     if (
-      obj.metadata.labels?.['app.kubernetes.io/component'] === 'gateway' &&
+      READ_ONLY_COMPONENTS.includes(obj.metadata.labels?.['app.kubernetes.io/component'] ?? '') &&
       sc.readOnlyRootFilesystem !== true
     ) {
       problems.push(`${at}: root filesystem is writable`);

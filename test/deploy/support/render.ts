@@ -14,12 +14,14 @@ export interface K8sObject {
 export const ROOT = repoRoot();
 export const CHART_DIR = path.join(ROOT, CHART_PATH);
 export const RELEASE = 'oag';
-/** The CRD APIs a Prometheus-operator cluster announces. */
+/** The CRD APIs a cluster with the Prometheus operator and KEDA announces. */
 export const MONITORING_APIS = [
   '--api-versions',
   'monitoring.coreos.com/v1/ServiceMonitor',
   '--api-versions',
   'monitoring.coreos.com/v1/PrometheusRule',
+  '--api-versions',
+  'keda.sh/v1alpha1',
 ];
 
 /** The values matrix: every file in the chart's ci/ folder. */

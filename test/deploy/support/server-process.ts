@@ -7,6 +7,8 @@ export interface ServerProcess {
   url: string;
   /** Everything the process wrote so far (for failure messages). */
   output(): string;
+  /** Resolves once the output matches `pattern`; rejects if the process exits first. */
+  waitFor(pattern: RegExp): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -26,12 +28,34 @@ export function startServerProcess(
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
-  child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+  const waiters = new Set<() => void>();
+  const grew = () => {
+    for (const w of [...waiters]) w();
+  };
+  child.stderr?.on('data', (d: Buffer) => {
+    output += d.toString();
+    grew();
+  });
   const exited = once(child, 'exit');
+  const waitFor = (pattern: RegExp) =>
+    new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (!pattern.test(output)) return;
+        waiters.delete(check);
+        resolve();
+      };
+      waiters.add(check);
+      check();
+      void exited.then(() => {
+        waiters.delete(check);
+        reject(new Error(`service exited before printing ${String(pattern)}:\n${output}`));
+      });
+    });
   return new Promise((resolve, reject) => {
     const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
     lines.on('line', (line) => {
       output += `${line}\n`;
+      grew();
       let entry: { message?: string; port?: number } = {};
       try {
         entry = JSON.parse(line) as typeof entry;
@@ -42,6 +66,7 @@ export function startServerProcess(
         resolve({
           url: `http://127.0.0.1:${entry.port}`,
           output: () => output,
+          waitFor,
           async stop() {
             if (child.exitCode === null && child.signalCode === null) {
               child.kill('SIGKILL'); // the drain is not under test here; do not wait for it
