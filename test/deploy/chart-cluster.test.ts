@@ -83,6 +83,16 @@ describe('the chart against a live API (helm install/upgrade, lookup)', function
     assert.match(r.stderr, /--cascade=orphan/);
   });
 
+  it('upgrade that would give Valkey a claim: refused, since its claim template cannot change', async () => {
+    const r = await helm('upgrade', '--set', 'redis.persistence.enabled=true');
+    assert.notEqual(r.status, 0);
+    assert.match(
+      r.stderr,
+      /redis\.persistence: the live Valkey StatefulSet has no claim, and its claim template cannot change/,
+    );
+    assert.match(r.stderr, /kubectl delete statefulset oag-ollama-agent-gateway-redis/);
+  });
+
   it('upgrade with another persistence.size: refused, with the way out', async () => {
     const r = await helm('upgrade', '--set', 'ollama.persistence.size=80Gi');
     assert.notEqual(r.status, 0);

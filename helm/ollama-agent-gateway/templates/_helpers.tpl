@@ -485,6 +485,18 @@ fixes their values in one round instead of one error per `helm install`.
 {{- if eq (toString $v.ollama.image.tag) "latest" -}}
 {{- $problems = append $problems "ollama.image.tag: latest is not reproducible; pin a version" -}}
 {{- end -}}
+{{- if eq $redisMode "bundled" -}}
+{{- $live := lookup "apps/v1" "StatefulSet" .Release.Namespace (include "oag.redis.fullname" .) -}}
+{{- if $live -}}
+{{- $claims := ($live.spec | default dict).volumeClaimTemplates | default list -}}
+{{- $liveSize := "" -}}
+{{- range $claims -}}{{- $liveSize = .spec.resources.requests.storage -}}{{- end -}}
+{{- $wanted := $v.redis.persistence.enabled | ternary $v.redis.persistence.size "" -}}
+{{- if ne $liveSize $wanted -}}
+{{- $problems = append $problems (printf "redis.persistence: the live Valkey StatefulSet has %s, and its claim template cannot change. Keep it, or delete the StatefulSet (kubectl delete statefulset %s; its data without a claim is lost, a claim is kept) and upgrade again" (empty $liveSize | ternary "no claim" (printf "a %s claim" $liveSize)) (include "oag.redis.fullname" .)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- if eq (toString $v.redis.image.tag) "latest" -}}
 {{- $problems = append $problems "redis.image.tag: latest is not reproducible; pin a version" -}}
 {{- end -}}
