@@ -61,15 +61,25 @@ return rec`;
 
 /**
  * A replica's heartbeat: its presence with the generation it has applied (the acknowledgement
- * a switch waits for), then the stored model; a store that lost it gets the caller's back.
- * KEYS: replicas, replica, active. ARGV: id, generation, presence TTL, the caller's record or ''.
+ * a switch waits for), then the stored model. A store that lost the record (or holds an older
+ * one, which only a Redis that lost its data can) gets the caller's back, so after a data loss
+ * the newest record any replica knows wins and every replica converges on it.
+ * KEYS: replicas, replica, active. ARGV: id, generation, presence TTL, the caller's record or '',
+ * channel.
  */
 const HEARTBEAT = `
 redis.call('SADD', KEYS[1], ARGV[1])
 redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
 local cur = redis.call('GET', KEYS[3])
-if not cur and ARGV[4] ~= '' then
-  redis.call('SET', KEYS[3], ARGV[4], 'NX')
+if ARGV[4] == '' then return cur end
+local older = not cur
+if cur then
+  local ok, rec = pcall(cjson.decode, cur)
+  older = not ok or type(rec) ~= 'table' or (tonumber(rec.generation) or 0) < tonumber(ARGV[2])
+end
+if older then
+  redis.call('SET', KEYS[3], ARGV[4])
+  redis.call('PUBLISH', ARGV[5], ARGV[4])
   return ARGV[4]
 end
 return cur`;
@@ -203,7 +213,7 @@ export function createRedisActiveModelStore(
     const reply = await eval_(
       HEARTBEAT,
       [keys.replicas, keys.replicaPrefix + id, keys.active],
-      [id, String(record.generation), String(presenceTtlMs), mine],
+      [id, String(record.generation), String(presenceTtlMs), mine, keys.channel],
     );
     apply(parseRecord(reply));
   }

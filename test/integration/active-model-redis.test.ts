@@ -228,12 +228,24 @@ describe('active model store in Redis (real redis-server)', function () {
     // An empty Redis comes back: the replicas put their last value back, and switching works.
     redisProcess = await startRedis(port);
     await back;
+    const stored = async (): Promise<number | undefined> => {
+      const text = await b.redis.send(['GET', `${PREFIX}model:active`]);
+      return typeof text === 'string'
+        ? (JSON.parse(text) as { generation: number }).generation
+        : undefined;
+    };
+    await pollUntil('record restored', stored, 2000);
+    assert.equal(await stored(), committed.generation);
+    // An older record in the store (only a Redis that lost data has one) is replaced by the
+    // newest one a replica knows; nobody goes back to it.
+    const older = JSON.stringify({ model: 'llama3.2:3b', generation: 1, replica: 'x' });
+    await b.redis.send(['SET', `${PREFIX}model:active`, older]);
     await pollUntil(
-      'record restored',
-      async () =>
-        (await b.redis.send(['GET', `${PREFIX}model:active`])) !== null ? true : undefined,
+      'newest record back',
+      async () => ((await stored()) === committed.generation ? true : undefined),
       2000,
     );
+    assert.deepEqual([a.store.current(), b.store.current()], [committed, committed]);
     await pollUntil(
       'subscribed again',
       async () => ((await subscribers(b.redis)) === 2 ? true : undefined),
