@@ -130,6 +130,24 @@ function parseRecord(text: RedisReply): StoredRecord | null {
   }
 }
 
+/** A switch starting (`switching` = its target) or ending (null), announced on the channel. */
+interface SwitchNotice {
+  switching: string | null;
+  replica: string;
+}
+
+function parseNotice(text: string): SwitchNotice | undefined {
+  try {
+    const value = JSON.parse(text) as Partial<SwitchNotice>;
+    if (!('switching' in value) || typeof value.replica !== 'string') return undefined;
+    return typeof value.switching === 'string' || value.switching === null
+      ? (value as SwitchNotice)
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function lockTarget(text: RedisReply): string | null {
   if (typeof text !== 'string') return null;
   try {
@@ -183,6 +201,9 @@ export function createRedisActiveModelStore(
   let heartbeat: TimerHandle | null = null;
   let subscriber: RedisClient | null = null;
   let subscribed = false;
+  /** The switch another replica announced, until it announces the end or its lock TTL passes. */
+  let announced: { target: string; at: number } | null = null;
+  let ownTarget: string | null = null;
   let stopped = false;
   const cleanups: Array<() => void> = [];
 
@@ -241,7 +262,14 @@ export function createRedisActiveModelStore(
   async function subscribe(client: RedisClient): Promise<void> {
     if (subscribed || stopped) return;
     try {
-      await client.subscribe(keys.channel, (message) => apply(parseRecord(message)));
+      await client.subscribe(keys.channel, (message) => {
+        const notice = parseNotice(message);
+        if (notice === undefined) apply(parseRecord(message));
+        else if (notice.replica !== id) {
+          announced =
+            notice.switching === null ? null : { target: notice.switching, at: clock.now() };
+        }
+      });
       subscribed = true;
     } catch (err) {
       logger.warn('subscribing to active model changes failed; retrying on reconnection', {
@@ -274,6 +302,11 @@ export function createRedisActiveModelStore(
   return {
     kind: 'redis',
     current: () => record,
+    switching() {
+      if (ownTarget !== null) return ownTarget;
+      if (announced && clock.now() - announced.at < lockTtlMs) return announced.target;
+      return null;
+    },
     onApplied: listeners.add,
 
     async start() {
@@ -312,12 +345,21 @@ export function createRedisActiveModelStore(
         const holder = await redis.send(['GET', keys.lock], { group: GROUP }).catch(() => null);
         throw switchInProgress(lockTarget(holder));
       }
+      const announce = (switching: string | null): void => {
+        const notice: SwitchNotice = { switching, replica: id };
+        void redis
+          .send(['PUBLISH', keys.channel, JSON.stringify(notice)], { group: GROUP })
+          .catch(() => undefined);
+      };
+      ownTarget = target;
+      announce(target);
       const lost = new AbortController();
       let held = true;
       let renewedAt = clock.now();
       const loseIt = (): void => {
         if (!held) return;
         held = false;
+        ownTarget = null;
         renewal.cancel();
         logger.warn('the model switch lock expired and was taken over', { target });
         lost.abort(switchInProgress(null));
@@ -370,7 +412,9 @@ export function createRedisActiveModelStore(
         async release() {
           if (!held) return;
           held = false;
+          ownTarget = null;
           renewal.cancel();
+          announce(null);
           await eval_(RELEASE, [keys.lock], [value]).catch((err: unknown) => {
             // It expires by itself within its TTL.
             logger.warn('releasing the model switch lock failed', { error: err });

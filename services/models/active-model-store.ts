@@ -58,6 +58,8 @@ export interface AppliedChange {
 export interface ActiveModelStore {
   readonly kind: 'memory' | 'redis';
   current(): ActiveModelRecord;
+  /** The target of the switch holding the lock, as far as this replica knows (no I/O). */
+  switching(): string | null;
   /**
    * Takes the switch lock for a switch to `target`.
    * @throws AppError SWITCH_IN_PROGRESS (409, `details.switching_to`), REDIS_UNAVAILABLE (503)
@@ -113,6 +115,7 @@ export function createMemoryActiveModelStore(initialModel: string): ActiveModelS
   return {
     kind: 'memory',
     current: () => record,
+    switching: () => holder,
     onApplied: listeners.add,
     async lock(target) {
       if (holder !== null) throw switchInProgress(holder);

@@ -52,7 +52,7 @@ export interface ModelService extends ModelManager {
     req: SwitchRequest,
     opts?: CallOptions & { onProgress?: (p: SwitchProgress) => void },
   ): Promise<SwitchResult>;
-  /** The model being switched to, or null. */
+  /** The model being switched to, here or (with Redis) on another replica, or null. */
   switching(): string | null;
   /** Pull progress with a `percent` per layer once its size is known. */
   pull(model: string, opts?: CallOptions): AsyncIterable<ProgressResponse & { percent?: number }>;
@@ -179,7 +179,7 @@ export function createModelService(options: ModelServiceOptions): ModelService {
   return {
     active,
     recentSwitches: () => recent,
-    switching: () => target,
+    switching: () => target ?? store.switching(),
     catalog,
     store,
 
@@ -239,7 +239,8 @@ export function createModelService(options: ModelServiceOptions): ModelService {
     },
 
     async remove(model, opts) {
-      if (sameModel(model, active()) || (target !== null && sameModel(model, target))) {
+      const switching = target ?? store.switching();
+      if (sameModel(model, active()) || (switching !== null && sameModel(model, switching))) {
         throw new AppError('MODEL_IN_USE', `Model ${model} is the active model.`);
       }
       await ollama.delete(model, opts);

@@ -141,11 +141,19 @@ describe('active model store in Redis (real redis-server)', function () {
     const a = await replica('a');
     const b = await replica('b');
     const lock = await a.store.lock('qwen3:8b');
+    assert.equal(a.store.switching(), 'qwen3:8b');
+    await pollUntil(
+      'B told',
+      async () => (b.store.switching() === 'qwen3:8b' ? true : undefined),
+      1000,
+    );
     const refused = await refusal(b.store.lock('llama3.2:3b'));
     assert.equal(refused.code, 'SWITCH_IN_PROGRESS');
     assert.equal(refused.status, 409);
     assert.deepEqual(refused.details, { switching_to: 'qwen3:8b' });
     await lock.release();
+    assert.equal(a.store.switching(), null);
+    await pollUntil('B told', async () => (b.store.switching() === null ? true : undefined), 1000);
     const next = await b.store.lock('llama3.2:3b');
     // Releasing an old lock again does not delete its successor's.
     await lock.release();

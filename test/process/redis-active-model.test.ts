@@ -43,6 +43,12 @@ async function activeOf(server: ServerProcess): Promise<string> {
   return String(body.active_model);
 }
 
+/** The switch in progress a replica reports, or null. */
+async function switchingOf(server: ServerProcess): Promise<unknown> {
+  const { body } = await call(server, '/ollama/health/detailed');
+  return body.switching_to;
+}
+
 const isPreload = (r: SimRequestLog, model: string): boolean => {
   const body = r.body as { model?: string; messages?: unknown[]; keep_alive?: unknown } | undefined;
   return (
@@ -110,6 +116,21 @@ describe('the active model shared by two server processes through Redis (real re
     assert.deepEqual(conflict.details, { switching_to: SECOND });
     assert.equal((await call(a, '/ollama/model/switch', { model: FIRST })).status, 409);
     assert.equal(await activeOf(b), FIRST);
+    // B knows which switch runs, and will not delete the model being switched to.
+    await pollUntil(
+      "B's switching_to",
+      async () => ((await switchingOf(b)) === SECOND ? true : undefined),
+      1000,
+    );
+    const removal = await fetch(`${b.url}/ollama/models/${encodeURIComponent(SECOND)}`, {
+      method: 'DELETE',
+      headers: bearer(ADMIN_KEY),
+    });
+    assert.equal(removal.status, 409);
+    assert.equal(
+      ((await removal.json()) as { error: { code: string } }).error.code,
+      'MODEL_IN_USE',
+    );
 
     // The load ends: A flips, and B applies it within 1 s of A's answer.
     clock.advance(60_000);
@@ -121,6 +142,11 @@ describe('the active model shared by two server processes through Redis (real re
       1000,
     );
     assert.ok(seen.elapsedMs < 1000);
+    await pollUntil(
+      "B's switch over",
+      async () => ((await switchingOf(b)) === null ? true : undefined),
+      1000,
+    );
     // The preload happened once, sent by A only; nothing was unloaded (unload_previous false).
     assert.equal(sim.requests.filter((r) => isPreload(r, SECOND)).length, 1);
     assert.equal(sim.counts(SECOND).loads, 1);

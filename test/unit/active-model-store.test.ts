@@ -15,7 +15,9 @@ describe('in-memory active model store', () => {
 
   it('holds one lock at a time and names the target to the refused caller', async () => {
     const store = createMemoryActiveModelStore('llama3.2:3b');
+    assert.equal(store.switching(), null);
     const lock = await store.lock('qwen3:8b');
+    assert.equal(store.switching(), 'qwen3:8b');
     await assert.rejects(
       store.lock('smollm2:135m'),
       appError('SWITCH_IN_PROGRESS', (e) =>
@@ -24,6 +26,7 @@ describe('in-memory active model store', () => {
     );
     await lock.release();
     await lock.release();
+    assert.equal(store.switching(), null);
     const next = await store.lock('smollm2:135m');
     await assert.rejects(lock.commit('qwen3:8b'), appError('SWITCH_IN_PROGRESS'));
     await next.release();
