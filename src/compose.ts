@@ -8,6 +8,8 @@ import {
   type AgentsRuntimeOptions,
 } from '../services/agents';
 import { createHealthService, type HealthService } from '../services/health';
+import { createRedisStatus } from '../services/health';
+import { createRedisActiveModelStore } from '../services/models';
 import { createLifecycle, type Lifecycle } from '../services/health';
 import { createMetrics, type Metrics } from '../services/metrics';
 import { createStartupSequence, type StartupSequence } from '../services/health';
@@ -82,14 +84,32 @@ export function composeGateway(options: ComposeOptions): Gateway {
       failingModels: () => ollamaStack.ollama.failingModels(),
       queueStats: () => ollamaStack.ollama.queueStats(),
       activeModel: () => ollamaStack.models.active(),
+      ...(options.redis ? { redisUp: () => redisStatus?.up() ?? false } : {}),
     },
   });
   const telemetry = options.telemetry ?? metrics;
+  // With Redis: every replica's commands timed by group, its state for health and `redis_up`,
+  // and the active model shared by every replica.
+  const { redis } = options;
+  const stopObservingRedis = redis?.onCommand((group, seconds, ok) =>
+    metrics.redisCommand(group, seconds, ok),
+  );
+  const redisStatus = redis ? createRedisStatus({ redis, now }) : undefined;
   const ollamaStack = createOllamaStack({
     config,
     telemetry,
     logger,
     clock,
+    ...(redis
+      ? {
+          activeModel: createRedisActiveModelStore({
+            redis,
+            initialModel: config.OLLAMA_MODEL,
+            clock,
+            logger,
+          }),
+        }
+      : {}),
   });
   const agents = createAgentsRuntime({
     config,
@@ -122,6 +142,7 @@ export function composeGateway(options: ComposeOptions): Gateway {
     ollamaHealth: ollamaStack.ollamaHealth,
     ollama: ollamaStack.ollama,
     models: ollamaStack.models,
+    ...(redisStatus ? { redis: redisStatus } : {}),
   });
   // One backend today: every drop-in request goes to this Ollama.
   const passthrough = createPassthroughService({
@@ -161,11 +182,22 @@ export function composeGateway(options: ComposeOptions): Gateway {
     start() {
       health.start();
       ollamaStack.ollamaHealth.start();
-      void startup.run();
+      const { store } = ollamaStack.models;
+      if (store.kind === 'memory') void startup.run();
+      // The warm-up preloads the active model: the stored one, once the first read ended.
+      else {
+        void store
+          .start()
+          .catch((err: unknown) => logger.warn('reading the active model failed', { error: err }))
+          .then(() => startup.run());
+      }
     },
     async stop() {
       startup.stop();
       health.stop();
+      stopObservingRedis?.();
+      redisStatus?.stop();
+      await ollamaStack.models.store.stop();
       // Background runs still going now end as cancelled (they live in memory only).
       agents.service.cancelAll();
       await ollamaStack.close();

@@ -6,3 +6,5 @@ export type { BuildInfo, HealthService, ProbeReport } from './probes';
 export { createStartupSequence } from './startup';
 export type { StartupSequence } from './startup';
 export { ollamaHealthDetails, ollamaHealthSummary } from './ollama-view';
+export { createRedisStatus } from './redis-status';
+export type { RedisFacts, RedisStatus } from './redis-status';

@@ -10,6 +10,7 @@ import { createEventLoopMonitor, type EventLoopMonitor } from './event-loop-moni
 import type { Lifecycle } from './lifecycle';
 import type { ModelManager, OllamaHealth, OllamaService } from '../ollama';
 import { ollamaHealthView, type OllamaFacts } from './ollama-view';
+import type { RedisFacts, RedisStatus } from './redis-status';
 import type { StartupSequence, StartupState } from './startup';
 
 export interface BuildInfo {
@@ -24,7 +25,8 @@ export type CheckName =
   | 'draining'
   | 'ollama_reachable'
   | 'active_model_installed'
-  | 'circuit';
+  | 'circuit'
+  | 'redis';
 
 export interface CheckResult {
   name: CheckName;
@@ -70,6 +72,7 @@ export interface DetailedReport {
     event_loop_delay_ms: { p50: number; p99: number; max: number };
   };
   ollama: OllamaFacts;
+  redis: RedisFacts;
   startup: StartupState;
   lifecycle: { draining: boolean; open_streams: number };
 }
@@ -102,6 +105,11 @@ export interface HealthServiceOptions {
   ollamaHealth: Pick<OllamaHealth, 'snapshot'>;
   ollama: Pick<OllamaService, 'circuitState' | 'queueStats'>;
   models: Pick<ModelManager, 'active'>;
+  /**
+   * The Redis connection's state, with REDIS_URL: a non-critical readiness check (a Redis
+   * outage must not take every replica out of the Service) and a part of the detailed report.
+   */
+  redis?: RedisStatus;
   /** Default: `perf_hooks.monitorEventLoopDelay` in rolling windows. */
   eventLoop?: EventLoopMonitor;
   /** Monotonic clock for check timings, ms (default performance.now). */
@@ -165,6 +173,16 @@ export function createHealthService(options: HealthServiceOptions): HealthServic
       if (installed === false) return { ok: false, reason: `${model} is not installed in Ollama` };
       return { ok: false, reason: `unknown whether ${model} is installed (Ollama not checked)` };
     },
+    redis: () => {
+      const facts = options.redis?.facts();
+      if (!facts?.configured) return { ok: true, reason: 'not configured' };
+      const error = facts.last_error
+        ? ` (last error ${facts.last_error.code ?? facts.last_error.class})`
+        : '';
+      return facts.status === 'up'
+        ? { ok: true, reason: `redis up since ${facts.since ?? '?'}` }
+        : { ok: false, reason: `redis down since ${facts.since ?? '?'}${error}` };
+    },
     circuit: () => {
       const state = ollama.circuitState();
       return state === 'open'
@@ -174,11 +192,12 @@ export function createHealthService(options: HealthServiceOptions): HealthServic
   };
 
   const critical = (name: CheckName): boolean =>
-    requiresOllama ||
-    (name !== 'startup' &&
-      name !== 'ollama_reachable' &&
-      name !== 'active_model_installed' &&
-      name !== 'circuit');
+    name !== 'redis' &&
+    (requiresOllama ||
+      (name !== 'startup' &&
+        name !== 'ollama_reachable' &&
+        name !== 'active_model_installed' &&
+        name !== 'circuit'));
 
   const probe = (names: readonly CheckName[]): ProbeReport => {
     const checks = names.map((name) => run(name, critical(name), evaluations[name]));
@@ -192,6 +211,7 @@ export function createHealthService(options: HealthServiceOptions): HealthServic
     'ollama_reachable',
     'active_model_installed',
     'circuit',
+    ...(options.redis ? (['redis'] as const) : []),
   ];
 
   const ollamaFacts = (): OllamaFacts =>
@@ -231,6 +251,7 @@ export function createHealthService(options: HealthServiceOptions): HealthServic
           },
         },
         ollama: ollamaFacts(),
+        redis: options.redis?.facts() ?? { configured: false },
         startup: startup.state(),
         lifecycle: { draining: lifecycle.isDraining(), open_streams: lifecycle.openStreams() },
       };

@@ -41,6 +41,11 @@ export const AGENT_RUN_BUCKETS = [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600
 /** One Ollama health check, 5 ms … 5 s (OLLAMA_HEALTH_TIMEOUT_MS defaults to 3 s). */
 export const HEALTH_CHECK_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] as const;
 
+/** One Redis command, 0.1 ms … 1 s (REDIS_COMMAND_TIMEOUT_MS defaults to 500 ms). */
+export const REDIS_COMMAND_BUCKETS = [
+  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+] as const;
+
 /**
  * Ollama reports a `load_duration` on every answer, a few milliseconds when the model was
  * already loaded; only loads above this count as a model load.

@@ -73,6 +73,11 @@ export function createInstruments(registry: Registry) {
     buckets: [...buckets.MODEL_LOAD_BUCKETS],
     registers,
   });
+  const switchesPropagated = new Counter({
+    name: 'model_switches_propagated_total',
+    help: 'Active model switches this replica applied after another replica made them.',
+    registers,
+  });
   const runs = new Counter({
     name: 'agent_runs_total',
     help: 'Finished agent runs by agent, status and stop reason.',
@@ -115,6 +120,13 @@ export function createInstruments(registry: Registry) {
     help: 'Requests served without a rate limit because the shared store (Redis) failed (fail open).',
     registers,
   });
+  const redisCommands = new Histogram({
+    name: 'redis_command_duration_seconds',
+    help: 'Redis commands by the part of the service that sent them (group) and outcome (ok, error).',
+    labelNames: ['group', 'outcome'],
+    buckets: [...buckets.REDIS_COMMAND_BUCKETS],
+    registers,
+  });
   const errors = new Counter({
     name: 'errors_total',
     help: 'Error responses by error code (the catalog in src/errors.ts).',
@@ -132,6 +144,7 @@ export function createInstruments(registry: Registry) {
     healthCheck,
     switches,
     switchDuration,
+    switchesPropagated,
     runs,
     runDuration,
     steps,
@@ -139,6 +152,7 @@ export function createInstruments(registry: Registry) {
     webhooks,
     rateLimitHits,
     rateLimitStoreErrors,
+    redisCommands,
     errors,
   };
 }

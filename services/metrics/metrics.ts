@@ -60,6 +60,11 @@ export interface Metrics extends Telemetry {
   rateLimitStoreError(): void;
   /** The label a model name gets (`other` unless Ollama lists it). */
   modelLabel(model: string): string;
+  /**
+   * One Redis command (RedisConnection's command listener): its group (past 20 distinct groups
+   * new ones are labelled `other`), duration and whether Redis answered.
+   */
+  redisCommand(group: string, seconds: number, ok: boolean): void;
 }
 
 /** Outcomes of calls that reached Ollama; the others were refused before and took no time there. */
@@ -70,6 +75,7 @@ const RAN_OUTCOMES = new Set<InferenceEvent['outcome']>([
   'cancelled',
 ]);
 const RATE_LIMITED_ROUTES_MAX = 50;
+const REDIS_GROUPS_MAX = 20;
 const MISNAMED_DEFAULT_METRICS = [
   'nodejs_active_handles_total',
   'nodejs_active_requests_total',
@@ -96,6 +102,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
   const stopReasonLabel = createEnumLabeler(STOP_REASONS);
   const methodLabel = createEnumLabeler(HTTP_METHODS);
   const routeLabel = createCappedLabeler(RATE_LIMITED_ROUTES_MAX);
+  const redisGroupLabel = createCappedLabeler(REDIS_GROUPS_MAX);
 
   if (options.defaultMetrics !== false) {
     collectDefaultMetrics({ register: registry });
@@ -146,6 +153,13 @@ export function createMetrics(options: MetricsOptions): Metrics {
     error: (code) => m.errors.inc({ code }),
     rateLimited: (route) => m.rateLimitHits.inc({ route: routeLabel(route) }),
     rateLimitStoreError: () => m.rateLimitStoreErrors.inc(),
+    redisCommand(group, seconds, ok) {
+      if (!isDuration(seconds)) return;
+      m.redisCommands.observe(
+        { group: redisGroupLabel(group), outcome: ok ? 'ok' : 'error' },
+        seconds,
+      );
+    },
 
     inference(e) {
       const model = modelLabel(e.model);
@@ -173,6 +187,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
       m.switches.inc({ outcome: e.outcome });
       if (isDuration(e.durationS)) m.switchDuration.observe(e.durationS);
     },
+    modelSwitchPropagated: () => m.switchesPropagated.inc(),
     agentRun(e) {
       const agent = agentLabel(e.agent);
       const stopReason = stopReasonLabel(e.stopReason === '' ? 'none' : e.stopReason);

@@ -17,6 +17,8 @@ export interface MetricsState {
   queueStats?: OllamaService['queueStats'];
   /** The active model (ModelManager.active). */
   activeModel?: () => string;
+  /** Whether the replica's Redis connection is up; `redis_up` exists only with REDIS_URL. */
+  redisUp?: () => boolean;
 }
 
 const CIRCUIT_VALUE = { closed: 0, 'half-open': 1, open: 2 } as const;
@@ -24,7 +26,7 @@ const CIRCUIT_VALUE = { closed: 0, 'half-open': 1, open: 2 } as const;
 /** Registers the state-mirroring gauges on `registry`; they hold no state of their own. */
 export function registerStateGauges(registry: Registry, state: MetricsState): void {
   const registers = [registry];
-  const { health, circuitState, queueStats, activeModel, failingModels } = state;
+  const { health, circuitState, queueStats, activeModel, failingModels, redisUp } = state;
 
   new Gauge({
     name: 'ollama_up',
@@ -106,6 +108,16 @@ export function registerStateGauges(registry: Registry, state: MetricsState): vo
       for (const m of health?.().loadedModels ?? []) this.set({ model: m.name }, m.vramBytes);
     },
   });
+  if (redisUp) {
+    new Gauge({
+      name: 'redis_up',
+      help: "Whether this replica's Redis connection is up (1) or not (0).",
+      registers,
+      collect() {
+        this.set(redisUp() ? 1 : 0);
+      },
+    });
+  }
   new Gauge({
     name: 'ollama_active_model_info',
     help: 'The active model (the default of agents and what probes check); always 1.',

@@ -77,6 +77,8 @@ export interface Telemetry {
   inference(e: InferenceEvent): void;
   healthCheck(e: HealthCheckEvent): void;
   modelSwitch(e: ModelSwitchEvent): void;
+  /** This replica applied a switch another replica made (it reached it through the store). */
+  modelSwitchPropagated(): void;
   agentRun(e: AgentRunEvent): void;
   agentStep(e: AgentStepEvent): void;
   toolCall(e: ToolCallEvent): void;
@@ -90,6 +92,7 @@ export function createNoopTelemetry(): Telemetry {
     inference: noop,
     healthCheck: noop,
     modelSwitch: noop,
+    modelSwitchPropagated: noop,
     agentRun: noop,
     agentStep: noop,
     toolCall: noop,

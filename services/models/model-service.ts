@@ -1,5 +1,12 @@
 import { AppError, isAppError } from '../../src/errors';
 import type { Logger } from '../../src/logger';
+import {
+  createMemoryActiveModelStore,
+  switchInProgress,
+  type ActiveModelStore,
+  type AppliedChange,
+  type SwitchLock,
+} from './active-model-store';
 import { createModelCatalog, type ModelCatalog } from './catalog';
 import { sameModel } from '../../src/model-name';
 import type {
@@ -45,13 +52,15 @@ export interface ModelService extends ModelManager {
     req: SwitchRequest,
     opts?: CallOptions & { onProgress?: (p: SwitchProgress) => void },
   ): Promise<SwitchResult>;
-  /** The model being switched to, or null. */
+  /** The model being switched to, here or (with Redis) on another replica, or null. */
   switching(): string | null;
   /** Pull progress with a `percent` per layer once its size is known. */
   pull(model: string, opts?: CallOptions): AsyncIterable<ProgressResponse & { percent?: number }>;
   /** Deletes an installed model; MODEL_IN_USE (409) for the active one. */
   remove(model: string, opts?: CallOptions): Promise<void>;
   catalog: ModelCatalog;
+  /** Where the active model lives (start/stop it with the service graph). */
+  store: ActiveModelStore;
 }
 
 export interface ModelServiceOptions {
@@ -62,6 +71,8 @@ export interface ModelServiceOptions {
   psTimeoutMs: number;
   /** OLLAMA_MODEL: the active model at start. */
   initialModel: string;
+  /** Where the active model lives (default: this process, starting at `initialModel`). */
+  store?: ActiveModelStore;
   telemetry: Telemetry;
   logger: Logger;
   now?: () => number;
@@ -70,19 +81,22 @@ export interface ModelServiceOptions {
 }
 
 /**
- * Builds the model manager. The active model is one variable flipped only after the new model
- * answered its preload, so a request reads either the old or the new model, never a half
- * state; requests already running on the old model finish on it (Ollama unloads a model only
- * when its in-flight requests are done).
+ * Builds the model manager. The active model lives in the store and is flipped only after the
+ * new model answered its preload, so a request reads either the old or the new model, never a
+ * half state. The switch holds the store's lock from before the preload until the previous
+ * model is unloaded, and unloads it only once every live replica applied the new model;
+ * requests already running on the old model finish on it (Ollama unloads a model only when its
+ * in-flight requests are done).
  */
 export function createModelService(options: ModelServiceOptions): ModelService {
   const { ollama, telemetry, logger } = options;
   const now = options.now ?? Date.now;
   const maxRecent = options.maxRecent ?? 20;
-  let active = options.initialModel;
+  const store = options.store ?? createMemoryActiveModelStore(options.initialModel);
+  const active = (): string => store.current().model;
   const catalog = createModelCatalog({
     ollama,
-    activeModel: () => active,
+    activeModel: active,
     ttlMs: options.cacheTtlMs,
     psTimeoutMs: options.psTimeoutMs,
     now,
@@ -108,11 +122,32 @@ export function createModelService(options: ModelServiceOptions): ModelService {
     }
   }
 
+  /**
+   * Unloads the previous model once no replica can send it new requests: every live replica has
+   * applied the new model (the store's acknowledgement). When some replica has not within the
+   * store's deadline, the model is left to Ollama's keep_alive instead.
+   */
+  async function unloadPrevious(previous: string, lock: SwitchLock, generation: number) {
+    const { settled, pending } = await lock.applied(generation);
+    if (!settled) {
+      logger.warn('previous model left loaded: some replicas did not apply the switch in time', {
+        model: previous,
+        replicas: pending,
+      });
+      return;
+    }
+    // The switch has succeeded; a failed unload only leaves memory in use until keep_alive ends.
+    await ollama.unload(previous).catch((err: unknown) => {
+      logger.warn('unloading the previous model failed', { model: previous, error: err });
+    });
+  }
+
   async function runSwitch(
     req: SwitchRequest,
+    lock: SwitchLock,
     opts: CallOptions & { onProgress?: (p: SwitchProgress) => void },
   ): Promise<SwitchResult> {
-    const previous = active;
+    const previous = active();
     const report = opts.onProgress ?? (() => undefined);
     let pulled = false;
     if (!(await installed(req.model, opts))) {
@@ -124,30 +159,47 @@ export function createModelService(options: ModelServiceOptions): ModelService {
     report({ phase: 'load', status: 'loading', model: req.model });
     const { loadMs } = await ollama.preload(req.model, req.keep_alive, opts);
     report({ phase: 'load', status: 'loaded', model: req.model, load_ms: loadMs });
-    active = req.model;
+    const { generation } = await lock.commit(req.model);
     if (req.unload_previous !== false && !sameModel(previous, req.model)) {
-      // The switch has succeeded; a failed unload only leaves memory in use until keep_alive ends.
-      await ollama.unload(previous).catch((err: unknown) => {
-        logger.warn('unloading the previous model failed', { model: previous, error: err });
-      });
+      await unloadPrevious(previous, lock, generation);
     }
     return { previous, active: req.model, load_ms: loadMs, pulled };
   }
 
+  store.onApplied((change: AppliedChange) => {
+    catalog.invalidate();
+    if (!change.remote) return;
+    telemetry.modelSwitchPropagated();
+    logger.info('active model changed by another replica', {
+      from: change.previous,
+      to: change.model,
+    });
+  });
+
   return {
-    active: () => active,
+    active,
     recentSwitches: () => recent,
-    switching: () => target,
+    switching: () => target ?? store.switching(),
     catalog,
+    store,
 
     async switchModel(req, opts = {}) {
-      if (target !== null) {
+      const conflict = (err: AppError): never => {
         telemetry.modelSwitch({ outcome: 'conflict', durationS: 0 });
-        throw new AppError('SWITCH_IN_PROGRESS', undefined, { details: { switching_to: target } });
-      }
+        throw err;
+      };
+      if (target !== null) conflict(switchInProgress(target));
       target = req.model;
+      let lock: SwitchLock;
+      try {
+        lock = await store.lock(req.model, opts.signal ? { signal: opts.signal } : {});
+      } catch (err) {
+        target = null;
+        if (isAppError(err) && err.code === 'SWITCH_IN_PROGRESS') conflict(err);
+        throw err;
+      }
       const started = now();
-      const from = active;
+      const from = active();
       const record = (outcome: 'success' | 'error', error?: string): void => {
         const durationMs = now() - started;
         const entry: ModelSwitchRecord = {
@@ -162,9 +214,9 @@ export function createModelService(options: ModelServiceOptions): ModelService {
         recent.length = Math.min(recent.length, maxRecent);
         telemetry.modelSwitch({ outcome, durationS: durationMs / 1000 });
       };
+      const signal = opts.signal ? AbortSignal.any([opts.signal, lock.signal]) : lock.signal;
       try {
-        const result = await runSwitch(req, opts);
-        catalog.invalidate();
+        const result = await runSwitch(req, lock, { ...opts, signal });
         record('success');
         logger.info('active model switched', { from, to: req.model, load_ms: result.load_ms });
         return result;
@@ -174,6 +226,7 @@ export function createModelService(options: ModelServiceOptions): ModelService {
         throw err;
       } finally {
         target = null;
+        await lock.release();
       }
     },
 
@@ -186,7 +239,8 @@ export function createModelService(options: ModelServiceOptions): ModelService {
     },
 
     async remove(model, opts) {
-      if (sameModel(model, active) || (target !== null && sameModel(model, target))) {
+      const switching = target ?? store.switching();
+      if (sameModel(model, active()) || (switching !== null && sameModel(model, switching))) {
         throw new AppError('MODEL_IN_USE', `Model ${model} is the active model.`);
       }
       await ollama.delete(model, opts);

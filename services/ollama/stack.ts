@@ -1,4 +1,4 @@
-import { createModelService, type ModelService } from '../models';
+import { createModelService, type ActiveModelStore, type ModelService } from '../models';
 import { createOllamaService, type OllamaClient } from './client';
 import { createOllamaHealth } from '../health';
 import type { OllamaHealth } from './types';
@@ -22,6 +22,8 @@ export interface OllamaStackOptions {
   logger: Logger;
   /** Time, timers and waits for every part of the stack. */
   clock: Clock;
+  /** Where the active model lives (default: in this process, from OLLAMA_MODEL). */
+  activeModel?: ActiveModelStore;
 }
 
 /**
@@ -38,6 +40,7 @@ export function createOllamaStack(options: OllamaStackOptions): OllamaStack {
     cacheTtlMs: config.MODELS_CACHE_TTL_MS,
     psTimeoutMs: config.OLLAMA_HEALTH_TIMEOUT_MS,
     initialModel: config.OLLAMA_MODEL,
+    ...(options.activeModel ? { store: options.activeModel } : {}),
     telemetry,
     logger,
     now,

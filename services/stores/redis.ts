@@ -61,6 +61,13 @@ export interface RedisConnection {
   nextReady(): Promise<void>;
   /** Calls `listener` on every change between up and down; returns the unsubscribe. */
   onState(listener: (up: boolean) => void): () => void;
+  /** Calls `listener` after each command, like `options.onCommand`; returns the unsubscribe. */
+  onCommand(listener: (group: string, seconds: number, ok: boolean) => void): () => void;
+  /**
+   * The kind of the last connection error: its class and Node's error code (e.g. `Error`,
+   * `ECONNREFUSED`), null before any. Never its message, which may carry the address.
+   */
+  lastError(): { class: string; code: string | null } | null;
   /** Starts connecting; resolves once connected the first time (it keeps retrying). */
   start(): Promise<void>;
   /** Closes every connection and stops reconnecting. */
@@ -100,8 +107,19 @@ export function createRedisConnection(options: RedisConnectionOptions): RedisCon
     up = next;
     for (const listener of listeners) listener(next);
   };
+  const commandListeners = new Set<(group: string, seconds: number, ok: boolean) => void>();
+  if (options.onCommand) commandListeners.add(options.onCommand);
+  const observe = (group: string, seconds: number, ok: boolean): void => {
+    for (const listener of commandListeners) listener(group, seconds, ok);
+  };
+  let lastError: { class: string; code: string | null } | null = null;
   let logged = false;
   client.on('error', (err: unknown) => {
+    const code = (err as { code?: unknown } | null)?.code;
+    lastError = {
+      class: err instanceof Error ? err.constructor.name : typeof err,
+      code: typeof code === 'string' ? code : null,
+    };
     setState(false);
     if (logged) return;
     logged = true;
@@ -128,10 +146,10 @@ export function createRedisConnection(options: RedisConnectionOptions): RedisCon
       const started = performance.now();
       try {
         const reply = (await client.sendCommand([...args], commandOptions(opts))) as RedisReply;
-        options.onCommand?.(opts.group ?? 'other', (performance.now() - started) / 1000, true);
+        observe(opts.group ?? 'other', (performance.now() - started) / 1000, true);
         return reply;
       } catch (err) {
-        options.onCommand?.(opts.group ?? 'other', (performance.now() - started) / 1000, false);
+        observe(opts.group ?? 'other', (performance.now() - started) / 1000, false);
         // A reply error (WRONGTYPE, a script's error) is Redis answering, not Redis missing.
         if (err instanceof Error && err.name === 'ErrorReply') throw err;
         throw redisUnavailable(err);
@@ -154,6 +172,11 @@ export function createRedisConnection(options: RedisConnectionOptions): RedisCon
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
+    onCommand(listener) {
+      commandListeners.add(listener);
+      return () => commandListeners.delete(listener);
+    },
+    lastError: () => lastError,
     async start() {
       await client.connect();
     },

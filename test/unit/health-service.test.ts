@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import type { EventLoopMonitor, EventLoopStats } from '../../services/health/event-loop-monitor';
 import { createHealthService, type HealthService } from '../../services/health/probes';
+import { createRedisStatus, type RedisStatus } from '../../services/health/redis-status';
 import type { OllamaHealthSnapshot } from '../../services/ollama/types';
 import type { StartupState } from '../../services/health/startup';
 import { createSchemaRegistry } from '../../src/validation';
@@ -45,7 +46,7 @@ interface World {
   now: number;
 }
 
-function build(overrides: Partial<World> = {}, requiresOllama = true) {
+function build(overrides: Partial<World> = {}, requiresOllama = true, redis?: RedisStatus) {
   const world: World = {
     snapshot: UP,
     startup: DONE,
@@ -74,6 +75,7 @@ function build(overrides: Partial<World> = {}, requiresOllama = true) {
     },
     models: { active: () => 'llama3.2:3b' },
     eventLoop,
+    ...(redis ? { redis } : {}),
   });
   return { health, world };
 }
@@ -284,6 +286,69 @@ describe('the health service', () => {
       assertMatchesSchema(schemas, 'health-startup.response', before);
       world.startup = DONE;
       assert.equal(health.startup().status, 'pass');
+    });
+  });
+
+  describe('with Redis (REDIS_URL)', () => {
+    /** A connection's state as the status follows it: up or down, and its last error. */
+    function connection() {
+      let up = false;
+      let listener: ((up: boolean) => void) | undefined;
+      let error: { class: string; code: string | null } | null = null;
+      return {
+        isReady: () => up,
+        onState: (l: (up: boolean) => void) => {
+          listener = l;
+          return () => (listener = undefined);
+        },
+        lastError: () => error,
+        set(next: boolean, err: typeof error = error) {
+          up = next;
+          error = err;
+          listener?.(next);
+        },
+      };
+    }
+
+    it('stays ready (warn) while Redis is down, and details since when and the error class', () => {
+      const redis = connection();
+      let now = Date.parse('2026-01-05T10:00:00Z');
+      const status = createRedisStatus({ redis, now: () => now });
+      const { health } = build({}, true, status);
+      now += 5000;
+      redis.set(false, { class: 'Error', code: 'ECONNREFUSED' });
+      const ready = health.ready();
+      assert.equal(ready.status, 'warn');
+      assert.deepEqual(ready.failing, [
+        {
+          name: 'redis',
+          critical: false,
+          reason: 'redis down since 2026-01-05T10:00:05.000Z (last error ECONNREFUSED)',
+        },
+      ]);
+      assertMatchesSchema(schemas, 'health-ready.response', ready);
+      const detailed = health.detailed();
+      assert.deepEqual(detailed.redis, {
+        configured: true,
+        status: 'down',
+        since: '2026-01-05T10:00:05.000Z',
+        last_error: { class: 'Error', code: 'ECONNREFUSED' },
+      });
+      assertMatchesSchema(schemas, 'health-detailed.response', detailed);
+
+      now += 1000;
+      redis.set(true);
+      assert.equal(health.ready().status, 'pass');
+      assert.equal(health.detailed().redis.since, '2026-01-05T10:00:06.000Z');
+      status.stop();
+      redis.set(false);
+      assert.equal(health.detailed().redis.since, '2026-01-05T10:00:06.000Z');
+    });
+
+    it('says so when Redis is not configured, and runs no Redis check', () => {
+      const { health } = build();
+      assert.deepEqual(health.detailed().redis, { configured: false });
+      assert.ok(!health.ready().checks.some((c) => c.name === 'redis'));
     });
   });
 });
