@@ -20,7 +20,7 @@ import type { AppDeps } from './app';
 import type { Clock } from './clock';
 import type { ApiKeyEntry, Config } from './config';
 import type { Logger } from './logger';
-import { createOllamaStack, type OllamaStack } from '../services/ollama';
+import { createAdmissions, createOllamaStack, type OllamaStack } from '../services/ollama';
 import type { SchemaRegistry } from './validation';
 
 export interface ComposeOptions {
@@ -85,11 +85,14 @@ export function composeGateway(options: ComposeOptions): Gateway {
     },
   });
   const telemetry = options.telemetry ?? metrics;
+  // One admission per Ollama backend (one backend today, id `0`), global across replicas with Redis.
+  const admissions = createAdmissions({ config, clock, logger, redis: options.redis });
   const ollamaStack = createOllamaStack({
     config,
     telemetry,
     logger,
     clock,
+    admission: admissions.forBackend('0'),
   });
   const agents = createAgentsRuntime({
     config,
@@ -159,6 +162,7 @@ export function composeGateway(options: ComposeOptions): Gateway {
     startup,
     health,
     start() {
+      admissions.start();
       health.start();
       ollamaStack.ollamaHealth.start();
       void startup.run();
@@ -168,6 +172,7 @@ export function composeGateway(options: ComposeOptions): Gateway {
       health.stop();
       // Background runs still going now end as cancelled (they live in memory only).
       agents.service.cancelAll();
+      admissions.stop();
       await ollamaStack.close();
     },
   };

@@ -1,4 +1,6 @@
 import { createModelService, type ModelService } from '../models';
+import type { Admission } from './admission';
+import { createLocalAdmission } from './admissions';
 import { createOllamaService, type OllamaClient } from './client';
 import { createOllamaHealth } from '../health';
 import type { OllamaHealth } from './types';
@@ -22,6 +24,8 @@ export interface OllamaStackOptions {
   logger: Logger;
   /** Time, timers and waits for every part of the stack. */
   clock: Clock;
+  /** The backend's admission (compose's factory; default: one in memory from the config). */
+  admission?: Admission;
 }
 
 /**
@@ -32,7 +36,8 @@ export function createOllamaStack(options: OllamaStackOptions): OllamaStack {
   const { config, telemetry, logger } = options;
   const { clock } = options;
   const { now } = clock;
-  const ollama = createOllamaService({ config, telemetry, logger, clock });
+  const admission = options.admission ?? createLocalAdmission(config, clock);
+  const ollama = createOllamaService({ config, telemetry, logger, clock, admission });
   const models = createModelService({
     ollama,
     cacheTtlMs: config.MODELS_CACHE_TTL_MS,
