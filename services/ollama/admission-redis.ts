@@ -61,6 +61,12 @@ interface Snapshot {
 
 const SHA = createHash('sha1').update(ADMISSION_SCRIPT).digest('hex');
 
+/** Redis does not have the script cached (a restart, SCRIPT FLUSH): send it whole once. */
+function noScript(err: unknown): boolean {
+  const reply = isAppError(err) && err.cause instanceof Error ? err.cause : err;
+  return reply instanceof Error && reply.message.startsWith('NOSCRIPT');
+}
+
 /**
  * The admission of one backend shared by every replica through Redis: Lua scripts (one,
  * admission-script.ts) on the replica's one connection keep the slots in flight, each key's
@@ -82,7 +88,8 @@ export function createRedisAdmission(options: RedisAdmissionOptions): RedisAdmis
   /** Slots this replica holds: id → key. */
   const held = new Map<string, string>();
   const hold = createHoldAverage();
-  const renewMs = Math.max(100, Math.floor(leaseMs / 3));
+  // Leases are renewed every third of a lease, and at least every second for the snapshot.
+  const renewMs = Math.max(100, Math.min(1000, Math.floor(leaseMs / 3)));
   let counter = 0;
   let global = false;
   let snapshot: Snapshot = { inFlight: 0, queued: 0, oldestWaitMs: -1, at: now() };
@@ -101,7 +108,7 @@ export function createRedisAdmission(options: RedisAdmissionOptions): RedisAdmis
     try {
       reply = await redis.send(['EVALSHA', SHA, ...tail], { group: 'admission' });
     } catch (err) {
-      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+      if (!noScript(err)) throw err;
       reply = await redis.send(['EVAL', ADMISSION_SCRIPT, ...tail], { group: 'admission' });
     }
     const values = reply as RedisReply[];
