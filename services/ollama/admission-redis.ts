@@ -254,6 +254,8 @@ export function createRedisAdmission(options: RedisAdmissionOptions): RedisAdmis
         case 'requeue':
           continue;
         case 'lost':
+          // Best effort: a place left behind in Redis would otherwise wait out its lease.
+          void run('leave', [id]).catch(() => undefined);
           return acquireLocal(signal, ticket, enqueuedAt);
         case 'timeout':
           void run('leave', [id]).catch(() => undefined);

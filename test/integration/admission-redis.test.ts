@@ -7,10 +7,13 @@ import type { AdmissionTicket } from '../../src/principal';
 import { createCaptureLogger } from '../support/capture-logger';
 import { freePort } from '../support/listen';
 import { createManualClock, type ManualClock } from '../support/manual-clock';
-import { until } from '../support/ollama-simulator/settle';
+import { until as untilTurns } from '../support/ollama-simulator/settle';
 import { startRedis, stopRedis } from '../support/redis-server';
 
 const codeOf = (code: string) => (err: { code?: string }) => err.code === code;
+
+/** Loop turns until `cond` holds: enough for Redis round trips on a busy machine. */
+const until = (cond: () => boolean) => untilTurns(cond, 50_000);
 
 /**
  * Two "replicas" (each its own connection and admission) share one backend's admission through
