@@ -43,12 +43,15 @@ export interface RedisAdmission extends Admission {
   stop(): void;
 }
 
-type Outcome = 'granted' | 'timeout' | 'aborted' | 'lost' | 'requeue';
+type Outcome = 'granted' | 'full' | 'timeout' | 'aborted' | 'lost' | 'requeue';
 
 interface RemoteWaiter {
   /** Settles the wait; the first outcome wins. */
   settle(outcome: Outcome): void;
 }
+
+/** What a renewal reports of a waiter: granted, refused (queue full), unknown to Redis. */
+const RENEWED: Record<string, Outcome> = { g: 'granted', f: 'full', x: 'requeue' };
 
 interface Snapshot {
   inFlight: number;
@@ -157,8 +160,8 @@ export function createRedisAdmission(options: RedisAdmissionOptions): RedisAdmis
       const reply = await run('refresh', [String(held.size), ...pairs, ...ids]);
       const states = reply[0] as string[];
       ids.forEach((id, i) => {
-        if (states[i] === 'g') waiters.get(id)?.settle('granted');
-        else if (states[i] === 'x') waiters.get(id)?.settle('requeue');
+        const outcome = RENEWED[states[i] ?? ''];
+        if (outcome) waiters.get(id)?.settle(outcome);
       });
     } catch (err) {
       if (unavailable(err)) toLocal(err);
@@ -194,11 +197,11 @@ export function createRedisAdmission(options: RedisAdmissionOptions): RedisAdmis
     const enqueuedAt = now();
     for (;;) {
       let early: Outcome | undefined;
-      // Until the script answered, only a grant or an outage counts (a renewal racing the
-      // script may not know the waiter yet).
+      // Until the script answered, a renewal racing it may not know the waiter yet: only its
+      // "unknown" is ignored.
       const waiter: RemoteWaiter = {
         settle: (o) => {
-          if (o === 'granted' || o === 'lost') early ??= o;
+          if (o !== 'requeue') early ??= o;
         },
       };
       waiters.set(id, waiter);
@@ -253,6 +256,8 @@ export function createRedisAdmission(options: RedisAdmissionOptions): RedisAdmis
           return slot(id, flow.key, now() - enqueuedAt);
         case 'requeue':
           continue;
+        case 'full':
+          throw queueFull(retryAfter(), snapshot.queued, maxQueue);
         case 'lost':
           // Best effort: a place left behind in Redis would otherwise wait out its lease.
           void run('leave', [id]).catch(() => undefined);
@@ -291,7 +296,10 @@ export function createRedisAdmission(options: RedisAdmissionOptions): RedisAdmis
   }
 
   function onGranted(message: string): void {
-    for (const id of message.split(' ')) waiters.get(id)?.settle('granted');
+    for (const id of message.split(' ')) {
+      if (id.startsWith('!')) waiters.get(id.slice(1))?.settle('full');
+      else waiters.get(id)?.settle('granted');
+    }
   }
 
   async function subscribe(): Promise<void> {

@@ -10,6 +10,7 @@ export const ADMISSION_SCRIPT = String.raw`-- The admission of one Ollama backen
 --   q:<class>\n<key>  ZSET waiter id -> arrival sequence (the key's FIFO within its class)
 --   flows:<class>     ZSET key -> virtual time of its next turn (stride scheduling)
 --   vtime    HASH  class -> the class's virtual time (the pass of the last grant)
+--   refused  ZSET  waiter id -> expiry: waiters pushed out of a full queue, until told
 -- Time is Redis' own (TIME), so replicas' clocks never disagree about a lease.
 -- KEYS[1]: the backend's key prefix. ARGV: op, maxConcurrency, leaseMs, then per op.
 -- Returns { status, inFlight, queued, oldest waiter's enqueue time or -1, now }.
@@ -61,6 +62,47 @@ local function purge()
   for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'waiters', '-inf', now)) do
     drop_waiter(id)
   end
+  redis.call('ZREMRANGEBYSCORE', P .. 'refused', '-inf', now)
+end
+
+-- How many requests of key wait, over every class.
+local function waiting_of(key)
+  local n = 0
+  for _, class in ipairs(CLASSES) do
+    n = n + redis.call('ZCARD', P .. 'q:' .. class .. '\n' .. key)
+  end
+  return n
+end
+
+-- The queue is full: the newest waiter of the key with the most waiting, if that key has more
+-- waiting than key (whose newcomer then takes its place); nil: the newcomer is refused.
+local function evict_for(key)
+  local most = waiting_of(key)
+  local victim = nil
+  local seen = { [key] = true }
+  for _, class in ipairs(CLASSES) do
+    for _, other in ipairs(redis.call('ZRANGE', P .. 'flows:' .. class, 0, -1)) do
+      if not seen[other] then
+        seen[other] = true
+        local n = waiting_of(other)
+        if n > most then
+          most = n
+          victim = other
+        end
+      end
+    end
+  end
+  if not victim then
+    return nil
+  end
+  -- Its newest request, from its lowest class that has one.
+  for i = #CLASSES, 1, -1 do
+    local newest = redis.call('ZRANGE', P .. 'q:' .. CLASSES[i] .. '\n' .. victim, -1, -1)[1]
+    if newest then
+      return newest
+    end
+  end
+  return nil
 end
 
 -- Hands free slots out: the highest class with an eligible key (waiting, below its cap);
@@ -150,8 +192,15 @@ if op == 'acquire' then
     return reply('granted')
   end
   if redis.call('ZCARD', P .. 'waiters') > tonumber(ARGV[9]) then
-    drop_waiter(id)
-    return reply('full')
+    local victim = evict_for(key)
+    if not victim then
+      drop_waiter(id)
+      return reply('full')
+    end
+    -- Refused after all: its replica learns it from the channel, or from its next renewal.
+    drop_waiter(victim)
+    redis.call('ZADD', P .. 'refused', now + lease, victim)
+    redis.call('PUBLISH', P .. 'granted', '!' .. victim)
   end
   return reply('queued')
 elseif op == 'release' then
@@ -172,7 +221,8 @@ elseif op == 'leave' then
 elseif op == 'refresh' then
   -- ARGV[4]: n; then n pairs (slot id, key) this replica holds; then its waiter ids.
   -- Held slots are renewed (and re-added after Redis lost them); each waiter is renewed and
-  -- reported: w still waiting, g granted, x unknown (to be queued again).
+  -- reported: w still waiting, g granted, f refused (the queue was full), x unknown (to be
+  -- queued again).
   local n = tonumber(ARGV[4])
   for i = 0, n - 1 do
     add_holder(ARGV[5 + 2 * i], ARGV[6 + 2 * i])
@@ -185,6 +235,8 @@ elseif op == 'refresh' then
       states[#states + 1] = 'w'
     elseif redis.call('ZSCORE', P .. 'holders', id) then
       states[#states + 1] = 'g'
+    elseif redis.call('ZREM', P .. 'refused', id) == 1 then
+      states[#states + 1] = 'f'
     else
       states[#states + 1] = 'x'
     end

@@ -191,12 +191,40 @@ export function createFairQueue<T>() {
       }
       return undefined;
     },
+    /**
+     * When the queue is full: the newest item of the key with the most waiting, if that key has
+     * more waiting than `flow`'s (which then takes its place); else undefined (`flow`'s newcomer
+     * is the one refused). So one key's burst never locks the others out of the queue.
+     */
+    evictFor(flow: Flow): T | undefined {
+      const waitingOf = new Map<string, number>();
+      for (const queue of flows.values()) {
+        waitingOf.set(queue.key, (waitingOf.get(queue.key) ?? 0) + queue.entries.length);
+      }
+      let victim: string | undefined;
+      let most = waitingOf.get(flow.key) ?? 0;
+      for (const [key, n] of waitingOf) {
+        if (n > most) [victim, most] = [key, n];
+      }
+      if (victim === undefined) return undefined;
+      // Its newest request, from its lowest class that has one.
+      for (const priority of [...PRIORITY_CLASSES].reverse()) {
+        const entry = flows.get(`${priority}\n${victim}`)?.entries.pop();
+        if (entry) {
+          size -= 1;
+          return entry.item;
+        }
+      }
+      return undefined;
+    },
   };
 }
 
 interface Waiter {
   enqueuedAt: number;
   grant: () => void;
+  /** Refused after all: the queue is full and its key has the most waiting. */
+  refuse: () => void;
 }
 
 /** The admission of one replica, in memory. */
@@ -265,6 +293,11 @@ export function createAdmission(options: AdmissionOptions): Admission {
             disarm();
             resolve(slot(flow.key, now() - enqueuedAt));
           },
+          refuse: () => {
+            disarm();
+            waiting.delete(waiter);
+            reject(queueFull(retryAfter(), waiting.size, maxQueue));
+          },
         };
         const leave = (): void => {
           disarm();
@@ -280,9 +313,13 @@ export function createAdmission(options: AdmissionOptions): Admission {
         dispatch();
         if (!waiting.has(waiter)) return;
         if (waiting.size > maxQueue) {
-          leave();
-          reject(queueFull(retryAfter(), waiting.size, maxQueue));
-          return;
+          const evicted = queue.evictFor(flow);
+          if (evicted === undefined || evicted === waiter) {
+            leave();
+            reject(queueFull(retryAfter(), waiting.size, maxQueue));
+            return;
+          }
+          evicted.refuse();
         }
         armed.timer = clock.after(timeoutMs, () => {
           leave();

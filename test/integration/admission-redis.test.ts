@@ -166,4 +166,21 @@ describe('admission shared through Redis (services/ollama/admission-redis)', fun
     await drained();
     assert.equal(await redisCount('waiters'), 0);
   });
+
+  it('refuses the newest request of the key with the most waiting when another key finds the queue full', async () => {
+    const { r1, r2 } = await replicas(1, 2);
+    const held = await r1.acquire(undefined, { key: 'A' });
+    const first = r1.acquire(undefined, { key: 'A' });
+    const newest = r1.acquire(undefined, { key: 'A' });
+    await until(() => r1.stats().queued === 2);
+    // B on the other replica takes the place of A's newest, which learns it through the channel.
+    const b = r2.acquire(undefined, { key: 'B' });
+    await assert.rejects(newest, codeOf('QUEUE_FULL'));
+    await assert.rejects(r2.acquire(undefined, { key: 'B' }), codeOf('QUEUE_FULL'));
+    held.release();
+    (await b).release(); // B's turn comes first: A has had one
+    (await first).release();
+    await drained();
+    assert.equal(await redisCount('waiters'), 0);
+  });
 });

@@ -198,6 +198,25 @@ describe('admission (services/ollama/admission)', () => {
       assert.deepEqual(clock.pending(), []);
     });
 
+    it('makes room in a full queue for a key with fewer waiting by refusing the biggest key’s newest', async () => {
+      const { admission, order, take, turnover } = harness(1, 3);
+      await take('first');
+      const a = [1, 2, 3].map((n) => take(`a${n}`, { key: 'A' }));
+      const a3 = a[2]!.then(
+        () => 'served',
+        (err: { code?: string }) => err.code,
+      );
+      const b = take('b1', { key: 'B' });
+      assert.equal(await a3, 'QUEUE_FULL', 'A’s newest gives its place to B');
+      assert.equal(admission.stats().queued, 3);
+      // A key with as many waiting as any other is refused itself.
+      await assert.rejects(take('a4', { key: 'A' }), codeOf('QUEUE_FULL'));
+      await assert.rejects(take('b2', { key: 'B' }), codeOf('QUEUE_FULL'));
+      for (let i = 0; i < 3; i += 1) await turnover();
+      await Promise.all([a[0], a[1], b]);
+      assert.deepEqual(order, ['first', 'a1', 'b1', 'a2']);
+    });
+
     it('defaults a key’s cap to every slot but one (KEY_MAX_CONCURRENCY=0)', () => {
       const config = {
         OLLAMA_MAX_CONCURRENCY: 4,
