@@ -6,6 +6,7 @@ import { refusalOf, type AgentsService, type RunRequest } from '../services/agen
 import type { Clock } from '../src/clock';
 import type { Lifecycle } from '../services/health';
 import { AppError } from '../src/errors';
+import { admissionTicket } from '../src/principal';
 import { streamRun } from './agents-sse';
 
 export interface AgentsRouterOptions {
@@ -78,6 +79,7 @@ export function createAgentsRouter(options: AgentsRouterOptions): Router {
       const { handle, replayed } = await service.start(body, {
         owner: req.principal?.id ?? 'anonymous',
         idempotencyKey: idempotencyKey(req),
+        ticket: admissionTicket(req.principal, req.ip),
       });
       res.setHeader('X-Run-Id', handle.id);
       if (replayed) res.setHeader('Idempotency-Replayed', 'true');

@@ -1,5 +1,6 @@
 import type { RequestHandler } from 'express';
 import { clientSignal } from '../middleware/client-signal';
+import { admissionTicket } from '../src/principal';
 import type { ErrorShape } from '../middleware/compat-error-shape';
 import type { Lifecycle } from '../services/health';
 import type { PassthroughRoute, PassthroughService } from '../services/passthrough';
@@ -38,7 +39,7 @@ export function passthroughHandler(
       throw err;
     };
     const answer = await options.passthrough
-      .forward({ ...route, path }, body, signal)
+      .forward({ ...route, path }, body, signal, admissionTicket(req.principal, req.ip))
       .catch(unlessLeft);
     if (answer === undefined) return;
     await sendPassthrough(req, res, answer, { shape, stop, lifecycle: options.lifecycle }).catch(

@@ -22,7 +22,7 @@ import type { AppDeps } from './app';
 import type { Clock } from './clock';
 import type { ApiKeyEntry, Config } from './config';
 import type { Logger } from './logger';
-import { createOllamaStack, type OllamaStack } from '../services/ollama';
+import { createAdmissions, createOllamaStack, type OllamaStack } from '../services/ollama';
 import type { SchemaRegistry } from './validation';
 
 export interface ComposeOptions {
@@ -95,6 +95,8 @@ export function composeGateway(options: ComposeOptions): Gateway {
     metrics.redisCommand(group, seconds, ok),
   );
   const redisStatus = redis ? createRedisStatus({ redis, now }) : undefined;
+  // One admission per Ollama backend (one backend today, id `0`), global across replicas with Redis.
+  const admissions = createAdmissions({ config, clock, logger, redis: options.redis });
   const ollamaStack = createOllamaStack({
     config,
     telemetry,
@@ -110,6 +112,7 @@ export function composeGateway(options: ComposeOptions): Gateway {
           }),
         }
       : {}),
+    admission: admissions.forBackend('0'),
   });
   const agents = createAgentsRuntime({
     config,
@@ -180,6 +183,7 @@ export function composeGateway(options: ComposeOptions): Gateway {
     startup,
     health,
     start() {
+      admissions.start();
       health.start();
       ollamaStack.ollamaHealth.start();
       const { store } = ollamaStack.models;
@@ -200,6 +204,7 @@ export function composeGateway(options: ComposeOptions): Gateway {
       await ollamaStack.models.store.stop();
       // Background runs still going now end as cancelled (they live in memory only).
       agents.service.cancelAll();
+      admissions.stop();
       await ollamaStack.close();
     },
   };

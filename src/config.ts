@@ -62,6 +62,9 @@ export interface Config {
   OLLAMA_MAX_CONCURRENCY: number;
   QUEUE_MAX: number;
   QUEUE_TIMEOUT_MS: number;
+  KEY_MAX_CONCURRENCY: number;
+  OLLAMA_MAX_CONCURRENCY_LOCAL: number;
+  ADMISSION_LEASE_MS: number;
   OLLAMA_HEALTH_TTL_MS: number;
   OLLAMA_HEALTH_TIMEOUT_MS: number;
   OLLAMA_PS_TIMEOUT_MS: number;

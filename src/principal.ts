@@ -26,3 +26,34 @@ export function canAccess(principal: Principal | undefined, ownerId: string): bo
   const p = principal ?? ANONYMOUS;
   return p.role === 'admin' || p.id === ownerId;
 }
+
+/**
+ * Who a generation is admitted for, and how it shares the Ollama slots with the others: the
+ * caller's key (an API key's id, or `ip:<address>` for an anonymous caller, one group per
+ * client), its concurrency cap and its fair-queueing weight and priority (see `KeyLimits`).
+ */
+export interface AdmissionTicket {
+  key: string;
+  maxConcurrency?: number;
+  weight?: number;
+  priority?: 'interactive' | 'batch';
+}
+
+/**
+ * The admission ticket of a caller: its key's id and limits, or one group per client IP when
+ * the caller is anonymous (authentication off).
+ */
+export function admissionTicket(
+  principal: Principal | undefined,
+  clientIp: string | undefined,
+): AdmissionTicket {
+  const p = principal ?? ANONYMOUS;
+  const key = p.id === ANONYMOUS.id ? `ip:${clientIp ?? 'unknown'}` : p.id;
+  const limits = p.limits;
+  return {
+    key,
+    ...(limits?.maxConcurrency !== undefined ? { maxConcurrency: limits.maxConcurrency } : {}),
+    ...(limits?.weight !== undefined ? { weight: limits.weight } : {}),
+    ...(limits?.priority !== undefined ? { priority: limits.priority } : {}),
+  };
+}

@@ -148,12 +148,13 @@ export function createModelStep(deps: ModelStepDeps) {
     reply: Message,
   ): Promise<ModelCall> {
     const { signal } = ctx;
+    const opts = { signal, ...(ctx.spec.ticket ? { ticket: ctx.spec.ticket } : {}) };
     if (!ctx.spec.streamTokens) {
-      const { response, timings } = await ollama.chat(req, { signal });
+      const { response, timings } = await ollama.chat(req, opts);
       absorb(ctx, step, reply, response.message as Message | undefined);
       return { final: response, timings };
     }
-    const stream = await ollama.chatStream(req, { signal });
+    const stream = await ollama.chatStream(req, opts);
     let final: ChatResponse | undefined;
     for await (const chunk of stream) {
       absorb(ctx, step, reply, chunk.message as Message | undefined);

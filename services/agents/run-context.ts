@@ -1,4 +1,5 @@
 import type { ValidateFunction } from 'ajv';
+import type { AdmissionTicket } from '../../src/principal';
 import type { Message, Tool } from '../ollama';
 import type { RunEventType } from './events';
 import type { AgentLimits, AgentOptions, AgentRun, ThinkSetting } from './types';
@@ -35,6 +36,8 @@ export interface RunSpec {
   think?: ThinkSetting;
   /** Set when a structured answer was asked for (`response_format: json_schema`). */
   format?: { schema: Record<string, unknown>; validate: ValidateFunction };
+  /** Whose generations these are, for admission (the caller's key or client IP, its limits). */
+  ticket?: AdmissionTicket;
 }
 
 /**

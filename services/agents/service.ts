@@ -3,7 +3,7 @@ import type { ValidateFunction } from 'ajv';
 import { AppError } from '../../src/errors';
 import type { Logger } from '../../src/logger';
 import type { SchemaRegistry } from '../../src/validation';
-import { canAccess, type Principal } from '../../src/principal';
+import { canAccess, type AdmissionTicket, type Principal } from '../../src/principal';
 import { SsrfError, type SsrfGuard } from '../net';
 import type { Message, ModelManager } from '../ollama';
 import type { ToolRegistry } from '../tools';
@@ -47,6 +47,14 @@ export interface StartResult {
   replayed: boolean;
 }
 
+/** Who starts a run. */
+export interface StartContext {
+  owner: string;
+  idempotencyKey?: string;
+  /** The caller's admission ticket: every generation of the run (background too) uses it. */
+  ticket?: AdmissionTicket;
+}
+
 export interface AgentsService {
   listAgents(): readonly AgentDefinition[];
   /** @throws AppError AGENT_NOT_FOUND */
@@ -56,7 +64,7 @@ export interface AgentsService {
    * @throws AppError VALIDATION_FAILED (inline agent, schema, webhook URL), AGENT_NOT_FOUND,
    *   IDEMPOTENCY_CONFLICT, TOO_MANY_RUNS
    */
-  start(body: RunRequest, ctx: { owner: string; idempotencyKey?: string }): Promise<StartResult>;
+  start(body: RunRequest, ctx: StartContext): Promise<StartResult>;
   /** A run the principal may see. @throws AppError RUN_NOT_FOUND (also for someone else's run). */
   find(id: string, principal: Principal | undefined): Promise<RunHandle>;
   /** Cancels a run (idempotent) and resolves with it once it stopped. @throws RUN_NOT_FOUND */
@@ -207,7 +215,11 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
   };
 
   /** Stores a planned run and starts it here; resolves with its handle. */
-  const create = async (plan: RunPlan, owner: string): Promise<RunHandle> => {
+  const create = async (
+    plan: RunPlan,
+    owner: string,
+    ticket: AdmissionTicket | undefined,
+  ): Promise<RunHandle> => {
     const id = newRunId();
     const run = newRun({
       id,
@@ -274,6 +286,7 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
       streamTokens: plan.streamTokens,
       ...(plan.think !== undefined ? { think: plan.think } : {}),
       ...(plan.format ? { format: plan.format } : {}),
+      ...(ticket ? { ticket } : {}),
     });
     return handle;
   };
@@ -301,7 +314,7 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
       const numCtx = numCtxProblem(plan.options, plan.model, deps.numCtx);
       if (numCtx) throw invalid('/options/num_ctx', numCtx);
       if (plan.webhook) await checkWebhook(plan.webhook.url);
-      const handle = await create(plan, ctx.owner);
+      const handle = await create(plan, ctx.owner, ctx.ticket);
       if (ctx.idempotencyKey !== undefined)
         await idempotency.remember(ctx.owner, ctx.idempotencyKey, hash, handle.id);
       return { handle, replayed: false };

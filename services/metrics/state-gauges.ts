@@ -70,6 +70,18 @@ export function registerStateGauges(registry: Registry, state: MetricsState): vo
     'Generations allowed in flight to Ollama at once (OLLAMA_MAX_CONCURRENCY).',
     (q) => q.maxConcurrency,
   );
+  new Gauge({
+    name: 'admission_mode',
+    help: 'How the admission queue counts: global (1 on mode="global": every replica together, through Redis) or local (1 on mode="local": this replica alone, without Redis or while it is unreachable).',
+    labelNames: ['mode'],
+    registers,
+    collect() {
+      if (!queueStats) return;
+      const global = queueStats().mode === 'global';
+      this.set({ mode: 'global' }, global ? 1 : 0);
+      this.set({ mode: 'local' }, global ? 0 : 1);
+    },
+  });
 
   new Gauge({
     name: 'ollama_model_loaded',

@@ -9,7 +9,7 @@ import { numCtxFor, type Config } from '../../src/config';
 import { isAppError } from '../../src/errors';
 import { isCloudModel } from '../../src/model-name';
 import type { Logger } from '../../src/logger';
-import { createAdmission, type Slot } from './admission';
+import { createAdmission, type Admission, type Slot } from './admission';
 import { createCircuit, type CircuitState } from './circuit';
 import {
   countsAsOllamaFailure,
@@ -64,6 +64,8 @@ export interface OllamaClientOptions {
   clock?: Pick<Clock, 'now' | 'after' | 'sleep'>;
   /** Jitter source for retry backoff (default Math.random). */
   random?: () => number;
+  /** This backend's admission (default: one in memory, from OLLAMA_MAX_CONCURRENCY and QUEUE_*). */
+  admission?: Admission;
 }
 
 /** The service plus what its owner (server.ts, tests) needs: events and shutdown. */
@@ -125,12 +127,14 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
       }
     },
   });
-  const admission = createAdmission({
-    maxConcurrency: config.OLLAMA_MAX_CONCURRENCY,
-    maxQueue: config.QUEUE_MAX,
-    timeoutMs: config.QUEUE_TIMEOUT_MS,
-    clock,
-  });
+  const admission =
+    options.admission ??
+    createAdmission({
+      maxConcurrency: config.OLLAMA_MAX_CONCURRENCY,
+      maxQueue: config.QUEUE_MAX,
+      timeoutMs: config.QUEUE_TIMEOUT_MS,
+      clock,
+    });
 
   const shouldRetry = (kind: RetryKind) => (err: unknown) => {
     if (kind === 'none' || !isAppError(err)) return false;
@@ -259,7 +263,7 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
     if (!isCloudModel(model) && !loads.warm(model)) {
       await loads.ensure(model, config.OLLAMA_KEEP_ALIVE, opts?.signal);
     }
-    return admission.acquire(opts?.signal);
+    return admission.acquire(opts?.signal, opts?.ticket);
   }
 
   async function emptyRequest(

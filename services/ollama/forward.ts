@@ -95,7 +95,7 @@ export function createForwarder(deps: ForwarderDeps): Forward {
     try {
       if (req.kind === 'generation') {
         circuit.assertAvailable();
-        slot = await admission.acquire(opts?.signal);
+        slot = await admission.acquire(opts?.signal, opts?.ticket);
         timings.queueMs = slot.waitedMs;
       }
       const sentAt = now();

@@ -1,5 +1,8 @@
 export { outcomeOf } from './errors';
 export type { Forward, ForwardKind, ForwardRequest, ForwardResponse } from './forward';
+export { createAdmissions } from './admissions';
+export type { AdmissionFactory, Admissions } from './admissions';
+export type { Admission, AdmissionStats, Slot } from './admission';
 export { createOllamaStack } from './stack';
 export type { OllamaStack } from './stack';
 export type {

@@ -1,4 +1,6 @@
 import { createModelService, type ActiveModelStore, type ModelService } from '../models';
+import type { Admission } from './admission';
+import { createLocalAdmission } from './admissions';
 import { createOllamaService, type OllamaClient } from './client';
 import { createOllamaHealth } from '../health';
 import type { OllamaHealth } from './types';
@@ -24,6 +26,8 @@ export interface OllamaStackOptions {
   clock: Clock;
   /** Where the active model lives (default: in this process, from OLLAMA_MODEL). */
   activeModel?: ActiveModelStore;
+  /** The backend's admission (compose's factory; default: one in memory from the config). */
+  admission?: Admission;
 }
 
 /**
@@ -34,7 +38,8 @@ export function createOllamaStack(options: OllamaStackOptions): OllamaStack {
   const { config, telemetry, logger } = options;
   const { clock } = options;
   const { now } = clock;
-  const ollama = createOllamaService({ config, telemetry, logger, clock });
+  const admission = options.admission ?? createLocalAdmission(config, clock);
+  const ollama = createOllamaService({ config, telemetry, logger, clock, admission });
   const models = createModelService({
     ollama,
     cacheTtlMs: config.MODELS_CACHE_TTL_MS,

@@ -15,6 +15,7 @@ import type {
   Tool,
   ToolCall as OllamaToolCall,
 } from 'ollama';
+import type { AdmissionTicket } from '../../src/principal';
 
 export type { ChatResponse, ProgressResponse, Tool };
 
@@ -46,6 +47,11 @@ export interface CallOptions {
    * never hides that Ollama answers again, and it is not retried (the poller has its own backoff).
    */
   health?: boolean;
+  /**
+   * Who a generation is for (the caller's key and limits): its admission group. Unset: the
+   * internal group, with no cap of its own.
+   */
+  ticket?: AdmissionTicket;
 }
 
 /**
@@ -130,6 +136,8 @@ export interface OllamaService {
     maxQueue: number;
     /** How long the oldest waiter has been waiting, ms (0 when nobody waits). */
     oldestWaitMs?: number;
+    /** `global`: every replica's figures together (Redis); `local`: this replica's own. */
+    mode?: 'global' | 'local';
   };
 }
 

@@ -7,6 +7,7 @@
  */
 import { AppError, isAppError } from '../../src/errors';
 import { modelKey } from '../../src/model-name';
+import type { AdmissionTicket } from '../../src/principal';
 import type { Forward, ForwardKind, CallTimings } from '../ollama';
 import { outcomeOf } from '../ollama';
 import type { InferenceApi, InferenceOperation, Telemetry } from '../metrics';
@@ -70,6 +71,7 @@ export interface PassthroughService {
     route: PassthroughRoute,
     body: Record<string, unknown> | undefined,
     signal: AbortSignal,
+    ticket?: AdmissionTicket,
   ): Promise<PassthroughAnswer>;
 }
 
@@ -98,7 +100,7 @@ export function createPassthroughService(options: PassthroughOptions): Passthrou
   };
 
   return {
-    async forward(route, body, signal) {
+    async forward(route, body, signal, ticket) {
       const model = typeof body?.model === 'string' ? body.model : undefined;
       checkModel(route, model);
       const streamed = typeof body?.stream === 'boolean' ? body.stream : route.streamsByDefault;
@@ -125,7 +127,7 @@ export function createPassthroughService(options: PassthroughOptions): Passthrou
             streamed,
             modelScoped: route.modelScoped,
           },
-          { signal },
+          { signal, ...(ticket ? { ticket } : {}) },
         );
       } catch (err) {
         const cancelled = signal.aborted && !isAppError(err);
