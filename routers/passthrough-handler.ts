@@ -10,6 +10,8 @@ export interface PassthroughRouterOptions {
   validate: import('../middleware/validate').Validate;
   /** Registry of open streams, so a shutdown ends them in the API's own framing. */
   lifecycle?: Pick<Lifecycle, 'trackStream'>;
+  /** The caller's token budgets, checked before a generation (middleware/token-budget). */
+  tokenBudget?: RequestHandler;
 }
 
 /**
@@ -38,7 +40,7 @@ export function passthroughHandler(
       throw err;
     };
     const answer = await options.passthrough
-      .forward({ ...route, path }, body, signal)
+      .forward({ ...route, path }, body, signal, req.principal?.id)
       .catch(unlessLeft);
     if (answer === undefined) return;
     await sendPassthrough(req, res, answer, { shape, stop, lifecycle: options.lifecycle }).catch(
