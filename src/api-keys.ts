@@ -73,8 +73,10 @@ function parseYamlKeys(
   try {
     doc = parse(text);
   } catch (err) {
-    // The YAML parser's message names the line and column, never the content of the line.
-    return { entries: [], problems: [`${source}: not valid YAML: ${(err as Error).message}`] };
+    // The parser's message ends with the offending line (a key may be on it): only the
+    // reason, line and column are kept.
+    const reason = (err as Error).message.split(':\n')[0];
+    return { entries: [], problems: [`${source}: not valid YAML: ${reason}`] };
   }
   const invalid = schemas.check('api-keys-file', doc, source);
   if (invalid.length > 0) {
