@@ -139,17 +139,29 @@ export function createRedisUsageStore(options: RedisUsageStoreOptions): UsageSto
     return Number.isFinite(n) ? n : 0;
   };
 
-  const rowsOf = (keyId: string, reply: RedisReply): UsageRow[] => {
+  /** HGETALL's fields: node-redis answers a map object (a flat array on older versions). */
+  const fieldsOf = (reply: unknown): Array<[string, RedisReply]> => {
+    if (Array.isArray(reply)) {
+      const pairs: Array<[string, RedisReply]> = [];
+      for (let i = 0; i + 1 < reply.length; i += 2) {
+        pairs.push([String(reply[i]), reply[i + 1] as RedisReply]);
+      }
+      return pairs;
+    }
+    return reply !== null && typeof reply === 'object'
+      ? Object.entries(reply as Record<string, RedisReply>)
+      : [];
+  };
+
+  const rowsOf = (keyId: string, reply: unknown): UsageRow[] => {
     const byModel = new Map<string, UsageRow>();
-    const flat = Array.isArray(reply) ? reply : [];
-    for (let i = 0; i + 1 < flat.length; i += 2) {
-      const field = String(flat[i]);
+    for (const [field, value] of fieldsOf(reply)) {
       const kind = field.slice(0, 2);
       if (kind !== 'p:' && kind !== 'c:') continue;
       const model = field.slice(2);
       const row = byModel.get(model) ?? { keyId, model, promptTokens: 0, completionTokens: 0 };
-      if (kind === 'p:') row.promptTokens += count(flat[i + 1] ?? 0);
-      else row.completionTokens += count(flat[i + 1] ?? 0);
+      if (kind === 'p:') row.promptTokens += count(value);
+      else row.completionTokens += count(value);
       byModel.set(model, row);
     }
     return [...byModel.values()];
@@ -186,7 +198,7 @@ export function createRedisUsageStore(options: RedisUsageStoreOptions): UsageSto
       const replies = await Promise.all(
         ids.map((id) => redis.send(['HGETALL', hashKey(period, id)], opts)),
       );
-      return ids.flatMap((id, i) => rowsOf(id, replies[i] ?? null));
+      return ids.flatMap((id, i) => rowsOf(id, replies[i]));
     },
   };
 }
