@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
+import { Registry } from 'prom-client';
+import { createMetrics } from '../../services/metrics/metrics';
 import { AppError } from '../../src/errors';
 import type { Principal } from '../../src/principal';
 import { parsePeriod, periodsAt } from '../../services/usage/periods';
 import { createUsageService } from '../../services/usage/service';
 import { createMemoryUsageStore } from '../../services/usage/store';
 import { createCaptureLogger } from '../support/capture-logger';
+import { parseExposition } from '../support/exposition';
 
 const HOUR = 3_600_000;
 /** 2026-12-31 22:00 UTC: the day ends in 2 h, the month (and year) with it. */
@@ -179,6 +182,37 @@ describe('token usage and budgets (services/usage)', () => {
       assert.deepEqual(old.data, []);
       const month = await t.usage.report({ period: 'month', date: '2026-01' }, admin);
       assert.equal(month.data[0]?.prompt_tokens, 1, 'months are kept longer');
+    });
+  });
+
+  describe('tokens_total{key_id, model, kind}', () => {
+    it('labels configured key ids (and anonymous); any other id folds into other', async () => {
+      const metrics = createMetrics({
+        registry: new Registry(),
+        build: { version: 't' },
+        defaultMetrics: false,
+        knownModels: () => ['llama3.2:3b'],
+        knownKeyIds: () => ['team-a'],
+      });
+      metrics.keyTokens('team-a', 'llama3.2:3b', { promptTokens: 3, completionTokens: 4 });
+      metrics.keyTokens('anonymous', 'llama3.2:3b', { promptTokens: 1, completionTokens: 0 });
+      metrics.keyTokens('key_0123456789abcdef', 'gone:1b', {
+        promptTokens: 5,
+        completionTokens: 6,
+      });
+      metrics.keyTokens('removed-key', 'llama3.2:3b', { promptTokens: 7, completionTokens: 0 });
+      const series = parseExposition(await metrics.registry.metrics());
+      const tokens = Object.fromEntries(
+        [...series].filter(([name]) => name.startsWith('tokens_total{')),
+      );
+      assert.deepEqual(tokens, {
+        'tokens_total{key_id="team-a",kind="prompt",model="llama3.2:3b"}': 3,
+        'tokens_total{key_id="team-a",kind="completion",model="llama3.2:3b"}': 4,
+        'tokens_total{key_id="anonymous",kind="prompt",model="llama3.2:3b"}': 1,
+        'tokens_total{key_id="other",kind="prompt",model="other"}': 5,
+        'tokens_total{key_id="other",kind="completion",model="other"}': 6,
+        'tokens_total{key_id="other",kind="prompt",model="llama3.2:3b"}': 7,
+      });
     });
   });
 });
