@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { rm } from 'node:fs/promises';
 import { freePort } from '../support/listen';
 import { startOllamaSimulator, type OllamaSimulator } from '../support/ollama-simulator';
 import { startRedis, stopRedis } from '../support/redis-server';
+import { createSecretMount, type SecretMount } from '../support/secret-mount';
 import { ADMIN_KEY, AGENT_KEY, AGENT_KEY_2, bearer } from '../support/security';
 import {
   runToExit,
@@ -25,32 +24,11 @@ const keyFile = (extra = ''): string => `keys:
     budgets: { tokensPerDay: 1000000 }
 ${extra}`;
 
-/** A directory laid out as the kubelet mounts a Secret; `write` swaps `..data` atomically. */
-async function secretMount(): Promise<{
-  dir: string;
-  file: string;
-  write(text: string): Promise<void>;
-}> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'oag-keys-'));
-  let version = 0;
-  const write = async (text: string): Promise<void> => {
-    version += 1;
-    const data = `..version_${version}`;
-    await mkdir(path.join(dir, data));
-    await writeFile(path.join(dir, data, 'api-keys'), text);
-    await symlink(data, path.join(dir, '..data_tmp'));
-    await rename(path.join(dir, '..data_tmp'), path.join(dir, '..data'));
-  };
-  await write('');
-  await symlink('..data/api-keys', path.join(dir, 'api-keys'));
-  return { dir, file: path.join(dir, 'api-keys'), write };
-}
-
 describe('API_KEYS_FILE and token usage in server processes', function () {
   this.timeout(30_000);
   let redis: ChildProcess | undefined;
   let sim: OllamaSimulator | undefined;
-  let mount: Awaited<ReturnType<typeof secretMount>> | undefined;
+  let mount: SecretMount | undefined;
   const servers: ServerProcess[] = [];
 
   afterEach(async () => {
@@ -59,10 +37,11 @@ describe('API_KEYS_FILE and token usage in server processes', function () {
     if (redis) await stopRedis(redis);
     redis = undefined;
     if (mount) await rm(mount.dir, { recursive: true, force: true });
+    mount = undefined;
   });
 
   it('a bad key file stops the process at start with one message naming each problem (exit 78)', async () => {
-    mount = await secretMount();
+    mount = await createSecretMount();
     await mount.write(`keys:
   - id: ops
     role: owner
@@ -92,7 +71,7 @@ describe('API_KEYS_FILE and token usage in server processes', function () {
     const port = await freePort();
     redis = await startRedis(port);
     sim = await startOllamaSimulator();
-    mount = await secretMount();
+    mount = await createSecretMount();
     await mount.write(keyFile());
     const env = {
       OLLAMA_HOST: sim.url,

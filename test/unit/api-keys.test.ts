@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, mkdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { rm } from 'node:fs/promises';
 import { createApiKeyStore, loadApiKeys } from '../../src/api-keys';
 import { ConfigError } from '../../src/config';
 import { createSchemaRegistry } from '../../src/validation';
 import { createCaptureLogger } from '../support/capture-logger';
 import { createManualClock } from '../support/manual-clock';
+import { createSecretMount } from '../support/secret-mount';
 import { ADMIN_KEY, AGENT_KEY, AGENT_KEY_2, testConfig } from '../support/security';
 
 const schemas = createSchemaRegistry();
@@ -25,26 +24,6 @@ keys:
       tokensPerDay: 100000
       tokensPerMonth: 2000000
 `;
-
-/**
- * A directory laid out as the kubelet mounts a Secret: `api-keys` → `..data/api-keys`, `..data`
- * → a timestamped directory; a new version is a new directory and an atomic swap of `..data`.
- */
-async function secretMount(): Promise<{ file: string; write(text: string): Promise<void> }> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'oag-keys-'));
-  let version = 0;
-  const write = async (text: string): Promise<void> => {
-    version += 1;
-    const data = `..2026_12_06_00_00_0${version}`;
-    await mkdir(path.join(dir, data));
-    await writeFile(path.join(dir, data, 'api-keys'), text);
-    await symlink(data, path.join(dir, '..data_tmp'));
-    await rename(path.join(dir, '..data_tmp'), path.join(dir, '..data'));
-  };
-  await write('');
-  await symlink('..data/api-keys', path.join(dir, 'api-keys'));
-  return { file: path.join(dir, 'api-keys'), write };
-}
 
 describe('API keys (src/api-keys)', () => {
   describe('loadApiKeys', () => {
@@ -206,7 +185,7 @@ describe('API keys (src/api-keys)', () => {
 
   describe('the key store (reload)', () => {
     it('takes a new version of a mounted Secret (..data swapped) on the next check, refuses a bad one and keeps the keys in force', async () => {
-      const mount = await secretMount();
+      const mount = await createSecretMount();
       await mount.write(YAML_FILE);
       const config = testConfig({ API_KEYS_FILE: mount.file }, schemas);
       const clock = createManualClock();
@@ -255,7 +234,7 @@ describe('API keys (src/api-keys)', () => {
         assert.ok(!log.text().includes(AGENT_KEY_2) && !log.text().includes(ADMIN_KEY));
       } finally {
         store.stop();
-        await rm(path.dirname(mount.file), { recursive: true, force: true });
+        await rm(mount.dir, { recursive: true, force: true });
       }
       assert.deepEqual(clock.pending(), []);
     });
