@@ -1,5 +1,6 @@
 import type { RequestHandler } from 'express';
 import type { Principal } from '../src/principal';
+import { clientSignal } from './client-signal';
 
 export interface TokenBudgetOptions {
   /**
@@ -19,7 +20,8 @@ export interface TokenBudgetOptions {
  */
 export function createTokenBudget(options: TokenBudgetOptions): RequestHandler {
   return async (req, res, next) => {
-    const { warning } = await options.check(req.principal);
+    // The store's reads end with the request when its client goes away.
+    const { warning } = await options.check(req.principal, clientSignal(res));
     if (warning !== undefined) res.setHeader(options.header, warning);
     next();
   };

@@ -1,4 +1,5 @@
 import { Router } from 'express';
+import { clientSignal } from '../middleware/client-signal';
 import { createMethodNotAllowed } from '../middleware/error-handler';
 import type { Validate } from '../middleware/validate';
 import type { UsageQuery, UsageService } from '../services/usage';
@@ -21,7 +22,7 @@ export function createUsageRouter(options: UsageRouterOptions): Router {
     .route('/usage')
     .get(validate({ query: 'usage.query' }), async (req, res) => {
       const query = req.query as unknown as UsageQuery;
-      res.json(await usage.report(query, req.principal ?? ANONYMOUS));
+      res.json(await usage.report(query, req.principal ?? ANONYMOUS, clientSignal(res)));
     })
     .all(createMethodNotAllowed(['GET', 'HEAD']));
   return router;

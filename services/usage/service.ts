@@ -56,7 +56,7 @@ export interface UsageService {
    * @throws AppError FORBIDDEN (another key's usage without the admin role),
    *   VALIDATION_FAILED (a date that does not exist), REDIS_UNAVAILABLE
    */
-  report(query: UsageQuery, principal: Principal): Promise<UsageReport>;
+  report(query: UsageQuery, principal: Principal, signal?: AbortSignal): Promise<UsageReport>;
 }
 
 export interface UsageServiceOptions {
@@ -149,7 +149,7 @@ export function createUsageService(options: UsageServiceOptions): UsageService {
       return warnings.length > 0 ? { warning: warnings.join(', ') } : {};
     },
 
-    async report(query, principal) {
+    async report(query, principal, signal) {
       const admin = principal.role === 'admin';
       if (!admin && query.key_id !== undefined && query.key_id !== principal.id) {
         throw new AppError('FORBIDDEN', 'Only an admin key may read the usage of other keys.', {
@@ -173,7 +173,7 @@ export function createUsageService(options: UsageServiceOptions): UsageService {
           ],
         });
       }
-      const rows = await store.rows(period, keyId);
+      const rows = await store.rows(period, keyId, signal);
       const byKey = new Map<string, number>();
       for (const r of rows) {
         byKey.set(r.keyId, (byKey.get(r.keyId) ?? 0) + r.promptTokens + r.completionTokens);
