@@ -50,6 +50,8 @@ export const AUTH_POLICY: readonly PolicyRule[] = Object.freeze([
   { method: 'GET', pattern: '/ollama/models', access: 'agent', budget: 'api' },
   { method: 'GET', pattern: '/ollama/model-info', access: 'agent', budget: 'api' },
   { method: 'GET', pattern: '/ollama/health', access: 'agent', budget: 'api' },
+  // Token usage: an agent key reads its own (the usage service checks `key_id`), admin all.
+  { method: 'GET', pattern: '/usage', access: 'agent', budget: 'api' },
 
   // The drop-in APIs (OpenAI's /v1, Ollama's /api and /), on their own budget: model
   // management is admin-only; everything else is open to agent keys, and a path the routers do

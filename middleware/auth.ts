@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { RequestHandler } from 'express';
+import { keySourceOf, type ApiKeySource } from '../src/api-keys';
 import type { ApiKeyEntry } from '../src/config';
 import type { Logger } from '../src/logger';
 import { ANONYMOUS, type Principal } from '../src/principal';
@@ -13,7 +14,8 @@ declare module 'express-serve-static-core' {
 }
 
 export interface AuthOptions {
-  keys: readonly ApiKeyEntry[];
+  /** The keys, or where to read the keys in force on each request (they may be reloaded). */
+  keys: readonly ApiKeyEntry[] | ApiKeySource;
   logger: Logger;
   /** AUTH_DISABLED=true: run without keys on purpose (every caller is ANONYMOUS). */
   disabled?: boolean;
@@ -44,43 +46,66 @@ export function readCredential(headers: IncomingHttpHeaders): string | undefined
   return typeof auth === 'string' ? auth : undefined;
 }
 
+interface KeyRow {
+  digest: Buffer;
+  principal: Principal;
+}
+
+/** The lookup table of one version of the keys: each key's digest and the principal it makes. */
+function keyTable(keys: readonly ApiKeyEntry[]): KeyRow[] {
+  return keys.map((k) => ({
+    digest: sha256(k.key),
+    principal: Object.freeze<Principal>({
+      id: k.id ?? keyId(k.key),
+      role: k.role,
+      ...(k.limits ? { limits: k.limits } : {}),
+      ...(k.budgets ? { budgets: k.budgets } : {}),
+    }),
+  }));
+}
+
 /**
- * Identifies the caller from its API key and sets `req.principal` ({ id: keyId, role }).
+ * Identifies the caller from its API key and sets `req.principal` ({ id, role, limits,
+ * budgets }; the id is the key's configured id, else a digest of the key).
  * It never rejects: a missing or unknown key leaves `req.principal` unset and records
  * `req.authFailure`, so the rate limiter can count the attempt against the client's IP and
  * the policy (auth-policy.ts) answers 401/403 afterwards. Keys are compared as SHA-256
  * digests with `timingSafeEqual` against every configured key (no early exit), so timing
  * tells nothing about which key or how much of it matched. Keys are never logged.
  *
+ * The keys come from a source that may change (a reloaded API_KEYS_FILE): the table is rebuilt
+ * when the source hands out a new version, so the next request sees the new keys.
+ *
  * With no keys configured every caller is {@link ANONYMOUS} (full rights); the warning
  * about that is logged once, here, when the middleware is built.
  */
 export function createAuth(options: AuthOptions): RequestHandler {
   const { logger } = options;
-  if (options.keys.length === 0) {
+  const source = keySourceOf(options.keys);
+  let version = source.current();
+  let table = keyTable(version);
+  if (table.length === 0) {
     logger.warn(
       options.disabled
         ? 'AUTHENTICATION DISABLED (AUTH_DISABLED=true): anyone who reaches this port can run agents and pull, switch and delete models'
         : 'AUTHENTICATION OFF: no API keys configured (API_KEYS / API_KEYS_FILE); anyone who reaches this port can run agents and pull, switch and delete models',
     );
-    return (req, _res, next) => {
-      req.principal = ANONYMOUS;
-      next();
-    };
+  } else {
+    logger.info('authentication on', {
+      keys: table.length,
+      admin_keys: table.filter((k) => k.principal.role === 'admin').length,
+    });
   }
-  const table = options.keys.map((k) => ({
-    digest: sha256(k.key),
-    principal: Object.freeze<Principal>({
-      id: k.id ?? keyId(k.key),
-      role: k.role,
-      ...(k.limits ? { limits: k.limits } : {}),
-    }),
-  }));
-  logger.info('authentication on', {
-    keys: table.length,
-    admin_keys: table.filter((k) => k.principal.role === 'admin').length,
-  });
   return (req, _res, next) => {
+    const keys = source.current();
+    if (keys !== version) {
+      version = keys;
+      table = keyTable(keys);
+    }
+    if (table.length === 0) {
+      req.principal = ANONYMOUS;
+      return next();
+    }
     const credential = readCredential(req.headers);
     if (credential === undefined) {
       req.authFailure = 'missing';

@@ -1,4 +1,4 @@
-import { Router, type Request } from 'express';
+import { Router, type Request, type RequestHandler } from 'express';
 import { createMethodNotAllowed } from '../middleware/error-handler';
 import { recordTimings } from '../middleware/server-timing';
 import type { Validate } from '../middleware/validate';
@@ -17,6 +17,8 @@ export interface AgentsRouterOptions {
   clock: Clock;
   /** Open SSE streams and answered runs are registered with it, so a shutdown ends them in-band. */
   lifecycle?: Pick<Lifecycle, 'trackStream'>;
+  /** The caller's token budgets, checked before a run starts (middleware/token-budget). */
+  tokenBudget?: RequestHandler;
 }
 
 /** Printable ASCII without spaces, as the Idempotency-Key draft allows, at most 255 characters. */
@@ -64,6 +66,7 @@ export function createAgentsRouter(options: AgentsRouterOptions): Router {
   const sse = { heartbeatMs, clock, lifecycle };
   const router = Router();
   const runParams = validate({ params: 'agent-run.params' });
+  const budget = options.tokenBudget ? [options.tokenBudget] : [];
 
   router
     .route('/agents')
@@ -74,7 +77,7 @@ export function createAgentsRouter(options: AgentsRouterOptions): Router {
 
   router
     .route('/agents/run')
-    .post(validate({ body: 'agent-run.request' }), async (req, res) => {
+    .post(validate({ body: 'agent-run.request' }), ...budget, async (req, res) => {
       const body = req.body as RunRequest;
       const { handle, replayed } = await service.start(body, {
         owner: req.principal?.id ?? 'anonymous',

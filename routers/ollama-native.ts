@@ -54,6 +54,7 @@ export function createOllamaNativeRouter(options: PassthroughRouterOptions): Rou
   for (const { schema, ...row } of OLLAMA_NATIVE_ROUTES) {
     const handler = passthroughHandler({ ...row, api: 'ollama' }, ollamaErrorShape, options);
     const checks = schema ? [options.validate({ body: schema })] : [];
+    if (row.kind === 'generation' && options.tokenBudget) checks.push(options.tokenBudget);
     const route = router.route(row.path);
     if (row.method === 'GET') route.get(handler);
     else if (row.method === 'POST') route.post(...checks, handler);

@@ -28,6 +28,7 @@ export function createOpenAiRouter(options: PassthroughRouterOptions): Router {
       .route(path)
       .post(
         validate({ body: schema }),
+        ...(options.tokenBudget ? [options.tokenBudget] : []),
         passthroughHandler(generation(path, operation), openaiErrorShape, options),
       )
       .all(only('POST'));

@@ -11,6 +11,8 @@ export interface PassthroughRouterOptions {
   validate: import('../middleware/validate').Validate;
   /** Registry of open streams, so a shutdown ends them in the API's own framing. */
   lifecycle?: Pick<Lifecycle, 'trackStream'>;
+  /** The caller's token budgets, checked before a generation (middleware/token-budget). */
+  tokenBudget?: RequestHandler;
 }
 
 /**
@@ -39,7 +41,13 @@ export function passthroughHandler(
       throw err;
     };
     const answer = await options.passthrough
-      .forward({ ...route, path }, body, signal, admissionTicket(req.principal, req.ip))
+      .forward(
+        { ...route, path },
+        body,
+        signal,
+        admissionTicket(req.principal, req.ip),
+        req.principal?.id,
+      )
       .catch(unlessLeft);
     if (answer === undefined) return;
     await sendPassthrough(req, res, answer, { shape, stop, lifecycle: options.lifecycle }).catch(

@@ -32,6 +32,10 @@ import type { ModelService } from '../services/models';
 import type { OllamaHealth, OllamaService } from '../services/ollama';
 import type { PassthroughService } from '../services/passthrough';
 import type { ApiKeyEntry, Config } from './config';
+import type { ApiKeySource } from './api-keys';
+import { createTokenBudget } from '../middleware/token-budget';
+import { createUsageRouter } from '../routers/usage';
+import { BUDGET_WARNING_HEADER, type UsageService } from '../services/usage';
 import type { Logger } from './logger';
 import type { SchemaRegistry } from './validation';
 
@@ -47,8 +51,11 @@ export interface AppDeps {
   startedAt: number;
   /** Wall clock in ms; injected so tests control time. */
   now: () => number;
-  /** Every API key (API_KEYS plus API_KEYS_FILE, read once by server.ts); default config.API_KEYS. */
-  apiKeys?: readonly ApiKeyEntry[];
+  /**
+   * Every API key (API_KEYS plus API_KEYS_FILE), or the store that keeps them current when
+   * API_KEYS_FILE is reloaded; default config.API_KEYS.
+   */
+  apiKeys?: readonly ApiKeyEntry[] | ApiKeySource;
   /** Rate-limit store per budget (Redis, shared by replicas); default in-process memory. */
   rateLimitStore?: (budget: RateLimitBudget) => Store;
   /** Also called on every 429 with the policy's route pattern (metrics count it regardless). */
@@ -69,6 +76,8 @@ export interface AppDeps {
   agents?: AgentsRuntime;
   /** The drop-in OpenAI (`/v1`) and Ollama (`/api`, `/`) endpoints; absent: not mounted. */
   passthrough?: PassthroughService;
+  /** Token usage and budgets: `GET /usage` and the budget check before each generation. */
+  usage?: UsageService;
 }
 
 /**
@@ -129,6 +138,13 @@ export function createApp(deps: AppDeps): Express {
   app.use(createJsonBody({ limit: config.BODY_LIMIT }));
 
   const validate = createValidate({ schemas: deps.schemas });
+  const usage = deps.usage;
+  const tokenBudget = usage
+    ? createTokenBudget({
+        check: (principal, signal) => usage.check(principal, signal),
+        header: BUDGET_WARNING_HEADER,
+      })
+    : undefined;
   // Routers in order of traffic: each request walks the routers before the one that matches
   // (their paths do not overlap, so the order decides nothing else).
   if (deps.agents) {
@@ -139,12 +155,18 @@ export function createApp(deps: AppDeps): Express {
         heartbeatMs: deps.agents.heartbeatMs,
         clock: deps.agents.clock,
         lifecycle: deps.lifecycle,
+        tokenBudget,
       }),
     );
   }
 
   if (deps.passthrough) {
-    const compat = { passthrough: deps.passthrough, validate, lifecycle: deps.lifecycle };
+    const compat = {
+      passthrough: deps.passthrough,
+      validate,
+      lifecycle: deps.lifecycle,
+      tokenBudget,
+    };
     app.use(createOpenAiRouter(compat));
     app.use(createOllamaNativeRouter(compat));
   }
@@ -163,6 +185,7 @@ export function createApp(deps: AppDeps): Express {
       }),
     );
   }
+  if (usage) app.use(createUsageRouter({ usage, validate }));
   app.use(
     createHealthRouter({
       build: deps.build,

@@ -21,6 +21,14 @@ import type { BuildInfo } from '../routers/health';
 import type { AppDeps } from './app';
 import type { Clock } from './clock';
 import type { ApiKeyEntry, Config } from './config';
+import { keySourceOf, type ApiKeySource } from './api-keys';
+import { keyId } from '../middleware/auth';
+import {
+  createMemoryUsageStore,
+  createRedisUsageStore,
+  createUsageService,
+  type UsageService,
+} from '../services/usage';
 import type { Logger } from './logger';
 import { createAdmissions, createOllamaStack, type OllamaStack } from '../services/ollama';
 import type { SchemaRegistry } from './validation';
@@ -33,7 +41,8 @@ export interface ComposeOptions {
   build: BuildInfo;
   /** Time, timers and waits for every service (tests pass a manual clock). */
   clock: Clock;
-  apiKeys?: readonly ApiKeyEntry[];
+  /** The keys, or the store that keeps them current (a reloaded API_KEYS_FILE). */
+  apiKeys?: readonly ApiKeyEntry[] | ApiKeySource;
   rateLimitStore?: (budget: RateLimitBudget) => Store;
   /** The replica's Redis connection when REDIS_URL is set; unset: every store is in memory. */
   redis?: RedisConnection;
@@ -56,6 +65,8 @@ export interface Gateway {
   lifecycle: Lifecycle;
   startup: StartupSequence;
   health: HealthService;
+  /** Token usage and budgets per key. */
+  usage: UsageService;
   /** Starts the background work: health timers and the startup warm-up (after listen). */
   start(): void;
   /** Stops timers, cancels runs still going, closes the Ollama connection pool. */
@@ -71,6 +82,8 @@ export interface Gateway {
 export function composeGateway(options: ComposeOptions): Gateway {
   const { config, schemas, logger, build, clock } = options;
   const { now } = clock;
+  const keys = keySourceOf(options.apiKeys ?? config.API_KEYS);
+  const keyIds = keyIdsOf(keys);
   const metrics = createMetrics({
     registry: new Registry(),
     build,
@@ -78,6 +91,7 @@ export function composeGateway(options: ComposeOptions): Gateway {
     knownModels: () => ollamaStack.ollamaHealth.snapshot().installedModels ?? [],
     knownAgents: () => agents.service.listAgents().map((a) => a.name),
     knownTools: () => agents.toolNames,
+    knownKeyIds: keyIds,
     state: {
       health: () => ollamaStack.ollamaHealth.snapshot(),
       circuitState: () => ollamaStack.ollama.circuitState(),
@@ -114,6 +128,16 @@ export function composeGateway(options: ComposeOptions): Gateway {
       : {}),
     admission: admissions.forBackend('0'),
   });
+  const usage = createUsageService({
+    store: options.redis
+      ? createRedisUsageStore({ redis: options.redis, logger })
+      : createMemoryUsageStore(),
+    now,
+    logger,
+    warnPercent: config.TOKEN_BUDGET_WARN_PERCENT,
+    budgetsOf: (id) => keys.current().find((k) => k.id === id)?.budgets,
+    onTokens: (id, model, tokens) => metrics.keyTokens(id, model, tokens),
+  });
   const agents = createAgentsRuntime({
     config,
     schemas,
@@ -124,6 +148,7 @@ export function composeGateway(options: ComposeOptions): Gateway {
     clock,
     extraTools: options.extraTools,
     webhookRetryDelayMs: options.webhookRetryDelayMs,
+    usage,
   });
   const lifecycle = createLifecycle({ logger, clock });
   const startup = createStartupSequence({
@@ -154,6 +179,7 @@ export function composeGateway(options: ComposeOptions): Gateway {
     activeModel: () => ollamaStack.models.active(),
     allowAnyInstalledModel: config.ALLOW_ANY_INSTALLED_MODEL,
     now,
+    usage,
   });
   const deps: AppDeps = {
     config,
@@ -164,7 +190,7 @@ export function composeGateway(options: ComposeOptions): Gateway {
     metrics,
     startedAt,
     now,
-    apiKeys: options.apiKeys,
+    apiKeys: keys,
     rateLimitStore: options.rateLimitStore,
     health,
     lifecycle,
@@ -173,6 +199,7 @@ export function composeGateway(options: ComposeOptions): Gateway {
     models: ollamaStack.models,
     agents,
     passthrough,
+    usage,
   };
   return {
     deps,
@@ -182,6 +209,7 @@ export function composeGateway(options: ComposeOptions): Gateway {
     lifecycle,
     startup,
     health,
+    usage,
     start() {
       admissions.start();
       health.start();
@@ -207,5 +235,19 @@ export function composeGateway(options: ComposeOptions): Gateway {
       admissions.stop();
       await ollamaStack.close();
     },
+  };
+}
+
+/** The ids of the keys in force (configured, else the key's digest id), rebuilt per version. */
+function keyIdsOf(keys: ApiKeySource): () => readonly string[] {
+  let version: readonly ApiKeyEntry[] | undefined;
+  let ids: readonly string[] = [];
+  return () => {
+    const current = keys.current();
+    if (current !== version) {
+      version = current;
+      ids = current.map((k) => k.id ?? keyId(k.key));
+    }
+    return ids;
   };
 }

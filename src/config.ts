@@ -10,6 +10,14 @@ export interface ApiKeyEntry {
   id?: string;
   /** The key's share of the GPU; unset fields take the service's defaults. */
   limits?: KeyLimits;
+  /** Tokens (prompt + completion) the key may use per UTC day and month; unset: unlimited. */
+  budgets?: KeyBudgets;
+}
+
+/** A key's token budgets, counted over every model and replica. */
+export interface KeyBudgets {
+  tokensPerDay?: number;
+  tokensPerMonth?: number;
 }
 
 /** How one API key shares the Ollama backends with the others. */
@@ -91,6 +99,8 @@ export interface Config {
   /** Per-model num_ctx by model key (src/model-name `modelKey`). */
   OLLAMA_NUM_CTX_MODELS: Readonly<Record<string, number>>;
   API_KEYS_FILE: string;
+  API_KEYS_FILE_POLL_MS: number;
+  TOKEN_BUDGET_WARN_PERCENT: number;
   AUTH_DISABLED: boolean;
   RATE_LIMIT_PER_MINUTE: number;
   RATE_LIMIT_RUNS_PER_MINUTE: number;

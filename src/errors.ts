@@ -40,6 +40,10 @@ export const ERROR_CATALOG = {
   },
   QUEUE_FULL: { status: 429, message: 'Too many requests are waiting for Ollama; retry later.' },
   TOO_MANY_RUNS: { status: 429, message: 'Too many agent runs are in progress; retry later.' },
+  TOKEN_BUDGET_EXCEEDED: {
+    status: 429,
+    message: "This API key's token budget is used up until it resets.",
+  },
   HEADERS_TOO_LARGE: { status: 431, message: 'The request headers are too large.' },
   // 5xx: the service or what it depends on failed.
   INTERNAL_ERROR: { status: 500, message: 'Internal error.' },

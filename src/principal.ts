@@ -1,4 +1,4 @@
-import type { KeyLimits, Role } from './config';
+import type { KeyBudgets, KeyLimits, Role } from './config';
 
 /** Who is calling: set on every request by the auth middleware before any router runs. */
 export interface Principal {
@@ -10,6 +10,8 @@ export interface Principal {
   role: Role;
   /** The key's fair-sharing settings; unset: the service's defaults. */
   limits?: KeyLimits;
+  /** The key's token budgets per UTC day and month; unset: unlimited. */
+  budgets?: KeyBudgets;
 }
 
 declare module 'express-serve-static-core' {

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { createRequestContextStore } from './request-context';
 import { AgentsFileError } from '../services/agents';
 import { loadRedisStores, type RedisStores } from '../services/stores';
-import { loadApiKeys } from './api-keys';
+import { createApiKeyStore, loadApiKeys } from './api-keys';
 import { createApp } from './app';
 import { createSystemClock } from './clock';
 import { composeGateway, type Gateway } from './compose';
@@ -54,8 +54,9 @@ async function main(): Promise<void> {
   let apiKeys: readonly ApiKeyEntry[];
   try {
     config = loadProcessConfig(schemas);
-    // The keys file is read here, once, synchronously at start; never on a request.
-    apiKeys = loadApiKeys(config);
+    // The keys file is read here synchronously at start, never on a request; later versions
+    // are read by the key store's timer (API_KEYS_FILE_POLL_MS).
+    apiKeys = loadApiKeys(config, undefined, schemas);
   } catch (err) {
     exitOnConfigError(err);
   }
@@ -67,6 +68,14 @@ async function main(): Promise<void> {
     format: config.LOG_FORMAT,
     context,
     defaultMeta: { service: build.name },
+  });
+  const keys = createApiKeyStore({
+    config,
+    initial: apiKeys,
+    schemas,
+    clock,
+    logger,
+    intervalMs: config.API_KEYS_FILE_POLL_MS,
   });
 
   // The shared stores: connecting does not block start; until Redis answers (and whenever it
@@ -101,7 +110,7 @@ async function main(): Promise<void> {
       context,
       build,
       clock,
-      apiKeys,
+      apiKeys: keys,
       rateLimitStore: redis ? (budget) => redis.rateLimits.store(budget) : undefined,
       ...(redis ? { redis: redis.connection } : {}),
     });
@@ -116,6 +125,7 @@ async function main(): Promise<void> {
     logger.info('listening', { host: config.HOST, port, version: build.version });
     // The probes answer from now on; the warm-up runs behind them.
     gateway.start();
+    keys.start();
   });
 
   installGracefulShutdown({
@@ -125,6 +135,7 @@ async function main(): Promise<void> {
     logger,
     clock,
     stopServices: async () => {
+      keys.stop();
       // Upstream calls of ended requests were aborted; the bound only guards a stuck pool.
       // The connection closes after the services, which may still say goodbye through it.
       await Promise.race([

@@ -22,6 +22,17 @@ export interface ModelStepDeps {
   telemetry: Telemetry;
   logger: Logger;
   clock: Pick<Clock, 'now'>;
+  /** Counts each step's tokens for the run's owner (token usage and budgets). */
+  usage?: TokenRecorder;
+}
+
+/** Where a model step's tokens are counted: per key id (the run's owner) and model. */
+export interface TokenRecorder {
+  record(
+    keyId: string,
+    model: string,
+    tokens: { promptTokens?: number; completionTokens?: number },
+  ): void;
 }
 
 const NS_PER_MS = 1e6;
@@ -228,6 +239,12 @@ export function createModelStep(deps: ModelStepDeps) {
     };
     run.usage.input_tokens += step.usage.input_tokens;
     run.usage.output_tokens += step.usage.output_tokens;
+    if (spec.owner !== undefined) {
+      deps.usage?.record(spec.owner, spec.model, {
+        promptTokens: step.usage.input_tokens,
+        completionTokens: step.usage.output_tokens,
+      });
+    }
     step.ended_at = ctx.iso();
     step.duration_ms = now() - t0;
     step.tool_calls = reply.tool_calls?.length ?? 0;

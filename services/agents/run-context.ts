@@ -20,6 +20,8 @@ export interface RunSpec {
   onEnd: (run: AgentRun) => void;
   /** For telemetry: a registered agent name or `inline`. */
   agentLabel: string;
+  /** The principal id that started the run: its tokens are counted against this key. */
+  owner?: string;
   model: string;
   /** The conversation so far: system prompt, then the caller's input or messages. */
   messages: Message[];

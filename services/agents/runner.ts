@@ -4,6 +4,7 @@ import type { Telemetry } from '../metrics';
 import type { ToolRegistry } from '../tools';
 import type { RunEventType } from './events';
 import { createModelStep, emitStepCompleted, pendingCalls, stopFor } from './model-step';
+import type { TokenRecorder } from './model-step';
 import type { RunSpec, StepContext } from './run-context';
 import { createIsoClock, RunStop, runErrorOf, snapshot } from './run-object';
 import { checkAnswer, repairPrompt } from './structured-output';
@@ -20,6 +21,8 @@ export interface RunnerDeps {
   telemetry: Telemetry;
   logger: Logger;
   clock: Clock;
+  /** Counts each model step's tokens for the run's owner. */
+  usage?: TokenRecorder;
 }
 
 /** Why the run was stopped from outside: the caller's RunStop (shutdown), else a cancel. */

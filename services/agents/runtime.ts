@@ -11,6 +11,7 @@ import { createMemoryIdempotencyRepository } from './idempotency';
 import { createAgentRegistry, loadAgentsFile } from './registry';
 import { createMemoryRunRepository } from './run-repository';
 import { createAgentRunner } from './runner';
+import type { TokenRecorder } from './model-step';
 import { createAgentsService, type AgentsService } from './service';
 import { createWebhookSender, type WebhookSenderOptions } from './webhooks';
 
@@ -45,6 +46,8 @@ export interface AgentsRuntimeOptions {
   resolve?: ResolveHost;
   /** Webhook retry backoff (tests use 0). */
   webhookRetryDelayMs?: WebhookSenderOptions['retryDelayMs'];
+  /** Counts each model step's tokens for the run's owner (services/usage). */
+  usage?: TokenRecorder;
 }
 
 /** What the router needs. */
@@ -107,6 +110,7 @@ export function createAgentsRuntime(options: AgentsRuntimeOptions): AgentsRuntim
     telemetry,
     logger,
     clock,
+    usage: options.usage,
   });
   const service = createAgentsService({
     agents,

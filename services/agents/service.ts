@@ -278,6 +278,7 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
         );
       },
       agentLabel: plan.agentLabel,
+      owner,
       model: plan.model,
       messages: plan.messages,
       toolNames: plan.toolNames,

@@ -34,6 +34,12 @@ export function createInstruments(registry: Registry) {
     labelNames: ['api', 'model', 'kind'],
     registers,
   });
+  const keyTokens = new Counter({
+    name: 'tokens_total',
+    help: 'Tokens Ollama reported per API key id (configured ids; others are "other") and model, by kind (prompt or completion).',
+    labelNames: ['key_id', 'model', 'kind'],
+    registers,
+  });
   const tokensPerSecond = new Histogram({
     name: 'inference_tokens_per_second',
     help: 'Generation speed per call: eval_count / eval_duration as Ollama reports them.',
@@ -138,6 +144,7 @@ export function createInstruments(registry: Registry) {
     inferenceDuration,
     ttft,
     tokens,
+    keyTokens,
     tokensPerSecond,
     modelLoad,
     queueWait,

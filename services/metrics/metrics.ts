@@ -28,6 +28,8 @@ export interface MetricsOptions {
   knownAgents?: () => readonly string[];
   /** Registered tool names; others are `other`. */
   knownTools?: () => readonly string[];
+  /** Ids of the configured API keys; `anonymous` is always allowed; others are `other`. */
+  knownKeyIds?: () => readonly string[];
   /** Getters the state gauges read at scrape time. */
   state?: MetricsState;
   /** Node process metrics (`process_*`, `nodejs_*`); on unless false. */
@@ -65,6 +67,12 @@ export interface Metrics extends Telemetry {
    * new ones are labelled `other`), duration and whether Redis answered.
    */
   redisCommand(group: string, seconds: number, ok: boolean): void;
+  /** Tokens of one generation for an API key id (`tokens_total{key_id, model, kind}`). */
+  keyTokens(
+    keyId: string,
+    model: string,
+    tokens: { promptTokens: number; completionTokens: number },
+  ): void;
 }
 
 /** Outcomes of calls that reached Ollama; the others were refused before and took no time there. */
@@ -98,6 +106,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
   const modelLabel = createModelLabeler(options.knownModels ?? none);
   const agentLabel = createNameLabeler(options.knownAgents ?? none, ['inline']);
   const toolLabel = createNameLabeler(options.knownTools ?? none);
+  const keyLabel = createNameLabeler(options.knownKeyIds ?? none, ['anonymous']);
   const statusLabel = createEnumLabeler(RUN_STATUSES);
   const stopReasonLabel = createEnumLabeler(STOP_REASONS);
   const methodLabel = createEnumLabeler(HTTP_METHODS);
@@ -159,6 +168,15 @@ export function createMetrics(options: MetricsOptions): Metrics {
         { group: redisGroupLabel(group), outcome: ok ? 'ok' : 'error' },
         seconds,
       );
+    },
+    keyTokens(keyId, model, tokens) {
+      const labels = { key_id: keyLabel(keyId), model: modelLabel(model) };
+      if (isCount(tokens.promptTokens)) {
+        m.keyTokens.inc({ ...labels, kind: 'prompt' }, tokens.promptTokens);
+      }
+      if (isCount(tokens.completionTokens)) {
+        m.keyTokens.inc({ ...labels, kind: 'completion' }, tokens.completionTokens);
+      }
     },
 
     inference(e) {

@@ -12,7 +12,7 @@ export interface OperationSpec {
   /** OpenAPI path template (`{id}` for a parameter). */
   path: string;
   summary: string;
-  tag: 'agents' | 'ollama' | 'health' | 'metrics' | 'openai' | 'ollama-native' | 'meta';
+  tag: 'agents' | 'ollama' | 'health' | 'metrics' | 'openai' | 'ollama-native' | 'meta' | 'usage';
   /** `open`, or the least role whose API key may call it. */
   access: 'open' | 'agent' | 'admin';
   body?: string;
@@ -157,6 +157,18 @@ export const OPERATIONS: readonly OperationSpec[] = [
   own('get', '/agents/{name}', "One agent's definition", 'agents', 'agent', 'agent', {
     params: 'agent.params',
   }),
+
+  own(
+    'get',
+    '/usage',
+    'Token usage per key and model, with budgets',
+    'usage',
+    'agent',
+    'usage.response',
+    {
+      query: 'usage.query',
+    },
+  ),
 
   // Operators' model management.
   own('get', '/ollama/health', 'Cached Ollama health', 'ollama', 'agent', 'ollama-health.response'),

@@ -57,6 +57,14 @@ export interface PassthroughOptions {
   /** ALLOW_ANY_INSTALLED_MODEL: false serves the active model only. */
   allowAnyInstalledModel: boolean;
   now: () => number;
+  /** Counts each generation's tokens for the caller's key id (services/usage). */
+  usage?: {
+    record(
+      keyId: string,
+      model: string,
+      tokens: { promptTokens?: number; completionTokens?: number },
+    ): void;
+  };
 }
 
 export interface PassthroughService {
@@ -65,13 +73,14 @@ export interface PassthroughService {
    * service (MODEL_NOT_FOUND, QUEUE_FULL, QUEUE_TIMEOUT, OLLAMA_UNAVAILABLE, OLLAMA_BUSY,
    * OLLAMA_TIMEOUT, OLLAMA_UPSTREAM_ERROR), OLLAMA_BAD_REQUEST for a request Ollama refused
    * (400, with Ollama's reason), or the signal's reason; the chunks throw the same errors when
-   * the answer breaks off.
+   * the answer breaks off. A generation's tokens are counted for `keyId` (the caller's key id).
    */
   forward(
     route: PassthroughRoute,
     body: Record<string, unknown> | undefined,
     signal: AbortSignal,
     ticket?: AdmissionTicket,
+    keyId?: string,
   ): Promise<PassthroughAnswer>;
 }
 
@@ -100,7 +109,7 @@ export function createPassthroughService(options: PassthroughOptions): Passthrou
   };
 
   return {
-    async forward(route, body, signal, ticket) {
+    async forward(route, body, signal, ticket, keyId) {
       const model = typeof body?.model === 'string' ? body.model : undefined;
       checkModel(route, model);
       const streamed = typeof body?.stream === 'boolean' ? body.stream : route.streamsByDefault;
@@ -160,6 +169,9 @@ export function createPassthroughService(options: PassthroughOptions): Passthrou
             ? 'success'
             : outcomeOf(failure, failure === undefined || signal.aborted);
           const tokens = ok ? tokenCounts(tail.text()) : {};
+          if (keyId !== undefined && model !== undefined) {
+            options.usage?.record(keyId, model, tokens);
+          }
           report!({
             ...event(answer.timings),
             outcome,

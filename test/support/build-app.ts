@@ -13,7 +13,7 @@ import type { Lifecycle } from '../../services/health/lifecycle';
 import type { Metrics } from '../../services/metrics/metrics';
 import type { StartupSequence } from '../../services/health/startup';
 import { createApp, type AppDeps } from '../../src/app';
-import { composeGateway } from '../../src/compose';
+import { composeGateway, type ComposeOptions } from '../../src/compose';
 import { createSystemClock } from '../../src/clock';
 import { loadConfig, type Config } from '../../src/config';
 import { createHttpServer } from '../../src/http-server';
@@ -44,6 +44,8 @@ export interface TestAppOptions {
   defaultMetrics?: boolean;
   /** Replaces any collaborator of createApp after the defaults are built. */
   deps?: Partial<AppDeps>;
+  /** The API keys (e.g. entries of a YAML key file, or a reloading store); default API_KEYS. */
+  apiKeys?: ComposeOptions['apiKeys'];
 }
 
 /** The app on a real socket with the production server settings (createHttpServer). */
@@ -121,6 +123,7 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
     telemetry: options.telemetry,
     extraTools: options.extraTools,
     webhookRetryDelayMs: () => 0,
+    ...(options.apiKeys ? { apiKeys: options.apiKeys } : {}),
   });
   const { metrics, ollamaStack: stack, agents, lifecycle, startup, health } = gateway;
   const deps: AppDeps = { ...gateway.deps, ...options.deps };

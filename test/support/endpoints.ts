@@ -42,6 +42,7 @@ export const ENDPOINTS: readonly EndpointRow[] = [
   { method: 'GET', path: '/ollama/models', access: 'agent' },
   { method: 'GET', path: '/ollama/model-info', access: 'agent' },
   { method: 'GET', path: '/ollama/health', access: 'agent' },
+  { method: 'GET', path: '/usage', access: 'agent' },
 
   {
     method: 'POST',

@@ -9,7 +9,7 @@ function turn(): Promise<void> {
  * For tests on a manual clock: let pending I/O and promise callbacks run until `cond` holds
  * (no timers, no sleeping); fails the test if it never does within `turns` loop turns.
  */
-export async function until(cond: () => boolean, turns = 200): Promise<void> {
+export async function until(cond: () => boolean, turns = 2000): Promise<void> {
   for (let i = 0; i < turns && !cond(); i += 1) await turn();
   assert.ok(cond(), 'condition not reached');
 }

@@ -1,0 +1,86 @@
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { createRedisConnection, type RedisConnection } from '../../services/stores/redis';
+import { createRedisUsageStore } from '../../services/usage/redis-store';
+import { createUsageService } from '../../services/usage/service';
+import { AppError } from '../../src/errors';
+import { createLogger } from '../../src/logger';
+import type { Principal } from '../../src/principal';
+import { freePort } from '../support/listen';
+import { startRedis, stopRedis } from '../support/redis-server';
+
+const DAY = Date.UTC(2026, 11, 6, 18);
+
+/**
+ * The Redis usage store against a real redis-server: two replicas count into one budget, and
+ * every key written expires at its period's end plus the retention.
+ */
+describe('token usage shared through Redis (real redis-server)', function () {
+  this.timeout(20_000);
+  let redisProcess: ChildProcess | undefined;
+  const clients: RedisConnection[] = [];
+
+  afterEach(async () => {
+    await Promise.all(clients.splice(0).map((c) => c.stop()));
+    if (redisProcess) await stopRedis(redisProcess);
+    redisProcess = undefined;
+  });
+
+  it('two replicas count into one budget; day and month keys expire after their retention', async () => {
+    const port = await freePort();
+    redisProcess = await startRedis(port);
+    const logger = createLogger({ level: 'silent', format: 'json' });
+    const replica = async () => {
+      const redis = createRedisConnection({
+        url: `redis://127.0.0.1:${port}`,
+        logger,
+        commandTimeoutMs: 500,
+        prefix: 'oag:',
+      });
+      clients.push(redis);
+      await redis.start();
+      const usage = createUsageService({
+        store: createRedisUsageStore({ redis, logger }),
+        now: () => DAY,
+        logger,
+        warnPercent: 80,
+        budgetsOf: () => undefined,
+      });
+      return { redis, usage };
+    };
+    const [a, b] = [await replica(), await replica()];
+    const team: Principal = { id: 'team-a', role: 'agent', budgets: { tokensPerDay: 100 } };
+
+    a.usage.record('team-a', 'llama3.2:3b', { promptTokens: 30, completionTokens: 20 });
+    b.usage.record('team-a', 'llama3.2:3b', { promptTokens: 10, completionTokens: 25 });
+    // Each connection answers in order: A's PING returns after A's write, and B's check is
+    // sent after B's own write.
+    await a.redis.send(['PING']);
+    assert.deepEqual(await b.usage.check(team), {
+      warning: 'day;used=85;limit=100;reset=21600',
+    });
+    a.usage.record('team-a', 'qwen3:8b', { promptTokens: 15, completionTokens: 0 });
+    await a.redis.send(['PING']);
+    await assert.rejects(
+      b.usage.check(team),
+      (err: unknown) => err instanceof AppError && err.code === 'TOKEN_BUDGET_EXCEEDED',
+    );
+    const report = await a.usage.report({ period: 'month' }, { id: 'ops', role: 'admin' });
+    assert.deepEqual(
+      report.data.map((r) => [r.key_id, r.model, r.prompt_tokens, r.completion_tokens]),
+      [
+        ['team-a', 'llama3.2:3b', 40, 45],
+        ['team-a', 'qwen3:8b', 15, 0],
+      ],
+    );
+
+    const expiry = async (key: string) => Number(await a.redis.send(['PEXPIRETIME', key]));
+    const dayEnds = Date.UTC(2026, 11, 7);
+    assert.equal(await expiry('oag:usage:day:2026-12-06:k:team-a'), dayEnds + 62 * 86_400_000);
+    assert.equal(await expiry('oag:usage:day:2026-12-06:keys'), dayEnds + 62 * 86_400_000);
+    assert.equal(
+      await expiry('oag:usage:month:2026-12:k:team-a'),
+      Date.UTC(2027, 0, 1) + 400 * 86_400_000,
+    );
+  });
+});
