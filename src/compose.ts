@@ -101,6 +101,7 @@ export function composeGateway(options: ComposeOptions): Gateway {
     clock,
     extraTools: options.extraTools,
     webhookRetryDelayMs: options.webhookRetryDelayMs,
+    ...(options.redis ? { redis: options.redis } : {}),
   });
   const lifecycle = createLifecycle({ logger, clock });
   const startup = createStartupSequence({
@@ -161,13 +162,15 @@ export function composeGateway(options: ComposeOptions): Gateway {
     start() {
       health.start();
       ollamaStack.ollamaHealth.start();
+      agents.start();
       void startup.run();
     },
     async stop() {
       startup.stop();
       health.stop();
-      // Background runs still going now end as cancelled (they live in memory only).
+      // Runs still going here now end as cancelled (retryable, SHUTTING_DOWN).
       agents.service.cancelAll();
+      await agents.stop();
       await ollamaStack.close();
     },
   };

@@ -1,4 +1,3 @@
-import type { Clock } from '../../src/clock';
 import { AppError } from '../../src/errors';
 import { createRunEvents, type RunEvent, type RunEventType, type RunEvents } from './events';
 import type { AgentRun, RunStatus } from './types';
@@ -103,7 +102,7 @@ export function sweepPeriodMs(ttlMs: number): number {
 /**
  * The in-memory repository: the default for one replica. Bounded to `max` runs; finished runs
  * expire `ttlMs` after they finished, checked on read, (at most once a second) on create, and
- * by a sweep on the clock's unref'd `every` once started. Each run's event log is bounded too
+ * by the runtime's periodic `expire()`. Each run's event log is bounded too
  * (see createRunEvents). One process executes every run, so none is ever orphaned or
  * controlled from elsewhere.
  */
@@ -111,11 +110,8 @@ export function createMemoryRunRepository(options: {
   max: number;
   ttlMs: number;
   now: () => number;
-  /** The sweep's timer (default: none; `start` then does nothing). */
-  every?: Clock['every'];
 }): RunRepository {
   const { max, ttlMs, now } = options;
-  let sweeper: { cancel(): void } | undefined;
   // A Map iterates in insertion order, i.e. oldest run first.
   const runs = new Map<string, Entry>();
   const expired = (r: Entry, at: number): boolean =>
@@ -212,12 +208,8 @@ export function createMemoryRunRepository(options: {
     onControl() {
       return () => undefined;
     },
-    start() {
-      sweeper ??= options.every?.(sweepPeriodMs(ttlMs), sweep);
-    },
-    async stop() {
-      sweeper?.cancel();
-      sweeper = undefined;
-    },
+    // Its expiry sweep is `expire`, which the runtime calls on the clock's unref'd timer.
+    start() {},
+    async stop() {},
   };
 }
