@@ -390,8 +390,12 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
    * be written whole when it returns, and a finished run that Redis has entirely is dropped
    * from memory.
    */
-  const flush = (e: Local): Promise<void> =>
-    (e.flushing ??= (async () => {
+  const flush = (e: Local): Promise<void> => {
+    if (e.flushing) {
+      e.again = true;
+      return e.flushing;
+    }
+    return (e.flushing = (async () => {
       try {
         do {
           e.again = false;
@@ -411,6 +415,7 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
         if ((e.lost || (e.finishedAt !== null && drained(e))) && !e.again) entries.delete(e.run.id);
       }
     })());
+  };
 
   const catchUp = (): void => {
     outageLogged = false;
@@ -464,10 +469,12 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
             redis.commandOptions({ timeoutMs: blockMs + 2000 }),
           )) as RedisReply;
           blocked = false;
-          if (!Array.isArray(reply)) continue;
-          for (const stream of reply) {
-            if (!Array.isArray(stream)) continue;
-            const [streamKey, entriesReply] = stream;
+          if (reply === null || typeof reply !== 'object') continue;
+          // RESP3 (node-redis' default) answers a map of streams; RESP2 an array of pairs.
+          const streams = Array.isArray(reply)
+            ? reply.filter(Array.isArray)
+            : Object.entries(reply as Record<string, RedisReply>);
+          for (const [streamKey, entriesReply] of streams) {
             const id = String(streamKey).slice(p.length + 4, -3);
             for (const event of eventsOf(id, entriesReply ?? null)) {
               for (const follower of [...(remote.get(id) ?? [])]) {
