@@ -58,7 +58,9 @@ describe('runs shared by gateway processes through Redis (real redis-server)', f
   let receiver: Awaited<ReturnType<typeof startReceiver>> | undefined;
   const servers: ServerProcess[] = [];
 
-  afterEach(async () => {
+  // One cluster for both cases (starting gateway processes is the slow part): the second case
+  // goes on with the replicas the first one left running.
+  after(async () => {
     for (const server of servers.splice(0)) server.kill();
     await sim?.close();
     receiver?.server.close();
@@ -87,13 +89,19 @@ describe('runs shared by gateway processes through Redis (real redis-server)', f
     }
     return { port, servers: started, sim, receiver: receiver };
   }
+  let shared: Awaited<ReturnType<typeof cluster>> | undefined;
+  before(async function () {
+    this.timeout(60_000);
+    shared = await cluster(3);
+  });
 
   it('reads, replays, follows and cancels through B the runs A executes; one run per Idempotency-Key; a killed replica’s run ends interrupted with one webhook', async () => {
+    assert.ok(shared);
     const {
       servers: [a, b, c],
       sim,
       receiver,
-    } = await cluster(3);
+    } = shared;
     assert.ok(a && b && c);
 
     // A background run on A, held by the simulator after its first chunk.
@@ -203,10 +211,11 @@ describe('runs shared by gateway processes through Redis (real redis-server)', f
   });
 
   it('keeps answered and streamed runs going while Redis is down, refuses background runs with 503, and recovers when it returns', async () => {
+    assert.ok(shared);
     const {
       port,
       servers: [a, b],
-    } = await cluster(2);
+    } = shared;
     assert.ok(a && b);
     assert.ok(redis);
     await stopRedis(redis);
