@@ -150,7 +150,10 @@ export function createRemoteRunHandle(parts: {
     run,
     wait: (options = {}) => followToEnd(follow, options.signal),
     follow,
-    async cancel() {
+    async cancel(reason = 'cancelled') {
+      // This replica shutting down (or losing a run) stops only its following, not a run that
+      // executes elsewhere.
+      if (reason !== 'cancelled') return (await runs.get(run.id))?.run ?? run;
       await runs.requestCancel(run.id);
       parts.onCancelSent?.();
       const giveUp = new AbortController();

@@ -750,7 +750,10 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
       stopped = false;
       timers.push(clock.every(Math.max(100, Math.floor(leaseMs / 3)), () => void heartbeat()));
       const offState = redis.onState((up) => {
-        if (up) catchUp();
+        if (!up) return;
+        // Leases first: after an outage longer than the lease, renew before others claim.
+        void heartbeat();
+        catchUp();
       });
       timers.push({ cancel: offState });
       subscribe().catch((err: unknown) =>
@@ -761,6 +764,8 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
     async stop() {
       stopped = true;
       for (const timer of timers.splice(0)) timer.cancel();
+      // The last writes of runs that just ended (a shutdown cancels them) go out first.
+      await Promise.all([...entries.values()].map((e) => e.flushing));
       wake();
       if (subscriber?.isOpen) subscriber.destroy();
       if (reader?.isOpen) reader.destroy();
