@@ -434,15 +434,21 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
     redis.send(['CLIENT', 'UNBLOCK', readerId], send).catch(() => undefined);
   };
 
+  /** The connection of the XREAD loop, made once (at start, so a first follower does not wait for it). */
+  let readerConnecting: Promise<RedisClient> | undefined;
+  const readerClient = (): Promise<RedisClient> =>
+    (readerConnecting ??= redis.duplicate().then((client) => {
+      reader = client;
+      // A new connection has a new id (for CLIENT UNBLOCK).
+      client.on('ready', () => (readerId = undefined));
+      return client;
+    }));
+
   const readLoop = async (): Promise<void> => {
     if (reading) return wake();
     reading = true;
     try {
-      if (!reader) {
-        reader = await redis.duplicate();
-        reader.on('ready', () => (readerId = undefined));
-      }
-      const client = reader;
+      const client = await readerClient();
       while (remote.size > 0 && !stopped) {
         if (!client.isReady) {
           await sleep(clock, 200);
@@ -756,6 +762,7 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
         catchUp();
       });
       timers.push({ cancel: offState });
+      readerClient().catch(() => undefined);
       subscribe().catch((err: unknown) =>
         logger.warn('run control channel not subscribed', { error: err }),
       );
