@@ -33,6 +33,11 @@ export interface RedisRunRepositoryOptions {
   blockMs?: number;
   /** This replica's id (default: random). */
   node?: string;
+  /**
+   * How long token deltas wait to be written together (default 20 ms): one script call per
+   * batch instead of one per token; other events are written at once.
+   */
+  deltaFlushMs?: number;
 }
 
 /** A running run's keys outlive RUNS_TTL_MS by a day, so a cluster that died entirely leaves nothing forever. */
@@ -69,11 +74,13 @@ redis.call('SET', KEYS[5], ARGV[4], 'PX', ARGV[8])
 return 1
 `;
 
-// The executing replica writes its run. KEYS: all, live, counter, run, lease, events. ARGV: id,
-// run, owner, node, status, finished, expiry ms, lease ms, held (1/0), upsert (1/0).
-// -1: another replica took the run over; -2: the run is gone (Redis lost it; write it whole
-// with upsert 1); else the last event's sequence number in the stream (0: none).
-const WRITE = `
+// The executing replica writes what Redis lacks of its run, in one command. KEYS: all, live,
+// counter, run, lease, events. ARGV: id, run JSON ('' to leave it), owner, node, status,
+// finished, expiry ms, lease ms, held (1/0), upsert (1/0), max events, then (seq, type, data)
+// per event. Events at or below the stream's last one are already there and are skipped.
+// -1: another replica took the run over; -2: the run is gone (Redis lost it: call again with
+// upsert 1 to write it whole); else the stream's last sequence number.
+const FLUSH = `
 local node = redis.call('HGET', KEYS[4], 'node')
 if node and node ~= ARGV[4] then return -1 end
 if (not node) and ARGV[10] ~= '1' then return -2 end
@@ -82,13 +89,23 @@ if ARGV[10] == '1' and not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
   redis.call('ZADD', KEYS[1], c, ARGV[1])
   if ARGV[9] == '1' then redis.call('ZADD', KEYS[2], c, ARGV[1]) end
 end
-redis.call('HSET', KEYS[4], 'run', ARGV[2], 'owner', ARGV[3], 'status', ARGV[5], 'finished', ARGV[6], 'node', ARGV[4])
-redis.call('PEXPIRE', KEYS[4], ARGV[7])
-if redis.call('EXISTS', KEYS[6]) == 1 then redis.call('PEXPIRE', KEYS[6], ARGV[7]) end
+if ARGV[2] ~= '' then
+  redis.call('HSET', KEYS[4], 'run', ARGV[2], 'owner', ARGV[3], 'status', ARGV[5], 'finished', ARGV[6], 'node', ARGV[4])
+  redis.call('PEXPIRE', KEYS[4], ARGV[7])
+end
 if ARGV[10] == '1' and ARGV[9] == '1' then redis.call('SET', KEYS[5], ARGV[4], 'PX', ARGV[8]) end
-local last = redis.call('XREVRANGE', KEYS[6], '+', '-', 'COUNT', 1)
-if last[1] then return tonumber(string.match(last[1][1], '^(%d+)')) end
-return 0
+local last = 0
+local top = redis.call('XREVRANGE', KEYS[6], '+', '-', 'COUNT', 1)
+if top[1] then last = tonumber(string.match(top[1][1], '^(%d+)')) end
+for i = 12, #ARGV, 3 do
+  local seq = tonumber(ARGV[i])
+  if seq > last then
+    redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[11], seq .. '-0', 't', ARGV[i + 1], 'd', ARGV[i + 2])
+    last = seq
+  end
+end
+if last > 0 then redis.call('PEXPIRE', KEYS[6], ARGV[7]) end
+return last
 `;
 
 // KEYS: run, lease. ARGV: node, lease ms. 1 renewed, 0 held by another replica, -1 run gone.
@@ -183,6 +200,8 @@ interface Local extends StoredRun {
   lost: boolean;
   flushing: Promise<void> | undefined;
   again: boolean;
+  /** Token deltas wait at most `deltaFlushMs` to go out together. */
+  deltaTimer: TimerHandle | undefined;
 }
 
 interface RemoteFollower {
@@ -248,6 +267,7 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
   const { now } = clock;
   const maxEvents = String(options.maxEvents ?? 10_000);
   const blockMs = options.blockMs ?? 5000;
+  const deltaFlushMs = options.deltaFlushMs ?? 20;
   const node = options.node ?? randomBytes(8).toString('hex');
   const p = redis.prefix;
   const key = {
@@ -263,7 +283,7 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
   const script = (source: string) => createRedisScript(redis, source);
   const scripts = {
     create: script(CREATE),
-    write: script(WRITE),
+    flush: script(FLUSH),
     renew: script(RENEW),
     claimOrphans: script(CLAIM_ORPHANS),
     release: script(RELEASE),
@@ -299,86 +319,55 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
     control(e.run.id, 'lost');
   };
 
-  const writeRun = async (e: Local, upsert: boolean): Promise<number> => {
-    const id = e.run.id;
-    const finished = e.finishedAt !== null;
-    const reply = await scripts.write.run(
-      [key.all, key.live, key.counter, key.run(id), key.lease(id), key.events(id)],
-      [
-        id,
-        JSON.stringify(e.run),
-        e.owner,
-        node,
-        e.run.status,
-        finished ? String(e.finishedAt) : '',
-        finished ? String(ttlMs) : runningExpiry,
-        String(leaseMs),
-        held.has(id) ? '1' : '0',
-        upsert ? '1' : '0',
-      ],
-      send,
-    );
-    return Number(reply);
-  };
-
-  const xadd = (id: string, event: RunEvent): Promise<unknown> =>
-    redis
-      .send(
-        [
-          'XADD',
-          key.events(id),
-          'MAXLEN',
-          '~',
-          maxEvents,
-          `${event.seq}-0`,
-          't',
-          event.type,
-          'd',
-          storedData(event.data),
-        ],
-        send,
-      )
-      .catch((err: unknown) => {
-        // Already there: an earlier write went through although its answer was lost.
-        if (err instanceof Error && /equal or smaller/.test(err.message)) return;
-        throw err;
-      });
-
-  /** Writes what Redis lacks of a local run: the run object when it changed, new events. */
+  /**
+   * Writes what Redis lacks of a local run in one script call: the run object when it changed
+   * (or all of it after an outage), and the events after those Redis has.
+   */
   const flushOnce = async (e: Local): Promise<void> => {
     if (e.lost) return;
     const id = e.run.id;
-    if (e.needsUpsert) {
-      e.runDirty = false;
-      const last = await writeRun(e, true);
-      if (last === -1) return lose(e);
-      e.needsUpsert = false;
-      e.synced = Math.min(last, e.events.lastSeq);
-    }
-    const ops: Array<Promise<unknown>> = [];
-    if (e.runDirty) {
-      e.runDirty = false;
-      ops.push(
-        writeRun(e, false).then((last) => {
-          if (last === -1) lose(e);
-          if (last === -2) {
-            e.needsUpsert = true;
-            e.again = true;
-          }
-        }),
+    const upsert = e.needsUpsert;
+    // After an outage Redis may have lost what it had (a restart): offer every event again.
+    const pending = e.events.since(upsert ? 0 : e.synced);
+    const writeRun = e.runDirty || upsert;
+    if (!writeRun && pending.length === 0) return;
+    e.runDirty = false;
+    const finished = e.finishedAt !== null;
+    const args = [
+      id,
+      writeRun ? JSON.stringify(e.run) : '',
+      e.owner,
+      node,
+      e.run.status,
+      finished ? String(e.finishedAt) : '',
+      finished ? String(ttlMs) : runningExpiry,
+      String(leaseMs),
+      held.has(id) ? '1' : '0',
+      upsert ? '1' : '0',
+      maxEvents,
+    ];
+    for (const event of pending) args.push(String(event.seq), event.type, storedData(event.data));
+    let last: number;
+    try {
+      last = Number(
+        await scripts.flush.run(
+          [key.all, key.live, key.counter, key.run(id), key.lease(id), key.events(id)],
+          args,
+          send,
+        ),
       );
+    } catch (err) {
+      if (writeRun) e.runDirty = true;
+      throw err;
     }
-    const pending = e.events.since(e.synced);
-    for (const event of pending) ops.push(xadd(id, event));
-    if (pending.length > 0) {
-      const expiry = e.finishedAt !== null ? String(ttlMs) : runningExpiry;
-      ops.push(redis.send(['PEXPIRE', key.events(id), expiry], send));
+    if (last === -1) return lose(e);
+    if (last === -2) {
+      e.needsUpsert = true;
+      e.again = true;
+      return;
     }
-    const results = await Promise.allSettled(ops);
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) throw failed.reason;
-    const last = pending.at(-1);
-    if (last) e.synced = Math.max(e.synced, last.seq);
+    e.needsUpsert = false;
+    e.synced = Math.max(e.synced, pending.at(-1)?.seq ?? 0);
   };
 
   const drained = (e: Local): boolean =>
@@ -592,6 +581,7 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
         lost: false,
         flushing: undefined,
         again: false,
+        deltaTimer: undefined,
       };
       try {
         const created = await scripts.create.run(
@@ -655,8 +645,20 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
       const e = entries.get(id);
       if (e) {
         const event = e.events.emit(type, data);
-        if (!DELTAS.has(type)) e.runDirty = true;
-        void flush(e);
+        if (!DELTAS.has(type)) {
+          e.runDirty = true;
+          e.deltaTimer?.cancel();
+          e.deltaTimer = undefined;
+          void flush(e);
+        } else if (e.flushing) {
+          // Goes out with the next pass, right after the one in flight.
+          e.again = true;
+        } else {
+          e.deltaTimer ??= clock.after(deltaFlushMs, () => {
+            e.deltaTimer = undefined;
+            void flush(e);
+          });
+        }
         return event;
       }
       const seq = await scripts.append.run(
