@@ -401,7 +401,8 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
         }
       } finally {
         e.flushing = undefined;
-        if ((e.lost || (e.finishedAt !== null && drained(e))) && !e.again) entries.delete(e.run.id);
+        // A lost run stays until released: its last local events must not reach Redis.
+        if (!e.lost && e.finishedAt !== null && drained(e) && !e.again) entries.delete(e.run.id);
       }
     })());
   };
@@ -492,7 +493,7 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
 
   const get = async (id: string): Promise<StoredRun | undefined> => {
     const e = entries.get(id);
-    if (e) {
+    if (e && !e.lost) {
       if (!expired(e.finishedAt)) return view(e);
       entries.delete(id);
       return undefined;
@@ -531,6 +532,8 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
 
   const heartbeat = async (): Promise<void> => {
     if (!redis.isReady()) return;
+    // Runs whose last write failed while Redis stayed up (a timed-out command) are retried here.
+    for (const e of entries.values()) if (e.needsUpsert && !e.flushing) void flush(e);
     await Promise.all(
       [...held].map(async (id) => {
         const renewed = Number(
@@ -731,6 +734,7 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
 
     async release(id) {
       held.delete(id);
+      if (entries.get(id)?.lost) entries.delete(id);
       await scripts.release.run([key.live, key.run(id), key.lease(id)], [id, node], send);
     },
 

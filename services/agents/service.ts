@@ -280,10 +280,11 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
     local.set(id, handle);
     void handle.settled().then(async () => {
       local.delete(id);
-      if (lost.delete(id)) return;
+      // A run another replica took over is that replica's to record; this one only lets go.
+      const wasLost = lost.delete(id);
       try {
         // The webhook's delivery record, then nobody needs to hold the run any longer.
-        if (run.webhook) await runs.save(run);
+        if (run.webhook && !wasLost) await runs.save(run);
         await runs.release(id);
       } catch (err) {
         logger.warn('finished run not released', { run_id: id, error: err });

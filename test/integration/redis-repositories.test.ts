@@ -134,4 +134,31 @@ describe('runs shared by two replicas through Redis (real redis-server)', functi
     assert.deepEqual(await Promise.all([b.claimOrphans(), c.claimOrphans()]), [[], []]);
     assert.notEqual((await b.get(run.id))?.finishedAt, null);
   });
+
+  it('tells a replica whose run was taken over, and keeps its later events out of Redis', async () => {
+    const { a, b } = await replicas(500);
+    const run = queuedRun('run_partitioned');
+    await a.create(run, 'alice', { durable: true });
+    await a.append(run.id, 'run.created');
+    const heard: string[] = [];
+    a.onControl((id, control) => heard.push(`${control} ${id}`));
+    // A cannot renew (as if cut off from Redis): its lease lapses and B claims the run.
+    await a.stop();
+    await waitFor(async () => (await b.claimOrphans()).length > 0);
+    assert.equal((await b.append(run.id, 'run.failed')).seq, 2);
+    await b.updateStatus(run.id, 'failed');
+    // A's next write finds the run is B's now: A hears `lost` and writes nothing more.
+    run.status = 'in_progress';
+    await a.append(run.id, 'run.in_progress');
+    await waitFor(async () => heard.length > 0);
+    assert.deepEqual(heard, [`lost ${run.id}`]);
+    await a.append(run.id, 'run.cancelled');
+    await a.updateStatus(run.id, 'cancelled');
+    assert.deepEqual(
+      (await b.readAfter(run.id, 0)).map((e) => e.type),
+      ['run.created', 'run.failed'],
+    );
+    assert.equal((await b.get(run.id))?.run.status, 'failed');
+    await a.release(run.id);
+  });
 });
