@@ -282,13 +282,16 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
       local.delete(id);
       // A run another replica took over is that replica's to record; this one only lets go.
       const wasLost = lost.delete(id);
-      try {
-        // The webhook's delivery record, then nobody needs to hold the run any longer.
-        if (run.webhook && !wasLost) await runs.save(run);
-        await runs.release(id);
-      } catch (err) {
-        logger.warn('finished run not released', { run_id: id, error: err });
+      // The webhook's delivery record, then nobody needs to hold the run any longer (a run
+      // whose release did not reach Redis is claimed after its lease and released then).
+      if (run.webhook && !wasLost) {
+        await runs.save(run).catch((err: unknown) => {
+          logger.warn('webhook delivery record not stored', { run_id: id, error: err });
+        });
       }
+      await runs.release(id).catch((err: unknown) => {
+        logger.warn('finished run not released', { run_id: id, error: err });
+      });
     });
     emit('run.created', { status: run.status, agent: run.agent.name, model: plan.model });
     if (run.webhook) {
