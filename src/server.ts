@@ -127,7 +127,8 @@ async function main(): Promise<void> {
     stopServices: async () => {
       // Upstream calls of ended requests were aborted; the bound only guards a stuck pool.
       await Promise.race([
-        Promise.all([gateway.stop(), redis?.connection.stop()]),
+        // Redis last: the runs the gateway's stop ends write their last state through it.
+        gateway.stop().then(() => redis?.connection.stop()),
         new Promise((resolve) => clock.after(1000, () => resolve(undefined))),
       ]);
     },
