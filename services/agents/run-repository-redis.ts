@@ -543,9 +543,13 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
         if (renewed === 0) {
           held.delete(id);
           if (e) lose(e);
-        } else if (renewed === -1 && e) {
-          e.needsUpsert = true;
-          void flush(e);
+        } else if (renewed === -1) {
+          // The run is gone from Redis: write a local one whole again; forget any other.
+          if (!e) held.delete(id);
+          else {
+            e.needsUpsert = true;
+            void flush(e);
+          }
         }
       }),
     ).catch(() => undefined);
