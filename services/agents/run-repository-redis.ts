@@ -202,6 +202,8 @@ interface Local extends StoredRun {
   again: boolean;
   /** Token deltas wait at most `deltaFlushMs` to go out together. */
   deltaTimer: TimerHandle | undefined;
+  /** A flush is queued for the end of this tick (events of one tick go out together). */
+  queued: boolean;
 }
 
 interface RemoteFollower {
@@ -589,6 +591,7 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
         flushing: undefined,
         again: false,
         deltaTimer: undefined,
+        queued: false,
       };
       try {
         const created = await scripts.create.run(
@@ -656,7 +659,13 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
           e.runDirty = true;
           e.deltaTimer?.cancel();
           e.deltaTimer = undefined;
-          void flush(e);
+          if (!e.queued) {
+            e.queued = true;
+            queueMicrotask(() => {
+              e.queued = false;
+              void flush(e);
+            });
+          }
         } else if (e.flushing) {
           // Goes out with the next pass, right after the one in flight.
           e.again = true;
