@@ -149,6 +149,7 @@ export function composeGateway(options: ComposeOptions): Gateway {
     extraTools: options.extraTools,
     webhookRetryDelayMs: options.webhookRetryDelayMs,
     usage,
+    ...(options.redis ? { redis: options.redis } : {}),
   });
   const lifecycle = createLifecycle({ logger, clock });
   const startup = createStartupSequence({
@@ -214,6 +215,7 @@ export function composeGateway(options: ComposeOptions): Gateway {
       admissions.start();
       health.start();
       ollamaStack.ollamaHealth.start();
+      agents.start();
       const { store } = ollamaStack.models;
       if (store.kind === 'memory') void startup.run();
       // The warm-up preloads the active model: the stored one, once the first read ended.
@@ -230,8 +232,9 @@ export function composeGateway(options: ComposeOptions): Gateway {
       stopObservingRedis?.();
       redisStatus?.stop();
       await ollamaStack.models.store.stop();
-      // Background runs still going now end as cancelled (they live in memory only).
+      // Runs still going here now end as cancelled (retryable, SHUTTING_DOWN).
       agents.service.cancelAll();
+      await agents.stop();
       admissions.stop();
       await ollamaStack.close();
     },

@@ -139,6 +139,7 @@ async function main(): Promise<void> {
       // Upstream calls of ended requests were aborted; the bound only guards a stuck pool.
       // The connection closes after the services, which may still say goodbye through it.
       await Promise.race([
+        // Redis last: the runs the gateway's stop ends write their last state through it.
         gateway.stop().finally(() => redis?.connection.stop()),
         new Promise((resolve) => clock.after(1000, () => resolve(undefined))),
       ]);

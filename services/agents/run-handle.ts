@@ -1,12 +1,16 @@
 import { untilAborted } from '../../src/abort';
+import type { Clock } from '../../src/clock';
 import type { CallTimings } from '../ollama';
 import { isTerminalEvent, type RunEvent } from './events';
-import type { RunRepository } from './run-repository';
+import type { RunRepository, StoredRun } from './run-repository';
 import { modelCallTimings, RunStop, shutdownStop } from './run-object';
 import type { AgentRun } from './types';
 
-/** Why a run is stopped from outside. */
-export type CancelReason = 'cancelled' | 'shutdown';
+/**
+ * Why a run is stopped from outside: a cancel, the shutdown, or `lost` (another replica took
+ * the run over and ended it; this replica stops its copy).
+ */
+export type CancelReason = 'cancelled' | 'shutdown' | 'lost';
 
 /**
  * What callers hold of a run: they watch it, wait for it and stop it through this object only.
@@ -50,8 +54,122 @@ export interface RunHandleParts {
   settled: Promise<void>;
 }
 
-const stopFor = (reason: CancelReason): RunStop =>
-  reason === 'shutdown' ? shutdownStop() : new RunStop('cancelled', 'The run was cancelled.');
+const stopFor = (reason: CancelReason): RunStop => {
+  if (reason === 'shutdown') return shutdownStop();
+  if (reason === 'lost') return interruptedStop();
+  return new RunStop('cancelled', 'The run was cancelled.');
+};
+
+/** The stop of a run whose replica stopped holding it (it died, or lost Redis past its lease). */
+export function interruptedStop(): RunStop {
+  return new RunStop(
+    'interrupted',
+    'The replica executing the run stopped before the run finished.',
+    undefined,
+    true,
+  );
+}
+
+/** Follows a handle's run to its terminal event; resolves with the run that event carries. */
+function followToEnd(
+  follow: RunHandle['follow'],
+  signal: AbortSignal | undefined,
+): Promise<AgentRun> {
+  return new Promise<AgentRun>((resolve, reject) => {
+    let stop = (): void => undefined;
+    let over = false;
+    const onAbort = (): void => {
+      over = true;
+      stop();
+      reject(signal?.reason as unknown);
+    };
+    if (signal?.aborted) return onAbort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    follow(0, (event) => {
+      if (!isTerminalEvent(event.type)) return;
+      over = true;
+      signal?.removeEventListener('abort', onAbort);
+      resolve(event.data.run as AgentRun);
+    }).then(
+      (unfollow) => {
+        stop = unfollow;
+        if (over) unfollow();
+      },
+      (err: unknown) => {
+        signal?.removeEventListener('abort', onAbort);
+        reject(err as Error);
+      },
+    );
+  });
+}
+
+/** Follows a run's events up to and including the terminal one (see RunHandle.follow). */
+async function followUntilEnd(
+  runs: Pick<RunRepository, 'follow'>,
+  id: string,
+  afterSeq: number,
+  onEvent: (event: RunEvent) => void,
+): Promise<() => void> {
+  let following = true;
+  let unsubscribe = (): void => undefined;
+  const stop = (): void => {
+    following = false;
+    unsubscribe();
+  };
+  unsubscribe = await runs.follow(id, afterSeq, (event) => {
+    if (!following) return;
+    onEvent(event);
+    if (isTerminalEvent(event.type)) stop();
+  });
+  // The replay reached the terminal event: nothing more will come.
+  if (!following) unsubscribe();
+  return stop;
+}
+
+/**
+ * The handle of a run that executes on another replica: it follows the run's events through
+ * the repository, waits for its terminal event, and cancels by asking the executing replica
+ * (then waits for the terminal event at most `cancelWaitMs`, and answers with the run as the
+ * repository has it by then).
+ */
+export function createRemoteRunHandle(parts: {
+  stored: StoredRun;
+  runs: Pick<RunRepository, 'follow' | 'get' | 'requestCancel'>;
+  clock: Pick<Clock, 'after'>;
+  cancelWaitMs: number;
+  /** Called once a cancel was sent (metrics). */
+  onCancelSent?: () => void;
+}): RunHandle {
+  const { stored, runs, clock } = parts;
+  const { run } = stored;
+  const follow: RunHandle['follow'] = (afterSeq, onEvent) =>
+    followUntilEnd(runs, run.id, afterSeq, onEvent);
+  return {
+    id: run.id,
+    owner: stored.owner,
+    run,
+    wait: (options = {}) => followToEnd(follow, options.signal),
+    follow,
+    async cancel(reason = 'cancelled') {
+      // This replica shutting down (or losing a run) stops only its following, not a run that
+      // executes elsewhere.
+      if (reason !== 'cancelled') return (await runs.get(run.id))?.run ?? run;
+      await runs.requestCancel(run.id);
+      parts.onCancelSent?.();
+      const giveUp = new AbortController();
+      const timer = clock.after(parts.cancelWaitMs, () => giveUp.abort(new Error('timeout')));
+      try {
+        return await followToEnd(follow, giveUp.signal);
+      } catch {
+        return (await runs.get(run.id))?.run ?? run;
+      } finally {
+        timer.cancel();
+      }
+    },
+    settled: () => Promise.resolve(),
+    modelTimings: () => modelCallTimings(run),
+  };
+}
 
 export function createRunHandle(parts: RunHandleParts): RunHandle {
   const { run, runs, controller, done } = parts;
@@ -62,22 +180,7 @@ export function createRunHandle(parts: RunHandleParts): RunHandle {
     wait(options = {}) {
       return untilAborted(done, options.signal);
     },
-    async follow(afterSeq, onEvent) {
-      let following = true;
-      let unsubscribe = (): void => undefined;
-      const stop = (): void => {
-        following = false;
-        unsubscribe();
-      };
-      unsubscribe = await runs.follow(run.id, afterSeq, (event) => {
-        if (!following) return;
-        onEvent(event);
-        if (isTerminalEvent(event.type)) stop();
-      });
-      // The replay reached the terminal event: nothing more will come.
-      if (!following) unsubscribe();
-      return stop;
-    },
+    follow: (afterSeq, onEvent) => followUntilEnd(runs, run.id, afterSeq, onEvent),
     cancel(reason = 'cancelled') {
       if (!controller.signal.aborted) controller.abort(stopFor(reason));
       return done;

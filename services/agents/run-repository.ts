@@ -12,6 +12,22 @@ export interface StoredRun {
   finishedAt: number | null;
 }
 
+export interface CreateOptions {
+  /**
+   * The run must be readable on every replica before it starts (background and webhook runs,
+   * whose callers come back through any replica): when the shared store cannot take it,
+   * `create` refuses with REDIS_UNAVAILABLE instead of keeping a local copy.
+   */
+  durable?: boolean;
+}
+
+/** What another replica asks of the run this one executes, or tells it. */
+export type RunControl =
+  /** A cancel sent through another replica. */
+  | 'cancel'
+  /** The run's lease was taken over: another replica has ended it; stop without a trace. */
+  | 'lost';
+
 /**
  * Where runs and their event logs live: what any replica needs to read, follow or cancel a run.
  * What only the executing replica has (the AbortController, the running loop) stays out of it.
@@ -23,7 +39,7 @@ export interface RunRepository {
    * the repository is full.
    * @throws AppError TOO_MANY_RUNS when every kept run is still running.
    */
-  create(run: AgentRun, owner: string): Promise<void>;
+  create(run: AgentRun, owner: string, options?: CreateOptions): Promise<void>;
   /** The run, or undefined when unknown or expired. */
   get(id: string): Promise<StoredRun | undefined>;
   /** Records the run's status; a terminal one starts the run's TTL. */
@@ -41,9 +57,33 @@ export interface RunRepository {
   list(filter?: { running?: boolean }): Promise<StoredRun[]>;
   /** Drops the finished runs past their TTL; resolves with how many went. */
   expire(): Promise<number>;
+  /**
+   * Writes the run object as it is now, for changes that come without an event (the webhook
+   * delivery record after the terminal event).
+   */
+  save(run: AgentRun): Promise<void>;
+  /**
+   * This replica is done with a run it executed or took over (its terminal event and webhook
+   * delivery): nobody holds it any longer, and no replica takes it over.
+   */
+  release(id: string): Promise<void>;
+  /**
+   * Claims the runs whose executing replica stopped holding them (it died: its lease lapsed),
+   * atomically, so exactly one replica gets each; resolves with their ids. The caller ends
+   * each (or delivers its webhook) and then calls `release`.
+   */
+  claimOrphans(): Promise<string[]>;
+  /** Asks the replica that executes the run to cancel it (it hears it through `onControl`). */
+  requestCancel(id: string): Promise<void>;
+  /** Calls `listener` when a run executing here is cancelled elsewhere or taken over. */
+  onControl(listener: (id: string, control: RunControl) => void): () => void;
+  /** Starts the background work (expiry sweep, leases, control messages), on unref'd timers. */
+  start(): void;
+  /** Stops it. */
+  stop(): Promise<void>;
 }
 
-const TERMINAL: ReadonlySet<RunStatus> = new Set([
+export const TERMINAL_STATUSES: ReadonlySet<RunStatus> = new Set([
   'completed',
   'incomplete',
   'failed',
@@ -54,10 +94,17 @@ interface Entry extends StoredRun {
   events: RunEvents;
 }
 
+/** The period of the expiry sweep for a TTL: a tenth of it, within 1 s and 60 s. */
+export function sweepPeriodMs(ttlMs: number): number {
+  return Math.min(60_000, Math.max(1000, Math.round(ttlMs / 10)));
+}
+
 /**
  * The in-memory repository: the default for one replica. Bounded to `max` runs; finished runs
- * expire `ttlMs` after they finished, checked on read and (at most once a second) on create.
- * Each run's event log is bounded too (see createRunEvents).
+ * expire `ttlMs` after they finished, checked on read, (at most once a second) on create, and
+ * by the runtime's periodic `expire()`. Each run's event log is bounded too
+ * (see createRunEvents). One process executes every run, so none is ever orphaned or
+ * controlled from elsewhere.
  */
 export function createMemoryRunRepository(options: {
   max: number;
@@ -124,7 +171,7 @@ export function createMemoryRunRepository(options: {
     async updateStatus(id, status) {
       const r = known(id);
       r.run.status = status;
-      if (TERMINAL.has(status)) r.finishedAt ??= now();
+      if (TERMINAL_STATUSES.has(status)) r.finishedAt ??= now();
     },
     async append(id, type, data) {
       return known(id).events.emit(type, data);
@@ -149,5 +196,20 @@ export function createMemoryRunRepository(options: {
     async expire() {
       return sweep();
     },
+    async save(run) {
+      const r = live(run.id);
+      if (r) r.run = run;
+    },
+    async release() {},
+    async claimOrphans() {
+      return [];
+    },
+    async requestCancel() {},
+    onControl() {
+      return () => undefined;
+    },
+    // Its expiry sweep is `expire`, which the runtime calls on the clock's unref'd timer.
+    start() {},
+    async stop() {},
   };
 }

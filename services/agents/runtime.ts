@@ -1,15 +1,18 @@
-import type { Clock } from '../../src/clock';
+import type { Clock, TimerHandle } from '../../src/clock';
 import { numCtxFor, type Config } from '../../src/config';
 import type { Logger } from '../../src/logger';
 import type { SchemaRegistry } from '../../src/validation';
 import { createSsrfGuard, type ResolveHost } from '../net';
 import type { ModelManager, OllamaService } from '../ollama';
 import type { Telemetry } from '../metrics';
+import type { RedisConnection } from '../stores';
 import { createBuiltinTools, createToolRegistry } from '../tools';
 import type { ToolDefinition } from '../tools';
-import { createMemoryIdempotencyRepository } from './idempotency';
+import { createMemoryIdempotencyRepository, type IdempotencyRepository } from './idempotency';
+import { createRedisIdempotencyRepository } from './idempotency-redis';
 import { createAgentRegistry, loadAgentsFile } from './registry';
-import { createMemoryRunRepository } from './run-repository';
+import { createMemoryRunRepository, sweepPeriodMs, type RunRepository } from './run-repository';
+import { createRedisRunRepository } from './run-repository-redis';
 import { createAgentRunner } from './runner';
 import type { TokenRecorder } from './model-step';
 import { createAgentsService, type AgentsService } from './service';
@@ -21,6 +24,7 @@ export type AgentsConfig = Pick<
   | 'HTTP_TOOL_ALLOWLIST'
   | 'RUNS_MAX'
   | 'RUNS_TTL_MS'
+  | 'RUN_LEASE_MS'
   | 'WEBHOOK_SECRET'
   | 'WEBHOOK_ALLOWLIST'
   | 'WEBHOOK_MAX_ATTEMPTS'
@@ -48,6 +52,8 @@ export interface AgentsRuntimeOptions {
   webhookRetryDelayMs?: WebhookSenderOptions['retryDelayMs'];
   /** Counts each model step's tokens for the run's owner (services/usage). */
   usage?: TokenRecorder;
+  /** The replica's Redis connection: runs and idempotency keys are shared through it. */
+  redis?: RedisConnection;
 }
 
 /** What the router needs. */
@@ -57,6 +63,9 @@ export interface AgentsRuntime {
   heartbeatMs: number;
   /** Names of the registered tools (bounded metric labels). */
   toolNames: readonly string[];
+  /** Starts the background work on the clock's unref'd timers: expiry sweeps, leases, takeovers. */
+  start(): void;
+  stop(): Promise<void>;
 }
 
 /**
@@ -112,24 +121,72 @@ export function createAgentsRuntime(options: AgentsRuntimeOptions): AgentsRuntim
     clock,
     usage: options.usage,
   });
+  const { redis } = options;
+  const runs: RunRepository = redis
+    ? createRedisRunRepository({
+        redis,
+        max: config.RUNS_MAX,
+        ttlMs: config.RUNS_TTL_MS,
+        leaseMs: config.RUN_LEASE_MS,
+        clock,
+        logger,
+      })
+    : createMemoryRunRepository({ max: config.RUNS_MAX, ttlMs: config.RUNS_TTL_MS, now });
+  const idempotency: IdempotencyRepository = redis
+    ? createRedisIdempotencyRepository({ redis, ttlMs: config.IDEMPOTENCY_TTL_MS, now })
+    : // Keys outlive runs only as long as needed; bounded like the runs, with room for churn.
+      createMemoryIdempotencyRepository({
+        ttlMs: config.IDEMPOTENCY_TTL_MS,
+        max: config.RUNS_MAX * 10,
+        now,
+      });
   const service = createAgentsService({
     agents,
     tools,
     schemas,
     runner,
-    runs: createMemoryRunRepository({ max: config.RUNS_MAX, ttlMs: config.RUNS_TTL_MS, now }),
-    // Keys outlive runs only as long as needed; bounded like the runs, with room for churn.
-    idempotency: createMemoryIdempotencyRepository({
-      ttlMs: config.IDEMPOTENCY_TTL_MS,
-      max: config.RUNS_MAX * 10,
-      now,
-    }),
+    runs,
+    idempotency,
     webhooks,
     webhookGuard,
     models: options.models,
     numCtx,
     logger,
     now,
+    clock,
+    telemetry,
+    // A lease lapses at most RUN_LEASE_MS after its replica died; a quarter of it later, some
+    // replica has claimed the run.
+    ...(redis ? { takeoverEveryMs: Math.max(100, Math.floor(config.RUN_LEASE_MS / 4)) } : {}),
+    cancelWaitMs: config.RUN_LEASE_MS * 2,
   });
-  return { service, clock, heartbeatMs: config.STREAM_HEARTBEAT_MS, toolNames: tools.names() };
+  const sweeps: TimerHandle[] = [];
+  const sweep = (what: string, expire: () => Promise<number>) => (): void => {
+    expire().catch((err: unknown) => logger.debug('expiry sweep failed', { what, error: err }));
+  };
+  return {
+    service,
+    clock,
+    heartbeatMs: config.STREAM_HEARTBEAT_MS,
+    toolNames: tools.names(),
+    start() {
+      if (sweeps.length > 0) return;
+      // Expired entries go on their own, not only when next touched (Redis also expires its keys).
+      sweeps.push(
+        clock.every(
+          sweepPeriodMs(config.RUNS_TTL_MS),
+          sweep('runs', () => runs.expire()),
+        ),
+        clock.every(
+          sweepPeriodMs(config.IDEMPOTENCY_TTL_MS),
+          sweep('idempotency', () => idempotency.expire()),
+        ),
+      );
+      service.startWork();
+    },
+    async stop() {
+      for (const timer of sweeps.splice(0)) timer.cancel();
+      await service.stopWork();
+    },
+  };
 }

@@ -1,18 +1,25 @@
 import { createHash } from 'node:crypto';
 import type { ValidateFunction } from 'ajv';
+import type { Clock, TimerHandle } from '../../src/clock';
 import { AppError } from '../../src/errors';
 import type { Logger } from '../../src/logger';
 import type { SchemaRegistry } from '../../src/validation';
 import { canAccess, type AdmissionTicket, type Principal } from '../../src/principal';
 import { SsrfError, type SsrfGuard } from '../net';
+import type { Telemetry } from '../metrics';
 import type { Message, ModelManager } from '../ollama';
 import type { ToolRegistry } from '../tools';
 import { isTerminalEvent, type RunEventType } from './events';
 import { bodyHash, canonicalJson, type IdempotencyRepository } from './idempotency';
 import { agentProblems, numCtxProblem, type AgentChecks, type AgentRegistry } from './registry';
 import { planRun, type RunPlan } from './plan';
-import { createRunHandle, type RunHandle } from './run-handle';
-import { createIsoClock, createRunIds, newRun, snapshot } from './run-object';
+import {
+  createRemoteRunHandle,
+  createRunHandle,
+  interruptedStop,
+  type RunHandle,
+} from './run-handle';
+import { createIsoClock, createRunIds, newRun, runErrorOf, snapshot } from './run-object';
 import type { RunRepository, StoredRun } from './run-repository';
 import type { AgentRunner } from './runner';
 import type {
@@ -71,6 +78,12 @@ export interface AgentsService {
   cancel(id: string, principal: Principal | undefined): Promise<AgentRun>;
   /** Ends every running run as cancelled by the shutdown (SHUTTING_DOWN, retryable). */
   cancelAll(): void;
+  /**
+   * Starts the background work: the repository's (leases, control messages) and, with
+   * `takeoverEveryMs`, the periodic takeover of runs whose replica died.
+   */
+  startWork(): void;
+  stopWork(): Promise<void>;
 }
 
 export interface AgentsServiceDeps {
@@ -89,6 +102,13 @@ export interface AgentsServiceDeps {
   numCtx: AgentChecks['numCtx'];
   logger: Logger;
   now: () => number;
+  /** Timers of the takeover loop and of cross-replica cancels. */
+  clock: Pick<Clock, 'after' | 'every'>;
+  telemetry: Pick<Telemetry, 'runCoordination' | 'agentRun'>;
+  /** How often to claim runs whose replica died (unset: never; one replica has no orphans). */
+  takeoverEveryMs?: number;
+  /** How long a cancel of a run executing elsewhere waits for its terminal event. */
+  cancelWaitMs?: number;
 }
 
 /** Bound of each cache below (compiled response_format schemas, configuration hashes). */
@@ -106,6 +126,8 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
   // The runs executing on this replica, until their follow-up work is done: only they have a
   // controller and a loop. Every other run is read from the repository.
   const local = new Map<string, RunHandle>();
+  // Runs executing here that another replica took over: it delivers their webhook, not this one.
+  const lost = new Set<string>();
   // Compiled response_format schemas by their canonical text, bounded (oldest dropped first).
   const formats = new Map<string, ValidateFunction>();
   const newRunId = createRunIds();
@@ -200,11 +222,22 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
       settled: Promise.resolve(),
     });
 
+  /** The handle of a run that executes on another replica. */
+  const remoteHandle = (stored: StoredRun): RunHandle =>
+    createRemoteRunHandle({
+      stored,
+      runs,
+      clock: deps.clock,
+      cancelWaitMs: deps.cancelWaitMs ?? 5000,
+      onCancelSent: () => deps.telemetry.runCoordination({ kind: 'cancel_sent' }),
+    });
+
   const handleOf = async (id: string): Promise<RunHandle | undefined> => {
     const running = local.get(id);
     if (running) return running;
     const stored = await runs.get(id);
-    return stored?.finishedAt != null ? finishedHandle(stored) : undefined;
+    if (!stored) return undefined;
+    return stored.finishedAt !== null ? finishedHandle(stored) : remoteHandle(stored);
   };
 
   const find = async (id: string, principal: Principal | undefined): Promise<RunHandle> => {
@@ -214,11 +247,15 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
     return handle;
   };
 
-  /** Stores a planned run and starts it here; resolves with its handle. */
+  /**
+   * Stores a planned run and starts it here; resolves with its handle. A `durable` run must be
+   * in the shared store before it starts (see RunRepository.create).
+   */
   const create = async (
     plan: RunPlan,
     owner: string,
     ticket: AdmissionTicket | undefined,
+    durable: boolean,
   ): Promise<RunHandle> => {
     const id = newRunId();
     const run = newRun({
@@ -234,7 +271,7 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
         attempts: 0,
       },
     });
-    await runs.create(run, owner);
+    await runs.create(run, owner, { durable });
     const emit = (type: RunEventType, data?: Record<string, unknown>): void => {
       runs.append(id, type, data).catch((err: unknown) => {
         logger.error('run event not stored', { run_id: id, type, error: err });
@@ -254,11 +291,25 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
       settled: done.then(() => delivered),
     });
     local.set(id, handle);
-    void handle.settled().then(() => local.delete(id));
+    void handle.settled().then(async () => {
+      local.delete(id);
+      // A run another replica took over is that replica's to record; this one only lets go.
+      const wasLost = lost.delete(id);
+      // The webhook's delivery record, then nobody needs to hold the run any longer (a run
+      // whose release did not reach Redis is claimed after its lease and released then).
+      if (run.webhook && !wasLost) {
+        await runs.save(run).catch((err: unknown) => {
+          logger.warn('webhook delivery record not stored', { run_id: id, error: err });
+        });
+      }
+      await runs.release(id).catch((err: unknown) => {
+        logger.warn('finished run not released', { run_id: id, error: err });
+      });
+    });
     emit('run.created', { status: run.status, agent: run.agent.name, model: plan.model });
     if (run.webhook) {
       await handle.follow(1, (event) => {
-        if (!isTerminalEvent(event.type)) return;
+        if (!isTerminalEvent(event.type) || lost.has(id)) return;
         delivered = deliver(run, event.type, event.data.run as AgentRun).catch((err: unknown) => {
           logger.error('webhook delivery failed unexpectedly', { run_id: id, error: err });
         });
@@ -292,6 +343,73 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
     return handle;
   };
 
+  let stopControl: (() => void) | undefined;
+  let takeoverTimer: TimerHandle | undefined;
+  let takingOver = false;
+
+  /**
+   * Ends a run whose replica died (its lease lapsed and this replica claimed it): `failed`
+   * with error `interrupted` (retryable), its open steps closed, the terminal event appended
+   * for its followers, and its webhook delivered, here, once. A run that had ended but whose
+   * webhook had not gone out gets only the delivery.
+   */
+  const takeOver = async (id: string): Promise<void> => {
+    const stored = await runs.get(id);
+    if (!stored) return runs.release(id);
+    const { run } = stored;
+    const type = `run.${run.status}` as RunEventType;
+    if (stored.finishedAt === null) {
+      const stop = interruptedStop();
+      let failedStep: number | undefined;
+      for (const step of run.steps) {
+        if (step.ended_at !== null) continue;
+        failedStep ??= step.index;
+        step.ended_at = iso();
+        step.duration_ms = now() - Date.parse(step.started_at);
+        step.status = 'error';
+        if (step.kind === 'model') step.error = stop.message;
+        else Object.assign(step.tool, { status: 'error', error: stop.message });
+      }
+      run.status = 'failed';
+      run.stop_reason = stop.reason;
+      run.error = runErrorOf(stop, failedStep);
+      run.completed_at = iso();
+      await runs.save(run);
+      await runs.append(id, 'run.failed', { run: snapshot(run) });
+      await runs.updateStatus(id, 'failed');
+      deps.telemetry.runCoordination({ kind: 'takeover' });
+      deps.telemetry.agentRun({
+        agent: run.agent.inline ? 'inline' : run.agent.name,
+        status: run.status,
+        stopReason: stop.reason,
+        durationS: run.usage.wall_ms / 1000,
+      });
+      logger.warn('run of a replica that stopped ended as interrupted', { run_id: id });
+      await deliver(run, 'run.failed', snapshot(run));
+    } else if (run.webhook?.last_delivery_status === 'pending') {
+      deps.telemetry.runCoordination({ kind: 'takeover' });
+      await deliver(run, type, snapshot(run));
+    }
+    if (run.webhook) await runs.save(run);
+    await runs.release(id);
+  };
+
+  const takeOverOrphans = async (): Promise<void> => {
+    if (takingOver) return;
+    takingOver = true;
+    try {
+      for (const id of await runs.claimOrphans()) {
+        await takeOver(id).catch((err: unknown) => {
+          logger.error('orphaned run not taken over', { run_id: id, error: err });
+        });
+      }
+    } catch {
+      // Redis is unreachable: the next round tries again.
+    } finally {
+      takingOver = false;
+    }
+  };
+
   return {
     listAgents: () => agents.list(),
     getAgent(name) {
@@ -301,23 +419,35 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
     },
 
     async start(body, ctx) {
-      const hash = ctx.idempotencyKey !== undefined ? bodyHash(body) : '';
-      if (ctx.idempotencyKey !== undefined) {
-        const earlier = await idempotency.lookup(ctx.owner, ctx.idempotencyKey, hash);
+      const key = ctx.idempotencyKey;
+      const hash = key !== undefined ? bodyHash(body) : '';
+      if (key !== undefined) {
+        const earlier = await idempotency.claim(ctx.owner, key, hash);
         const handle = earlier !== undefined ? await handleOf(earlier) : undefined;
         if (handle) return { handle, replayed: true };
       }
-      const plan = planRun(body, resolveAgent(body.agent), {
-        defaultModel: deps.models.active(),
-        compileFormat,
-        configHash,
-      });
-      const numCtx = numCtxProblem(plan.options, plan.model, deps.numCtx);
-      if (numCtx) throw invalid('/options/num_ctx', numCtx);
-      if (plan.webhook) await checkWebhook(plan.webhook.url);
-      const handle = await create(plan, ctx.owner, ctx.ticket);
-      if (ctx.idempotencyKey !== undefined)
-        await idempotency.remember(ctx.owner, ctx.idempotencyKey, hash, handle.id);
+      let handle: RunHandle;
+      try {
+        const plan = planRun(body, resolveAgent(body.agent), {
+          defaultModel: deps.models.active(),
+          compileFormat,
+          configHash,
+        });
+        const numCtx = numCtxProblem(plan.options, plan.model, deps.numCtx);
+        if (numCtx) throw invalid('/options/num_ctx', numCtx);
+        if (plan.webhook) await checkWebhook(plan.webhook.url);
+        // Background and webhook runs are polled, followed and delivered through any replica.
+        handle = await create(
+          plan,
+          ctx.owner,
+          ctx.ticket,
+          body.background === true || !!plan.webhook,
+        );
+      } catch (err) {
+        if (key !== undefined) await idempotency.release(ctx.owner, key).catch(() => undefined);
+        throw err;
+      }
+      if (key !== undefined) await idempotency.remember(ctx.owner, key, hash, handle.id);
       return { handle, replayed: false };
     },
 
@@ -329,6 +459,28 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
 
     cancelAll() {
       for (const handle of local.values()) void handle.cancel('shutdown');
+    },
+
+    startWork() {
+      if (stopControl) return;
+      runs.start();
+      stopControl = runs.onControl((id, control) => {
+        const handle = local.get(id);
+        if (!handle) return;
+        if (control === 'cancel') deps.telemetry.runCoordination({ kind: 'cancel_received' });
+        else lost.add(id);
+        void handle.cancel(control === 'cancel' ? 'cancelled' : 'lost');
+      });
+      if (deps.takeoverEveryMs !== undefined) {
+        takeoverTimer = deps.clock.every(deps.takeoverEveryMs, () => void takeOverOrphans());
+      }
+    },
+
+    async stopWork() {
+      takeoverTimer?.cancel();
+      stopControl?.();
+      stopControl = undefined;
+      await runs.stop();
     },
   };
 }

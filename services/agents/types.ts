@@ -68,6 +68,8 @@ export const STOP_REASONS = [
   'ollama_unavailable',
   'model_error',
   'internal_error',
+  // The replica executing the run died; another replica ended the run (retryable).
+  'interrupted',
 ] as const;
 
 export type StopReason = (typeof STOP_REASONS)[number];
@@ -82,6 +84,7 @@ export function statusFor(reason: StopReason): RunStatus {
     case 'ollama_unavailable':
     case 'model_error':
     case 'internal_error':
+    case 'interrupted':
       return 'failed';
     default:
       return 'incomplete';

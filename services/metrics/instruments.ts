@@ -115,6 +115,17 @@ export function createInstruments(registry: Registry) {
     labelNames: ['outcome'],
     registers,
   });
+  const runTakeovers = new Counter({
+    name: 'agent_run_takeovers_total',
+    help: 'Runs this replica ended as interrupted (or whose webhook it delivered) after the replica executing them stopped renewing their lease.',
+    registers,
+  });
+  const runRemoteCancels = new Counter({
+    name: 'agent_run_remote_cancels_total',
+    help: 'Cancels of runs executing on another replica: sent by this replica, or received for a run it executes.',
+    labelNames: ['direction'],
+    registers,
+  });
   const rateLimitHits = new Counter({
     name: 'rate_limit_hits_total',
     help: 'Requests refused by a rate limiter (429 RATE_LIMITED).',
@@ -157,6 +168,8 @@ export function createInstruments(registry: Registry) {
     steps,
     toolCalls,
     webhooks,
+    runTakeovers,
+    runRemoteCancels,
     rateLimitHits,
     rateLimitStoreErrors,
     redisCommands,

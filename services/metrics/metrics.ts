@@ -221,5 +221,9 @@ export function createMetrics(options: MetricsOptions): Metrics {
     webhook(e) {
       m.webhooks.inc({ outcome: e.outcome });
     },
+    runCoordination(e) {
+      if (e.kind === 'takeover') m.runTakeovers.inc();
+      else m.runRemoteCancels.inc({ direction: e.kind === 'cancel_sent' ? 'sent' : 'received' });
+    },
   };
 }

@@ -73,6 +73,14 @@ export interface WebhookEvent {
   attempts: number;
 }
 
+/**
+ * Runs handled across replicas (Redis): a run taken over after its replica died, a cancel sent
+ * to the replica executing a run, and one received from another replica.
+ */
+export interface RunCoordinationEvent {
+  kind: 'takeover' | 'cancel_sent' | 'cancel_received';
+}
+
 export interface Telemetry {
   inference(e: InferenceEvent): void;
   healthCheck(e: HealthCheckEvent): void;
@@ -83,6 +91,7 @@ export interface Telemetry {
   agentStep(e: AgentStepEvent): void;
   toolCall(e: ToolCallEvent): void;
   webhook(e: WebhookEvent): void;
+  runCoordination(e: RunCoordinationEvent): void;
 }
 
 /** Telemetry that records nothing (unit tests that do not look at metrics). */
@@ -97,5 +106,6 @@ export function createNoopTelemetry(): Telemetry {
     agentStep: noop,
     toolCall: noop,
     webhook: noop,
+    runCoordination: noop,
   };
 }

@@ -2,6 +2,7 @@ import type { RedisConnection, RedisConnectionOptions } from './redis';
 import type { RateLimitRedis } from './rate-limit-redis';
 
 export type { RateLimitRedis } from './rate-limit-redis';
+export { createRedisScript, type RedisScript } from './redis-script';
 export type {
   RedisClient,
   RedisConnection,

@@ -1,4 +1,4 @@
-import { createClient } from 'redis';
+import { createClient, ErrorReply } from 'redis';
 import { backoff } from '../../src/clock';
 import { AppError } from '../../src/errors';
 import type { Logger } from '../../src/logger';
@@ -151,7 +151,8 @@ export function createRedisConnection(options: RedisConnectionOptions): RedisCon
       } catch (err) {
         observe(opts.group ?? 'other', (performance.now() - started) / 1000, false);
         // A reply error (WRONGTYPE, a script's error) is Redis answering, not Redis missing.
-        if (err instanceof Error && err.name === 'ErrorReply') throw err;
+        // (node-redis' replies are ErrorReply subclasses: SimpleError, BlobError.)
+        if (err instanceof ErrorReply) throw err;
         throw redisUnavailable(err);
       }
     },

@@ -38,5 +38,23 @@ export function idempotencyContract(
       await keys.remember('alice', 'k', 'h2', 'run_2');
       assert.equal(await keys.lookup('alice', 'k', 'h2'), 'run_2');
     });
+
+    it('claims a key once: a second claim is told to wait, then gets the run; release frees it', async () => {
+      const { keys, advance } = await create({ ttlMs: 100_000 });
+      const conflict = (e: { code?: string }) => e.code === 'IDEMPOTENCY_CONFLICT';
+      assert.equal(await keys.claim('alice', 'k', 'h1'), undefined);
+      await assert.rejects(keys.claim('alice', 'k', 'h1'), conflict);
+      await assert.rejects(keys.claim('alice', 'k', 'h2'), conflict);
+      await keys.remember('alice', 'k', 'h1', 'run_1');
+      assert.equal(await keys.claim('alice', 'k', 'h1'), 'run_1');
+      assert.equal(await keys.claim('bob', 'k', 'h1'), undefined);
+      await keys.release('bob', 'k');
+      assert.equal(await keys.claim('bob', 'k', 'h2'), undefined);
+      // A claim whose request never created its run lapses after a minute.
+      assert.equal(await keys.claim('carol', 'k', 'h1'), undefined);
+      advance(60_000);
+      assert.equal(await keys.claim('carol', 'k', 'h2'), undefined);
+      assert.equal(typeof (await keys.expire()), 'number');
+    });
   });
 }

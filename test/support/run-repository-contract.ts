@@ -124,6 +124,30 @@ export function runRepositoryContract(
       assert.equal((await runs.readAfter('run_x', 0)).length, 1);
     });
 
+    it('saves the run object as it is now, and holds its runs until released', async () => {
+      const { runs } = await create({ max: 10, ttlMs: 1000 });
+      runs.start();
+      try {
+        const run = queuedRun('run_s');
+        await runs.create(run, 'o', { durable: true });
+        const heard: string[] = [];
+        const off = runs.onControl((id, control) => heard.push(`${control} ${id}`));
+        await runs.updateStatus('run_s', 'completed');
+        await runs.save({ ...run, status: 'completed', output: { text: 'saved', messages: [] } });
+        assert.equal((await runs.get('run_s'))?.run.output.text, 'saved');
+        // A run held by a live repository is nobody's orphan, before and after its release.
+        assert.deepEqual(await runs.claimOrphans(), []);
+        await runs.release('run_s');
+        assert.deepEqual(await runs.claimOrphans(), []);
+        // A cancel for a run that is not executing here reaches no listener.
+        await runs.requestCancel('run_none');
+        off();
+        assert.deepEqual(heard, []);
+      } finally {
+        await runs.stop();
+      }
+    });
+
     it('refuses events and status changes of an unknown run with RUN_NOT_FOUND', async () => {
       const { runs } = await create({ max: 10, ttlMs: 1000 });
       await assert.rejects(runs.append('run_none', 'run.created'), codeOf('RUN_NOT_FOUND'));

@@ -30,4 +30,17 @@ describe('the in-memory idempotency repository', () => {
     assert.equal(await keys.lookup('o', 'k1', 'h'), undefined);
     assert.equal(await keys.lookup('o', 'k3', 'h'), 'run_3');
   });
+
+  it('drops expired keys in expire() (the runtime’s sweep), without a lookup', async () => {
+    let now = 0;
+    const keys = createMemoryIdempotencyRepository({ ttlMs: 100, max: 10, now: () => now });
+    await keys.remember('o', 'k1', 'h', 'run_1');
+    now = 50;
+    await keys.remember('o', 'k2', 'h', 'run_2');
+    now = 100;
+    assert.equal(await keys.expire(), 1);
+    now = 150;
+    assert.equal(await keys.expire(), 1);
+    assert.equal(await keys.expire(), 0);
+  });
 });

@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import type { RunEvent } from '../../services/agents/events';
 import { RunStop } from '../../services/agents/run-object';
-import { createDrivenRun as handleOf } from '../support/run-handles';
+import { createRemoteRunHandle } from '../../services/agents/run-handle';
+import { createMemoryRunRepository } from '../../services/agents/run-repository';
+import { createManualClock } from '../support/manual-clock';
+import { createDrivenRun as handleOf, queuedRun } from '../support/run-handles';
 
 describe('run handle', () => {
   describe('follow', () => {
@@ -87,5 +90,66 @@ describe('run handle', () => {
       void handle.cancel();
       assert.deepEqual((controller.signal.reason as RunStop).details, { code: 'SHUTTING_DOWN' });
     });
+  });
+});
+
+describe('run handle of a run executing on another replica', () => {
+  async function remote() {
+    const runs = createMemoryRunRepository({ max: 10, ttlMs: 60_000, now: Date.now });
+    const run = queuedRun('run_remote');
+    await runs.create(run, 'alice');
+    await runs.append(run.id, 'run.created');
+    const cancels: string[] = [];
+    const clock = createManualClock();
+    const stored = await runs.get(run.id);
+    assert.ok(stored);
+    const handle = createRemoteRunHandle({
+      stored,
+      runs: { ...runs, requestCancel: async (id) => void cancels.push(id) },
+      clock,
+      cancelWaitMs: 1000,
+    });
+    const finish = (status: 'completed' | 'cancelled') =>
+      runs.append(run.id, `run.${status}`, { run: { ...run, status } });
+    return { handle, runs, cancels, clock, finish };
+  }
+
+  it('waits by following to the terminal event, whose run it resolves with', async () => {
+    const { handle, finish } = await remote();
+    assert.equal(handle.owner, 'alice');
+    const waited = handle.wait();
+    await finish('completed');
+    assert.equal((await waited).status, 'completed');
+  });
+
+  it('stops waiting, and following, when the caller’s signal aborts', async () => {
+    const { handle } = await remote();
+    const gone = new AbortController();
+    const waited = handle.wait({ signal: gone.signal });
+    gone.abort(new Error('client left'));
+    await assert.rejects(waited, /client left/);
+  });
+
+  it('cancels by asking the executing replica, and answers with the cancelled run', async () => {
+    const { handle, cancels, finish } = await remote();
+    const cancelled = handle.cancel();
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(cancels, ['run_remote']);
+    await finish('cancelled');
+    assert.equal((await cancelled).status, 'cancelled');
+  });
+
+  it('answers a cancel with the run as stored when no terminal event comes in time', async () => {
+    const { handle, clock } = await remote();
+    const cancelled = handle.cancel();
+    await new Promise((resolve) => setImmediate(resolve));
+    clock.advance(1000);
+    assert.equal((await cancelled).status, 'queued');
+  });
+
+  it('stops only its own following at shutdown: no cancel is sent', async () => {
+    const { handle, cancels } = await remote();
+    assert.equal((await handle.cancel('shutdown')).status, 'queued');
+    assert.deepEqual(cancels, []);
   });
 });

@@ -1,0 +1,800 @@
+import { randomBytes } from 'node:crypto';
+import type { Clock, TimerHandle } from '../../src/clock';
+import { AppError } from '../../src/errors';
+import type { Logger } from '../../src/logger';
+import {
+  createRedisScript,
+  type RedisClient,
+  type RedisConnection,
+  type RedisReply,
+} from '../stores';
+import { createRunEvents, type RunEvent, type RunEventType, type RunEvents } from './events';
+import {
+  TERMINAL_STATUSES,
+  type RunControl,
+  type RunRepository,
+  type StoredRun,
+} from './run-repository';
+import type { AgentRun } from './types';
+
+export interface RedisRunRepositoryOptions {
+  redis: RedisConnection;
+  /** RUNS_MAX: runs kept in Redis, all replicas together. */
+  max: number;
+  /** RUNS_TTL_MS. */
+  ttlMs: number;
+  /** RUN_LEASE_MS: how long a run stays held by a replica that stopped renewing. */
+  leaseMs: number;
+  clock: Clock;
+  logger: Logger;
+  /** Events kept per run (capped XADD, approximate). */
+  maxEvents?: number;
+  /** How long one XREAD blocks (it is woken early when a follower is added). */
+  blockMs?: number;
+  /** This replica's id (default: random). */
+  node?: string;
+  /**
+   * How long token deltas wait to be written together (default 20 ms): one script call per
+   * batch instead of one per token; other events are written at once.
+   */
+  deltaFlushMs?: number;
+}
+
+/** A running run's keys outlive RUNS_TTL_MS by a day, so a cluster that died entirely leaves nothing forever. */
+const RUNNING_EXTRA_MS = 86_400_000;
+
+const DELTAS: ReadonlySet<RunEventType> = new Set(['message.delta', 'thinking.delta']);
+
+// KEYS: all, live, counter, run, lease. ARGV: id, run, owner, node, max, status, expiry ms,
+// lease ms, prefix. Evicts the oldest finished (or vanished) runs while full; 0 when every kept
+// run is still running, else stores the run, its owner and this replica's lease: 1.
+const CREATE = `
+local n = redis.call('ZCARD', KEYS[1])
+local max = tonumber(ARGV[5])
+if n >= max then
+  for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+    if n < max then break end
+    local key = ARGV[9] .. 'run:' .. id
+    local f = redis.call('HGET', key, 'finished')
+    if (not f) or f ~= '' then
+      redis.call('DEL', key, key .. ':ev', key .. ':lease')
+      redis.call('ZREM', KEYS[1], id)
+      redis.call('ZREM', KEYS[2], id)
+      n = n - 1
+    end
+  end
+  if n >= max then return 0 end
+end
+local c = redis.call('INCR', KEYS[3])
+redis.call('ZADD', KEYS[1], c, ARGV[1])
+redis.call('ZADD', KEYS[2], c, ARGV[1])
+redis.call('HSET', KEYS[4], 'run', ARGV[2], 'owner', ARGV[3], 'status', ARGV[6], 'finished', '', 'node', ARGV[4])
+redis.call('PEXPIRE', KEYS[4], ARGV[7])
+redis.call('SET', KEYS[5], ARGV[4], 'PX', ARGV[8])
+return 1
+`;
+
+// The executing replica writes what Redis lacks of its run, in one command. KEYS: all, live,
+// counter, run, lease, events. ARGV: id, run JSON ('' to leave it), owner, node, status,
+// finished, expiry ms, lease ms, held (1/0), upsert (1/0), max events, then (seq, type, data)
+// per event. Events at or below the stream's last one are already there and are skipped.
+// -1: another replica took the run over; -2: the run is gone (Redis lost it: call again with
+// upsert 1 to write it whole); else the stream's last sequence number.
+const FLUSH = `
+local node = redis.call('HGET', KEYS[4], 'node')
+if node and node ~= ARGV[4] then return -1 end
+if (not node) and ARGV[10] ~= '1' then return -2 end
+if ARGV[10] == '1' and not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  local c = redis.call('INCR', KEYS[3])
+  redis.call('ZADD', KEYS[1], c, ARGV[1])
+  if ARGV[9] == '1' then redis.call('ZADD', KEYS[2], c, ARGV[1]) end
+end
+if ARGV[2] ~= '' then
+  redis.call('HSET', KEYS[4], 'run', ARGV[2], 'owner', ARGV[3], 'status', ARGV[5], 'finished', ARGV[6], 'node', ARGV[4])
+  redis.call('PEXPIRE', KEYS[4], ARGV[7])
+end
+if ARGV[10] == '1' and ARGV[9] == '1' then redis.call('SET', KEYS[5], ARGV[4], 'PX', ARGV[8]) end
+local last = 0
+local top = redis.call('XREVRANGE', KEYS[6], '+', '-', 'COUNT', 1)
+if top[1] then last = tonumber(string.match(top[1][1], '^(%d+)')) end
+for i = 12, #ARGV, 3 do
+  local seq = tonumber(ARGV[i])
+  if seq > last then
+    redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[11], seq .. '-0', 't', ARGV[i + 1], 'd', ARGV[i + 2])
+    last = seq
+  end
+end
+if last > 0 then redis.call('PEXPIRE', KEYS[6], ARGV[7]) end
+return last
+`;
+
+// KEYS: run, lease. ARGV: node, lease ms. 1 renewed, 0 held by another replica, -1 run gone.
+const RENEW = `
+local node = redis.call('HGET', KEYS[1], 'node')
+if not node then return -1 end
+if node ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+return 1
+`;
+
+// KEYS: live. ARGV: prefix, node, lease ms. Takes every live run without a lease: the lease
+// and the run's node become this replica's, in one step, so one replica gets each.
+const CLAIM_ORPHANS = `
+local out = {}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local key = ARGV[1] .. 'run:' .. id
+  if redis.call('EXISTS', key) == 0 then
+    redis.call('ZREM', KEYS[1], id)
+  elseif redis.call('EXISTS', key .. ':lease') == 0 then
+    redis.call('SET', key .. ':lease', ARGV[2], 'PX', ARGV[3])
+    redis.call('HSET', key, 'node', ARGV[2])
+    table.insert(out, id)
+  end
+end
+return out
+`;
+
+// KEYS: live, run, lease. ARGV: id, node.
+const RELEASE = `
+local node = redis.call('HGET', KEYS[2], 'node')
+if node and node ~= ARGV[2] then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[3])
+return 1
+`;
+
+// A replica that does not execute the run appends to it (the terminal event of a run it took
+// over). KEYS: run, events. ARGV: type, data, max events, expiry ms. 0: no such run.
+const APPEND = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local seq = 1
+local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+if last[1] then seq = tonumber(string.match(last[1][1], '^(%d+)')) + 1 end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], seq .. '-0', 't', ARGV[1], 'd', ARGV[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+return seq
+`;
+
+// KEYS: run, events. ARGV: field, value, finished ('' to leave it), expiry ms ('' to leave it).
+// 0: no such run.
+const SET_FIELD = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if ARGV[3] ~= '' and redis.call('HGET', KEYS[1], 'finished') == '' then
+  redis.call('HSET', KEYS[1], 'finished', ARGV[3])
+end
+if ARGV[4] ~= '' then
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  redis.call('PEXPIRE', KEYS[2], ARGV[4])
+end
+return 1
+`;
+
+// KEYS: all, live. ARGV: prefix, now, ttl ms. Drops the runs finished past their TTL on the
+// service's clock (and forgets those Redis already expired); returns how many.
+const EXPIRE = `
+local n = 0
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local key = ARGV[1] .. 'run:' .. id
+  local f = redis.call('HGET', key, 'finished')
+  if (not f) or (f ~= '' and tonumber(f) + tonumber(ARGV[3]) <= tonumber(ARGV[2])) then
+    redis.call('DEL', key, key .. ':ev', key .. ':lease')
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('ZREM', KEYS[2], id)
+    n = n + 1
+  end
+end
+return n
+`;
+
+/** A run this replica created: its live object and events, and how far Redis has them. */
+interface Local extends StoredRun {
+  events: RunEvents;
+  /** Events up to this sequence number are in the stream. */
+  synced: number;
+  /** The run object changed since it was last written. */
+  runDirty: boolean;
+  /** Redis may lack the run (an outage): write it whole and read where its stream ends. */
+  needsUpsert: boolean;
+  /** Another replica took the run over: write nothing more. */
+  lost: boolean;
+  flushing: Promise<void> | undefined;
+  again: boolean;
+  /** Token deltas wait at most `deltaFlushMs` to go out together. */
+  deltaTimer: TimerHandle | undefined;
+  /** A flush is queued for the end of this tick (events of one tick go out together). */
+  queued: boolean;
+}
+
+interface RemoteFollower {
+  seq: number;
+  onEvent: (event: RunEvent) => void;
+}
+
+const sleep = (clock: Clock, ms: number): Promise<void> =>
+  new Promise((resolve) => clock.after(ms, resolve));
+
+/** `[id, [field, value, …]]` entries of XRANGE / XREAD as events of run `id`. */
+function eventsOf(runId: string, entries: RedisReply): RunEvent[] {
+  if (!Array.isArray(entries)) return [];
+  const out: RunEvent[] = [];
+  for (const entry of entries) {
+    if (!Array.isArray(entry)) continue;
+    const [entryId, fields] = entry;
+    if (typeof entryId !== 'string' || !Array.isArray(fields)) continue;
+    const seq = Number.parseInt(entryId, 10);
+    let type = '';
+    let data = '{}';
+    for (let i = 0; i + 1 < fields.length; i += 2) {
+      if (fields[i] === 't') type = String(fields[i + 1]);
+      else if (fields[i] === 'd') data = String(fields[i + 1]);
+    }
+    out.push({
+      seq,
+      type: type as RunEventType,
+      data: { run_id: runId, seq, ...(JSON.parse(data) as Record<string, unknown>) },
+    });
+  }
+  return out;
+}
+
+/** An event's data as stored: without `run_id` and `seq`, which the entry itself carries. */
+function storedData(data: Record<string, unknown>): string {
+  const rest = { ...data };
+  delete rest.run_id;
+  delete rest.seq;
+  return JSON.stringify(rest);
+}
+
+/**
+ * Runs in Redis, shared by every replica. Per run: a hash (`run:<id>`: the run object as JSON,
+ * kept current by the executing replica at every event but the token deltas; its owner,
+ * status, finish time and executing replica), its events in a stream (`run:<id>:ev`, entry id
+ * `<seq>-0`, capped XADD), and the executing replica's lease (`run:<id>:lease`, renewed every
+ * third of RUN_LEASE_MS). Two sorted sets order the runs (`runs`, for RUNS_MAX) and list those
+ * still held (`runs:live`, for takeover); `runs:control` is the pub/sub channel of cancels.
+ * Finished runs expire RUNS_TTL_MS after they finished (on the injected clock, and by Redis).
+ *
+ * The runs this replica executes are also kept here, in memory, until Redis has all of them:
+ * their followers on this replica are served from memory the moment an event is appended, and
+ * while Redis is down they go on, and are written whole when it returns. A replica follows a
+ * run executing elsewhere through one XREAD BLOCK loop on a connection of its own, woken with
+ * CLIENT UNBLOCK when a follower joins.
+ *
+ * Scripts address a few keys derived from the prefix inside Lua: one Redis (or a primary with
+ * replicas), not Redis Cluster.
+ */
+export function createRedisRunRepository(options: RedisRunRepositoryOptions): RunRepository {
+  const { redis, max, ttlMs, leaseMs, clock, logger } = options;
+  const { now } = clock;
+  const maxEvents = String(options.maxEvents ?? 10_000);
+  const blockMs = options.blockMs ?? 5000;
+  const deltaFlushMs = options.deltaFlushMs ?? 20;
+  const node = options.node ?? randomBytes(8).toString('hex');
+  const p = redis.prefix;
+  const key = {
+    all: `${p}runs`,
+    live: `${p}runs:live`,
+    counter: `${p}runs:n`,
+    control: `${p}runs:control`,
+    run: (id: string) => `${p}run:${id}`,
+    events: (id: string) => `${p}run:${id}:ev`,
+    lease: (id: string) => `${p}run:${id}:lease`,
+  };
+  const send = { group: 'runs' };
+  const script = (source: string) => createRedisScript(redis, source);
+  const scripts = {
+    create: script(CREATE),
+    flush: script(FLUSH),
+    renew: script(RENEW),
+    claimOrphans: script(CLAIM_ORPHANS),
+    release: script(RELEASE),
+    append: script(APPEND),
+    setField: script(SET_FIELD),
+    expire: script(EXPIRE),
+  };
+  const runningExpiry = String(ttlMs + RUNNING_EXTRA_MS);
+  const entries = new Map<string, Local>();
+  /** Runs whose lease this replica renews: those it executes and those it took over. */
+  const held = new Set<string>();
+  const listeners = new Set<(id: string, control: RunControl) => void>();
+  const timers: TimerHandle[] = [];
+  let stopped = false;
+  let outageLogged = false;
+
+  const expired = (finishedAt: number | null): boolean =>
+    finishedAt !== null && finishedAt + ttlMs <= now();
+  const notFound = (): AppError => new AppError('RUN_NOT_FOUND');
+  const view = ({ run, owner, finishedAt }: StoredRun): StoredRun => ({ run, owner, finishedAt });
+
+  const control = (id: string, what: RunControl): void => {
+    for (const listener of listeners) listener(id, what);
+  };
+
+  const lose = (e: Local): void => {
+    if (e.lost) return;
+    e.lost = true;
+    held.delete(e.run.id);
+    logger.warn('run taken over by another replica; this replica stops it', {
+      run_id: e.run.id,
+    });
+    control(e.run.id, 'lost');
+  };
+
+  /**
+   * Writes what Redis lacks of a local run in one script call: the run object when it changed
+   * (or all of it after an outage), and the events after those Redis has.
+   */
+  const flushOnce = async (e: Local): Promise<void> => {
+    if (e.lost) return;
+    const id = e.run.id;
+    const upsert = e.needsUpsert;
+    // After an outage Redis may have lost what it had (a restart): offer every event again.
+    const pending = e.events.since(upsert ? 0 : e.synced);
+    const writeRun = e.runDirty || upsert;
+    if (!writeRun && pending.length === 0) return;
+    e.runDirty = false;
+    const finished = e.finishedAt !== null;
+    const args = [
+      id,
+      writeRun ? JSON.stringify(e.run) : '',
+      e.owner,
+      node,
+      e.run.status,
+      finished ? String(e.finishedAt) : '',
+      finished ? String(ttlMs) : runningExpiry,
+      String(leaseMs),
+      held.has(id) ? '1' : '0',
+      upsert ? '1' : '0',
+      maxEvents,
+    ];
+    for (const event of pending) args.push(String(event.seq), event.type, storedData(event.data));
+    let last: number;
+    try {
+      last = Number(
+        await scripts.flush.run(
+          [key.all, key.live, key.counter, key.run(id), key.lease(id), key.events(id)],
+          args,
+          send,
+        ),
+      );
+    } catch (err) {
+      if (writeRun) e.runDirty = true;
+      throw err;
+    }
+    if (last === -1) return lose(e);
+    if (last === -2) {
+      e.needsUpsert = true;
+      e.again = true;
+      return;
+    }
+    e.needsUpsert = false;
+    e.synced = Math.max(e.synced, pending.at(-1)?.seq ?? 0);
+  };
+
+  const drained = (e: Local): boolean =>
+    !e.needsUpsert && !e.runDirty && e.events.since(e.synced).length === 0;
+
+  /**
+   * Brings Redis up to date with a local run, one pass at a time (a pass that starts while
+   * another runs is folded into it). Never rejects: while Redis is down the run is marked to
+   * be written whole when it returns, and a finished run that Redis has entirely is dropped
+   * from memory.
+   */
+  const flush = (e: Local): Promise<void> => {
+    if (e.flushing) {
+      e.again = true;
+      return e.flushing;
+    }
+    return (e.flushing = (async () => {
+      try {
+        do {
+          e.again = false;
+          await flushOnce(e);
+        } while (e.again && !e.lost);
+      } catch (err) {
+        e.needsUpsert = true;
+        if (!outageLogged) {
+          outageLogged = true;
+          logger.warn('runs not written to redis; kept here until it returns', {
+            run_id: e.run.id,
+            error: err,
+          });
+        }
+      } finally {
+        e.flushing = undefined;
+        // A lost run stays until released: its last local events must not reach Redis.
+        if (!e.lost && e.finishedAt !== null && drained(e) && !e.again) entries.delete(e.run.id);
+      }
+    })());
+  };
+
+  const catchUp = (): void => {
+    outageLogged = false;
+    for (const e of entries.values()) if (e.needsUpsert) void flush(e);
+  };
+
+  // ---- following runs that execute on another replica ----
+  const remote = new Map<string, Set<RemoteFollower>>();
+  let reader: RedisClient | undefined;
+  let readerId: string | undefined;
+  let reading = false;
+  let blocked = false;
+
+  const wake = (): void => {
+    if (!blocked || readerId === undefined) return;
+    redis.send(['CLIENT', 'UNBLOCK', readerId], send).catch(() => undefined);
+  };
+
+  /** The connection of the XREAD loop, made once (at start, so a first follower does not wait for it). */
+  let readerConnecting: Promise<RedisClient> | undefined;
+  const readerClient = (): Promise<RedisClient> =>
+    (readerConnecting ??= redis.duplicate().then((client) => {
+      reader = client;
+      // A new connection has a new id (for CLIENT UNBLOCK).
+      client.on('ready', () => (readerId = undefined));
+      return client;
+    }));
+
+  const readLoop = async (): Promise<void> => {
+    if (reading) return wake();
+    reading = true;
+    try {
+      const client = await readerClient();
+      while (remote.size > 0 && !stopped) {
+        if (!client.isReady) {
+          await sleep(clock, 200);
+          continue;
+        }
+        try {
+          readerId ??= String(await client.sendCommand(['CLIENT', 'ID']));
+          const ids = [...remote.keys()];
+          const cursors = ids.map(
+            (id) => `${Math.min(...[...(remote.get(id) ?? [])].map((f) => f.seq))}-0`,
+          );
+          blocked = true;
+          const reply = (await client.sendCommand(
+            [
+              'XREAD',
+              'COUNT',
+              '1000',
+              'BLOCK',
+              String(blockMs),
+              'STREAMS',
+              ...ids.map(key.events),
+              ...cursors,
+            ],
+            redis.commandOptions({ timeoutMs: blockMs + 2000 }),
+          )) as RedisReply;
+          blocked = false;
+          if (reply === null || typeof reply !== 'object') continue;
+          // RESP3 (node-redis' default) answers a map of streams; RESP2 an array of pairs.
+          const streams = Array.isArray(reply)
+            ? reply.filter(Array.isArray)
+            : Object.entries(reply as Record<string, RedisReply>);
+          for (const [streamKey, entriesReply] of streams) {
+            const id = String(streamKey).slice(p.length + 4, -3);
+            for (const event of eventsOf(id, entriesReply ?? null)) {
+              for (const follower of [...(remote.get(id) ?? [])]) {
+                if (event.seq <= follower.seq) continue;
+                follower.seq = event.seq;
+                follower.onEvent(event);
+              }
+            }
+          }
+        } catch {
+          blocked = false;
+          await sleep(clock, 200);
+        }
+      }
+    } finally {
+      reading = false;
+      blocked = false;
+    }
+  };
+
+  const get = async (id: string): Promise<StoredRun | undefined> => {
+    const e = entries.get(id);
+    if (e && !e.lost) {
+      if (!expired(e.finishedAt)) return view(e);
+      entries.delete(id);
+      return undefined;
+    }
+    const reply = await redis.send(
+      ['HMGET', key.run(id), 'run', 'owner', 'status', 'finished'],
+      send,
+    );
+    if (!Array.isArray(reply) || typeof reply[0] !== 'string') return undefined;
+    const [json, owner, status, finished] = reply as [string, string, string, string];
+    const finishedAt = finished ? Number(finished) : null;
+    if (expired(finishedAt)) return undefined;
+    const run = JSON.parse(json) as AgentRun;
+    run.status = status as AgentRun['status'];
+    return { run, owner, finishedAt };
+  };
+
+  const readAfter = async (id: string, afterSeq: number): Promise<RunEvent[]> => {
+    const e = entries.get(id);
+    if (e) return e.events.since(afterSeq);
+    const out: RunEvent[] = [];
+    let from = afterSeq + 1;
+    for (;;) {
+      const [exists, page] = (await Promise.all([
+        out.length === 0 ? redis.send(['EXISTS', key.run(id)], send) : 1,
+        redis.send(['XRANGE', key.events(id), `${from}-0`, '+', 'COUNT', '1000'], send),
+      ])) as [RedisReply, RedisReply];
+      if (exists === 0) throw notFound();
+      const events = eventsOf(id, page);
+      out.push(...events);
+      const last = events.at(-1);
+      if (events.length < 1000 || !last) return out;
+      from = last.seq + 1;
+    }
+  };
+
+  const heartbeat = async (): Promise<void> => {
+    if (!redis.isReady()) return;
+    // Runs whose last write failed while Redis stayed up (a timed-out command) are retried here.
+    for (const e of entries.values()) if (e.needsUpsert && !e.flushing) void flush(e);
+    await Promise.all(
+      [...held].map(async (id) => {
+        const renewed = Number(
+          await scripts.renew.run([key.run(id), key.lease(id)], [node, String(leaseMs)], send),
+        );
+        const e = entries.get(id);
+        if (renewed === 0) {
+          held.delete(id);
+          if (e) lose(e);
+        } else if (renewed === -1) {
+          // The run is gone from Redis: write a local one whole again; forget any other.
+          if (!e) held.delete(id);
+          else {
+            e.needsUpsert = true;
+            void flush(e);
+          }
+        }
+      }),
+    ).catch(() => undefined);
+  };
+
+  let subscriber: RedisClient | undefined;
+  const subscribe = async (): Promise<void> => {
+    subscriber = await redis.duplicate();
+    const client = subscriber;
+    const onMessage = (message: string): void => {
+      const [what, id] = message.split(' ');
+      if (what === 'cancel' && id !== undefined && entries.has(id)) control(id, 'cancel');
+    };
+    let subscribed = false;
+    const trySubscribe = (): void => {
+      if (subscribed || stopped) return;
+      subscribed = true;
+      // node-redis subscribes again by itself after a reconnection.
+      client.subscribe(key.control, onMessage).catch(() => (subscribed = false));
+    };
+    client.on('ready', trySubscribe);
+    if (client.isReady) trySubscribe();
+  };
+
+  return {
+    async create(run, owner, opts = {}) {
+      const id = run.id;
+      const e: Local = {
+        run,
+        owner,
+        finishedAt: null,
+        events: createRunEvents(id),
+        synced: 0,
+        runDirty: false,
+        needsUpsert: false,
+        lost: false,
+        flushing: undefined,
+        again: false,
+        deltaTimer: undefined,
+        queued: false,
+      };
+      try {
+        const created = await scripts.create.run(
+          [key.all, key.live, key.counter, key.run(id), key.lease(id)],
+          [
+            id,
+            JSON.stringify(run),
+            owner,
+            node,
+            String(max),
+            run.status,
+            runningExpiry,
+            String(leaseMs),
+            p,
+          ],
+          send,
+        );
+        if (created === 0) {
+          throw new AppError('TOO_MANY_RUNS', undefined, {
+            retryAfterS: 5,
+            details: { runs_max: max },
+          });
+        }
+      } catch (err) {
+        if (opts.durable || !(err instanceof AppError) || err.code !== 'REDIS_UNAVAILABLE') {
+          throw err;
+        }
+        // Redis is down: the run goes on here and is written whole when it returns.
+        if (entries.size >= max) {
+          throw new AppError('TOO_MANY_RUNS', undefined, {
+            retryAfterS: 5,
+            details: { runs_max: max },
+          });
+        }
+        e.needsUpsert = true;
+      }
+      entries.set(id, e);
+      held.add(id);
+    },
+
+    get,
+
+    async updateStatus(id, status) {
+      const terminal = TERMINAL_STATUSES.has(status);
+      const e = entries.get(id);
+      if (e) {
+        e.run.status = status;
+        if (terminal) e.finishedAt ??= now();
+        e.runDirty = true;
+        return flush(e);
+      }
+      const done = await scripts.setField.run(
+        [key.run(id), key.events(id)],
+        ['status', status, terminal ? String(now()) : '', terminal ? String(ttlMs) : ''],
+        send,
+      );
+      if (done === 0) throw notFound();
+    },
+
+    async append(id, type, data) {
+      const e = entries.get(id);
+      if (e) {
+        const event = e.events.emit(type, data);
+        if (!DELTAS.has(type)) {
+          e.runDirty = true;
+          e.deltaTimer?.cancel();
+          e.deltaTimer = undefined;
+          if (!e.queued) {
+            e.queued = true;
+            queueMicrotask(() => {
+              e.queued = false;
+              void flush(e);
+            });
+          }
+        } else if (e.flushing) {
+          // Goes out with the next pass, right after the one in flight.
+          e.again = true;
+        } else {
+          e.deltaTimer ??= clock.after(deltaFlushMs, () => {
+            e.deltaTimer = undefined;
+            void flush(e);
+          });
+        }
+        return event;
+      }
+      const seq = await scripts.append.run(
+        [key.run(id), key.events(id)],
+        [type, JSON.stringify(data ?? {}), maxEvents, String(ttlMs)],
+        send,
+      );
+      if (seq === 0) throw notFound();
+      return { seq: Number(seq), type, data: { run_id: id, seq: Number(seq), ...data } };
+    },
+
+    readAfter,
+
+    async follow(id, afterSeq, onEvent) {
+      const e = entries.get(id);
+      if (e) {
+        for (const event of e.events.since(afterSeq)) onEvent(event);
+        return e.events.subscribe(onEvent);
+      }
+      const past = await readAfter(id, afterSeq);
+      for (const event of past) onEvent(event);
+      const follower: RemoteFollower = { seq: past.at(-1)?.seq ?? afterSeq, onEvent };
+      let set = remote.get(id);
+      if (!set) remote.set(id, (set = new Set()));
+      set.add(follower);
+      void readLoop();
+      return () => {
+        set.delete(follower);
+        if (set.size === 0 && remote.get(id) === set) remote.delete(id);
+      };
+    },
+
+    async list(filter = {}) {
+      const ids = (await redis.send(['ZRANGE', key.all, '0', '-1'], send)) as string[];
+      const out: StoredRun[] = [];
+      const seen = new Set<string>();
+      const runs = await Promise.all(ids.map(get));
+      for (const stored of runs) {
+        if (!stored) continue;
+        seen.add(stored.run.id);
+        if (!filter.running || stored.finishedAt === null) out.push(stored);
+      }
+      for (const e of entries.values()) {
+        if (seen.has(e.run.id) || expired(e.finishedAt)) continue;
+        if (!filter.running || e.finishedAt === null) out.push(view(e));
+      }
+      return out;
+    },
+
+    async expire() {
+      for (const [id, e] of entries) if (expired(e.finishedAt)) entries.delete(id);
+      return Number(
+        await scripts.expire.run([key.all, key.live], [p, String(now()), String(ttlMs)], send),
+      );
+    },
+
+    async save(run) {
+      const e = entries.get(run.id);
+      if (e) {
+        e.run = run;
+        e.runDirty = true;
+        return flush(e);
+      }
+      await scripts.setField.run(
+        [key.run(run.id), key.events(run.id)],
+        ['run', JSON.stringify(run), '', ''],
+        send,
+      );
+    },
+
+    async release(id) {
+      held.delete(id);
+      if (entries.get(id)?.lost) entries.delete(id);
+      await scripts.release.run([key.live, key.run(id), key.lease(id)], [id, node], send);
+    },
+
+    async claimOrphans() {
+      const ids = (await scripts.claimOrphans.run(
+        [key.live],
+        [p, node, String(leaseMs)],
+        send,
+      )) as string[];
+      for (const id of ids) held.add(id);
+      return ids;
+    },
+
+    async requestCancel(id) {
+      await redis.send(['PUBLISH', key.control, `cancel ${id}`], send);
+    },
+
+    onControl(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+
+    start() {
+      if (timers.length > 0) return;
+      stopped = false;
+      timers.push(clock.every(Math.max(100, Math.floor(leaseMs / 3)), () => void heartbeat()));
+      const offState = redis.onState((up) => {
+        if (!up) return;
+        // Leases first: after an outage longer than the lease, renew before others claim.
+        void heartbeat();
+        catchUp();
+      });
+      timers.push({ cancel: offState });
+      readerClient().catch(() => undefined);
+      subscribe().catch((err: unknown) =>
+        logger.warn('run control channel not subscribed', { error: err }),
+      );
+    },
+
+    async stop() {
+      stopped = true;
+      for (const timer of timers.splice(0)) timer.cancel();
+      // The last writes of runs that just ended (a shutdown cancels them) go out first.
+      await Promise.all([...entries.values()].map((e) => e.flushing));
+      wake();
+      if (subscriber?.isOpen) subscriber.destroy();
+      if (reader?.isOpen) reader.destroy();
+    },
+  };
+}

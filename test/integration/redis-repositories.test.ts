@@ -1,0 +1,164 @@
+import assert from 'node:assert/strict';
+import type { RunEvent } from '../../services/agents/events';
+import type { RunRepository } from '../../services/agents/run-repository';
+import { createRedisIdempotencyRepository } from '../../services/agents/idempotency-redis';
+import { createRedisRunRepository } from '../../services/agents/run-repository-redis';
+import { createSystemClock } from '../../src/clock';
+import { createLogger } from '../../src/logger';
+import { idempotencyContract } from '../support/idempotency-contract';
+import { createManualClock } from '../support/manual-clock';
+import { useRedis } from '../support/redis-fixture';
+import { runRepositoryContract } from '../support/run-repository-contract';
+import { queuedRun } from '../support/run-handles';
+
+/** Polls `check` (each try a Redis round trip) until it holds; the test's timeout bounds it. */
+async function waitFor(check: () => Promise<boolean>): Promise<void> {
+  while (!(await check())) await new Promise((resolve) => setImmediate(resolve));
+}
+
+describe('the Redis repositories (real redis-server)', function () {
+  this.timeout(20_000);
+  const redis = useRedis();
+
+  runRepositoryContract('Redis', async ({ max, ttlMs }) => {
+    const clock = createManualClock();
+    const runs = createRedisRunRepository({
+      redis: await redis.connect(),
+      max,
+      ttlMs,
+      leaseMs: 5000,
+      clock,
+      logger: createLogger({ level: 'silent', format: 'json' }),
+    });
+    return { runs, advance: (ms) => clock.advance(ms) };
+  });
+
+  idempotencyContract('Redis', async ({ ttlMs }) => {
+    let now = 1_000;
+    const keys = createRedisIdempotencyRepository({
+      redis: await redis.connect(),
+      ttlMs,
+      now: () => now,
+    });
+    return { keys, advance: (ms) => void (now += ms) };
+  });
+});
+
+describe('runs shared by two replicas through Redis (real redis-server)', function () {
+  this.timeout(20_000);
+  const redis = useRedis();
+  const logger = createLogger({ level: 'silent', format: 'json' });
+  const repos: RunRepository[] = [];
+  afterEach(async () => {
+    await Promise.all(repos.splice(0).map((r) => r.stop()));
+  });
+
+  async function replicas(leaseMs = 5000) {
+    const prefix = redis.newPrefix();
+    const make = async (node: string) => {
+      const runs = createRedisRunRepository({
+        redis: await redis.connect({ prefix }),
+        max: 10,
+        ttlMs: 60_000,
+        leaseMs,
+        clock: createSystemClock(),
+        logger,
+        blockMs: 2000,
+        node,
+      });
+      repos.push(runs);
+      runs.start();
+      return runs;
+    };
+    return { a: await make('a'), b: await make('b'), c: await make('c') };
+  }
+
+  const nextEvent = (runs: RunRepository, id: string, after: number) =>
+    new Promise<RunEvent>((resolve, reject) => {
+      let stop: (() => void) | undefined;
+      runs
+        .follow(id, after, (event) => {
+          stop?.();
+          resolve(event);
+        })
+        .then((s) => (stop = s), reject);
+    });
+
+  it('reads, replays and follows on B a run that A executes, and carries a cancel from B to A', async () => {
+    const { a, b } = await replicas();
+    const run = queuedRun('run_shared');
+    await a.create(run, 'alice', { durable: true });
+    await a.append(run.id, 'run.created', { status: 'queued' });
+    run.status = 'in_progress';
+    await a.append(run.id, 'run.in_progress', { status: 'in_progress' });
+
+    // B sees the run object as A keeps it, replays after a sequence number, and follows live.
+    await waitFor(async () => (await b.get(run.id))?.run.status === 'in_progress');
+    assert.equal((await b.get(run.id))?.owner, 'alice');
+    assert.deepEqual(
+      (await b.readAfter(run.id, 1)).map((e) => [e.seq, e.type]),
+      [[2, 'run.in_progress']],
+    );
+    const live = nextEvent(b, run.id, 2);
+    await a.append(run.id, 'message.delta', { text: 'hello' });
+    const delta = await live;
+    assert.deepEqual(delta.data, { run_id: run.id, seq: 3, text: 'hello' });
+
+    // A cancel sent through B reaches A's control listener (once A's subscription is up).
+    const heard: string[] = [];
+    a.onControl((id, control) => heard.push(`${control} ${id}`));
+    await waitFor(async () => {
+      await b.requestCancel(run.id);
+      return heard.length > 0;
+    });
+    assert.equal(heard[0], `cancel ${run.id}`);
+  });
+
+  it('lets exactly one replica claim a run whose replica stopped renewing its lease', async () => {
+    const { a, b, c } = await replicas(500);
+    const run = queuedRun('run_orphan');
+    await a.create(run, 'alice', { durable: true });
+    assert.deepEqual(await b.claimOrphans(), [], 'a held run is nobody else’s');
+    await a.stop(); // A's heartbeat stops: its lease lapses after 500 ms.
+    let claimed: string[][] = [];
+    await waitFor(async () => {
+      claimed = await Promise.all([b.claimOrphans(), c.claimOrphans()]);
+      return claimed.flat().length > 0;
+    });
+    assert.deepEqual(claimed.flat(), [run.id]);
+    const taker = claimed[0]?.length ? b : c;
+    const seq = (await taker.append(run.id, 'run.failed', { status: 'failed' })).seq;
+    assert.equal(seq, 1);
+    await taker.updateStatus(run.id, 'failed');
+    await taker.release(run.id);
+    assert.deepEqual(await Promise.all([b.claimOrphans(), c.claimOrphans()]), [[], []]);
+    assert.notEqual((await b.get(run.id))?.finishedAt, null);
+  });
+
+  it('tells a replica whose run was taken over, and keeps its later events out of Redis', async () => {
+    const { a, b } = await replicas(500);
+    const run = queuedRun('run_partitioned');
+    await a.create(run, 'alice', { durable: true });
+    await a.append(run.id, 'run.created');
+    const heard: string[] = [];
+    a.onControl((id, control) => heard.push(`${control} ${id}`));
+    // A cannot renew (as if cut off from Redis): its lease lapses and B claims the run.
+    await a.stop();
+    await waitFor(async () => (await b.claimOrphans()).length > 0);
+    assert.equal((await b.append(run.id, 'run.failed')).seq, 2);
+    await b.updateStatus(run.id, 'failed');
+    // A's next write finds the run is B's now: A hears `lost` and writes nothing more.
+    run.status = 'in_progress';
+    await a.append(run.id, 'run.in_progress');
+    await waitFor(async () => heard.length > 0);
+    assert.deepEqual(heard, [`lost ${run.id}`]);
+    await a.append(run.id, 'run.cancelled');
+    await a.updateStatus(run.id, 'cancelled');
+    assert.deepEqual(
+      (await b.readAfter(run.id, 0)).map((e) => e.type),
+      ['run.created', 'run.failed'],
+    );
+    assert.equal((await b.get(run.id))?.run.status, 'failed');
+    await a.release(run.id);
+  });
+});
