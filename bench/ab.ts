@@ -5,12 +5,13 @@
  * names another. Prints each pair's service CPU per request and the median of the differences.
  *
  *   npm run bench:ab -- --b ../variant/dist/src/server.js [--pairs 4 --duration 4 --rss]
+ *   npm run bench:ab -- --redis-b    # B is this build with REDIS_URL (a redis-server it starts)
  */
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { runLoad } from './load';
 import { clockTicksPerSecond } from './proc';
-import { startService, startSim } from './processes';
+import { startRedisServer, startService, startSim, type RedisProcess } from './processes';
 import { median } from './stats';
 
 const MODEL = 'llama3.2:3b';
@@ -29,12 +30,20 @@ async function main(): Promise<void> {
       pairs: { type: 'string', default: '4' },
       duration: { type: 'string', default: '4' },
       'node-arg-b': { type: 'string', multiple: true, default: [] },
+      'redis-b': { type: 'boolean', default: false },
     },
   });
-  if (!values.b && values['node-arg-b'].length === 0) throw new Error('--b or --node-arg-b');
+  if (!values.b && values['node-arg-b'].length === 0 && !values['redis-b']) {
+    throw new Error('--b, --node-arg-b or --redis-b');
+  }
+  const redis: RedisProcess | undefined = values['redis-b'] ? await startRedisServer() : undefined;
   const variants = {
-    A: { entry: values.a, nodeArgs: [] as string[] },
-    B: { entry: values.b ?? values.a, nodeArgs: values['node-arg-b'] },
+    A: { entry: values.a, nodeArgs: [] as string[], env: {} as Record<string, string> },
+    B: {
+      entry: values.b ?? values.a,
+      nodeArgs: values['node-arg-b'],
+      env: redis ? { REDIS_URL: redis.url } : ({} as Record<string, string>),
+    },
   };
   const ticks = clockTicksPerSecond();
   const sim = await startSim(50);
@@ -70,10 +79,11 @@ async function main(): Promise<void> {
     }
   } finally {
     await sim.stop();
+    await redis?.stop();
   }
   const lines = [
     `A: ${variants.A.entry}`,
-    `B: ${variants.B.entry} ${variants.B.nodeArgs.join(' ')}`,
+    `B: ${variants.B.entry} ${variants.B.nodeArgs.join(' ')}${redis ? ' with REDIS_URL' : ''}`,
   ];
   for (const [name, v] of Object.entries(cpu)) {
     const diffs = v.A.map((a, i) => (v.B[i] ?? NaN) - a);

@@ -175,3 +175,45 @@ export async function startBareProxy(simUrl: string): Promise<ServiceProcess> {
     stop: () => stopChild(child, 'SIGTERM'),
   };
 }
+
+export interface RedisProcess {
+  url: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * A throwaway redis-server on loopback (no persistence) for runs with REDIS_URL; its port is
+ * taken from a listener the OS picked and closed just before.
+ */
+export async function startRedisServer(): Promise<RedisProcess> {
+  const { createServer } = await import('node:net');
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const address = probe.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  const child = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const lines = createInterface({ input: child.stdout! });
+  const gone = exited(child).then(() => {
+    throw new Error('redis-server exited before it was ready');
+  });
+  await Promise.race([
+    (async () => {
+      for await (const line of lines) if (line.includes('Ready to accept connections')) return;
+    })(),
+    gone,
+  ]);
+  gone.catch(() => undefined);
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGKILL');
+      await exited(child);
+    },
+  };
+}
