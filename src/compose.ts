@@ -21,6 +21,7 @@ import type { Clock } from './clock';
 import type { ApiKeyEntry, Config } from './config';
 import type { Logger } from './logger';
 import { createOllamaStack, type OllamaStack } from '../services/ollama';
+import type { Admission, Resolver } from '../services/ollama';
 import type { SchemaRegistry } from './validation';
 
 export interface ComposeOptions {
@@ -35,6 +36,8 @@ export interface ComposeOptions {
   rateLimitStore?: (budget: RateLimitBudget) => Store;
   /** The replica's Redis connection when REDIS_URL is set; unset: every store is in memory. */
   redis?: RedisConnection;
+  /** One admission per Ollama backend, by backend id (default: an in-process one each). */
+  admissionFor?: (backendId: string) => Admission;
   /** Node process metrics in the registry (default on; tests turn them off for fast scrapes). */
   defaultMetrics?: boolean;
   // Seams for tests; production leaves them unset.
@@ -42,6 +45,8 @@ export interface ComposeOptions {
   telemetry?: Telemetry;
   extraTools?: readonly ToolDefinition[];
   webhookRetryDelayMs?: AgentsRuntimeOptions['webhookRetryDelayMs'];
+  /** The resolver behind OLLAMA_DISCOVERY (default node:dns/promises). */
+  resolveBackends?: Resolver;
 }
 
 /** Every collaborator of the gateway, built once, wired to each other, nothing started. */
@@ -82,6 +87,7 @@ export function composeGateway(options: ComposeOptions): Gateway {
       failingModels: () => ollamaStack.ollama.failingModels(),
       queueStats: () => ollamaStack.ollama.queueStats(),
       activeModel: () => ollamaStack.models.active(),
+      backends: () => ollamaStack.ollama.backends(),
     },
   });
   const telemetry = options.telemetry ?? metrics;
@@ -90,6 +96,8 @@ export function composeGateway(options: ComposeOptions): Gateway {
     telemetry,
     logger,
     clock,
+    ...(options.admissionFor ? { admissionFor: options.admissionFor } : {}),
+    ...(options.resolveBackends ? { resolve: options.resolveBackends } : {}),
   });
   const agents = createAgentsRuntime({
     config,

@@ -100,7 +100,7 @@ export interface HealthServiceOptions {
   lifecycle: Pick<Lifecycle, 'isDraining' | 'openStreams'>;
   startup: Pick<StartupSequence, 'state'>;
   ollamaHealth: Pick<OllamaHealth, 'snapshot'>;
-  ollama: Pick<OllamaService, 'circuitState' | 'queueStats'>;
+  ollama: Pick<OllamaService, 'circuitState' | 'queueStats' | 'backends'>;
   models: Pick<ModelManager, 'active'>;
   /** Default: `perf_hooks.monitorEventLoopDelay` in rolling windows. */
   eventLoop?: EventLoopMonitor;

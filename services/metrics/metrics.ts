@@ -12,6 +12,7 @@ import {
   HTTP_METHODS,
 } from './labels';
 import { registerStateGauges, type MetricsState } from './state-gauges';
+import { registerBackendMetrics } from './backend-metrics';
 
 export type { MetricsState } from './state-gauges';
 
@@ -105,6 +106,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     for (const name of MISNAMED_DEFAULT_METRICS) registry.removeSingleMetric(name);
   }
   registerStateGauges(registry, options.state ?? {});
+  const routing = registerBackendMetrics(registry, options.state?.backends);
 
   const http: HttpInstruments = {
     requests: new Counter({
@@ -188,5 +190,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     webhook(e) {
       m.webhooks.inc({ outcome: e.outcome });
     },
+    route: routing.route,
+    modelLoad: routing.modelLoad,
   };
 }

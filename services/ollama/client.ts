@@ -9,7 +9,7 @@ import { numCtxFor, type Config } from '../../src/config';
 import { isAppError } from '../../src/errors';
 import { isCloudModel } from '../../src/model-name';
 import type { Logger } from '../../src/logger';
-import { createAdmission, type Slot } from './admission';
+import { createAdmission, type Admission, type Slot } from './admission';
 import { createCircuit, type CircuitState } from './circuit';
 import {
   countsAsOllamaFailure,
@@ -64,6 +64,10 @@ export interface OllamaClientOptions {
   clock?: Pick<Clock, 'now' | 'after' | 'sleep'>;
   /** Jitter source for retry backoff (default Math.random). */
   random?: () => number;
+  /** This Ollama's admission (default: an in-process one from OLLAMA_MAX_CONCURRENCY, QUEUE_*). */
+  admission?: Admission;
+  /** Called when the gateway starts loading a model here (for the loads-caused metric). */
+  onLoad?: (model: string) => void;
 }
 
 /** The service plus what its owner (server.ts, tests) needs: events and shutdown. */
@@ -72,6 +76,11 @@ export interface OllamaClient extends OllamaService {
   onCircuitChange(listener: (state: CircuitState) => void): () => void;
   /** Forwards one request as it is and streams the answer back (the drop-in endpoints). */
   forward: Forward;
+  /**
+   * The models this Ollama holds as far as the gateway knows (model keys): a load it started is
+   * under way, or the model answered within its keep-alive.
+   */
+  held(): string[];
   /** Closes pooled connections and the breaker's timers. */
   close(): Promise<void>;
 }
@@ -113,6 +122,7 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
     // so the load is timed here.
     start: async (model, keepAlive, signal) => {
       const started = now();
+      options.onLoad?.(model);
       try {
         await emptyRequest(model, keepAlive, { signal }, 'load');
         report('preload', model, started, {
@@ -125,12 +135,14 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
       }
     },
   });
-  const admission = createAdmission({
-    maxConcurrency: config.OLLAMA_MAX_CONCURRENCY,
-    maxQueue: config.QUEUE_MAX,
-    timeoutMs: config.QUEUE_TIMEOUT_MS,
-    clock,
-  });
+  const admission =
+    options.admission ??
+    createAdmission({
+      maxConcurrency: config.OLLAMA_MAX_CONCURRENCY,
+      maxQueue: config.QUEUE_MAX,
+      timeoutMs: config.QUEUE_TIMEOUT_MS,
+      clock,
+    });
 
   const shouldRetry = (kind: RetryKind) => (err: unknown) => {
     if (kind === 'none' || !isAppError(err)) return false;
@@ -427,6 +439,7 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
     loading: () => loads.loading(),
     queueStats: () => admission.stats(),
     onCircuitChange: (listener) => circuit.onChange(listener),
+    held: () => loads.held(),
     async close() {
       loads.close();
       circuit.close();

@@ -1,8 +1,13 @@
 export { outcomeOf } from './errors';
 export type { Forward, ForwardKind, ForwardRequest, ForwardResponse } from './forward';
 export { createOllamaStack } from './stack';
+export { dnsResolver } from './backends';
+export type { BackendSet, Resolver } from './backends';
+export type { Admission, AdmissionStats, Slot } from './admission';
+export type { RouteReason } from './routing';
 export type { OllamaStack } from './stack';
 export type {
+  BackendStatus,
   CallOptions,
   CallTimings,
   ChatResponse,
@@ -15,5 +20,6 @@ export type {
   OllamaHealthSnapshot,
   OllamaService,
   ProgressResponse,
+  RouteHint,
   Tool,
 } from './types';
