@@ -5,6 +5,7 @@ import { createRequestContextStore } from '../../src/request-context';
 import type { ModelService } from '../../services/models/model-service';
 import type { OllamaClient } from '../../services/ollama/client';
 import type { OllamaHealth } from '../../services/ollama/types';
+import type { BackendSet, Resolver } from '../../services/ollama/backends';
 import type { Telemetry } from '../../services/metrics/telemetry';
 import type { ToolDefinition } from '../../services/tools/types';
 import type { AgentsRuntime } from '../../services/agents/runtime';
@@ -44,6 +45,8 @@ export interface TestAppOptions {
   defaultMetrics?: boolean;
   /** Replaces any collaborator of createApp after the defaults are built. */
   deps?: Partial<AppDeps>;
+  /** The resolver behind OLLAMA_DISCOVERY (default node:dns/promises). */
+  resolveBackends?: Resolver;
 }
 
 /** The app on a real socket with the production server settings (createHttpServer). */
@@ -64,7 +67,7 @@ export interface TestApp {
   metrics: Metrics;
   /** The simulator in use (undefined with `simulator: false`). */
   sim: OllamaSimulator | undefined;
-  ollama: OllamaClient;
+  ollama: OllamaClient & Pick<BackendSet, 'backends'>;
   ollamaHealth: OllamaHealth;
   models: ModelService;
   agents: AgentsRuntime;
@@ -121,6 +124,7 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
     telemetry: options.telemetry,
     extraTools: options.extraTools,
     webhookRetryDelayMs: () => 0,
+    ...(options.resolveBackends ? { resolveBackends: options.resolveBackends } : {}),
   });
   const { metrics, ollamaStack: stack, agents, lifecycle, startup, health } = gateway;
   const deps: AppDeps = { ...gateway.deps, ...options.deps };
