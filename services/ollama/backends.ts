@@ -18,6 +18,7 @@ import type { Admission } from './admission';
 import type { CircuitState } from './circuit';
 import { createOllamaService, type OllamaClient } from './client';
 import { failureOf } from './errors';
+import { keepAliveMs as keepAliveToMs } from './loads';
 import { collectChat } from './stream';
 import { chooseBackend, type RouteCandidate, type RouteReason } from './routing';
 import type {
@@ -74,6 +75,17 @@ interface Backend {
   draining: boolean;
   /** Generations routed here by this replica and not finished. */
   active: number;
+  /**
+   * What the gateway last sent here, by model key: when, and how many of those generations
+   * still run. A model sent here is taken as loaded until a later `/api/ps` says otherwise.
+   */
+  sent: Map<string, { at: number; running: number }>;
+  /**
+   * Models (keys) the gateway made this backend evict by sending it another model, each also
+   * held elsewhere: from then on they are not routed here, so two models never take turns
+   * reloading on one backend while one of them has another home.
+   */
+  leaving: Map<string, number>;
 }
 
 /** Errors before the first byte after which another backend may take the generation. */
@@ -141,7 +153,15 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
       clock,
       random: options.random,
     });
-    const backend: Backend = { id, client, health, draining: false, active: 0 };
+    const backend: Backend = {
+      id,
+      client,
+      health,
+      draining: false,
+      active: 0,
+      sent: new Map(),
+      leaving: new Map(),
+    };
     if (address !== undefined) backend.address = address;
     client.onCircuitChange(() => circuitChanged());
     backends.set(id, backend);
@@ -160,10 +180,65 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
   const list = (): Backend[] => [...backends.values()];
   const serving = (): Backend[] => list().filter((b) => !b.draining);
 
+  const keepAliveMs = keepAliveToMs(config.OLLAMA_KEEP_ALIVE);
+
+  /**
+   * The models a backend holds as far as this replica knows: the last `/api/ps` answer, the
+   * loads the gateway has under way there, and what it sent there since that answer (a load
+   * in progress is not listed by `/api/ps`, ollama-api.md §1.5). A model sent before a fresh
+   * `/api/ps` that does not list it was evicted, and is forgotten.
+   */
   function heldKeys(b: Backend): Set<string> {
-    const keys = new Set(b.client.held());
-    for (const m of b.health.snapshot().loadedModels) keys.add(modelKey(m.name));
+    const snap = b.health.snapshot();
+    const keys = new Set(snap.loadedModels.map((m) => modelKey(m.name)));
+    for (const m of b.client.loading()) keys.add(modelKey(m));
+    const now = clock.now();
+    const answeredAfter =
+      snap.checkedAt !== null && !snap.loadedModelsStale
+        ? snap.checkedAt - config.OLLAMA_HEALTH_TIMEOUT_MS
+        : -Infinity;
+    for (const [key, entry] of b.sent) {
+      if (entry.running > 0 || keys.has(key)) {
+        keys.add(key);
+      } else if (entry.at < answeredAfter || now - entry.at > keepAliveMs) {
+        b.sent.delete(key);
+      } else {
+        keys.add(key);
+      }
+    }
+    for (const [key, at] of b.leaving) {
+      if (now - at > keepAliveMs) b.leaving.delete(key);
+      else keys.delete(key);
+    }
     return keys;
+  }
+
+  /**
+   * `model` goes to `b`, which does not hold it: it will load there, and may evict what `b`
+   * holds. The models it holds that another backend holds too are routed elsewhere from now on.
+   */
+  function displacing(b: Backend, model: string): void {
+    const holders = holderCounts(serving());
+    const now = clock.now();
+    for (const key of heldKeys(b)) {
+      if (key !== modelKey(model) && (holders.get(key) ?? 0) > 1) b.leaving.set(key, now);
+    }
+  }
+
+  /** Records a generation of `model` sent to `b`; the returned function records its end. */
+  function sending(b: Backend, model: string | undefined): () => void {
+    if (model === undefined) return () => undefined;
+    const key = modelKey(model);
+    if (!heldKeys(b).has(key)) displacing(b, model);
+    b.leaving.delete(key);
+    const entry = b.sent.get(key) ?? { at: 0, running: 0 };
+    entry.at = clock.now();
+    entry.running += 1;
+    b.sent.set(key, entry);
+    return () => {
+      entry.running -= 1;
+      entry.at = clock.now();
+    };
   }
 
   function loadOf(b: Backend): number {
@@ -171,7 +246,11 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
     return Math.max(b.active, q.inFlight + q.queued);
   }
 
-  function candidate(b: Backend, model: string | undefined): RouteCandidate {
+  function candidate(
+    b: Backend,
+    model: string | undefined,
+    holders?: ReadonlyMap<string, number>,
+  ): RouteCandidate {
     const snap = b.health.snapshot();
     const held = heldKeys(b);
     const installed =
@@ -189,7 +268,15 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
       loadedCount: held.size,
       load: loadOf(b),
       capacity: b.client.queueStats().maxConcurrency,
+      ...(holders ? { redundant: [...held].every((k) => (holders.get(k) ?? 0) > 1) } : {}),
     };
+  }
+
+  /** How many backends of `pool` hold each model key. */
+  function holderCounts(pool: readonly Backend[]): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const b of pool) for (const k of heldKeys(b)) counts.set(k, (counts.get(k) ?? 0) + 1);
+    return counts;
   }
 
   /** Picks a backend for `model`, leaving out `tried`; undefined when none is left. */
@@ -199,8 +286,9 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
     tried: ReadonlySet<string>,
   ): { backend: Backend; reason: RouteReason } | undefined {
     const pool = serving().filter((b) => !tried.has(b.id));
+    const holders = holderCounts(serving());
     const choice = chooseBackend(
-      pool.map((b) => candidate(b, model)),
+      pool.map((b) => candidate(b, model, holders)),
       {
         affinity: hint?.affinity ?? model ?? '',
         ...(hint?.backend !== undefined && tried.size === 0 ? { sticky: hint.backend } : {}),
@@ -237,11 +325,13 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
       const { backend, reason } = picked;
       telemetry.route?.({ reason, backend: backend.id });
       backend.active += 1;
+      const ended = sending(backend, model);
       let settled = false;
       const done = (): void => {
         if (settled) return;
         settled = true;
         backend.active -= 1;
+        ended();
       };
       try {
         const answer = await call(backend);
@@ -624,7 +714,7 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
         const q = b.client.queueStats();
         const loaded = new Map<string, string>();
         for (const m of s.loadedModels) loaded.set(modelKey(m.name), m.name);
-        for (const key of b.client.held()) if (!loaded.has(key)) loaded.set(key, key);
+        for (const key of heldKeys(b)) if (!loaded.has(key)) loaded.set(key, key);
         return {
           id: b.id,
           state: b.draining ? 'draining' : s.status,

@@ -19,6 +19,8 @@ export interface RouteCandidate {
   loaded: boolean;
   /** How many models it holds now (same sources): 0 means it has room without evicting. */
   loadedCount: number;
+  /** Every model it holds is held by another backend too: evicting here loses no model's only copy. */
+  redundant?: boolean;
   /** Generations routed there and not finished (in flight plus waiting). */
   load: number;
   /** Generations it runs at once (its admission limit). */
@@ -65,7 +67,8 @@ export function byAffinity<T extends { id: string }>(set: readonly T[], key: str
  * 3. the run's earlier backend (`sticky`) while it is among them;
  * 4. the ones with the model loaded — unless every one of them is saturated and another has
  *    nothing loaded (room without evicting anything); without a loaded one, those holding the
- *    fewest models, so no backend evicts a model while another has room;
+ *    fewest models, so no backend evicts a model while another has room, and of those the
+ *    ones whose models all have a copy elsewhere;
  * 5. the least loaded; 6. ties by the hash of `affinity`.
  */
 export function chooseBackend(
@@ -99,6 +102,9 @@ export function chooseBackend(
   } else {
     const fewest = Math.min(...set.map((c) => c.loadedCount));
     set = set.filter((c) => c.loadedCount === fewest);
+    // Something will be evicted: rather a second copy than some model's only one.
+    const spare = set.filter((c) => c.redundant === true);
+    if (fewest > 0 && spare.length > 0) set = spare;
     if (set.length === 1) return { id: set[0]!.id, reason: 'installed' };
   }
 
