@@ -131,6 +131,8 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
   let discovering: Promise<void> | null = null;
   let closed = false;
   let refreshing: Promise<OllamaHealthSnapshot> | null = null;
+  /** Aborted on close: ends the background warm-up of discovered backends. */
+  const lifetime = new AbortController();
 
   function add(id: string, url: string, address?: string): Backend {
     const client = createOllamaService({
@@ -421,6 +423,52 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
     return ranked.slice(0, replicas).map((r) => r.b);
   }
 
+  /**
+   * OLLAMA_PULL_ON_START: the model is pulled on every reachable backend known not to have it
+   * (a backend whose pull fails is left out of the preload; the others go on).
+   */
+  async function pullWhereMissing(model: string, opts: CallOptions | undefined): Promise<void> {
+    const missing = reachable().filter((b) => candidate(b, model).installed === false);
+    await everywhere(missing, async (b) => {
+      try {
+        for await (const _ of b.client.pull(model, opts));
+        await b.health.refresh();
+      } catch (err) {
+        logger.warn('pulling the model on a backend failed', {
+          backend: b.id,
+          model,
+          code: isAppError(err) ? err.code : undefined,
+        });
+      }
+    });
+  }
+
+  /**
+   * A backend that joined through discovery gets the active model as a switch would give it:
+   * pulled when missing and OLLAMA_PULL_ON_START asks, preloaded when OLLAMA_PRELOAD does.
+   */
+  async function warm(b: Backend): Promise<void> {
+    const model = options.activeModel();
+    try {
+      const snap = await b.health.refresh();
+      if (snap.status !== 'up' || closed) return;
+      if (snap.activeModelInstalled === false) {
+        if (!config.OLLAMA_PULL_ON_START) return;
+        for await (const _ of b.client.pull(model, { signal: lifetime.signal }));
+      }
+      if (config.OLLAMA_PRELOAD) {
+        await b.client.preload(model, config.OLLAMA_KEEP_ALIVE, { signal: lifetime.signal });
+      }
+    } catch (err) {
+      if (!closed) {
+        logger.warn('warming a discovered backend failed', {
+          backend: b.id,
+          code: isAppError(err) ? err.code : undefined,
+        });
+      }
+    }
+  }
+
   /** Reads from the first backend that answers (reachable ones first). */
   async function firstAnswer<T>(fn: (b: Backend) => Promise<T>, order = reachable()): Promise<T> {
     const rest = serving().filter((b) => !order.includes(b));
@@ -580,8 +628,9 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
     for (const address of wanted) {
       let i = 0;
       while (backends.has(String(i))) i += 1;
-      add(String(i), urlFor(template, address), address);
-      logger.info('ollama backend discovered', { backend: String(i) });
+      const joined = add(String(i), urlFor(template, address), address);
+      logger.info('ollama backend discovered', { backend: joined.id });
+      void warm(joined);
     }
     await reap();
     circuitChanged();
@@ -666,6 +715,7 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
     },
 
     async preload(model, keepAlive, opts) {
+      if (config.OLLAMA_PULL_ON_START) await pullWhereMissing(model, opts);
       const targets = preloadTargets(model);
       if (targets.length === 0) throw noBackend();
       const results = await everywhere(targets, (b) => b.client.preload(model, keepAlive, opts));
@@ -747,6 +797,7 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
 
     async close() {
       closed = true;
+      lifetime.abort();
       health.stop();
       await discovering?.catch(() => undefined);
       await Promise.all(list().map((b) => b.client.close()));

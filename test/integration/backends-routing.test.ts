@@ -297,18 +297,32 @@ describe('backends discovered through DNS', function () {
         return Promise.resolve(addresses);
       },
     });
+    /** Lets discovery run (one interval at a time) until `check` holds. */
+    const discoverUntil = async (check: () => boolean, what: string): Promise<void> => {
+      for (let round = 0; round < 5 && !check(); round += 1) {
+        t.clock.advance(5000);
+        for (let i = 0; i < 200 && !check(); i += 1) {
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+      }
+      assert.ok(check(), `timed out waiting for ${what}`);
+    };
     try {
       assert.deepEqual(t.ollama.backends(), [], 'no backend before the first resolution');
       t.ollamaHealth.start();
       await until(() => t.ollama.backends().length === 1, 'the first backend');
       assert.deepEqual(asked, ['ollama-headless.test']);
+      // A backend that joins is warmed like a switch would: the active model preloaded there.
+      await until(
+        () => preloads(first, MODEL) === 1,
+        'the active model preloaded on the new backend',
+      );
       await t.ollamaHealth.refresh();
       await t.ollama.chat(say('to the first'));
       assert.equal(generations(first), 1);
 
       addresses = ['127.0.0.2', '127.0.0.3'];
-      t.clock.advance(5000);
-      await until(() => t.ollama.backends().length === 2, 'the second backend');
+      await discoverUntil(() => t.ollama.backends().length === 2, 'the second backend');
       await t.ollamaHealth.refresh();
       assert.deepEqual(
         t.ollama.backends().map((b) => [b.id, b.state]),
@@ -321,10 +335,9 @@ describe('backends discovered through DNS', function () {
       // The first pod goes while one generation still runs there: it finishes, then the
       // backend is dropped; new work goes to the second.
       const gate = first.hold();
-      const busy = await t.ollama.chatStream(say('still running'));
+      const busy = await t.ollama.chatStream(say('still running'), { route: { backend: '0' } });
       addresses = ['127.0.0.3'];
-      t.clock.advance(5000);
-      await until(
+      await discoverUntil(
         () => t.ollama.backends().some((b) => b.state === 'draining'),
         'the first backend draining',
       );
@@ -334,8 +347,7 @@ describe('backends discovered through DNS', function () {
       let text = '';
       for await (const chunk of busy) text += chunk.message.content;
       assert.ok(text.length > 0, 'the draining backend finished its generation');
-      t.clock.advance(5000);
-      await until(() => t.ollama.backends().length === 1, 'the first backend removed');
+      await discoverUntil(() => t.ollama.backends().length === 1, 'the first backend removed');
       assert.deepEqual(
         t.ollama.backends().map((b) => b.id),
         ['1'],
