@@ -469,6 +469,13 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
     }
   }
 
+  /** Reachable backends, those known to have `model` installed first. */
+  function havingFirst(model: string): Backend[] {
+    const pool = reachable();
+    const having = pool.filter((b) => candidate(b, model).installed === true);
+    return [...having, ...pool.filter((b) => !having.includes(b))];
+  }
+
   /** Reads from the first backend that answers (reachable ones first). */
   async function firstAnswer<T>(fn: (b: Backend) => Promise<T>, order = reachable()): Promise<T> {
     const rest = serving().filter((b) => !order.includes(b));
@@ -694,11 +701,13 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
     },
 
     forward(req, opts) {
-      const model = req.model;
-      if (req.kind !== 'generation' && model === undefined) {
-        return firstAnswer((b) => b.client.forward(req, opts));
+      const { model } = req;
+      if (req.kind === 'generation') {
+        return routed(model, opts, (b) => b.client.forward(req, opts), settling);
       }
-      return routed(model, opts, (b) => b.client.forward(req, opts), settling);
+      // Reads and admin calls go to one backend: one that has the model, else the first up.
+      const order = model === undefined ? reachable() : havingFirst(model);
+      return firstAnswer((b) => b.client.forward(req, opts), order);
     },
 
     version: (opts) => firstAnswer((b) => b.client.version(opts)),
@@ -706,12 +715,7 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
     ps: (opts) => union((b) => b.client.ps(opts)),
 
     show(model, opts) {
-      const pool = reachable();
-      const order = [
-        ...pool.filter((b) => candidate(b, model).installed === true),
-        ...pool.filter((b) => candidate(b, model).installed !== true),
-      ];
-      return firstAnswerPreferring(order, (b) => b.client.show(model, opts));
+      return firstAnswerPreferring(havingFirst(model), (b) => b.client.show(model, opts));
     },
 
     async preload(model, keepAlive, opts) {
