@@ -208,8 +208,10 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
         keys.add(key);
       }
     }
+    const listed = new Set(snap.loadedModels.map((m) => modelKey(m.name)));
     for (const [key, at] of b.leaving) {
-      if (now - at > keepAliveMs) b.leaving.delete(key);
+      // Still listed by an /api/ps asked after the eviction was expected: it had room after all.
+      if (now - at > keepAliveMs || (at < answeredAfter && listed.has(key))) b.leaving.delete(key);
       else keys.delete(key);
     }
     return keys;
@@ -219,27 +221,40 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
    * `model` goes to `b`, which does not hold it: it will load there, and may evict what `b`
    * holds. The models it holds that another backend holds too are routed elsewhere from now on.
    */
-  function displacing(b: Backend, model: string): void {
+  function displacing(b: Backend, model: string): string[] {
     const holders = holderCounts(serving());
     const now = clock.now();
+    const displaced: string[] = [];
     for (const key of heldKeys(b)) {
-      if (key !== modelKey(model) && (holders.get(key) ?? 0) > 1) b.leaving.set(key, now);
+      if (key !== modelKey(model) && (holders.get(key) ?? 0) > 1 && !b.leaving.has(key)) {
+        b.leaving.set(key, now);
+        displaced.push(key);
+      }
     }
+    return displaced;
   }
 
-  /** Records a generation of `model` sent to `b`; the returned function records its end. */
-  function sending(b: Backend, model: string | undefined): () => void {
+  /**
+   * Records a generation of `model` sent to `b`. The returned function records its end; when
+   * it failed before its first byte (`reached` false), a model that was new there is taken back
+   * as not loaded, and what it displaced as still there.
+   */
+  function sending(b: Backend, model: string | undefined): (reached: boolean) => void {
     if (model === undefined) return () => undefined;
     const key = modelKey(model);
-    if (!heldKeys(b).has(key)) displacing(b, model);
+    const fresh = !heldKeys(b).has(key);
+    const displaced = fresh ? displacing(b, model) : [];
     b.leaving.delete(key);
     const entry = b.sent.get(key) ?? { at: 0, running: 0 };
     entry.at = clock.now();
     entry.running += 1;
     b.sent.set(key, entry);
-    return () => {
+    return (reached) => {
       entry.running -= 1;
       entry.at = clock.now();
+      if (reached || !fresh) return;
+      if (entry.running === 0) b.sent.delete(key);
+      for (const k of displaced) b.leaving.delete(k);
     };
   }
 
@@ -310,8 +325,8 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
 
   /**
    * Runs one generation on the backend the rules pick; when it fails before its first byte in
-   * a way another backend may not, the next best backend gets it. `settleOn` ties the routed
-   * count to the answer's end.
+   * a way another backend may not, the next best backend gets it. `wrap` ties the routed count
+   * to the answer's end.
    */
   async function routed<T>(
     model: string | undefined,
@@ -329,18 +344,18 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
       backend.active += 1;
       const ended = sending(backend, model);
       let settled = false;
-      const done = (): void => {
+      const done = (reached = true): void => {
         if (settled) return;
         settled = true;
         backend.active -= 1;
-        ended();
+        ended(reached);
       };
       try {
         const answer = await call(backend);
         if (opts?.route) opts.route.backend = backend.id;
-        return wrap(answer, done);
+        return wrap(answer, () => done());
       } catch (err) {
-        done();
+        done(false);
         if (opts?.signal?.aborted || !canFailOver(err)) throw err;
         logger.warn('generation failed before its first byte; trying another backend', {
           backend: backend.id,
@@ -503,10 +518,13 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
     return { models: [...seen.values()] };
   }
 
+  /** Configured for several backends: pull progress lines then say which backend they are about. */
+  const several = config.OLLAMA_HOSTS.length > 0 || config.OLLAMA_DISCOVERY !== '';
+
   async function* pullEverywhere(
     model: string,
     opts: CallOptions | undefined,
-  ): AsyncGenerator<ProgressResponse & { backend: string }> {
+  ): AsyncGenerator<ProgressResponse & { backend?: string }> {
     const targets = reachable();
     if (targets.length === 0) throw noBackend();
     type Next = {
@@ -540,7 +558,7 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
           succeeded += 1;
           continue;
         }
-        yield { ...next.r.value, backend: next.b.id };
+        yield several ? { ...next.r.value, backend: next.b.id } : next.r.value;
         advance(next.b, next.it);
       }
     } finally {
