@@ -239,10 +239,15 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
    * it failed before its first byte (`reached` false), a model that was new there is taken back
    * as not loaded, and what it displaced as still there.
    */
-  function sending(b: Backend, model: string | undefined): (reached: boolean) => void {
+  function sending(
+    b: Backend,
+    model: string | undefined,
+    countLoad: boolean,
+  ): (reached: boolean) => void {
     if (model === undefined) return () => undefined;
     const key = modelKey(model);
     const fresh = !heldKeys(b).has(key);
+    if (fresh && countLoad) telemetry.modelLoad?.({ backend: b.id });
     const displaced = fresh ? displacing(b, model) : [];
     b.leaving.delete(key);
     const entry = b.sent.get(key) ?? { at: 0, running: 0 };
@@ -333,6 +338,8 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
     opts: CallOptions | undefined,
     call: (b: Backend) => Promise<T>,
     wrap: (answer: T, done: () => void) => T,
+    /** Whether sending the model where it is not loaded is a load only this call causes. */
+    causesLoad = false,
   ): Promise<T> {
     const tried = new Set<string>();
     let lastErr: unknown;
@@ -342,7 +349,7 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
       const { backend, reason } = picked;
       telemetry.route?.({ reason, backend: backend.id });
       backend.active += 1;
-      const ended = sending(backend, model);
+      const ended = sending(backend, model, causesLoad);
       let settled = false;
       const done = (reached = true): void => {
         if (settled) return;
@@ -721,7 +728,9 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
     forward(req, opts) {
       const { model } = req;
       if (req.kind === 'generation') {
-        return routed(model, opts, (b) => b.client.forward(req, opts), settling);
+        // A forwarded generation loads its model itself (the typed calls' loads are counted
+        // where the client starts them).
+        return routed(model, opts, (b) => b.client.forward(req, opts), settling, true);
       }
       // Reads and admin calls go to one backend: one that has the model, else the first up.
       const order = model === undefined ? reachable() : havingFirst(model);

@@ -274,6 +274,15 @@ describe('several Ollama backends: routing, failover, discovery and fan-out', fu
     await start({ OLLAMA_MODEL_REPLICAS: '2' });
     await request(running!.url).post('/ollama/model/switch').send({ model: OTHER }).expect(200);
     assert.deepEqual(sims.map((s) => preloads(s, OTHER)).sort(), [0, 1, 1]);
+    const metrics = await request(running!.url).get('/metrics').expect(200);
+    const loads = [
+      ...metrics.text.matchAll(/^ollama_backend_model_loads_total\{backend="\d"\} (\d+)$/gm),
+    ];
+    assert.equal(
+      loads.reduce((n, m) => n + Number(m[1]), 0),
+      2,
+      'the two loads the gateway caused',
+    );
   });
 });
 
