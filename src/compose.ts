@@ -131,7 +131,7 @@ export function composeGateway(options: ComposeOptions): Gateway {
     ollama: ollamaStack.ollama,
     models: ollamaStack.models,
   });
-  // One backend today: every drop-in request goes to this Ollama.
+  // The backend set routes each forwarded request itself (model, load, the body's affinity).
   const passthrough = createPassthroughService({
     backends: { pick: () => ollamaStack.ollama },
     telemetry,

@@ -19,7 +19,10 @@ export interface InferenceBackend {
   forward: Forward;
 }
 
-/** Chooses the backend of a request; one backend today, several with model routing later. */
+/**
+ * Where a request is forwarded. The Ollama service's backend set routes each request among its
+ * backends by model and load, so composition hands that one set out for every model.
+ */
 export interface BackendRouter {
   pick(model: string | undefined): InferenceBackend;
 }
