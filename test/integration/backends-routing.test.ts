@@ -112,6 +112,38 @@ describe('several Ollama backends: routing, failover, discovery and fan-out', fu
     assert.doesNotMatch(metrics.text, /backend="http/);
   });
 
+  it('retries on another backend a generation refused before its first byte', async () => {
+    const app = await start({ OLLAMA_RETRY_MAX: '0' });
+    // Backends 0 and 1 have the model loaded (so they are asked first); backend 2 does not.
+    await loadDirectly(sims[0]!, MODEL);
+    await loadDirectly(sims[1]!, MODEL);
+    await app.ollamaHealth.refresh();
+    const chatsOf = (sim: OllamaSimulator) =>
+      sim.requests.filter((r) => r.path === '/v1/chat/completions').length;
+
+    // Both answer 503 busy: the third backend loads the model and answers.
+    sims[0]!.failNext(1, 503, 'server busy');
+    sims[1]!.failNext(1, 503, 'server busy');
+    const ok = await request(running!.url)
+      .post('/v1/chat/completions')
+      .send({ ...say('busy on two'), stream: false });
+    assert.equal(ok.status, 200);
+    assert.deepEqual(sims.map(chatsOf), [1, 1, 1], 'each backend asked once');
+    const metrics = await request(running!.url).get('/metrics').expect(200);
+    assert.match(metrics.text, /ollama_route_total\{reason="failover"\} 2/);
+
+    // All three refuse: each is asked once, and the client gets the refusal.
+    for (const sim of sims) {
+      sim.reset();
+      sim.failNext(1, 503, 'server busy');
+    }
+    const refused = await request(running!.url)
+      .post('/v1/chat/completions')
+      .send({ ...say('busy everywhere'), stream: false });
+    assert.equal(refused.status, 503);
+    assert.deepEqual(sims.map(chatsOf), [1, 1, 1]);
+  });
+
   it('spreads concurrent generations to the least loaded backends', async () => {
     const app = await start({ OLLAMA_MAX_CONCURRENCY: '2' }, { numParallel: 2 });
     for (const sim of sims) await loadDirectly(sim, MODEL);
