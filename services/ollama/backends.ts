@@ -777,7 +777,6 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
     circuitState: aggregateCircuit,
     failingModels: () => [...new Set(list().flatMap((b) => b.client.failingModels()))],
     loading: () => [...new Set(list().flatMap((b) => b.client.loading()))],
-    held: () => [...new Set(list().flatMap((b) => b.client.held()))],
     queueStats() {
       const all = list().map((b) => b.client.queueStats());
       return {

@@ -76,11 +76,6 @@ export interface OllamaClient extends OllamaService {
   onCircuitChange(listener: (state: CircuitState) => void): () => void;
   /** Forwards one request as it is and streams the answer back (the drop-in endpoints). */
   forward: Forward;
-  /**
-   * The models this Ollama holds as far as the gateway knows (model keys): a load it started is
-   * under way, or the model answered within its keep-alive.
-   */
-  held(): string[];
   /** Closes pooled connections and the breaker's timers. */
   close(): Promise<void>;
 }
@@ -439,7 +434,6 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
     loading: () => loads.loading(),
     queueStats: () => admission.stats(),
     onCircuitChange: (listener) => circuit.onChange(listener),
-    held: () => loads.held(),
     async close() {
       loads.close();
       circuit.close();

@@ -28,8 +28,6 @@ export interface Loads {
   forget(model: string): void;
   /** The models being loaded now. */
   loading(): string[];
-  /** Model keys loading now or answered within their keep-alive. */
-  held(): string[];
   /** Aborts every load under way (shutdown). */
   close(): void;
 }
@@ -93,12 +91,6 @@ export function createLoads(options: LoadsOptions): Loads {
       warmUntil.delete(modelKey(model));
     },
     loading: () => [...inFlight.values()].map((l) => l.model),
-    held() {
-      const at = now();
-      const keys = new Set(inFlight.keys());
-      for (const [key, until] of warmUntil) if (until > at) keys.add(key);
-      return [...keys];
-    },
     close() {
       for (const { controller } of inFlight.values()) controller.abort();
       inFlight.clear();
