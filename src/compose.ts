@@ -31,6 +31,7 @@ import {
 } from '../services/usage';
 import type { Logger } from './logger';
 import { createAdmissions, createOllamaStack, type OllamaStack } from '../services/ollama';
+import type { Admission, Resolver } from '../services/ollama';
 import type { SchemaRegistry } from './validation';
 
 export interface ComposeOptions {
@@ -46,6 +47,8 @@ export interface ComposeOptions {
   rateLimitStore?: (budget: RateLimitBudget) => Store;
   /** The replica's Redis connection when REDIS_URL is set; unset: every store is in memory. */
   redis?: RedisConnection;
+  /** One admission per Ollama backend, by backend id (default: an in-process one each). */
+  admissionFor?: (backendId: string) => Admission;
   /** Node process metrics in the registry (default on; tests turn them off for fast scrapes). */
   defaultMetrics?: boolean;
   // Seams for tests; production leaves them unset.
@@ -53,6 +56,8 @@ export interface ComposeOptions {
   telemetry?: Telemetry;
   extraTools?: readonly ToolDefinition[];
   webhookRetryDelayMs?: AgentsRuntimeOptions['webhookRetryDelayMs'];
+  /** The resolver behind OLLAMA_DISCOVERY (default node:dns/promises). */
+  resolveBackends?: Resolver;
 }
 
 /** Every collaborator of the gateway, built once, wired to each other, nothing started. */
@@ -99,6 +104,7 @@ export function composeGateway(options: ComposeOptions): Gateway {
       queueStats: () => ollamaStack.ollama.queueStats(),
       activeModel: () => ollamaStack.models.active(),
       ...(options.redis ? { redisUp: () => redisStatus?.up() ?? false } : {}),
+      backends: () => ollamaStack.ollama.backends(),
     },
   });
   const telemetry = options.telemetry ?? metrics;
@@ -126,7 +132,9 @@ export function composeGateway(options: ComposeOptions): Gateway {
           }),
         }
       : {}),
-    admission: admissions.forBackend('0'),
+    admissionFor: options.admissionFor ?? admissions.forBackend,
+    ...(options.admissionFor ? { admissionFor: options.admissionFor } : {}),
+    ...(options.resolveBackends ? { resolve: options.resolveBackends } : {}),
   });
   const usage = createUsageService({
     store: options.redis
@@ -173,7 +181,7 @@ export function composeGateway(options: ComposeOptions): Gateway {
     models: ollamaStack.models,
     ...(redisStatus ? { redis: redisStatus } : {}),
   });
-  // One backend today: every drop-in request goes to this Ollama.
+  // The backend set routes each forwarded request itself (model, load, the body's affinity).
   const passthrough = createPassthroughService({
     backends: { pick: () => ollamaStack.ollama },
     telemetry,

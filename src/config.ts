@@ -54,6 +54,13 @@ export interface Config {
   SHUTDOWN_TIMEOUT_MS: number;
   /** Normalised base URL without a trailing slash, e.g. `http://127.0.0.1:11434`. */
   OLLAMA_HOST: string;
+  /** Normalised base URLs of a fixed set of backends (empty: OLLAMA_HOST alone). */
+  OLLAMA_HOSTS: readonly string[];
+  /** A DNS name resolved to backends, as `scheme://name:port` (empty: no discovery). */
+  OLLAMA_DISCOVERY: string;
+  OLLAMA_DISCOVERY_INTERVAL_MS: number;
+  /** Backends a switch preloads the active model on (0: every one that has it). */
+  OLLAMA_MODEL_REPLICAS: number;
   OLLAMA_MODEL: string;
   /** As Ollama takes it: a number of seconds or a Go duration string. */
   OLLAMA_KEEP_ALIVE: string | number;
@@ -160,6 +167,26 @@ export function loadConfig(
     } catch (err) {
       problems.push(
         `OLLAMA_HOST: ${(err as Error).message} (got ${JSON.stringify(raw.OLLAMA_HOST)})`,
+      );
+    }
+  }
+  if (ok('OLLAMA_HOSTS')) {
+    const hosts: string[] = [];
+    for (const item of splitList(String(out.OLLAMA_HOSTS))) {
+      try {
+        hosts.push(normalizeOllamaHost(item));
+      } catch (err) {
+        problems.push(`OLLAMA_HOSTS: ${JSON.stringify(item)} ${(err as Error).message}`);
+      }
+    }
+    out.OLLAMA_HOSTS = Object.freeze(hosts);
+  }
+  if (ok('OLLAMA_DISCOVERY') && out.OLLAMA_DISCOVERY !== '') {
+    try {
+      out.OLLAMA_DISCOVERY = normalizeOllamaHost(String(out.OLLAMA_DISCOVERY));
+    } catch (err) {
+      problems.push(
+        `OLLAMA_DISCOVERY: ${(err as Error).message} (got ${JSON.stringify(raw.OLLAMA_DISCOVERY)})`,
       );
     }
   }

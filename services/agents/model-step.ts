@@ -7,6 +7,7 @@ import type {
   ChatResponse,
   GatewayChatRequest,
   Message,
+  RouteHint,
   OllamaService,
 } from '../ollama';
 import type { Telemetry } from '../metrics';
@@ -135,6 +136,21 @@ interface ModelCall {
 export function createModelStep(deps: ModelStepDeps) {
   const { ollama, telemetry, logger } = deps;
   const { now } = deps.clock;
+  /**
+   * Each run's placement among the Ollama backends: its agent and conversation pick the backend
+   * on a tie, and the service records the backend here so the run's later steps stay on it.
+   */
+  const placements = new WeakMap<object, RouteHint>();
+  function routeOf(ctx: StepContext): RouteHint {
+    const { run } = ctx.spec;
+    let hint = placements.get(run);
+    if (!hint) {
+      const opening = run.output.messages.find((m) => m.role !== 'system')?.content ?? '';
+      hint = { affinity: `${ctx.spec.agentLabel}\u0000${opening.slice(0, 512)}` };
+      placements.set(run, hint);
+    }
+    return hint;
+  }
 
   /** Adds a piece of the answer (a chunk, or the whole answer) to `reply` and emits its deltas. */
   function absorb(ctx: StepContext, step: ModelStep, reply: Message, m: Message | undefined): void {
@@ -159,7 +175,8 @@ export function createModelStep(deps: ModelStepDeps) {
     reply: Message,
   ): Promise<ModelCall> {
     const { signal } = ctx;
-    const opts = { signal, ...(ctx.spec.ticket ? { ticket: ctx.spec.ticket } : {}) };
+    const route = routeOf(ctx);
+    const opts = { signal, route, ...(ctx.spec.ticket ? { ticket: ctx.spec.ticket } : {}) };
     if (!ctx.spec.streamTokens) {
       const { response, timings } = await ollama.chat(req, opts);
       absorb(ctx, step, reply, response.message as Message | undefined);

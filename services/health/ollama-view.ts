@@ -1,4 +1,9 @@
-import type { ModelSwitchRecord, OllamaHealthSnapshot, OllamaService } from '../ollama';
+import type {
+  BackendStatus,
+  ModelSwitchRecord,
+  OllamaHealthSnapshot,
+  OllamaService,
+} from '../ollama';
 
 /** The cached Ollama snapshot in the API's snake_case, plus the circuit and the queue. */
 export interface OllamaFacts {
@@ -22,6 +27,20 @@ export interface OllamaFacts {
   last_error: { code: string; message: string; at: string } | null;
   circuit: 'closed' | 'half-open' | 'open';
   queue: { in_flight: number; queued: number; max_concurrency: number; max_queue: number };
+  /** Every Ollama backend with its own state (the fields above merge them). */
+  backends?: BackendFacts[];
+}
+
+export interface BackendFacts {
+  id: string;
+  state: BackendStatus['state'];
+  version: string | null;
+  circuit: BackendStatus['circuit'];
+  in_flight: number;
+  queued: number;
+  installed_models: string[] | null;
+  loaded_models: string[];
+  last_error: { code: string; message: string; at: string } | null;
 }
 
 const iso = (ms: number): string => new Date(ms).toISOString();
@@ -32,7 +51,7 @@ const ageMs = (at: number | null, now: number): number | null =>
 
 export interface OllamaViewSources {
   snapshot: OllamaHealthSnapshot;
-  ollama: Pick<OllamaService, 'circuitState' | 'queueStats'>;
+  ollama: Pick<OllamaService, 'circuitState' | 'queueStats' | 'backends'>;
   activeModel: string;
 }
 
@@ -64,6 +83,21 @@ export function ollamaHealthView(src: OllamaViewSources): OllamaFacts {
       max_concurrency: queue.maxConcurrency,
       max_queue: queue.maxQueue,
     },
+    ...(src.ollama.backends ? { backends: src.ollama.backends().map(backendFacts) } : {}),
+  };
+}
+
+function backendFacts(b: BackendStatus): BackendFacts {
+  return {
+    id: b.id,
+    state: b.state,
+    version: b.version,
+    circuit: b.circuit,
+    in_flight: b.inFlight,
+    queued: b.queued,
+    installed_models: b.installedModels,
+    loaded_models: b.loadedModels,
+    last_error: b.lastError && { ...b.lastError, at: iso(b.lastError.at) },
   };
 }
 

@@ -103,7 +103,7 @@ export interface HealthServiceOptions {
   lifecycle: Pick<Lifecycle, 'isDraining' | 'openStreams'>;
   startup: Pick<StartupSequence, 'state'>;
   ollamaHealth: Pick<OllamaHealth, 'snapshot'>;
-  ollama: Pick<OllamaService, 'circuitState' | 'queueStats'>;
+  ollama: Pick<OllamaService, 'circuitState' | 'queueStats' | 'backends'>;
   models: Pick<ModelManager, 'active'>;
   /**
    * The Redis connection's state, with REDIS_URL: a non-critical readiness check (a Redis

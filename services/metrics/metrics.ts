@@ -12,6 +12,7 @@ import {
   HTTP_METHODS,
 } from './labels';
 import { registerStateGauges, type MetricsState } from './state-gauges';
+import { registerBackendMetrics } from './backend-metrics';
 
 export type { MetricsState } from './state-gauges';
 
@@ -121,6 +122,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     for (const name of MISNAMED_DEFAULT_METRICS) registry.removeSingleMetric(name);
   }
   registerStateGauges(registry, options.state ?? {});
+  const routing = registerBackendMetrics(registry, options.state?.backends);
 
   const http: HttpInstruments = {
     requests: new Counter({
@@ -225,5 +227,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
       if (e.kind === 'takeover') m.runTakeovers.inc();
       else m.runRemoteCancels.inc({ direction: e.kind === 'cancel_sent' ? 'sent' : 'received' });
     },
+    route: routing.route,
+    modelLoad: routing.modelLoad,
   };
 }

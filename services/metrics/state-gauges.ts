@@ -1,6 +1,6 @@
 import { Gauge, type Registry } from 'prom-client';
 import { modelKey } from '../../src/model-name';
-import type { OllamaHealthSnapshot, OllamaService } from '../ollama';
+import type { BackendStatus, OllamaHealthSnapshot, OllamaService } from '../ollama';
 
 /**
  * Where the gauges that mirror state read it. Each getter returns cached state and is called
@@ -19,6 +19,8 @@ export interface MetricsState {
   activeModel?: () => string;
   /** Whether the replica's Redis connection is up; `redis_up` exists only with REDIS_URL. */
   redisUp?: () => boolean;
+  /** Every Ollama backend with its state (the `ollama_backend_*` gauges). */
+  backends?: () => BackendStatus[];
 }
 
 const CIRCUIT_VALUE = { closed: 0, 'half-open': 1, open: 2 } as const;

@@ -81,6 +81,17 @@ export interface RunCoordinationEvent {
   kind: 'takeover' | 'cancel_sent' | 'cancel_received';
 }
 
+export interface RouteEvent {
+  reason: 'loaded' | 'installed' | 'least_loaded' | 'affinity' | 'failover';
+  /** The backend's id (its index or name; never its URL). */
+  backend: string;
+}
+
+export interface ModelLoadEvent {
+  /** The backend the gateway loaded a model on. */
+  backend: string;
+}
+
 export interface Telemetry {
   inference(e: InferenceEvent): void;
   healthCheck(e: HealthCheckEvent): void;
@@ -92,6 +103,10 @@ export interface Telemetry {
   toolCall(e: ToolCallEvent): void;
   webhook(e: WebhookEvent): void;
   runCoordination(e: RunCoordinationEvent): void;
+  /** A generation was routed to a backend (optional: recorders that ignore routing omit it). */
+  route?(e: RouteEvent): void;
+  /** The gateway started loading a model on a backend. */
+  modelLoad?(e: ModelLoadEvent): void;
 }
 
 /** Telemetry that records nothing (unit tests that do not look at metrics). */

@@ -12,6 +12,8 @@ export interface ModelView {
   modified_at: string;
   active: boolean;
   loaded: boolean;
+  /** The backends (ids) that have it installed and loaded, when the service knows backends. */
+  backends?: { installed: string[]; loaded: string[] };
 }
 
 /** One model's facts as GET /ollama/model-info shows them. */
@@ -34,7 +36,7 @@ export interface ModelCatalog {
 }
 
 export interface ModelCatalogOptions {
-  ollama: Pick<OllamaService, 'list' | 'ps' | 'show' | 'loading'>;
+  ollama: Pick<OllamaService, 'list' | 'ps' | 'show' | 'loading' | 'placement'>;
   /**
    * Deadline of `/api/ps` while a load is under way and nothing is cached yet (it waits for an
    * MLX load to end; OLLAMA_HEALTH_TIMEOUT_MS).
@@ -127,6 +129,7 @@ export function createModelCatalog(options: ModelCatalogOptions): ModelCatalog {
         modified_at: String(m.modified_at),
         active: sameModel(m.name, active),
         loaded: loaded.some((n) => sameModel(n, m.name)),
+        ...(ollama.placement ? { backends: ollama.placement(m.name) } : {}),
       }));
     },
 

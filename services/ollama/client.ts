@@ -64,8 +64,10 @@ export interface OllamaClientOptions {
   clock?: Pick<Clock, 'now' | 'after' | 'sleep'>;
   /** Jitter source for retry backoff (default Math.random). */
   random?: () => number;
-  /** This backend's admission (default: one in memory, from OLLAMA_MAX_CONCURRENCY and QUEUE_*). */
+  /** This Ollama's admission (default: an in-process one from OLLAMA_MAX_CONCURRENCY, QUEUE_*). */
   admission?: Admission;
+  /** Called when the gateway starts loading a model here (for the loads-caused metric). */
+  onLoad?: (model: string) => void;
 }
 
 /** The service plus what its owner (server.ts, tests) needs: events and shutdown. */
@@ -115,6 +117,7 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
     // so the load is timed here.
     start: async (model, keepAlive, signal) => {
       const started = now();
+      options.onLoad?.(model);
       try {
         await emptyRequest(model, keepAlive, { signal }, 'load');
         report('preload', model, started, {

@@ -37,6 +37,8 @@ export interface ForwardRequest {
   streamed: boolean;
   /** A 404 from this path means "model not installed" (MODEL_NOT_FOUND), not "no such path". */
   modelScoped: boolean;
+  /** The model the body names, when it names one: where it is loaded decides the backend. */
+  model?: string;
 }
 
 /** Ollama's answer: status and content type, then the body chunks as they arrive. */

@@ -4,8 +4,12 @@ export { createAdmissions } from './admissions';
 export type { AdmissionFactory, Admissions } from './admissions';
 export type { Admission, AdmissionStats, Slot } from './admission';
 export { createOllamaStack } from './stack';
+export { dnsResolver } from './backends';
+export type { BackendSet, Resolver } from './backends';
+export type { RouteReason } from './routing';
 export type { OllamaStack } from './stack';
 export type {
+  BackendStatus,
   CallOptions,
   CallTimings,
   ChatResponse,
@@ -18,5 +22,6 @@ export type {
   OllamaHealthSnapshot,
   OllamaService,
   ProgressResponse,
+  RouteHint,
   Tool,
 } from './types';

@@ -1,8 +1,7 @@
 import { createModelService, type ActiveModelStore, type ModelService } from '../models';
+import type { OllamaClient } from './client';
 import type { Admission } from './admission';
-import { createLocalAdmission } from './admissions';
-import { createOllamaService, type OllamaClient } from './client';
-import { createOllamaHealth } from '../health';
+import { createBackendSet, type BackendSet, type Resolver } from './backends';
 import type { OllamaHealth } from './types';
 import type { Telemetry } from '../metrics';
 import type { Clock } from '../../src/clock';
@@ -11,7 +10,8 @@ import type { Logger } from '../../src/logger';
 
 /** The Ollama collaborators every other part uses, built together because they share state. */
 export interface OllamaStack {
-  ollama: OllamaClient;
+  /** Every backend seen as one Ollama (routing, fan-out); `backends()` lists them. */
+  ollama: OllamaClient & Pick<BackendSet, 'backends'>;
   ollamaHealth: OllamaHealth;
   models: ModelService;
   /** Stops the health timer and closes the connection pool. */
@@ -26,8 +26,10 @@ export interface OllamaStackOptions {
   clock: Clock;
   /** Where the active model lives (default: in this process, from OLLAMA_MODEL). */
   activeModel?: ActiveModelStore;
-  /** The backend's admission (compose's factory; default: one in memory from the config). */
-  admission?: Admission;
+  /** One admission per backend (compose's factory; default: an in-process one each). */
+  admissionFor?: (backendId: string) => Admission;
+  /** The resolver behind OLLAMA_DISCOVERY (default: node:dns/promises). */
+  resolve?: Resolver;
 }
 
 /**
@@ -38,8 +40,16 @@ export function createOllamaStack(options: OllamaStackOptions): OllamaStack {
   const { config, telemetry, logger } = options;
   const { clock } = options;
   const { now } = clock;
-  const admission = options.admission ?? createLocalAdmission(config, clock);
-  const ollama = createOllamaService({ config, telemetry, logger, clock, admission });
+  const backends = createBackendSet({
+    config,
+    telemetry,
+    logger,
+    clock,
+    activeModel: () => models.active(),
+    ...(options.admissionFor ? { admissionFor: options.admissionFor } : {}),
+    ...(options.resolve ? { resolve: options.resolve } : {}),
+  });
+  const ollama = backends;
   const models = createModelService({
     ollama,
     cacheTtlMs: config.MODELS_CACHE_TTL_MS,
@@ -50,16 +60,7 @@ export function createOllamaStack(options: OllamaStackOptions): OllamaStack {
     logger,
     now,
   });
-  const ollamaHealth = createOllamaHealth({
-    ollama,
-    activeModel: () => models.active(),
-    ttlMs: config.OLLAMA_HEALTH_TTL_MS,
-    timeoutMs: config.OLLAMA_HEALTH_TIMEOUT_MS,
-    psTimeoutMs: config.OLLAMA_PS_TIMEOUT_MS,
-    telemetry,
-    logger,
-    clock,
-  });
+  const ollamaHealth = backends.health;
   return {
     ollama,
     ollamaHealth,

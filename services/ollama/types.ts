@@ -52,6 +52,36 @@ export interface CallOptions {
    * internal group, with no cap of its own.
    */
   ticket?: AdmissionTicket;
+
+  /**
+   * Where a generation should go when there are several Ollama backends: the affinity key
+   * that breaks ties (a run's agent and conversation), and the backend the run's earlier steps
+   * used, which the service records here after each pick so every step stays on it.
+   */
+  route?: RouteHint;
+}
+
+export interface RouteHint {
+  /** Ties between equally good backends go to the one this key hashes to. */
+  affinity?: string;
+  /** The backend chosen last (set by the service); kept while it can serve the model. */
+  backend?: string;
+}
+
+/** One Ollama backend as health views and metrics show it (never its URL). */
+export interface BackendStatus {
+  /** Its index, or a name the operator gave; a bounded metric label. */
+  id: string;
+  /** `draining`: it left discovery and finishes its in-flight work. */
+  state: 'up' | 'down' | 'unknown' | 'draining';
+  version: string | null;
+  circuit: 'closed' | 'half-open' | 'open';
+  inFlight: number;
+  queued: number;
+  installedModels: string[] | null;
+  /** Loaded as `/api/ps` last said, plus what the gateway loaded or used there since. */
+  loadedModels: string[];
+  lastError: { code: string; message: string; at: number } | null;
 }
 
 /**
@@ -128,6 +158,10 @@ export interface OllamaService {
   failingModels(): string[];
   /** Models whose load (a preload the service owns) is under way. */
   loading(): string[];
+  /** Every backend with its state (absent on a service with no notion of backends). */
+  backends?(): BackendStatus[];
+  /** Per model, the backends that have it installed and loaded (from the cached health). */
+  placement?(model: string): { installed: string[]; loaded: string[] };
   /** Admission queue state, for health and metrics. */
   queueStats(): {
     inFlight: number;

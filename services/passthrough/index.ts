@@ -20,7 +20,10 @@ export interface InferenceBackend {
   forward: Forward;
 }
 
-/** Chooses the backend of a request; one backend today, several with model routing later. */
+/**
+ * Where a request is forwarded. The Ollama service's backend set routes each request among its
+ * backends by model and load, so composition hands that one set out for every model.
+ */
 export interface BackendRouter {
   pick(model: string | undefined): InferenceBackend;
 }
@@ -135,8 +138,9 @@ export function createPassthroughService(options: PassthroughOptions): Passthrou
             kind: route.kind,
             streamed,
             modelScoped: route.modelScoped,
+            ...(model !== undefined ? { model } : {}),
           },
-          { signal, ...(ticket ? { ticket } : {}) },
+          { signal, route: { affinity: affinityOf(body, model) }, ...(ticket ? { ticket } : {}) },
         );
       } catch (err) {
         const cancelled = signal.aborted && !isAppError(err);
@@ -199,6 +203,24 @@ function usageRequest(
   const options = body.stream_options as { include_usage?: unknown } | null | undefined;
   if (options?.include_usage === true) return undefined;
   return { body: { ...body, stream_options: { ...options, include_usage: true } } };
+}
+
+/**
+ * The key that keeps a conversation on one backend (its prompt cache): the model and the
+ * conversation's opening (the first two messages, or the start of the prompt), which every
+ * later turn of the same conversation repeats.
+ */
+function affinityOf(body: Record<string, unknown> | undefined, model: string | undefined): string {
+  const opening = Array.isArray(body?.messages)
+    ? body.messages.slice(0, 2)
+    : Array.isArray(body?.input)
+      ? body.input.slice(0, 2)
+      : typeof body?.prompt === 'string'
+        ? body.prompt.slice(0, 512)
+        : typeof body?.input === 'string'
+          ? body.input.slice(0, 512)
+          : '';
+  return `${model ?? ''}\u0000${JSON.stringify(opening)}`;
 }
 
 function pick(answer: Awaited<ReturnType<Forward>>) {

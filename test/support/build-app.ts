@@ -5,6 +5,7 @@ import { createRequestContextStore } from '../../src/request-context';
 import type { ModelService } from '../../services/models/model-service';
 import type { OllamaClient } from '../../services/ollama/client';
 import type { OllamaHealth } from '../../services/ollama/types';
+import type { BackendSet, Resolver } from '../../services/ollama/backends';
 import type { Telemetry } from '../../services/metrics/telemetry';
 import type { ToolDefinition } from '../../services/tools/types';
 import type { AgentsRuntime } from '../../services/agents/runtime';
@@ -46,6 +47,8 @@ export interface TestAppOptions {
   deps?: Partial<AppDeps>;
   /** The API keys (e.g. entries of a YAML key file, or a reloading store); default API_KEYS. */
   apiKeys?: ComposeOptions['apiKeys'];
+  /** The resolver behind OLLAMA_DISCOVERY (default node:dns/promises). */
+  resolveBackends?: Resolver;
 }
 
 /** The app on a real socket with the production server settings (createHttpServer). */
@@ -66,7 +69,7 @@ export interface TestApp {
   metrics: Metrics;
   /** The simulator in use (undefined with `simulator: false`). */
   sim: OllamaSimulator | undefined;
-  ollama: OllamaClient;
+  ollama: OllamaClient & Pick<BackendSet, 'backends'>;
   ollamaHealth: OllamaHealth;
   models: ModelService;
   agents: AgentsRuntime;
@@ -124,6 +127,7 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
     extraTools: options.extraTools,
     webhookRetryDelayMs: () => 0,
     ...(options.apiKeys ? { apiKeys: options.apiKeys } : {}),
+    ...(options.resolveBackends ? { resolveBackends: options.resolveBackends } : {}),
   });
   const { metrics, ollamaStack: stack, agents, lifecycle, startup, health } = gateway;
   const deps: AppDeps = { ...gateway.deps, ...options.deps };

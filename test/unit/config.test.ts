@@ -6,6 +6,36 @@ describe('loadConfig', () => {
   const schemas = createSchemaRegistry();
   const load = (env: Record<string, string>) => loadConfig(env, schemas);
 
+  describe('several Ollama backends', () => {
+    it('normalises each OLLAMA_HOSTS entry and the OLLAMA_DISCOVERY name like OLLAMA_HOST', () => {
+      const c = load({
+        OLLAMA_HOSTS: ' gpu-0:11434, https://gpu-1.example ,:9000',
+        OLLAMA_DISCOVERY: 'ollama-headless.ai.svc',
+      });
+      assert.deepEqual(c.OLLAMA_HOSTS, [
+        'http://gpu-0:11434',
+        'https://gpu-1.example:443',
+        'http://127.0.0.1:9000',
+      ]);
+      assert.equal(c.OLLAMA_DISCOVERY, 'http://ollama-headless.ai.svc:11434');
+      assert.ok(Object.isFrozen(c.OLLAMA_HOSTS));
+      const none = load({});
+      assert.deepEqual(none.OLLAMA_HOSTS, []);
+      assert.equal(none.OLLAMA_DISCOVERY, '');
+      assert.equal(none.OLLAMA_MODEL_REPLICAS, 0);
+    });
+
+    it('names the bad entry of OLLAMA_HOSTS and a bad OLLAMA_DISCOVERY', () => {
+      assert.throws(
+        () => load({ OLLAMA_HOSTS: 'gpu-0,ftp://gpu-1', OLLAMA_DISCOVERY: 'ftp://x' }),
+        (err: unknown) =>
+          err instanceof ConfigError &&
+          err.problems.some((p) => /OLLAMA_HOSTS: "ftp:\/\/gpu-1" scheme must be http/.test(p)) &&
+          err.problems.some((p) => /OLLAMA_DISCOVERY: scheme must be http or https/.test(p)),
+      );
+    });
+  });
+
   describe('when the environment is empty', () => {
     it('applies every documented default and freezes the result', () => {
       const c = load({});

@@ -48,11 +48,12 @@ class Simulator extends EventEmitter implements OllamaSimulator {
   private readonly lifetime = new AbortController();
   private open = 0;
   private seq = 0;
-  private boundPort = 0;
+  private boundPort: number;
   private closed = false;
 
   constructor(private readonly opts: SimulatorOptions) {
     super();
+    this.boundPort = opts.port ?? 0;
     this.clock = opts.clock ?? realClock(opts.now ?? Date.now);
     const now = opts.now ?? (() => this.clock.now());
     const emit = (e: SimEvent) => void this.emit(e.type, e);

@@ -65,6 +65,11 @@ export interface SimulatorOptions {
   /** OLLAMA_REMOTES: hosts a cloud stub may run on (default ['ollama.com']). */
   remotes?: string[];
   /** Bind address (default '127.0.0.1'). */
+  /**
+   * Port to listen on (default 0: a free one). Several simulators on different loopback
+   * addresses (127.0.0.2, 127.0.0.3…) with one port stand for the pods behind a headless Service.
+   */
+  port?: number;
   hostname?: string;
 }
 

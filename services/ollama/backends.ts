@@ -1,0 +1,854 @@
+/**
+ * Several Ollama servers behind one gateway. Each backend is a full Ollama service of its own
+ * (./client.ts: keep-alive pool, circuit breaker, admission, load table) with its own cached
+ * health (services/health); this module keeps the set (fixed by OLLAMA_HOST / OLLAMA_HOSTS, or
+ * discovered through DNS), routes each generation to one of them (./routing.ts) and fans model
+ * management out to all of them. The set itself is an OllamaClient, so everything above it
+ * codes against one Ollama whatever the number of backends.
+ */
+import { lookup } from 'node:dns/promises';
+import type { Clock, TimerHandle } from '../../src/clock';
+import type { Config } from '../../src/config';
+import { AppError, isAppError } from '../../src/errors';
+import type { Logger } from '../../src/logger';
+import { modelKey, sameModel } from '../../src/model-name';
+import { createOllamaHealth } from '../health';
+import type { Telemetry } from '../metrics';
+import type { Admission } from './admission';
+import type { CircuitState } from './circuit';
+import { createOllamaService, type OllamaClient } from './client';
+import { failureOf } from './errors';
+import { keepAliveMs as keepAliveToMs } from './loads';
+import { collectChat } from './stream';
+import { chooseBackend, type RouteCandidate, type RouteReason } from './routing';
+import type {
+  BackendStatus,
+  CallOptions,
+  OllamaHealth,
+  OllamaHealthSnapshot,
+  ProgressResponse,
+  RouteHint,
+} from './types';
+
+/** Resolves a DNS name to the addresses behind it (a headless Service: one per ready pod). */
+export type Resolver = (hostname: string) => Promise<string[]>;
+
+/** The production resolver: every address getaddrinfo knows for the name (IPv4 and IPv6). */
+export const dnsResolver: Resolver = async (hostname) => {
+  try {
+    return (await lookup(hostname, { all: true })).map((a) => a.address);
+  } catch (err) {
+    // A headless Service with no ready pod has no records: that is an empty set, not a fault.
+    const code = (err as { code?: string }).code;
+    if (code === 'ENOTFOUND' || code === 'ENODATA') return [];
+    throw err;
+  }
+};
+
+export interface BackendSetOptions {
+  config: Readonly<Config>;
+  telemetry: Telemetry;
+  logger: Logger;
+  clock: Clock;
+  /** The active model: each backend's health checks whether it is installed there. */
+  activeModel: () => string;
+  /** One admission per backend (default: an in-process one each). */
+  admissionFor?: (backendId: string) => Admission;
+  /** The resolver behind OLLAMA_DISCOVERY (default: node:dns/promises). */
+  resolve?: Resolver;
+  random?: () => number;
+}
+
+/** The backends seen as one Ollama, plus their health and their per-backend state. */
+export interface BackendSet extends OllamaClient {
+  /** The health of every backend, merged (readiness: at least one serves the active model). */
+  health: OllamaHealth;
+  backends(): BackendStatus[];
+}
+
+interface Backend {
+  id: string;
+  /** The address it was discovered at (unset for OLLAMA_HOST / OLLAMA_HOSTS backends). */
+  address?: string;
+  client: OllamaClient;
+  health: OllamaHealth;
+  draining: boolean;
+  /** Generations routed here by this replica and not finished. */
+  active: number;
+  /**
+   * What the gateway last sent here, by model key: when, and how many of those generations
+   * still run. A model sent here is taken as loaded until a later `/api/ps` says otherwise.
+   */
+  sent: Map<string, { at: number; running: number }>;
+  /**
+   * Models (keys) the gateway made this backend evict by sending it another model, each also
+   * held elsewhere: from then on they are not routed here, so two models never take turns
+   * reloading on one backend while one of them has another home.
+   */
+  leaving: Map<string, number>;
+}
+
+/** Errors before the first byte after which another backend may take the generation. */
+const FAILOVER_CODES = new Set([
+  'OLLAMA_UNAVAILABLE',
+  'OLLAMA_BUSY',
+  'OLLAMA_TIMEOUT',
+  'MODEL_NOT_FOUND',
+  'MODEL_FAILING',
+  'QUEUE_FULL',
+]);
+
+function canFailOver(err: unknown): boolean {
+  if (!isAppError(err)) return false;
+  if (FAILOVER_CODES.has(err.code)) return true;
+  return err.code === 'OLLAMA_UPSTREAM_ERROR' && (failureOf(err).status ?? 0) >= 500;
+}
+
+const CIRCUIT_ORDER: readonly CircuitState[] = ['closed', 'half-open', 'open'];
+
+/** The base URL of a discovered address, from the OLLAMA_DISCOVERY URL (scheme, port, path). */
+function urlFor(template: URL, address: string): string {
+  const host = address.includes(':') ? `[${address}]` : address;
+  const auth = template.username
+    ? `${template.username}${template.password ? `:${template.password}` : ''}@`
+    : '';
+  const port = template.port === '' ? '' : `:${template.port}`;
+  const path = template.pathname.replace(/\/+$/, '');
+  return `${template.protocol}//${auth}${host}${port}${path}`;
+}
+
+/**
+ * Builds the backend set: OLLAMA_HOSTS when given, else OLLAMA_HOST unless OLLAMA_DISCOVERY is
+ * set; discovered backends join when `health.start()` starts the discovery timer.
+ */
+export function createBackendSet(options: BackendSetOptions): BackendSet {
+  const { config, telemetry, logger, clock } = options;
+  const backends = new Map<string, Backend>();
+  const circuitListeners = new Set<(state: CircuitState) => void>();
+  let healthRunning = false;
+  let lastCircuit: CircuitState | undefined;
+  let discoveryTimer: TimerHandle | null = null;
+  let discovering: Promise<void> | null = null;
+  let closed = false;
+  let refreshing: Promise<OllamaHealthSnapshot> | null = null;
+  /** Aborted on close: ends the background warm-up of discovered backends. */
+  const lifetime = new AbortController();
+
+  function add(id: string, url: string, address?: string): Backend {
+    const client = createOllamaService({
+      config: { ...config, OLLAMA_HOST: url },
+      telemetry,
+      logger,
+      clock,
+      random: options.random,
+      ...(options.admissionFor ? { admission: options.admissionFor(id) } : {}),
+      onLoad: () => telemetry.modelLoad?.({ backend: id }),
+    });
+    const health = createOllamaHealth({
+      ollama: client,
+      activeModel: options.activeModel,
+      ttlMs: config.OLLAMA_HEALTH_TTL_MS,
+      timeoutMs: config.OLLAMA_HEALTH_TIMEOUT_MS,
+      psTimeoutMs: config.OLLAMA_PS_TIMEOUT_MS,
+      telemetry,
+      logger,
+      clock,
+      random: options.random,
+    });
+    const backend: Backend = {
+      id,
+      client,
+      health,
+      draining: false,
+      active: 0,
+      sent: new Map(),
+      leaving: new Map(),
+    };
+    if (address !== undefined) backend.address = address;
+    client.onCircuitChange(() => circuitChanged());
+    backends.set(id, backend);
+    if (healthRunning) health.start();
+    return backend;
+  }
+
+  const statics =
+    config.OLLAMA_HOSTS.length > 0
+      ? config.OLLAMA_HOSTS
+      : config.OLLAMA_DISCOVERY === ''
+        ? [config.OLLAMA_HOST]
+        : [];
+  statics.forEach((url, i) => add(String(i), url));
+
+  const list = (): Backend[] => [...backends.values()];
+  const serving = (): Backend[] => list().filter((b) => !b.draining);
+
+  const keepAliveMs = keepAliveToMs(config.OLLAMA_KEEP_ALIVE);
+
+  /**
+   * The models a backend holds as far as this replica knows: the last `/api/ps` answer, the
+   * loads the gateway has under way there, and what it sent there since that answer (a load
+   * in progress is not listed by `/api/ps`, ollama-api.md §1.5). A model sent before a fresh
+   * `/api/ps` that does not list it was evicted, and is forgotten.
+   */
+  function heldKeys(b: Backend): Set<string> {
+    const snap = b.health.snapshot();
+    const keys = new Set(snap.loadedModels.map((m) => modelKey(m.name)));
+    for (const m of b.client.loading()) keys.add(modelKey(m));
+    const now = clock.now();
+    const answeredAfter =
+      snap.checkedAt !== null && !snap.loadedModelsStale
+        ? snap.checkedAt - config.OLLAMA_HEALTH_TIMEOUT_MS
+        : -Infinity;
+    for (const [key, entry] of b.sent) {
+      if (entry.running > 0 || keys.has(key)) {
+        keys.add(key);
+      } else if (entry.at < answeredAfter || now - entry.at > keepAliveMs) {
+        b.sent.delete(key);
+      } else {
+        keys.add(key);
+      }
+    }
+    const listed = new Set(snap.loadedModels.map((m) => modelKey(m.name)));
+    for (const [key, at] of b.leaving) {
+      // Still listed by an /api/ps asked after the eviction was expected: it had room after all.
+      if (now - at > keepAliveMs || (at < answeredAfter && listed.has(key))) b.leaving.delete(key);
+      else keys.delete(key);
+    }
+    return keys;
+  }
+
+  /**
+   * `model` goes to `b`, which does not hold it: it will load there, and may evict what `b`
+   * holds. The models it holds that another backend holds too are routed elsewhere from now on.
+   */
+  function displacing(b: Backend, model: string): string[] {
+    const holders = holderCounts(serving());
+    const now = clock.now();
+    const displaced: string[] = [];
+    for (const key of heldKeys(b)) {
+      if (key !== modelKey(model) && (holders.get(key) ?? 0) > 1 && !b.leaving.has(key)) {
+        b.leaving.set(key, now);
+        displaced.push(key);
+      }
+    }
+    return displaced;
+  }
+
+  /**
+   * Records a generation of `model` sent to `b`. The returned function records its end; when
+   * it failed before its first byte (`reached` false), a model that was new there is taken back
+   * as not loaded, and what it displaced as still there.
+   */
+  function sending(
+    b: Backend,
+    model: string | undefined,
+    countLoad: boolean,
+  ): (reached: boolean) => void {
+    if (model === undefined) return () => undefined;
+    const key = modelKey(model);
+    const fresh = !heldKeys(b).has(key);
+    if (fresh && countLoad) telemetry.modelLoad?.({ backend: b.id });
+    const displaced = fresh ? displacing(b, model) : [];
+    b.leaving.delete(key);
+    const entry = b.sent.get(key) ?? { at: 0, running: 0 };
+    entry.at = clock.now();
+    entry.running += 1;
+    b.sent.set(key, entry);
+    return (reached) => {
+      entry.running -= 1;
+      entry.at = clock.now();
+      if (reached || !fresh) return;
+      if (entry.running === 0) b.sent.delete(key);
+      for (const k of displaced) b.leaving.delete(k);
+    };
+  }
+
+  function loadOf(b: Backend): number {
+    const q = b.client.queueStats();
+    return Math.max(b.active, q.inFlight + q.queued);
+  }
+
+  function candidate(
+    b: Backend,
+    model: string | undefined,
+    holders?: ReadonlyMap<string, number>,
+  ): RouteCandidate {
+    const snap = b.health.snapshot();
+    const held = heldKeys(b);
+    const installed =
+      model === undefined || snap.installedModels === null
+        ? model === undefined
+          ? true
+          : null
+        : snap.installedModels.some((n) => sameModel(n, model));
+    return {
+      id: b.id,
+      status: snap.status,
+      circuit: b.client.circuitState(),
+      installed,
+      loaded: model !== undefined && held.has(modelKey(model)),
+      loadedCount: held.size,
+      load: loadOf(b),
+      capacity: b.client.queueStats().maxConcurrency,
+      ...(holders ? { redundant: [...held].every((k) => (holders.get(k) ?? 0) > 1) } : {}),
+    };
+  }
+
+  /** How many backends of `pool` hold each model key. */
+  function holderCounts(pool: readonly Backend[]): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const b of pool) for (const k of heldKeys(b)) counts.set(k, (counts.get(k) ?? 0) + 1);
+    return counts;
+  }
+
+  /** Picks a backend for `model`, leaving out `tried`; undefined when none is left. */
+  function pick(
+    model: string | undefined,
+    hint: RouteHint | undefined,
+    tried: ReadonlySet<string>,
+  ): { backend: Backend; reason: RouteReason } | undefined {
+    const pool = serving().filter((b) => !tried.has(b.id));
+    const holders = holderCounts(serving());
+    const choice = chooseBackend(
+      pool.map((b) => candidate(b, model, holders)),
+      {
+        affinity: hint?.affinity ?? model ?? '',
+        ...(hint?.backend !== undefined && tried.size === 0 ? { sticky: hint.backend } : {}),
+      },
+    );
+    if (!choice) return undefined;
+    const reason: RouteReason = tried.size > 0 ? 'failover' : choice.reason;
+    return { backend: backends.get(choice.id)!, reason };
+  }
+
+  function noBackend(): AppError {
+    return new AppError('OLLAMA_UNAVAILABLE', 'No Ollama backend is available.', {
+      retryAfterS: 1,
+      details: { backends: serving().length },
+    });
+  }
+
+  /**
+   * Runs one generation on the backend the rules pick; when it fails before its first byte in
+   * a way another backend may not, the next best backend gets it. `wrap` ties the routed count
+   * to the answer's end.
+   */
+  async function routed<T>(
+    model: string | undefined,
+    opts: CallOptions | undefined,
+    call: (b: Backend) => Promise<T>,
+    wrap: (answer: T, done: () => void) => T,
+    /** Whether sending the model where it is not loaded is a load only this call causes. */
+    causesLoad = false,
+  ): Promise<T> {
+    const tried = new Set<string>();
+    let lastErr: unknown;
+    for (;;) {
+      const picked = pick(model, opts?.route, tried);
+      if (!picked) throw lastErr ?? noBackend();
+      const { backend, reason } = picked;
+      telemetry.route?.({ reason, backend: backend.id });
+      backend.active += 1;
+      const ended = sending(backend, model, causesLoad);
+      let settled = false;
+      const done = (reached = true): void => {
+        if (settled) return;
+        settled = true;
+        backend.active -= 1;
+        ended(reached);
+      };
+      try {
+        const answer = await call(backend);
+        if (opts?.route) opts.route.backend = backend.id;
+        return wrap(answer, () => done());
+      } catch (err) {
+        done(false);
+        if (opts?.signal?.aborted || !canFailOver(err)) throw err;
+        logger.warn('generation failed before its first byte; trying another backend', {
+          backend: backend.id,
+          code: isAppError(err) ? err.code : undefined,
+        });
+        tried.add(backend.id);
+        lastErr = err;
+      }
+    }
+  }
+
+  /**
+   * The answer as it is, except that its end (read to the end, broken off, or aborted) also
+   * ends the routed call's count.
+   */
+  function settling<A extends AsyncIterable<unknown> & { abort(): void }>(
+    answer: A,
+    done: () => void,
+  ): A {
+    const wrapped = Object.create(answer) as A;
+    wrapped.abort = () => {
+      answer.abort();
+      done();
+    };
+    wrapped[Symbol.asyncIterator] = async function* () {
+      try {
+        yield* answer;
+      } finally {
+        done();
+      }
+    } as A[typeof Symbol.asyncIterator];
+    return wrapped;
+  }
+
+  /** Runs `fn` on every backend in `targets` at once; every outcome, in order. */
+  function everywhere<T>(
+    targets: readonly Backend[],
+    fn: (b: Backend) => Promise<T>,
+  ): Promise<Array<PromiseSettledResult<T>>> {
+    return Promise.all(
+      targets.map((b) =>
+        fn(b).then(
+          (value) => ({ status: 'fulfilled' as const, value }),
+          (reason: unknown) => ({ status: 'rejected' as const, reason }),
+        ),
+      ),
+    );
+  }
+
+  const notFound = (err: unknown): boolean => isAppError(err) && err.code === 'MODEL_NOT_FOUND';
+
+  /**
+   * The outcome of a fan-out: the successes, or the error to throw when nothing succeeded (a
+   * real failure before a "not installed here").
+   */
+  function firstFailure(results: Array<PromiseSettledResult<unknown>>): unknown {
+    const errors = results.flatMap((r) => (r.status === 'rejected' ? [r.reason] : []));
+    return errors.find((e) => !notFound(e)) ?? errors[0] ?? noBackend();
+  }
+
+  /** Backends not known to be down, in id order. */
+  const reachable = (): Backend[] => serving().filter((b) => b.health.snapshot().status !== 'down');
+
+  /** The backends a preload of `model` goes to: those having it, loaded ones first. */
+  function preloadTargets(model: string): Backend[] {
+    const pool = reachable();
+    const having = pool.filter((b) => candidate(b, model).installed !== false);
+    const targets = having.length > 0 ? having : pool;
+    const replicas = config.OLLAMA_MODEL_REPLICAS;
+    if (replicas <= 0 || targets.length <= replicas) return targets;
+    const ranked = targets
+      .map((b) => ({ b, c: candidate(b, model) }))
+      .sort(
+        (x, y) =>
+          Number(y.c.loaded) - Number(x.c.loaded) ||
+          x.c.loadedCount - y.c.loadedCount ||
+          x.c.load - y.c.load ||
+          Number(x.b.id) - Number(y.b.id),
+      );
+    return ranked.slice(0, replicas).map((r) => r.b);
+  }
+
+  /**
+   * OLLAMA_PULL_ON_START: the model is pulled on every reachable backend known not to have it
+   * (a backend whose pull fails is left out of the preload; the others go on).
+   */
+  async function pullWhereMissing(model: string, opts: CallOptions | undefined): Promise<void> {
+    const missing = reachable().filter((b) => candidate(b, model).installed === false);
+    await everywhere(missing, async (b) => {
+      try {
+        for await (const _ of b.client.pull(model, opts));
+        await b.health.refresh();
+      } catch (err) {
+        logger.warn('pulling the model on a backend failed', {
+          backend: b.id,
+          model,
+          code: isAppError(err) ? err.code : undefined,
+        });
+      }
+    });
+  }
+
+  /**
+   * A backend that joined through discovery gets the active model as a switch would give it:
+   * pulled when missing and OLLAMA_PULL_ON_START asks, preloaded when OLLAMA_PRELOAD does.
+   */
+  async function warm(b: Backend): Promise<void> {
+    const model = options.activeModel();
+    try {
+      const snap = await b.health.refresh();
+      if (snap.status !== 'up' || closed) return;
+      if (snap.activeModelInstalled === false) {
+        if (!config.OLLAMA_PULL_ON_START) return;
+        for await (const _ of b.client.pull(model, { signal: lifetime.signal }));
+      }
+      if (config.OLLAMA_PRELOAD) {
+        await b.client.preload(model, config.OLLAMA_KEEP_ALIVE, { signal: lifetime.signal });
+      }
+    } catch (err) {
+      if (!closed) {
+        logger.warn('warming a discovered backend failed', {
+          backend: b.id,
+          code: isAppError(err) ? err.code : undefined,
+        });
+      }
+    }
+  }
+
+  /** Reachable backends, those known to have `model` installed first. */
+  function havingFirst(model: string): Backend[] {
+    const pool = reachable();
+    const having = pool.filter((b) => candidate(b, model).installed === true);
+    return [...having, ...pool.filter((b) => !having.includes(b))];
+  }
+
+  /** Reads from the first backend that answers (reachable ones first). */
+  async function firstAnswer<T>(fn: (b: Backend) => Promise<T>, order = reachable()): Promise<T> {
+    const rest = serving().filter((b) => !order.includes(b));
+    let lastErr: unknown;
+    for (const b of [...order, ...rest]) {
+      try {
+        return await fn(b);
+      } catch (err) {
+        lastErr = err;
+      }
+    }
+    throw lastErr ?? noBackend();
+  }
+
+  async function union<T extends { name: string }>(
+    fn: (b: Backend) => Promise<{ models: T[] }>,
+  ): Promise<{ models: T[] }> {
+    const results = await everywhere(serving(), fn);
+    const answers = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    if (answers.length === 0) throw firstFailure(results);
+    const seen = new Map<string, T>();
+    for (const answer of answers) {
+      for (const m of answer.models) if (!seen.has(modelKey(m.name))) seen.set(modelKey(m.name), m);
+    }
+    return { models: [...seen.values()] };
+  }
+
+  /** Configured for several backends: pull progress lines then say which backend they are about. */
+  const several = config.OLLAMA_HOSTS.length > 0 || config.OLLAMA_DISCOVERY !== '';
+
+  async function* pullEverywhere(
+    model: string,
+    opts: CallOptions | undefined,
+  ): AsyncGenerator<ProgressResponse & { backend?: string }> {
+    const targets = reachable();
+    if (targets.length === 0) throw noBackend();
+    type Next = {
+      b: Backend;
+      it: AsyncIterator<ProgressResponse>;
+      r: IteratorResult<ProgressResponse>;
+    };
+    const pending = new Map<string, Promise<Next | { b: Backend; err: unknown }>>();
+    const advance = (b: Backend, it: AsyncIterator<ProgressResponse>): void => {
+      pending.set(
+        b.id,
+        it.next().then(
+          (r) => ({ b, it, r }),
+          (err: unknown) => ({ b, err }),
+        ),
+      );
+    };
+    for (const b of targets) advance(b, b.client.pull(model, opts)[Symbol.asyncIterator]());
+    const failures: unknown[] = [];
+    let succeeded = 0;
+    try {
+      while (pending.size > 0) {
+        const next = await Promise.race(pending.values());
+        pending.delete(next.b.id);
+        if ('err' in next) {
+          failures.push(next.err);
+          logger.warn('pull failed on a backend', { backend: next.b.id, model });
+          continue;
+        }
+        if (next.r.done) {
+          succeeded += 1;
+          continue;
+        }
+        yield several ? { ...next.r.value, backend: next.b.id } : next.r.value;
+        advance(next.b, next.it);
+      }
+    } finally {
+      for (const p of pending.values()) {
+        void p.then((n) => ('it' in n ? n.it.return?.() : undefined)).catch(() => undefined);
+      }
+    }
+    if (failures.length > 0 && (succeeded === 0 || failures.some((e) => !notFound(e)))) {
+      throw failures.find((e) => !notFound(e)) ?? failures[0];
+    }
+  }
+
+  /** The circuit the probes read: over the backends that could serve the active model. */
+  function aggregateCircuit(): CircuitState {
+    const active = options.activeModel();
+    const pool = serving();
+    const able = pool.filter((b) => {
+      const s = b.health.snapshot();
+      return s.status === 'up' && s.installedModels?.some((n) => sameModel(n, active)) === true;
+    });
+    const states = (able.length > 0 ? able : pool).map((b) => b.client.circuitState());
+    return CIRCUIT_ORDER.find((s) => states.includes(s)) ?? 'open';
+  }
+
+  function circuitChanged(): void {
+    const state = aggregateCircuit();
+    if (state === lastCircuit) return;
+    lastCircuit = state;
+    for (const listener of circuitListeners) listener(state);
+  }
+
+  function merged(): OllamaHealthSnapshot {
+    const pool = serving();
+    // One backend: its snapshot is the merge (the same object while it is unchanged).
+    if (pool.length === 1) return pool[0]!.health.snapshot();
+    const snaps = pool.map((b) => b.health.snapshot());
+    const up = snaps.filter((s) => s.status === 'up');
+    const status =
+      up.length > 0 ? 'up' : snaps.some((s) => s.status === 'unknown') ? 'unknown' : 'down';
+    const checked = snaps.flatMap((s) => (s.checkedAt === null ? [] : [s.checkedAt]));
+    const latencies = up.flatMap((s) => (s.latencyMs === null ? [] : [s.latencyMs]));
+    const loaded = new Map<string, OllamaHealthSnapshot['loadedModels'][number]>();
+    for (const s of snaps)
+      for (const m of s.loadedModels)
+        if (!loaded.has(modelKey(m.name))) loaded.set(modelKey(m.name), m);
+    const lists = snaps.flatMap((s) => (s.installedModels === null ? [] : [s.installedModels]));
+    const installed = new Map<string, string>();
+    for (const names of lists)
+      for (const n of names) if (!installed.has(modelKey(n))) installed.set(modelKey(n), n);
+    const facts = (up.length > 0 ? up : snaps).map((s) => s.activeModelInstalled);
+    const errors = snaps.flatMap((s) => (s.lastError ? [s.lastError] : []));
+    return {
+      status,
+      checkedAt: checked.length > 0 ? Math.max(...checked) : null,
+      latencyMs: latencies.length > 0 ? Math.min(...latencies) : null,
+      version: up[0]?.version ?? snaps[0]?.version ?? null,
+      loadedModels: [...loaded.values()],
+      loadedModelsStale: (up.length > 0 ? up : snaps).some((s) => s.loadedModelsStale),
+      installedModels: lists.length > 0 ? [...installed.values()] : null,
+      activeModelInstalled: facts.includes(true) ? true : facts.includes(false) ? false : null,
+      lastError: errors.reduce<OllamaHealthSnapshot['lastError']>(
+        (a, e) => (a === null || e.at > a.at ? e : a),
+        null,
+      ),
+    };
+  }
+
+  /** Resolves OLLAMA_DISCOVERY once: adds new addresses, drains the ones gone. */
+  async function discover(): Promise<void> {
+    const template = new URL(config.OLLAMA_DISCOVERY);
+    const name = template.hostname.replace(/^\[|\]$/g, '');
+    let addresses: string[];
+    try {
+      addresses = await (options.resolve ?? dnsResolver)(name);
+    } catch (err) {
+      // A DNS fault is not "every pod left": keep the set until an answer comes.
+      logger.warn('backend discovery failed', { error: (err as Error).message });
+      return;
+    }
+    if (closed) return;
+    const wanted = new Set(addresses);
+    for (const b of list()) {
+      if (b.address === undefined) continue;
+      if (wanted.has(b.address)) {
+        if (b.draining) b.draining = false;
+        wanted.delete(b.address);
+      } else if (!b.draining) {
+        b.draining = true;
+        logger.info('ollama backend left discovery; draining it', { backend: b.id });
+      }
+    }
+    for (const address of wanted) {
+      let i = 0;
+      while (backends.has(String(i))) i += 1;
+      const joined = add(String(i), urlFor(template, address), address);
+      logger.info('ollama backend discovered', { backend: joined.id });
+      void warm(joined);
+    }
+    await reap();
+    circuitChanged();
+  }
+
+  /** Closes drained backends once their in-flight work finished. */
+  async function reap(): Promise<void> {
+    for (const b of list()) {
+      if (!b.draining || loadOf(b) > 0) continue;
+      backends.delete(b.id);
+      b.health.stop();
+      await b.client.close();
+      logger.info('ollama backend removed', { backend: b.id });
+    }
+  }
+
+  function discoveryLoop(): void {
+    discovering ??= discover().finally(() => {
+      discovering = null;
+      if (healthRunning && !closed) {
+        discoveryTimer = clock.after(config.OLLAMA_DISCOVERY_INTERVAL_MS, discoveryLoop);
+      }
+    });
+  }
+
+  const health: OllamaHealth = {
+    start() {
+      if (healthRunning) return;
+      healthRunning = true;
+      for (const b of list()) b.health.start();
+      if (config.OLLAMA_DISCOVERY !== '') discoveryLoop();
+    },
+    stop() {
+      healthRunning = false;
+      discoveryTimer?.cancel();
+      discoveryTimer = null;
+      for (const b of list()) b.health.stop();
+    },
+    snapshot: merged,
+    refresh() {
+      refreshing ??= Promise.all(serving().map((b) => b.health.refresh()))
+        .then(merged)
+        .finally(() => {
+          refreshing = null;
+        });
+      return refreshing;
+    },
+  };
+
+  return {
+    health,
+
+    chatStream(req, opts) {
+      return routed(req.model, opts, (b) => b.client.chatStream(req, opts), settling);
+    },
+
+    async chat(req, opts) {
+      const stream = await routed(req.model, opts, (b) => b.client.chatStream(req, opts), settling);
+      const response = await collectChat(stream);
+      return { response, timings: stream.timings };
+    },
+
+    forward(req, opts) {
+      const { model } = req;
+      if (req.kind === 'generation') {
+        // A forwarded generation loads its model itself (the typed calls' loads are counted
+        // where the client starts them).
+        return routed(model, opts, (b) => b.client.forward(req, opts), settling, true);
+      }
+      // Reads and admin calls go to one backend: one that has the model, else the first up.
+      const order = model === undefined ? reachable() : havingFirst(model);
+      return firstAnswer((b) => b.client.forward(req, opts), order);
+    },
+
+    version: (opts) => firstAnswer((b) => b.client.version(opts)),
+    list: (opts) => union((b) => b.client.list(opts)),
+    ps: (opts) => union((b) => b.client.ps(opts)),
+
+    show(model, opts) {
+      return firstAnswerPreferring(havingFirst(model), (b) => b.client.show(model, opts));
+    },
+
+    async preload(model, keepAlive, opts) {
+      if (config.OLLAMA_PULL_ON_START) await pullWhereMissing(model, opts);
+      const targets = preloadTargets(model);
+      if (targets.length === 0) throw noBackend();
+      const results = await everywhere(targets, (b) => b.client.preload(model, keepAlive, opts));
+      const loaded = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value.loadMs] : []));
+      if (loaded.length === 0) throw firstFailure(results);
+      results.forEach((r, i) => {
+        if (r.status === 'rejected' && !notFound(r.reason)) {
+          logger.warn('preload failed on a backend', { backend: targets[i]!.id, model });
+        }
+      });
+      return { loadMs: Math.max(...loaded) };
+    },
+
+    async unload(model, opts) {
+      const results = await everywhere(serving(), (b) => b.client.unload(model, opts));
+      if (!results.some((r) => r.status === 'fulfilled')) throw firstFailure(results);
+    },
+
+    pull: (model, opts) => pullEverywhere(model, opts),
+
+    async delete(model, opts) {
+      const results = await everywhere(reachable(), (b) => b.client.delete(model, opts));
+      if (!results.some((r) => r.status === 'fulfilled')) throw firstFailure(results);
+      const failed = results.find((r) => r.status === 'rejected' && !notFound(r.reason));
+      if (failed?.status === 'rejected') throw failed.reason;
+    },
+
+    circuitState: aggregateCircuit,
+    failingModels: () => [...new Set(list().flatMap((b) => b.client.failingModels()))],
+    loading: () => [...new Set(list().flatMap((b) => b.client.loading()))],
+    queueStats() {
+      const all = list().map((b) => b.client.queueStats());
+      return {
+        inFlight: all.reduce((n, q) => n + q.inFlight, 0),
+        queued: all.reduce((n, q) => n + q.queued, 0),
+        maxConcurrency: all.reduce((n, q) => n + q.maxConcurrency, 0),
+        maxQueue: all.reduce((n, q) => n + q.maxQueue, 0),
+        oldestWaitMs: Math.max(0, ...all.map((q) => q.oldestWaitMs ?? 0)),
+      };
+    },
+
+    backends() {
+      return list().map((b) => {
+        const s = b.health.snapshot();
+        const q = b.client.queueStats();
+        const loaded = new Map<string, string>();
+        for (const m of s.loadedModels) loaded.set(modelKey(m.name), m.name);
+        for (const key of heldKeys(b)) if (!loaded.has(key)) loaded.set(key, key);
+        return {
+          id: b.id,
+          state: b.draining ? 'draining' : s.status,
+          version: s.version,
+          circuit: b.client.circuitState(),
+          inFlight: q.inFlight,
+          queued: Math.max(q.queued, b.active - q.inFlight),
+          installedModels: s.installedModels,
+          loadedModels: [...loaded.values()],
+          lastError: s.lastError,
+        };
+      });
+    },
+
+    placement(model) {
+      const installed: string[] = [];
+      const loaded: string[] = [];
+      for (const b of serving()) {
+        const c = candidate(b, model);
+        if (c.installed === true) installed.push(b.id);
+        if (c.loaded) loaded.push(b.id);
+      }
+      return { installed, loaded };
+    },
+
+    onCircuitChange(listener) {
+      circuitListeners.add(listener);
+      return () => circuitListeners.delete(listener);
+    },
+
+    async close() {
+      closed = true;
+      lifetime.abort();
+      health.stop();
+      await discovering?.catch(() => undefined);
+      await Promise.all(list().map((b) => b.client.close()));
+    },
+  };
+
+  /** Like firstAnswer, but a "not installed here" only counts when every backend says it. */
+  async function firstAnswerPreferring<T>(
+    order: Backend[],
+    fn: (b: Backend) => Promise<T>,
+  ): Promise<T> {
+    let notHere: unknown;
+    let failure: unknown;
+    for (const b of [...order, ...serving().filter((x) => !order.includes(x))]) {
+      try {
+        return await fn(b);
+      } catch (err) {
+        if (notFound(err)) notHere ??= err;
+        else failure ??= err;
+      }
+    }
+    throw notHere ?? failure ?? noBackend();
+  }
+}
