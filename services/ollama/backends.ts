@@ -785,6 +785,12 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
         maxConcurrency: all.reduce((n, q) => n + q.maxConcurrency, 0),
         maxQueue: all.reduce((n, q) => n + q.maxQueue, 0),
         oldestWaitMs: Math.max(0, ...all.map((q) => q.oldestWaitMs ?? 0)),
+        // Every backend's admission counts through the same Redis connection: one mode for all.
+        ...(all.some((q) => q.mode !== undefined)
+          ? {
+              mode: all.some((q) => q.mode === 'global') ? ('global' as const) : ('local' as const),
+            }
+          : {}),
       };
     },
 
