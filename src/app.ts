@@ -58,10 +58,6 @@ export interface AppDeps {
   apiKeys?: readonly ApiKeyEntry[] | ApiKeySource;
   /** Rate-limit store per budget (Redis, shared by replicas); default in-process memory. */
   rateLimitStore?: (budget: RateLimitBudget) => Store;
-  /** Also called on every 429 with the policy's route pattern (metrics count it regardless). */
-  onRateLimited?: (route: string) => void;
-  /** Also called for every request served unlimited because the rate-limit store failed. */
-  onRateLimitStoreError?: (err: unknown) => void;
   /** The probes; without it only `GET /health` is served. */
   health?: HealthService;
   /** Draining state and the registry of open streams. */
@@ -123,14 +119,8 @@ export function createApp(deps: AppDeps): Express {
       logger,
       routeLabel: (req) => policy.matchRequest(req)?.pattern ?? UNMATCHED_ROUTE,
       store: deps.rateLimitStore,
-      onLimited: (route) => {
-        deps.metrics.rateLimited(route);
-        deps.onRateLimited?.(route);
-      },
-      onStoreError: (err) => {
-        deps.metrics.rateLimitStoreError();
-        deps.onRateLimitStoreError?.(err);
-      },
+      onLimited: (route) => deps.metrics.rateLimited(route),
+      onStoreError: () => deps.metrics.rateLimitStoreError(),
       now: deps.now,
     }),
   );

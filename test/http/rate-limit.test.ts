@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import type { Express } from 'express';
 import request from 'supertest';
 import { testApps } from '../support/build-app';
+import { metricValue } from '../support/exposition';
 import { createCaptureLogger } from '../support/capture-logger';
 import {
   ADMIN_KEY,
@@ -24,8 +25,8 @@ describe('rate limits (HTTP)', () => {
   afterEach(() => apps.closeAll());
   describe('per key, over budget', () => {
     it('answers 429 RATE_LIMITED in the error shape with Retry-After and RateLimit headers', async () => {
-      const hits: string[] = [];
-      const app = await apps.app(LIMITS, { onRateLimited: (route) => hits.push(route) });
+      const t = await apps.build({ env: LIMITS });
+      const { app } = t;
       for (let i = 0; i < 3; i += 1) {
         const ok = await request(app).get('/ollama/models').set(bearer(AGENT_KEY));
         assert.equal(ok.status, 200);
@@ -40,7 +41,8 @@ describe('rate limits (HTTP)', () => {
       const retry = Number(res.headers['retry-after']);
       assert.ok(retry >= 1 && retry <= 60, `Retry-After ${retry}`);
       assert.match(String(res.headers.ratelimit), /^"api"; r=0; t=\d+$/);
-      assert.deepEqual(hits, ['/ollama/models']);
+      const hits = await t.metrics.registry.getSingleMetricAsString('rate_limit_hits_total');
+      assert.match(hits, /^rate_limit_hits_total\{route="\/ollama\/models"\} 1$/m);
     });
 
     it('gives each key its own budget', async () => {
@@ -124,7 +126,6 @@ describe('rate limits (HTTP)', () => {
   describe('when the store fails', () => {
     it('serves the request (fail open), counts every failure and logs once per interval', async () => {
       const { logger, lines } = createCaptureLogger();
-      const errors: unknown[] = [];
       let now = 0;
       const failing = {
         localKeys: false,
@@ -134,18 +135,17 @@ describe('rate limits (HTTP)', () => {
         decrement: () => Promise.resolve(),
         resetKey: () => Promise.resolve(),
       };
-      const app = await apps.app(LIMITS, {
-        logger,
-        now: () => now,
-        rateLimitStore: () => ({ ...failing }),
-        onRateLimitStoreError: (err) => errors.push(err),
+      const t = await apps.build({
+        env: LIMITS,
+        deps: { logger, now: () => now, rateLimitStore: () => ({ ...failing }) },
       });
+      const { app } = t;
       for (let i = 0; i < 6; i += 1) {
         assert.equal((await request(app).get('/agents').set(bearer(AGENT_KEY))).status, 200);
       }
       now = 60_000;
       await request(app).get('/agents').set(bearer(AGENT_KEY));
-      assert.equal(errors.length, 7);
+      assert.equal(await metricValue(t.metrics.registry, 'rate_limit_store_errors_total'), 7);
       const warned = lines().filter((l) => /rate limit store failed/.test(String(l.message)));
       assert.equal(warned.length, 2);
       assert.equal(warned[1]?.suppressed_since_last_log, 5);

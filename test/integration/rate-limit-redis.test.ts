@@ -7,6 +7,7 @@ import type { Express } from 'express';
 import { createLogger } from '../../src/logger';
 import { testApps } from '../support/build-app';
 import { createCaptureLogger } from '../support/capture-logger';
+import { metricValue } from '../support/exposition';
 import { freePort } from '../support/listen';
 import { startRedis, stopRedis } from '../support/redis-server';
 import { AGENT_KEY, TEST_API_KEYS, bearer } from '../support/security';
@@ -36,13 +37,15 @@ describe('rate limits shared through Redis (real redis-server)', function () {
     });
     clients.push(redis);
     const stores = createRateLimitRedis(redis);
-    const storeErrors: unknown[] = [];
-    const app = await apps.app(LIMITS, {
-      logger,
-      rateLimitStore: (budget) => stores.store(budget),
-      onRateLimitStoreError: (err) => storeErrors.push(err),
+    const t = await apps.build({
+      env: LIMITS,
+      deps: {
+        logger,
+        rateLimitStore: (budget) => stores.store(budget),
+      },
     });
-    return { redis, app, storeErrors };
+    const storeErrors = () => metricValue(t.metrics.registry, 'rate_limit_store_errors_total');
+    return { redis, app: t.app, storeErrors };
   }
 
   const get = (app: Express) => request(app).get('/agents').set(bearer(AGENT_KEY));
@@ -71,8 +74,8 @@ describe('rate limits shared through Redis (real redis-server)', function () {
       assert.equal((await get(a.app)).status, 200);
       assert.equal((await get(b.app)).status, 200);
     }
-    assert.equal(a.storeErrors.length, 5);
-    assert.equal(b.storeErrors.length, 5);
+    assert.equal(await a.storeErrors(), 5);
+    assert.equal(await b.storeErrors(), 5);
     assert.ok(lines().some((l) => /redis unreachable/.test(String(l.message))));
 
     // Redis is back (empty: no persistence): the clients reconnect by themselves and limits apply again.
@@ -90,7 +93,7 @@ describe('rate limits shared through Redis (real redis-server)', function () {
     const a = await replica(port);
     const connected = a.redis.start();
     for (let i = 0; i < 5; i += 1) assert.equal((await get(a.app)).status, 200);
-    assert.equal(a.storeErrors.length, 5);
+    assert.equal(await a.storeErrors(), 5);
 
     redisProcess = await startRedis(port);
     await connected;

@@ -33,3 +33,15 @@ export function seriesWithPrefix(
 ): string[] {
   return [...series.keys()].filter((k) => prefixes.some((p) => k.startsWith(p)));
 }
+
+/** The value of an unlabelled counter or gauge in `registry` (0 before its first change). */
+export async function metricValue(
+  registry: {
+    getSingleMetric(name: string): { get(): Promise<{ values: { value: number }[] }> } | undefined;
+  },
+  name: string,
+): Promise<number> {
+  const metric = registry.getSingleMetric(name);
+  if (!metric) throw new Error(`no metric ${name}`);
+  return (await metric.get()).values[0]?.value ?? 0;
+}
