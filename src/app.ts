@@ -53,27 +53,29 @@ export interface AppDeps {
   now: () => number;
   /**
    * Every API key (API_KEYS plus API_KEYS_FILE), or the store that keeps them current when
-   * API_KEYS_FILE is reloaded; default config.API_KEYS.
+   * API_KEYS_FILE is reloaded.
    */
-  apiKeys?: readonly ApiKeyEntry[] | ApiKeySource;
-  /** Rate-limit store per budget (Redis, shared by replicas); default in-process memory. */
+  apiKeys: readonly ApiKeyEntry[] | ApiKeySource;
+  /** Rate-limit store per budget (Redis, shared by replicas); unset: in this process's memory. */
   rateLimitStore?: (budget: RateLimitBudget) => Store;
-  /** The probes; without it only `GET /health` is served. */
-  health?: HealthService;
-  /** Draining state and the registry of open streams. */
-  lifecycle?: Lifecycle;
-  /** The only road to Ollama (services/ollama-client). `/ollama/*` is mounted when the three are given. */
-  ollama?: OllamaService;
-  /** Cached Ollama health (services/ollama-health). */
-  ollamaHealth?: OllamaHealth;
-  /** Active model, switches, cached model catalog (services/models). */
-  models?: ModelService;
-  /** The agents runtime (`/agents/*`); absent in tests that do not exercise agents. */
-  agents?: AgentsRuntime;
-  /** The drop-in OpenAI (`/v1`) and Ollama (`/api`, `/`) endpoints; absent: not mounted. */
-  passthrough?: PassthroughService;
-  /** Token usage and budgets: `GET /usage` and the budget check before each generation. */
-  usage?: UsageService;
+  /** Draining state and the registry of open streams and answered runs. */
+  lifecycle: Lifecycle;
+  /** What each router serves from; every router is mounted, none is optional. */
+  routes: AppRoutes;
+}
+
+/** The collaborators of each router, grouped by the router that uses them. */
+export interface AppRoutes {
+  /** `/health/*`: the probes. */
+  health: HealthService;
+  /** `/ollama/*`: the Ollama service, its cached health and the models service. */
+  ollama: { ollama: OllamaService; ollamaHealth: OllamaHealth; models: ModelService };
+  /** `/agents/*`: the agents runtime. */
+  agents: AgentsRuntime;
+  /** The drop-in OpenAI (`/v1`) and Ollama (`/api`, `/`) endpoints. */
+  passthrough: PassthroughService;
+  /** `GET /usage` and the token-budget check before each generation. */
+  usage: UsageService;
 }
 
 /**
@@ -93,9 +95,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(createHttpMetrics({ http: deps.metrics.http }));
   app.use(createServerTiming());
   app.use(createAccessLog({ logger }));
-  if (deps.lifecycle) {
-    app.use(createDrainConnectionClose({ isDraining: deps.lifecycle.isDraining }));
-  }
+  app.use(createDrainConnectionClose({ isDraining: deps.lifecycle.isDraining }));
   app.use(createSecurityHeaders());
   app.use(createCompression({ thresholdBytes: config.COMPRESSION_MIN_BYTES }));
   if (config.ALLOWED_ORIGINS.length > 0) {
@@ -104,9 +104,7 @@ export function createApp(deps: AppDeps): Express {
   // Who is calling (never rejects) → their budget (a failed key counts against the IP) →
   // the policy table's 401/403, all before a body is read or a router runs.
   const policy = createAuthPolicy({ logger });
-  app.use(
-    createAuth({ keys: deps.apiKeys ?? config.API_KEYS, logger, disabled: config.AUTH_DISABLED }),
-  );
+  app.use(createAuth({ keys: deps.apiKeys, logger, disabled: config.AUTH_DISABLED }));
   app.use(
     createRateLimit({
       limits: {
@@ -128,60 +126,45 @@ export function createApp(deps: AppDeps): Express {
   app.use(createJsonBody({ limit: config.BODY_LIMIT }));
 
   const validate = createValidate({ schemas: deps.schemas });
-  const usage = deps.usage;
-  const tokenBudget = usage
-    ? createTokenBudget({
-        check: (principal, signal) => usage.check(principal, signal),
-        header: BUDGET_WARNING_HEADER,
-      })
-    : undefined;
+  const { routes, lifecycle } = deps;
+  const { usage } = routes;
+  const tokenBudget = createTokenBudget({
+    check: (principal, signal) => usage.check(principal, signal),
+    header: BUDGET_WARNING_HEADER,
+  });
   // Routers in order of traffic: each request walks the routers before the one that matches
   // (their paths do not overlap, so the order decides nothing else).
-  if (deps.agents) {
-    app.use(
-      createAgentsRouter({
-        service: deps.agents.service,
-        validate,
-        heartbeatMs: deps.agents.heartbeatMs,
-        clock: deps.agents.clock,
-        lifecycle: deps.lifecycle,
-        tokenBudget,
-      }),
-    );
-  }
-
-  if (deps.passthrough) {
-    const compat = {
-      passthrough: deps.passthrough,
+  app.use(
+    createAgentsRouter({
+      service: routes.agents.service,
       validate,
-      lifecycle: deps.lifecycle,
+      heartbeatMs: routes.agents.heartbeatMs,
+      clock: routes.agents.clock,
+      lifecycle,
       tokenBudget,
-    };
-    app.use(createOpenAiRouter(compat));
-    app.use(createOllamaNativeRouter(compat));
-  }
-
-  if (deps.ollama && deps.ollamaHealth && deps.models) {
-    app.use(
-      '/ollama',
-      createMountLabel('/ollama'),
-      createOllamaRouter({
-        ollama: deps.ollama,
-        health: deps.ollamaHealth,
-        models: deps.models,
-        validate,
-        now: deps.now,
-        lifecycle: deps.lifecycle,
-      }),
-    );
-  }
-  if (usage) app.use(createUsageRouter({ usage, validate }));
+    }),
+  );
+  const compat = { passthrough: routes.passthrough, validate, lifecycle, tokenBudget };
+  app.use(createOpenAiRouter(compat));
+  app.use(createOllamaNativeRouter(compat));
+  app.use(
+    '/ollama',
+    createMountLabel('/ollama'),
+    createOllamaRouter({
+      ...routes.ollama,
+      health: routes.ollama.ollamaHealth,
+      validate,
+      now: deps.now,
+      lifecycle,
+    }),
+  );
+  app.use(createUsageRouter({ usage, validate }));
   app.use(
     createHealthRouter({
       build: deps.build,
       startedAt: deps.startedAt,
       now: deps.now,
-      health: deps.health,
+      health: routes.health,
     }),
   );
   // An open path in the policy table: no key, no rate limit (its own optional token).

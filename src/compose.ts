@@ -201,14 +201,18 @@ export function composeGateway(options: ComposeOptions): Gateway {
     now,
     apiKeys: keys,
     rateLimitStore: options.rateLimitStore,
-    health,
     lifecycle,
-    ollama: ollamaStack.ollama,
-    ollamaHealth: ollamaStack.ollamaHealth,
-    models: ollamaStack.models,
-    agents,
-    passthrough,
-    usage,
+    routes: {
+      health,
+      ollama: {
+        ollama: ollamaStack.ollama,
+        ollamaHealth: ollamaStack.ollamaHealth,
+        models: ollamaStack.models,
+      },
+      agents,
+      passthrough,
+      usage,
+    },
   };
   return {
     deps,

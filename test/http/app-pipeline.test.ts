@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
-import { Registry } from 'prom-client';
 import request from 'supertest';
-import { createMetrics } from '../../services/metrics/metrics';
 import { createApp } from '../../src/app';
 import { loadConfig } from '../../src/config';
 import { createRequestContextStore } from '../../src/request-context';
 import { createSchemaRegistry } from '../../src/validation';
+import { composeAppDeps } from '../support/build-app';
 import { createCaptureLogger } from '../support/capture-logger';
 import { assertErrorShape } from '../support/error-shape';
 
@@ -17,16 +16,8 @@ function buildApp(env: Record<string, string> = {}) {
   const context = createRequestContextStore();
   const capture = createCaptureLogger({ context, level: 'info' });
   const build = { name: 'ollama-agent-gateway', version: '9.9.9' };
-  const app = createApp({
-    config,
-    logger: capture.logger,
-    schemas,
-    context,
-    build,
-    metrics: createMetrics({ registry: new Registry(), build, defaultMetrics: false }),
-    startedAt: 1_000_000,
-    now: () => 1_061_500,
-  });
+  const deps = composeAppDeps({ config, schemas, logger: capture.logger, context, build });
+  const app = createApp({ ...deps, startedAt: 1_000_000, now: () => 1_061_500 });
   return { app, ...capture };
 }
 

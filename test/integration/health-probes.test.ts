@@ -81,7 +81,9 @@ async function harness(
     ollama,
     models,
   });
-  const server = http.createServer(createApp({ ...t.deps, health, lifecycle }));
+  const server = http.createServer(
+    createApp({ ...t.deps, lifecycle, routes: { ...t.deps.routes, health } }),
+  );
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

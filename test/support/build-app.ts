@@ -209,3 +209,23 @@ export function testApps(): {
     },
   };
 }
+
+/**
+ * Every collaborator of an app, composed as production composes them but never started (no
+ * timers, no connection opened until a request needs one): for tests that build the app
+ * themselves around one part (a logger, a metrics registry).
+ */
+export function composeAppDeps(options: {
+  config: Readonly<Config>;
+  schemas: SchemaRegistry;
+  logger: ComposeOptions['logger'];
+  context: ComposeOptions['context'];
+  build: ComposeOptions['build'];
+}): AppDeps {
+  const clock = createManualClock();
+  return composeGateway({
+    ...options,
+    clock: { ...clock, sleep: createSystemClock().sleep },
+    defaultMetrics: false,
+  }).deps;
+}

@@ -7,6 +7,7 @@ import { createApp } from '../../src/app';
 import { loadConfig } from '../../src/config';
 import { createLogger } from '../../src/logger';
 import { createSchemaRegistry } from '../../src/validation';
+import { composeAppDeps } from './build-app';
 
 /** A healthy cached Ollama state for the metrics' scrape-time gauges; override what a test needs. */
 export function healthSnapshot(over: Partial<OllamaHealthSnapshot> = {}): OllamaHealthSnapshot {
@@ -43,15 +44,8 @@ export function buildMetricsApp(
     nodeVersion: 'v20.0.0',
     ...metricsOptions,
   });
-  const app = createApp({
-    config,
-    logger: createLogger({ level: 'silent', format: 'json', context }),
-    schemas,
-    context,
-    build: TEST_BUILD,
-    metrics,
-    startedAt: 0,
-    now: () => 0,
-  });
+  const logger = createLogger({ level: 'silent', format: 'json', context });
+  const deps = composeAppDeps({ config, schemas, logger, context, build: TEST_BUILD });
+  const app = createApp({ ...deps, metrics, startedAt: 0, now: () => 0 });
   return { app, metrics, registry };
 }
