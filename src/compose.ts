@@ -42,6 +42,8 @@ export interface ComposeOptions {
   telemetry?: Telemetry;
   extraTools?: readonly ToolDefinition[];
   webhookRetryDelayMs?: AgentsRuntimeOptions['webhookRetryDelayMs'];
+  /** A run repository shared with other gateways in the same process (replica tests). */
+  runs?: AgentsRuntimeOptions['runs'];
 }
 
 /** Every collaborator of the gateway, built once, wired to each other, nothing started. */
@@ -101,6 +103,7 @@ export function composeGateway(options: ComposeOptions): Gateway {
     clock,
     extraTools: options.extraTools,
     webhookRetryDelayMs: options.webhookRetryDelayMs,
+    runs: options.runs,
   });
   const lifecycle = createLifecycle({ logger, clock });
   const startup = createStartupSequence({

@@ -76,6 +76,7 @@ export interface Config {
   HTTP_TOOL_ALLOWLIST: readonly string[];
   RUNS_MAX: number;
   RUNS_TTL_MS: number;
+  RUN_ACTION_TTL_MAX_MS: number;
   WEBHOOK_SECRET: string;
   WEBHOOK_ALLOWLIST: readonly string[];
   WEBHOOK_MAX_ATTEMPTS: number;

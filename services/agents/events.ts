@@ -8,6 +8,7 @@ export type RunEventType =
   | 'tool_call.created'
   | 'tool_call.completed'
   | 'step.completed'
+  | 'run.requires_action'
   | 'run.completed'
   | 'run.incomplete'
   | 'run.failed'

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import type { SchemaRegistry } from '../../src/validation';
+import { resolveTools } from './plan';
 import type { AgentDefinition } from './types';
 
 /** Thrown at start for a bad AGENTS_FILE; its message names the file and every problem. */
@@ -72,9 +73,17 @@ export function agentProblems(agent: AgentDefinition, deps: AgentChecks): string
     deps.numCtx,
   );
   if (numCtx) problems.push(numCtx);
-  for (const tool of agent.tools ?? []) {
-    if (!deps.toolNames.includes(tool)) {
-      problems.push(`tool "${tool}" is not available (available: ${deps.toolNames.join(', ')})`);
+  const tools = resolveTools(agent.tools ?? [], deps.toolNames);
+  if ('problems' in tools) problems.push(...tools.problems);
+  else {
+    for (const tool of tools.clientTools) {
+      try {
+        deps.schemas.compile(tool.parameters);
+      } catch (err) {
+        problems.push(
+          `client tool "${tool.name}" parameters do not compile: ${(err as Error).message}`,
+        );
+      }
     }
   }
   const format = agent.response_format;

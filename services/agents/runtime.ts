@@ -9,7 +9,7 @@ import { createBuiltinTools, createToolRegistry } from '../tools';
 import type { ToolDefinition } from '../tools';
 import { createMemoryIdempotencyRepository } from './idempotency';
 import { createAgentRegistry, loadAgentsFile } from './registry';
-import { createMemoryRunRepository } from './run-repository';
+import { createMemoryRunRepository, type RunRepository } from './run-repository';
 import { createAgentRunner } from './runner';
 import { createAgentsService, type AgentsService } from './service';
 import { createWebhookSender, type WebhookSenderOptions } from './webhooks';
@@ -20,6 +20,7 @@ export type AgentsConfig = Pick<
   | 'HTTP_TOOL_ALLOWLIST'
   | 'RUNS_MAX'
   | 'RUNS_TTL_MS'
+  | 'RUN_ACTION_TTL_MAX_MS'
   | 'WEBHOOK_SECRET'
   | 'WEBHOOK_ALLOWLIST'
   | 'WEBHOOK_MAX_ATTEMPTS'
@@ -43,6 +44,11 @@ export interface AgentsRuntimeOptions {
   extraTools?: readonly ToolDefinition[];
   /** DNS resolver for the SSRF guards (tests). */
   resolve?: ResolveHost;
+  /**
+   * Where runs live (default: in memory). Replicas that share one repository resume each
+   * other's paused runs.
+   */
+  runs?: RunRepository;
   /** Webhook retry backoff (tests use 0). */
   webhookRetryDelayMs?: WebhookSenderOptions['retryDelayMs'];
 }
@@ -113,7 +119,9 @@ export function createAgentsRuntime(options: AgentsRuntimeOptions): AgentsRuntim
     tools,
     schemas,
     runner,
-    runs: createMemoryRunRepository({ max: config.RUNS_MAX, ttlMs: config.RUNS_TTL_MS, now }),
+    runs:
+      options.runs ??
+      createMemoryRunRepository({ max: config.RUNS_MAX, ttlMs: config.RUNS_TTL_MS, now }),
     // Keys outlive runs only as long as needed; bounded like the runs, with room for churn.
     idempotency: createMemoryIdempotencyRepository({
       ttlMs: config.IDEMPOTENCY_TTL_MS,
@@ -126,6 +134,9 @@ export function createAgentsRuntime(options: AgentsRuntimeOptions): AgentsRuntim
     numCtx,
     logger,
     now,
+    clock,
+    telemetry,
+    maxActionTtlMs: config.RUN_ACTION_TTL_MAX_MS,
   });
   return { service, clock, heartbeatMs: config.STREAM_HEARTBEAT_MS, toolNames: tools.names() };
 }

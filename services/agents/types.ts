@@ -26,13 +26,40 @@ export type ResponseFormat =
   | { type: 'text' }
   | { type: 'json_schema'; name?: string; schema: Record<string, unknown>; strict?: boolean };
 
+/** JSON Schema of a tool's arguments, as the client declares it (an object schema). */
+export type ToolParametersSchema = Record<string, unknown>;
+
+/**
+ * A tool the caller runs itself: when the model calls it, the run pauses in `requires_action`
+ * until the caller submits the output (POST /agents/runs/{id}/resume).
+ */
+export interface ClientToolSpec {
+  type: 'client';
+  name: string;
+  description: string;
+  parameters: ToolParametersSchema;
+}
+
+/** A registered (server-side) tool named as an object; `require_approval` pauses before each call. */
+export interface ServerToolSpec {
+  type: 'server';
+  name: string;
+  require_approval?: boolean;
+}
+
+/** An agent's or a request's tool: a server tool's name, or one of the objects above. */
+export type ToolSpec = string | ServerToolSpec | ClientToolSpec;
+
+/** Which tools the model may or must call: forced choices apply to the run's first model step. */
+export type ToolChoice = 'auto' | 'none' | 'required' | { name: string };
+
 /** An agent as registered (AGENTS_FILE or built in) or given inline (then `name` may be absent). */
 export interface AgentDefinition {
   name: string;
   description?: string;
   model?: string;
   system?: string;
-  tools?: string[];
+  tools?: ToolSpec[];
   options?: AgentOptions;
   /** Ollama's `think`; on (true or a level) also streams the thinking as `thinking.delta` events. */
   think?: ThinkSetting;
@@ -47,6 +74,7 @@ export type ThinkSetting = boolean | 'low' | 'medium' | 'high' | 'max';
 export const RUN_STATUSES = [
   'queued',
   'in_progress',
+  'requires_action',
   'completed',
   'incomplete',
   'failed',
@@ -64,6 +92,8 @@ export const STOP_REASONS = [
   'timeout',
   'output_invalid',
   'context_exceeded',
+  'tool_choice_unmet',
+  'action_expired',
   'cancelled',
   'ollama_unavailable',
   'model_error',
@@ -184,4 +214,23 @@ export interface AgentRun {
   error: RunError | null;
   metadata: Record<string, string>;
   webhook: WebhookState | null;
+  /** Set while the run waits in `requires_action` for its caller; null otherwise. */
+  required_action: RequiredAction | null;
+}
+
+/** One call a paused run waits on: a client tool's output, or an approval of a server tool. */
+export interface ActionCall {
+  id: string;
+  name: string;
+  arguments: Record<string, unknown>;
+  /** `client`: submit its output; `approval`: approve or deny the server tool call. */
+  type: 'client' | 'approval';
+}
+
+/** What a paused run waits for (`type` says which answer the calls need, see ActionCall). */
+export interface RequiredAction {
+  type: 'submit_tool_outputs' | 'approve_tool_calls';
+  tool_calls: ActionCall[];
+  /** When the pause ends as `action_expired` if nobody resumed the run. */
+  expires_at: string;
 }
