@@ -77,6 +77,7 @@ export interface Config {
   RUNS_MAX: number;
   RUNS_TTL_MS: number;
   RUN_ACTION_TTL_MAX_MS: number;
+  GROUPTHINK_MAX_SAMPLES: number;
   WEBHOOK_SECRET: string;
   WEBHOOK_ALLOWLIST: readonly string[];
   WEBHOOK_MAX_ATTEMPTS: number;

@@ -8,6 +8,8 @@ export type RunEventType =
   | 'tool_call.created'
   | 'tool_call.completed'
   | 'step.completed'
+  | 'candidate.completed'
+  | 'judge.completed'
   | 'run.requires_action'
   | 'run.completed'
   | 'run.incomplete'

@@ -2,6 +2,7 @@
  * A paused run: what a run in `requires_action` keeps in the RunRepository so that any replica
  * can resume it. Everything here is plain JSON (the Redis repository stores it as text).
  */
+import type { GroupStrategy } from './groupthink';
 import type { PendingCall } from './tool-executor';
 import type {
   ActionCall,
@@ -30,6 +31,8 @@ export interface ResumePlan {
   toolChoice: ToolChoice;
   /** How long each pause of the run may last. */
   actionTtlMs: number;
+  /** Groupthink (never with a pause: such runs have no client tools or approvals). */
+  strategy?: GroupStrategy;
 }
 
 /** What the runner hands over when a run pauses: the calls of the reply it stopped at. */

@@ -2,6 +2,7 @@ import type { ValidateFunction } from 'ajv';
 import { AppError } from '../../src/errors';
 import type { Message } from '../ollama';
 import { TERMINAL_EVENT_TYPES } from './events';
+import type { GroupStrategy } from './groupthink';
 import { resolveLimits } from './limits';
 import type { RunRequest } from './service';
 import type {
@@ -82,6 +83,8 @@ export interface RunPlan {
   toolChoice: ToolChoice;
   /** How long a pause for the caller may last before the run ends as `action_expired`. */
   actionTtlMs: number;
+  /** Groupthink; absent for `single`. */
+  strategy?: GroupStrategy;
   /** The conversation the run starts from: system prompt, then the caller's input or messages. */
   messages: Message[];
   think?: ThinkSetting;
@@ -104,6 +107,8 @@ export interface PlanContext {
   toolNames: readonly string[];
   /** The longest pause allowed (RUN_ACTION_TTL_MAX_MS); a longer action_ttl_ms is a 400. */
   maxActionTtlMs: number;
+  /** GROUPTHINK_MAX_SAMPLES: more samples are a 400, never clamped. */
+  maxSamples: number;
 }
 
 /** Pauses last 10 minutes unless the request says otherwise. */
@@ -145,6 +150,17 @@ export function planRun(
       `must be at most ${context.maxActionTtlMs} (RUN_ACTION_TTL_MAX_MS)`,
     ]);
   }
+  const strategy = body.strategy?.type === 'single' ? undefined : body.strategy;
+  if (strategy && strategy.samples > context.maxSamples) {
+    throw invalid('/strategy/samples', [
+      `must be at most ${context.maxSamples} (GROUPTHINK_MAX_SAMPLES)`,
+    ]);
+  }
+  if (strategy && (tools.clientTools.length > 0 || tools.approvalTools.length > 0)) {
+    throw invalid('/strategy', [
+      'cannot be used with client tools or tools that need an approval (a candidate cannot pause)',
+    ]);
+  }
   const effective = {
     system: agent.system,
     model,
@@ -183,6 +199,7 @@ export function planRun(
     ...tools,
     toolChoice,
     actionTtlMs,
+    ...(strategy ? { strategy } : {}),
     messages,
     ...((body.think ?? agent.think) !== undefined ? { think: body.think ?? agent.think } : {}),
     ...(validate && format?.type === 'json_schema'

@@ -1,6 +1,7 @@
 import type { ValidateFunction } from 'ajv';
 import type { Message, Tool } from '../ollama';
 import type { RunEventType } from './events';
+import type { GroupStrategy } from './groupthink';
 import type { PauseDraft, ResumePoint } from './pause';
 import type {
   AgentLimits,
@@ -44,6 +45,8 @@ export interface RunSpec {
   clientTools: readonly ClientToolSpec[];
   /** Checks a client tool call's arguments: null when valid, else the problems for the model. */
   checkClientArgs: (name: string, args: unknown) => string | null;
+  /** Groupthink: several candidates and a vote or a judge (absent: one answer). */
+  strategy?: GroupStrategy;
   /** `none` sends no tools; a forced choice applies to the first model step of the run. */
   toolChoice: ToolChoice;
   options: AgentOptions;

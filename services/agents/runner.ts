@@ -8,6 +8,7 @@ import type { RunSpec, StepContext } from './run-context';
 import { createIsoClock, RunStop, runErrorOf, snapshot } from './run-object';
 import { checkAnswer, repairPrompt } from './structured-output';
 import type { Clock } from '../../src/clock';
+import { runGroup } from './groupthink';
 import { createToolRound, type RoundPause, type ToolRound } from './tool-round';
 import { statusFor, type RunStep, type ToolChoice } from './types';
 
@@ -251,7 +252,19 @@ export function createAgentRunner(deps: RunnerDeps) {
     if (controller.signal.aborted) onCancel();
     else controller.signal.addEventListener('abort', onCancel, { once: true });
     if (!ended) {
-      loop(ctx, round)
+      const work = spec.strategy
+        ? runGroup(ctx, spec.strategy, {
+            loop: async (candidate) => {
+              // Plans refuse client tools and approvals with a strategy: a candidate never pauses.
+              if (await loop(candidate, createToolRound(deps, candidate))) {
+                throw new RunStop('internal_error', 'A groupthink candidate cannot pause.');
+              }
+            },
+            judgeStep: (judge, format) => modelStep(judge, 'judge', format, []),
+            stopOf: (err) => stopFor(err, controller.signal, logger),
+          }).then(() => undefined)
+        : loop(ctx, round);
+      work
         .then(
           (paused) => (paused ? pause(paused) : end(endTurn)),
           (err: unknown) => end(stopFor(err, controller.signal, logger)),

@@ -21,6 +21,7 @@ export type AgentsConfig = Pick<
   | 'RUNS_MAX'
   | 'RUNS_TTL_MS'
   | 'RUN_ACTION_TTL_MAX_MS'
+  | 'GROUPTHINK_MAX_SAMPLES'
   | 'WEBHOOK_SECRET'
   | 'WEBHOOK_ALLOWLIST'
   | 'WEBHOOK_MAX_ATTEMPTS'
@@ -137,6 +138,7 @@ export function createAgentsRuntime(options: AgentsRuntimeOptions): AgentsRuntim
     clock,
     telemetry,
     maxActionTtlMs: config.RUN_ACTION_TTL_MAX_MS,
+    maxSamples: config.GROUPTHINK_MAX_SAMPLES,
   });
   return { service, clock, heartbeatMs: config.STREAM_HEARTBEAT_MS, toolNames: tools.names() };
 }

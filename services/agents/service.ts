@@ -27,6 +27,7 @@ import {
   type ClientToolSpec,
   type ResponseFormat,
   type ThinkSetting,
+  type Strategy,
   type ToolChoice,
   type ToolSpec,
 } from './types';
@@ -45,6 +46,8 @@ export interface RunRequest {
   /** Tools beside the agent's: server tool names or objects, client tools. */
   tools?: ToolSpec[];
   tool_choice?: ToolChoice;
+  /** Groupthink: several samples and a vote or a judge. */
+  strategy?: Strategy;
   stream?: boolean;
   background?: boolean;
   /** Answered runs: after this long, answer 202 with the run's Location; the run goes on. */
@@ -122,6 +125,8 @@ export interface AgentsServiceDeps {
   telemetry: Pick<Telemetry, 'agentRun'>;
   /** RUN_ACTION_TTL_MAX_MS: the longest pause a request may ask for. */
   maxActionTtlMs: number;
+  /** GROUPTHINK_MAX_SAMPLES. */
+  maxSamples: number;
 }
 
 /** Bound of each cache below (compiled response_format schemas, configuration hashes). */
@@ -354,6 +359,7 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
     ...(plan.format ? { formatSchema: plan.format.schema } : {}),
     toolChoice: plan.toolChoice,
     actionTtlMs: plan.actionTtlMs,
+    ...(plan.strategy ? { strategy: plan.strategy } : {}),
   });
 
   /** Stores a paused run, tells its followers and its webhook, and arms its expiry. */
@@ -485,6 +491,7 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
       ...(plan.think !== undefined ? { think: plan.think } : {}),
       ...(segment.format ? { format: segment.format } : {}),
       ...(segment.resume ? { resume: segment.resume } : {}),
+      ...(plan.strategy ? { strategy: plan.strategy } : {}),
     });
     return handle;
   };
@@ -582,6 +589,7 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
         configHash,
         toolNames: tools.names(),
         maxActionTtlMs: deps.maxActionTtlMs,
+        maxSamples: deps.maxSamples,
       });
       const numCtx = numCtxProblem(plan.options, plan.model, deps.numCtx);
       if (numCtx) throw invalid('/options/num_ctx', numCtx);

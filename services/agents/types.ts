@@ -50,6 +50,38 @@ export interface ServerToolSpec {
 /** An agent's or a request's tool: a server tool's name, or one of the objects above. */
 export type ToolSpec = string | ServerToolSpec | ClientToolSpec;
 
+/**
+ * How many answers a run makes and how it picks one (groupthink): `vote` takes the majority
+ * final answer of `samples` independent runs; `judge` lets a model pick among them.
+ */
+export type Strategy =
+  | { type: 'single' }
+  | { type: 'vote'; samples: number }
+  | { type: 'judge'; samples: number; judge_model?: string };
+
+/** One sample of a groupthink run. */
+export interface Candidate {
+  index: number;
+  status: RunStatus;
+  stop_reason: StopReason | null;
+  /** The options.seed the sample ran with. */
+  seed: number;
+  output: { text: string; json?: unknown };
+  usage: RunUsage;
+}
+
+/** The groupthink record of a run whose strategy is not `single`. */
+export interface Groupthink {
+  strategy: Exclude<Strategy, { type: 'single' }>;
+  candidates: Candidate[];
+  /** The chosen candidate's index (null when no candidate finished). */
+  winner: number | null;
+  /** vote: each distinct (normalised) answer, its count and who gave it, most votes first. */
+  votes?: Array<{ answer: string; count: number; candidates: number[] }>;
+  /** judge: the judge's model and reason, or why the vote decided instead. */
+  judge?: { model: string; rationale: string | null; fallback: boolean };
+}
+
 /** Which tools the model may or must call: forced choices apply to the run's first model step. */
 export type ToolChoice = 'auto' | 'none' | 'required' | { name: string };
 
@@ -125,9 +157,14 @@ export interface StepUsage {
 
 export interface ModelStep {
   index: number;
+  /** Groupthink: the candidate whose step this is. */
+  candidate?: number;
   kind: 'model';
-  /** `loop`: a turn of the tool loop; `repair`: the one extra call for a structured answer. */
-  purpose: 'loop' | 'repair';
+  /**
+   * `loop`: a turn of the tool loop; `repair`: the one extra call for a structured answer;
+   * `judge`: the groupthink judge's call.
+   */
+  purpose: 'loop' | 'repair' | 'judge';
   model: string;
   status: 'ok' | 'error' | 'cancelled';
   started_at: string;
@@ -154,6 +191,8 @@ export type ToolStatus = 'ok' | 'error' | 'timeout' | 'rejected';
 
 export interface ToolStep {
   index: number;
+  /** Groupthink: the candidate whose step this is. */
+  candidate?: number;
   kind: 'tool';
   status: ToolStatus;
   started_at: string;
@@ -216,6 +255,8 @@ export interface AgentRun {
   webhook: WebhookState | null;
   /** Set while the run waits in `requires_action` for its caller; null otherwise. */
   required_action: RequiredAction | null;
+  /** Present when the run's strategy is `vote` or `judge`. */
+  groupthink?: Groupthink;
 }
 
 /** One call a paused run waits on: a client tool's output, or an approval of a server tool. */

@@ -12,6 +12,7 @@ const context: PlanContext = {
   configHash: () => 'hash',
   toolNames: ['calculator', 'current_time'],
   maxActionTtlMs: 3_600_000,
+  maxSamples: 8,
 };
 const agent: AgentDefinition = {
   name: 'helper',
