@@ -125,6 +125,7 @@ export function composeGateway(options: ComposeOptions): Gateway {
     ollamaHealth: ollamaStack.ollamaHealth,
     ollama: ollamaStack.ollama,
     models: ollamaStack.models,
+    mcp: () => agents.mcpStatus(),
   });
   // One backend today: every drop-in request goes to this Ollama.
   const passthrough = createPassthroughService({
@@ -164,6 +165,7 @@ export function composeGateway(options: ComposeOptions): Gateway {
     start() {
       health.start();
       ollamaStack.ollamaHealth.start();
+      agents.start();
       void startup.run();
     },
     async stop() {
@@ -171,6 +173,7 @@ export function composeGateway(options: ComposeOptions): Gateway {
       health.stop();
       // Background runs still going now end as cancelled (they live in memory only).
       agents.service.cancelAll();
+      await agents.stop();
       await ollamaStack.close();
     },
   };

@@ -103,8 +103,10 @@ export interface PlanContext {
   compileFormat: (schema: Record<string, unknown>) => ValidateFunction;
   /** A short hash of an effective configuration; `key` names one that may be remembered. */
   configHash: (effective: Record<string, unknown>, key: string | undefined) => string;
-  /** Names of the registered (server) tools. */
+  /** Names of the registered (server) tools, the MCP servers' available ones included. */
   toolNames: readonly string[];
+  /** The tools an MCP server offers now (none while it is down or unknown). */
+  mcpTools: (server: string) => readonly string[];
   /** The longest pause allowed (RUN_ACTION_TTL_MAX_MS); a longer action_ttl_ms is a 400. */
   maxActionTtlMs: number;
   /** GROUPTHINK_MAX_SAMPLES: more samples are a 400, never clamped. */
@@ -139,7 +141,12 @@ export function planRun(
   const model = body.model ?? agent.model ?? context.defaultModel;
   const limits = resolveLimits(agent.limits, body.limits);
   const options = { ...agent.options, ...body.options };
-  const tools = resolveTools([...(agent.tools ?? []), ...(body.tools ?? [])], context.toolNames);
+  // An MCP server's tools as listed now: a server that is down adds none, and the run goes on.
+  const mcpTools = (agent.mcp_servers ?? []).flatMap((server) => context.mcpTools(server));
+  const tools = resolveTools(
+    [...(agent.tools ?? []), ...mcpTools, ...(body.tools ?? [])],
+    context.toolNames,
+  );
   if ('problems' in tools) throw invalid('/tools', tools.problems);
   const toolChoice = body.tool_choice ?? 'auto';
   const choiceProblem = toolChoiceProblem(toolChoice, tools);

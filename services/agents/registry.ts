@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import type { SchemaRegistry } from '../../src/validation';
+import type { McpServerConfig } from '../tools';
 import { resolveTools } from './plan';
 import type { AgentDefinition } from './types';
 
@@ -44,6 +45,8 @@ export interface AgentChecks {
    * reload the model for it, and again for the next request of anyone else.
    */
   numCtx: { for: (model: string) => number | undefined; defaultModel: () => string };
+  /** Names of the MCP servers AGENTS_FILE defines (agents may name only these). */
+  mcpServers?: readonly string[];
 }
 
 /** What Ollama is sent as num_ctx, in words. */
@@ -86,6 +89,11 @@ export function agentProblems(agent: AgentDefinition, deps: AgentChecks): string
       }
     }
   }
+  for (const server of agent.mcp_servers ?? []) {
+    if (!(deps.mcpServers ?? []).includes(server)) {
+      problems.push(`MCP server "${server}" is not defined in AGENTS_FILE's mcp_servers`);
+    }
+  }
   const format = agent.response_format;
   if (format?.type === 'json_schema') {
     try {
@@ -126,6 +134,21 @@ export function loadAgentsFile(file: string, deps: AgentChecks): AgentDefinition
   });
   if (problems.length > 0) throw new AgentsFileError(file, problems);
   return agents;
+}
+
+/**
+ * The MCP servers AGENTS_FILE defines (none when it defines none, or when the file is invalid:
+ * loadAgentsFile reports that).
+ */
+export function loadMcpServers(file: string, schemas: SchemaRegistry): McpServerConfig[] {
+  let doc: unknown;
+  try {
+    doc = parse(readFileSync(file, 'utf8'));
+  } catch {
+    return [];
+  }
+  if (schemas.check('agents-file', doc, 'AGENTS_FILE').length > 0) return [];
+  return (doc as { mcp_servers?: McpServerConfig[] }).mcp_servers ?? [];
 }
 
 /** Freezes a plain JSON value and everything in it. */

@@ -5,10 +5,11 @@ import type { SchemaRegistry } from '../../src/validation';
 import { createSsrfGuard, type ResolveHost } from '../net';
 import type { ModelManager, OllamaService } from '../ollama';
 import type { Telemetry } from '../metrics';
-import { createBuiltinTools, createToolRegistry } from '../tools';
+import { createBuiltinTools, createMcpSource, createToolRegistry } from '../tools';
+import type { McpServerStatus } from '../tools';
 import type { ToolDefinition } from '../tools';
 import { createMemoryIdempotencyRepository } from './idempotency';
-import { createAgentRegistry, loadAgentsFile } from './registry';
+import { createAgentRegistry, loadAgentsFile, loadMcpServers } from './registry';
 import { createMemoryRunRepository, type RunRepository } from './run-repository';
 import { createAgentRunner } from './runner';
 import { createAgentsService, type AgentsService } from './service';
@@ -22,6 +23,10 @@ export type AgentsConfig = Pick<
   | 'RUNS_TTL_MS'
   | 'RUN_ACTION_TTL_MAX_MS'
   | 'GROUPTHINK_MAX_SAMPLES'
+  | 'MCP_ALLOWLIST'
+  | 'MCP_REFRESH_INTERVAL_MS'
+  | 'MCP_TIMEOUT_MS'
+  | 'MCP_MAX_RESULT_CHARS'
   | 'WEBHOOK_SECRET'
   | 'WEBHOOK_ALLOWLIST'
   | 'WEBHOOK_MAX_ATTEMPTS'
@@ -61,6 +66,14 @@ export interface AgentsRuntime {
   heartbeatMs: number;
   /** Names of the registered tools (bounded metric labels). */
   toolNames: readonly string[];
+  /** The MCP servers of AGENTS_FILE and what each offers now (for /health/detailed). */
+  mcpStatus(): McpServerStatus[];
+  /** Lists the MCP servers' tools now and on MCP_REFRESH_INTERVAL_MS (never fails). */
+  start(): void;
+  /** Lists the MCP servers' tools now (joins a listing under way); never rejects. */
+  refreshMcp(): Promise<void>;
+  /** Stops the refreshes and closes the MCP connections. */
+  stop(): Promise<void>;
 }
 
 /**
@@ -71,7 +84,28 @@ export interface AgentsRuntime {
 export function createAgentsRuntime(options: AgentsRuntimeOptions): AgentsRuntime {
   const { config, schemas, telemetry, logger, clock } = options;
   const { now } = clock;
+  const mcpServers = config.AGENTS_FILE ? loadMcpServers(config.AGENTS_FILE, schemas) : [];
+  // MCP URLs pass the webhooks' SSRF guard policy: https to public addresses, or a trusted host.
+  const mcpGuard = createSsrfGuard({
+    allowHosts: null,
+    trustedHosts: config.MCP_ALLOWLIST,
+    resolve: options.resolve,
+  });
+  const sources = mcpServers.map((server) =>
+    createMcpSource({
+      server,
+      guard: mcpGuard,
+      schemas,
+      clock,
+      logger,
+      refreshMs: config.MCP_REFRESH_INTERVAL_MS,
+      timeoutMs: config.MCP_TIMEOUT_MS,
+      maxResultChars: config.MCP_MAX_RESULT_CHARS,
+      onFailure: (name) => telemetry.mcpFailure({ server: name }),
+    }),
+  );
   const tools = createToolRegistry({
+    sources,
     tools: [
       ...createBuiltinTools({
         now,
@@ -88,7 +122,12 @@ export function createAgentsRuntime(options: AgentsRuntimeOptions): AgentsRuntim
   };
   const agents = createAgentRegistry({
     agents: config.AGENTS_FILE
-      ? loadAgentsFile(config.AGENTS_FILE, { toolNames: tools.names(), schemas, numCtx })
+      ? loadAgentsFile(config.AGENTS_FILE, {
+          toolNames: tools.names(),
+          schemas,
+          numCtx,
+          mcpServers: mcpServers.map((s) => s.name),
+        })
       : [],
   });
   const webhookGuard = createSsrfGuard({
@@ -139,6 +178,20 @@ export function createAgentsRuntime(options: AgentsRuntimeOptions): AgentsRuntim
     telemetry,
     maxActionTtlMs: config.RUN_ACTION_TTL_MAX_MS,
     maxSamples: config.GROUPTHINK_MAX_SAMPLES,
+    mcpServers: mcpServers.map((s) => s.name),
   });
-  return { service, clock, heartbeatMs: config.STREAM_HEARTBEAT_MS, toolNames: tools.names() };
+  return {
+    service,
+    clock,
+    heartbeatMs: config.STREAM_HEARTBEAT_MS,
+    toolNames: tools.names(),
+    mcpStatus: () => sources.map((s) => s.status()),
+    start: () => sources.forEach((s) => s.start()),
+    refreshMcp: async () => {
+      await Promise.all(sources.map((s) => s.refresh()));
+    },
+    stop: async () => {
+      await Promise.all(sources.map((s) => s.stop()));
+    },
+  };
 }

@@ -127,6 +127,8 @@ export interface AgentsServiceDeps {
   maxActionTtlMs: number;
   /** GROUPTHINK_MAX_SAMPLES. */
   maxSamples: number;
+  /** The MCP servers AGENTS_FILE defines, by name. */
+  mcpServers: readonly string[];
 }
 
 /** Bound of each cache below (compiled response_format schemas, configuration hashes). */
@@ -225,6 +227,7 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
       toolNames: tools.names(),
       schemas,
       numCtx: deps.numCtx,
+      mcpServers: deps.mcpServers,
     });
     if (problems.length > 0) {
       throw invalid(
@@ -588,6 +591,7 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
         compileFormat,
         configHash,
         toolNames: tools.names(),
+        mcpTools: (server) => tools.mcpTools(server) ?? [],
         maxActionTtlMs: deps.maxActionTtlMs,
         maxSamples: deps.maxSamples,
       });

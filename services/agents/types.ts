@@ -92,6 +92,8 @@ export interface AgentDefinition {
   model?: string;
   system?: string;
   tools?: ToolSpec[];
+  /** MCP servers (defined in AGENTS_FILE) whose tools the agent may call. */
+  mcp_servers?: string[];
   options?: AgentOptions;
   /** Ollama's `think`; on (true or a level) also streams the thinking as `thinking.delta` events. */
   think?: ThinkSetting;

@@ -96,6 +96,8 @@ export function createMetrics(options: MetricsOptions): Metrics {
   const stopReasonLabel = createEnumLabeler(STOP_REASONS);
   const methodLabel = createEnumLabeler(HTTP_METHODS);
   const routeLabel = createCappedLabeler(RATE_LIMITED_ROUTES_MAX);
+  // MCP servers are named in AGENTS_FILE (at most 32 by its schema).
+  const mcpServerLabel = createCappedLabeler(32);
 
   if (options.defaultMetrics !== false) {
     collectDefaultMetrics({ register: registry });
@@ -187,6 +189,9 @@ export function createMetrics(options: MetricsOptions): Metrics {
     },
     webhook(e) {
       m.webhooks.inc({ outcome: e.outcome });
+    },
+    mcpFailure(e) {
+      m.mcpFailures.inc({ server: mcpServerLabel(e.server) });
     },
   };
 }

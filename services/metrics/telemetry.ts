@@ -73,6 +73,10 @@ export interface WebhookEvent {
   attempts: number;
 }
 
+export interface McpFailureEvent {
+  server: string;
+}
+
 export interface Telemetry {
   inference(e: InferenceEvent): void;
   healthCheck(e: HealthCheckEvent): void;
@@ -81,6 +85,8 @@ export interface Telemetry {
   agentStep(e: AgentStepEvent): void;
   toolCall(e: ToolCallEvent): void;
   webhook(e: WebhookEvent): void;
+  /** An MCP server could not be reached or listed (its tools are unavailable meanwhile). */
+  mcpFailure(e: McpFailureEvent): void;
 }
 
 /** Telemetry that records nothing (unit tests that do not look at metrics). */
@@ -94,5 +100,6 @@ export function createNoopTelemetry(): Telemetry {
     agentStep: noop,
     toolCall: noop,
     webhook: noop,
+    mcpFailure: noop,
   };
 }

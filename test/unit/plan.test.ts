@@ -13,6 +13,7 @@ const context: PlanContext = {
   toolNames: ['calculator', 'current_time'],
   maxActionTtlMs: 3_600_000,
   maxSamples: 8,
+  mcpTools: () => [],
 };
 const agent: AgentDefinition = {
   name: 'helper',
