@@ -312,14 +312,14 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
   const expire = async (id: string, token: string): Promise<void> => {
     const claimed = await runs.claimPause(id, token);
     if (!claimed) return;
-    const ttl = claimed.pause.expiresAt - Date.parse(claimed.run.required_action?.expires_at ?? '');
+    const expiredAt = claimed.run.required_action?.expires_at;
     await finishPaused(
       claimed.run,
       claimed.pause.plan,
       new RunStop(
         'action_expired',
-        'Nobody answered the run’s required action (resume) before it expired.',
-        Number.isNaN(ttl) ? undefined : { expired_at: claimed.run.required_action?.expires_at },
+        "Nobody answered the run's required action (resume) before it expired.",
+        expiredAt !== undefined ? { expired_at: expiredAt } : undefined,
       ),
     );
   };
@@ -617,7 +617,7 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
       }
       if (pause.expiresAt <= now()) {
         await expire(id, pause.token);
-        throw new AppError('RUN_NOT_PAUSED', 'The run’s required action expired.', {
+        throw new AppError('RUN_NOT_PAUSED', "The run's required action expired.", {
           details: { status: 'incomplete', stop_reason: 'action_expired' },
         });
       }

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { createMemoryRunRepository } from '../../services/agents/run-repository';
 import type { AgentRun } from '../../services/agents/types';
@@ -7,6 +9,24 @@ import { parseSse, startAgentsHarness, type AgentsHarness } from '../support/age
 import { until } from '../support/ollama-simulator/settle';
 
 const MODEL = 'llama3.2:3b';
+const HOOK_SECRET = `whsec_${Buffer.from('0123456789abcdef0123456789abcdef').toString('base64')}`;
+
+/** A webhook receiver: records each delivery's event type and run status, answers 200. */
+async function startReceiver(): Promise<{ url: string; types: string[]; server: Server }> {
+  const types: string[] = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (c: string) => (body += c));
+    req.on('end', () => {
+      const payload = JSON.parse(body) as { type: string; data: AgentRun };
+      types.push(`${payload.type}:${payload.data.status}`);
+      res.end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, types, server };
+}
 const call = (name: string, args: Record<string, unknown>) => ({
   function: { name, arguments: args },
 });
@@ -71,8 +91,9 @@ describe('client tools, approvals and resume (two replicas sharing one run repos
     // processes (the Redis variant of these tests comes with that repository).
     const runs = createMemoryRunRepository({ max: 100, ttlMs: 3_600_000, now: Date.now });
     toolStarted = false;
-    a = await startAgentsHarness({ runs, extraTools: [pause] });
-    b = await startAgentsHarness({ runs, simulator: a.sim, extraTools: [pause] });
+    const env = { WEBHOOK_SECRET: HOOK_SECRET, WEBHOOK_ALLOWLIST: '127.0.0.1' };
+    a = await startAgentsHarness({ runs, env, extraTools: [pause] });
+    b = await startAgentsHarness({ runs, env, simulator: a.sim, extraTools: [pause] });
   });
   afterEach(async () => {
     release();
@@ -326,6 +347,38 @@ describe('client tools, approvals and resume (two replicas sharing one run repos
     assert.equal(approved.status, 'completed');
     const result = lastChat(a).messages.find((m) => m.role === 'tool');
     assert.deepEqual(JSON.parse(String(result?.content)), { expression: '6 * 7', result: 42 });
+  });
+
+  it('sends run.requires_action to the webhook, and the end of the run from the replica that resumed it', async () => {
+    const receiver = await startReceiver();
+    try {
+      a.sim.script(MODEL, { tool_calls: [call('lookup_order', { order_id: '5' })] });
+      const created = await request(a.url)
+        .post('/agents/run')
+        .send({ input: 'Order 5?', tools: [lookupOrder], webhook: { url: receiver.url } })
+        .expect(202);
+      const id = (created.body as AgentRun).id;
+      await (await a.agents.service.find(id, undefined)).settled();
+      await until(() => receiver.types.length === 1);
+      assert.deepEqual(receiver.types, ['run.requires_action:requires_action']);
+      const paused = (await b.agents.service.find(id, undefined)).run;
+      a.sim.script(MODEL, { content: 'Order 5 shipped.' });
+      const resumed = await request(b.url)
+        .post(`/agents/runs/${id}/resume`)
+        .send({
+          background: true,
+          tool_outputs: [{ tool_call_id: paused.required_action?.tool_calls[0]?.id, output: 'ok' }],
+        })
+        .expect(202);
+      assert.equal(resumed.headers.location, `/agents/runs/${id}`);
+      await (await b.agents.service.find(id, undefined)).settled();
+      assert.deepEqual(receiver.types, [
+        'run.requires_action:requires_action',
+        'run.completed:completed',
+      ]);
+    } finally {
+      receiver.server.close();
+    }
   });
 
   it('cancels a paused run through the other replica', async () => {
