@@ -652,7 +652,7 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
 
     async cancel(id, principal) {
       const handle = await find(id, principal);
-      if (handle.run.status === 'requires_action' && !local.has(id)) {
+      if (handle.run.status === 'requires_action') {
         const pause = await runs.getPause(id);
         const claimed = pause && (await runs.claimPause(id, pause.token));
         if (claimed) {

@@ -113,6 +113,21 @@ export function createMcpSource(options: McpSourceOptions): McpSource {
   };
   let timer: TimerHandle | null = null;
   let refreshing: Promise<void> | null = null;
+  // Validators of the last listing by schema text: a refresh that lists the same schema reuses
+  // its validator instead of compiling (and caching in Ajv) a new one every interval.
+  let validators = new Map<string, ValidateFunction>();
+  let nextValidators = new Map<string, ValidateFunction>();
+  const compile = (parameters: ToolParameters): ValidateFunction => {
+    // A draft marker of the server's own choosing is not one Ajv needs (or may know).
+    const { $schema: _draft, $id: _id, ...schema } = parameters as ToolParameters & {
+      $schema?: unknown;
+      $id?: unknown;
+    };
+    const key = JSON.stringify(schema);
+    const fn = validators.get(key) ?? schemas.compile(schema);
+    nextValidators.set(key, fn);
+    return fn;
+  };
 
   const fail = (err: unknown): void => {
     const message =
@@ -181,7 +196,7 @@ export function createMcpSource(options: McpSourceOptions): McpSource {
         return { result: text };
       },
     };
-    return { def, validate: schemas.compile({ ...parameters }) };
+    return { def, validate: compile(parameters) };
   };
 
   const list = async (): Promise<void> => {
@@ -189,6 +204,7 @@ export function createMcpSource(options: McpSourceOptions): McpSource {
       const c = await connect();
       const listed = await c.listTools(undefined, { timeout: options.timeoutMs });
       const next = new Map<string, McpTool>();
+      nextValidators = new Map();
       for (const tool of listed.tools) {
         if (server.tools && !server.tools.includes(tool.name)) continue;
         try {
@@ -203,6 +219,7 @@ export function createMcpSource(options: McpSourceOptions): McpSource {
         }
       }
       current = next;
+      validators = nextValidators;
       state = {
         name: server.name,
         up: true,
