@@ -53,6 +53,8 @@ export interface ComposeOptions {
   telemetry?: Telemetry;
   extraTools?: readonly ToolDefinition[];
   webhookRetryDelayMs?: AgentsRuntimeOptions['webhookRetryDelayMs'];
+  /** A run repository shared with other gateways in the same process (replica tests). */
+  runs?: AgentsRuntimeOptions['runs'];
 }
 
 /** Every collaborator of the gateway, built once, wired to each other, nothing started. */
@@ -150,6 +152,7 @@ export function composeGateway(options: ComposeOptions): Gateway {
     webhookRetryDelayMs: options.webhookRetryDelayMs,
     usage,
     ...(options.redis ? { redis: options.redis } : {}),
+    ...(options.runs ? { runs: options.runs } : {}),
   });
   const lifecycle = createLifecycle({ logger, clock });
   const startup = createStartupSequence({
@@ -172,6 +175,7 @@ export function composeGateway(options: ComposeOptions): Gateway {
     ollama: ollamaStack.ollama,
     models: ollamaStack.models,
     ...(redisStatus ? { redis: redisStatus } : {}),
+    mcp: () => agents.mcpStatus(),
   });
   // One backend today: every drop-in request goes to this Ollama.
   const passthrough = createPassthroughService({

@@ -751,6 +751,18 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
       await scripts.release.run([key.live, key.run(id), key.lease(id)], [id, node], send);
     },
 
+    // Pauses are kept in memory only by the in-memory repository so far: with REDIS_URL a run
+    // that would pause ends instead (the service ends a pause it cannot store).
+    async pause() {
+      throw new AppError('INTERNAL_ERROR', 'Paused runs are not stored in Redis yet.');
+    },
+    async getPause() {
+      return undefined;
+    },
+    async claimPause() {
+      return undefined;
+    },
+
     async claimOrphans() {
       const ids = (await scripts.claimOrphans.run(
         [key.live],

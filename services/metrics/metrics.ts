@@ -112,6 +112,8 @@ export function createMetrics(options: MetricsOptions): Metrics {
   const methodLabel = createEnumLabeler(HTTP_METHODS);
   const routeLabel = createCappedLabeler(RATE_LIMITED_ROUTES_MAX);
   const redisGroupLabel = createCappedLabeler(REDIS_GROUPS_MAX);
+  // MCP servers are named in AGENTS_FILE (at most 32 by its schema).
+  const mcpServerLabel = createCappedLabeler(32);
 
   if (options.defaultMetrics !== false) {
     collectDefaultMetrics({ register: registry });
@@ -224,6 +226,9 @@ export function createMetrics(options: MetricsOptions): Metrics {
     runCoordination(e) {
       if (e.kind === 'takeover') m.runTakeovers.inc();
       else m.runRemoteCancels.inc({ direction: e.kind === 'cancel_sent' ? 'sent' : 'received' });
+    },
+    mcpFailure(e) {
+      m.mcpFailures.inc({ server: mcpServerLabel(e.server) });
     },
   };
 }

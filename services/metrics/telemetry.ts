@@ -81,6 +81,10 @@ export interface RunCoordinationEvent {
   kind: 'takeover' | 'cancel_sent' | 'cancel_received';
 }
 
+export interface McpFailureEvent {
+  server: string;
+}
+
 export interface Telemetry {
   inference(e: InferenceEvent): void;
   healthCheck(e: HealthCheckEvent): void;
@@ -92,6 +96,8 @@ export interface Telemetry {
   toolCall(e: ToolCallEvent): void;
   webhook(e: WebhookEvent): void;
   runCoordination(e: RunCoordinationEvent): void;
+  /** An MCP server could not be reached or listed (its tools are unavailable meanwhile). */
+  mcpFailure(e: McpFailureEvent): void;
 }
 
 /** Telemetry that records nothing (unit tests that do not look at metrics). */
@@ -107,5 +113,6 @@ export function createNoopTelemetry(): Telemetry {
     toolCall: noop,
     webhook: noop,
     runCoordination: noop,
+    mcpFailure: noop,
   };
 }

@@ -8,6 +8,7 @@ import type { OllamaHealth } from '../../services/ollama/types';
 import type { Telemetry } from '../../services/metrics/telemetry';
 import type { ToolDefinition } from '../../services/tools/types';
 import type { AgentsRuntime } from '../../services/agents/runtime';
+import type { RunRepository } from '../../services/agents/run-repository';
 import type { HealthService } from '../../services/health/probes';
 import type { Lifecycle } from '../../services/health/lifecycle';
 import type { Metrics } from '../../services/metrics/metrics';
@@ -42,6 +43,8 @@ export interface TestAppOptions {
   extraTools?: readonly ToolDefinition[];
   /** Node process metrics in the app's registry (default off: faster scrapes). */
   defaultMetrics?: boolean;
+  /** The run repository, shared by apps that play replicas of one gateway. */
+  runs?: RunRepository;
   /** Replaces any collaborator of createApp after the defaults are built. */
   deps?: Partial<AppDeps>;
   /** The API keys (e.g. entries of a YAML key file, or a reloading store); default API_KEYS. */
@@ -124,6 +127,7 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
     extraTools: options.extraTools,
     webhookRetryDelayMs: () => 0,
     ...(options.apiKeys ? { apiKeys: options.apiKeys } : {}),
+    ...(options.runs ? { runs: options.runs } : {}),
   });
   const { metrics, ollamaStack: stack, agents, lifecycle, startup, health } = gateway;
   const deps: AppDeps = { ...gateway.deps, ...options.deps };
