@@ -56,7 +56,10 @@ export interface RunRepository {
   follow(id: string, afterSeq: number, onEvent: (event: RunEvent) => void): Promise<() => void>;
   /**
    * Records that the run paused for its caller (status `requires_action`): stores the run as it
-   * is now and what a resume needs, replacing any earlier pause. `state` is plain JSON.
+   * is now and what a resume needs, replacing any earlier pause. `state` is plain JSON. The
+   * `run.requires_action` event appended just before is written with it (a shared store makes
+   * the event and the pause visible together), and this replica no longer holds the run (as
+   * after `release`): nobody takes a paused run over.
    * @throws AppError RUN_NOT_FOUND
    */
   pause(id: string, run: AgentRun, state: PauseState): Promise<void>;
@@ -66,7 +69,8 @@ export interface RunRepository {
    * Takes the pause named by `token` away, atomically: resolves with the run and the pause for
    * the one caller that got it, undefined for everyone else (another resume, an expiry or a
    * cancel took it first, or the run is not paused). The run stays `requires_action` until its
-   * new owner changes its status.
+   * new owner changes its status. The claiming replica now holds the run as if it had created
+   * it (lease, takeover if it dies): it ends or pauses it, and calls `release` when done.
    */
   claimPause(id: string, token: string): Promise<{ run: AgentRun; pause: PauseState } | undefined>;
   /** The kept runs, oldest first; `running` keeps only those not finished. */

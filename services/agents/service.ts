@@ -429,14 +429,15 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
       expiresAt,
       plan: { ...plan, toolChoice: plan.toolChoice === 'none' ? 'none' : 'auto' },
     };
-    // Stored before anyone hears of the pause, so a resume that follows finds it.
-    await runs.pause(run.id, run, state);
     const sent = snapshot(run);
     await runs.append(run.id, 'run.requires_action', {
       status: run.status,
       required_action: sent.required_action,
       run: sent,
     });
+    // A shared store writes the event with the pause, in one step: whoever hears of the pause
+    // there can resume it. The replica lets go of the run here (nobody takes a pause over).
+    await runs.pause(run.id, run, state);
     expiries.set(
       run.id,
       deps.clock.after(plan.actionTtlMs, () => {

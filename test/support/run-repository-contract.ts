@@ -6,7 +6,7 @@ import type { PauseState } from '../../services/agents/pause';
 import { queuedRun } from './run-handles';
 
 /** A pause as the service stores one: every field plain JSON. */
-function pauseState(token: string): PauseState {
+export function pauseState(token: string): PauseState {
   return {
     token,
     expiresAt: 1_000_000,
