@@ -121,9 +121,10 @@ return last
 // The run pauses for its caller: what Redis lacks of it (the run, the events up to and with
 // `run.requires_action`) and the pause are written together, and the replica lets go of the run
 // (no lease, not live: nobody takes a paused run over). KEYS: all, live, counter, run, lease,
-// events. ARGV: id, run JSON, owner ('' to keep), node ('' when this replica does not execute
-// the run), pause JSON, pause token, expiry ms, max events, upsert (1/0), then (seq, type,
-// data) per event. -1: another replica took the run over; -2: no such run; else 1.
+// events, paused. ARGV: id, run JSON, owner ('' to keep), node ('' when this replica does not
+// execute the run), pause JSON, pause token, expiry ms, max events, upsert (1/0), pause
+// expiresAt, then (seq, type, data) per event. -1: another replica took the run over; -2: no
+// such run; else 1. `runs:paused` orders paused runs by when their pause expires.
 const PAUSE = `
 if ARGV[9] ~= '1' and redis.call('EXISTS', KEYS[4]) == 0 then return -2 end
 local node = redis.call('HGET', KEYS[4], 'node')
@@ -136,18 +137,21 @@ if ARGV[3] ~= '' then redis.call('HSET', KEYS[4], 'owner', ARGV[3]) end
 redis.call('PEXPIRE', KEYS[4], ARGV[7])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('DEL', KEYS[5])
-${appendNewEvents(10, 8)}
+redis.call('ZADD', KEYS[7], ARGV[10], ARGV[1])
+${appendNewEvents(11, 8)}
 return 1
 `;
 
 // Takes the pause named by its token, in one step, so one caller gets it: the pause goes, and
 // the claiming replica holds the run (its node, lease and place among the live runs). KEYS:
-// live, counter, run, lease, events. ARGV: id, token, node, lease ms. Nil when the pause is not
-// (or no longer) there; else the run JSON, the pause JSON, the owner and the last event's seq.
+// live, counter, run, lease, events, paused. ARGV: id, token, node, lease ms. Nil when the
+// pause is not (or no longer) there; else the run JSON, the pause JSON, the owner and the last
+// event's seq.
 const CLAIM_PAUSE = `
 if redis.call('HGET', KEYS[3], 'ptoken') ~= ARGV[2] then return nil end
 local f = redis.call('HMGET', KEYS[3], 'run', 'pause', 'owner')
 redis.call('HDEL', KEYS[3], 'pause', 'ptoken')
+redis.call('ZREM', KEYS[6], ARGV[1])
 redis.call('HSET', KEYS[3], 'node', ARGV[3])
 redis.call('SET', KEYS[4], ARGV[3], 'PX', ARGV[4])
 redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[2]), ARGV[1])
@@ -155,6 +159,22 @@ local last = 0
 local top = redis.call('XREVRANGE', KEYS[5], '+', '-', 'COUNT', 1)
 if top[1] then last = tonumber(string.match(top[1][1], '^(%d+)')) end
 return { f[1], f[2], f[3], tostring(last) }
+`;
+
+// KEYS: paused. ARGV: prefix, now. The paused runs whose pause expired, as id, token, id,
+// token…; members whose pause went meanwhile (claimed, run ended or gone) are dropped.
+const DUE_PAUSES = `
+local out = {}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])) do
+  local token = redis.call('HGET', ARGV[1] .. 'run:' .. id, 'ptoken')
+  if token then
+    table.insert(out, id)
+    table.insert(out, token)
+  else
+    redis.call('ZREM', KEYS[1], id)
+  end
+end
+return out
 `;
 
 // KEYS: run, lease. ARGV: node, lease ms. 1 renewed, 0 held by another replica, -1 run gone.
@@ -334,6 +354,7 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
   const key = {
     all: `${p}runs`,
     live: `${p}runs:live`,
+    paused: `${p}runs:paused`,
     counter: `${p}runs:n`,
     control: `${p}runs:control`,
     run: (id: string) => `${p}run:${id}`,
@@ -353,6 +374,7 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
     expire: script(EXPIRE),
     pause: script(PAUSE),
     claimPause: script(CLAIM_PAUSE),
+    duePauses: script(DUE_PAUSES),
   };
   const runningExpiry = String(ttlMs + RUNNING_EXTRA_MS);
   const entries = new Map<string, Local>();
@@ -871,12 +893,21 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
           runningExpiry,
           maxEvents,
           upsert ? '1' : '0',
+          String(state.expiresAt),
         ];
         for (const event of events)
           args.push(String(event.seq), event.type, storedData(event.data));
         return Number(
           await scripts.pause.run(
-            [key.all, key.live, key.counter, key.run(id), key.lease(id), key.events(id)],
+            [
+              key.all,
+              key.live,
+              key.counter,
+              key.run(id),
+              key.lease(id),
+              key.events(id),
+              key.paused,
+            ],
             args,
             send,
           ),
@@ -907,7 +938,7 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
 
     async claimPause(id, token) {
       const reply = await scripts.claimPause.run(
-        [key.live, key.counter, key.run(id), key.lease(id), key.events(id)],
+        [key.live, key.counter, key.run(id), key.lease(id), key.events(id), key.paused],
         [id, token, node, String(leaseMs)],
         send,
       );
@@ -919,6 +950,15 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
       entries.set(id, e);
       held.add(id);
       return { run, pause: JSON.parse(pause) as PauseState };
+    },
+
+    async duePauses(at) {
+      const flat = (await scripts.duePauses.run([key.paused], [p, String(at)], send)) as string[];
+      const out: Array<{ id: string; token: string }> = [];
+      for (let i = 0; i + 1 < flat.length; i += 2) {
+        out.push({ id: flat[i] as string, token: flat[i + 1] as string });
+      }
+      return out;
     },
 
     async claimOrphans() {

@@ -73,6 +73,11 @@ export interface RunRepository {
    * it (lease, takeover if it dies): it ends or pauses it, and calls `release` when done.
    */
   claimPause(id: string, token: string): Promise<{ run: AgentRun; pause: PauseState } | undefined>;
+  /**
+   * The pauses whose `expiresAt` is at or before `now`, by run id and token: whoever claims one
+   * ends its run (the replica that armed its expiry timer may be gone).
+   */
+  duePauses(now: number): Promise<Array<{ id: string; token: string }>>;
   /** The kept runs, oldest first; `running` keeps only those not finished. */
   list(filter?: { running?: boolean }): Promise<StoredRun[]>;
   /** Drops the finished runs past their TTL; resolves with how many went. */
@@ -222,6 +227,16 @@ export function createMemoryRunRepository(options: {
       // Read and cleared in one synchronous step: no other claim can see it in between.
       r.pause = null;
       return { run: r.run, pause };
+    },
+    async duePauses(at) {
+      const out: Array<{ id: string; token: string }> = [];
+      for (const id of runs.keys()) {
+        const text = live(id)?.pause;
+        if (!text) continue;
+        const { token, expiresAt } = JSON.parse(text) as PauseState;
+        if (expiresAt <= at) out.push({ id, token });
+      }
+      return out;
     },
     async append(id, type, data) {
       return known(id).events.emit(type, data);

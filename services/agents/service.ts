@@ -123,7 +123,8 @@ export interface AgentsService {
   cancelAll(): void;
   /**
    * Starts the background work: the repository's (leases, control messages) and, with
-   * `takeoverEveryMs`, the periodic takeover of runs whose replica died.
+   * `takeoverEveryMs`, the periodic takeover of runs whose replica died and the expiry of
+   * pauses whose replica died.
    */
   startWork(): void;
   stopWork(): Promise<void>;
@@ -712,6 +713,13 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
       for (const id of await runs.claimOrphans()) {
         await takeOver(id).catch((err: unknown) => {
           logger.error('orphaned run not taken over', { run_id: id, error: err });
+        });
+      }
+      // Pauses past their expiry whose replica (and its timer) is gone end here; a claim is
+      // atomic, so a replica whose timer fires too does nothing twice.
+      for (const { id, token } of await runs.duePauses(now())) {
+        await expire(id, token).catch((err: unknown) => {
+          logger.error('paused run not expired', { run_id: id, error: err });
         });
       }
     } catch {

@@ -37,6 +37,20 @@ function lastToolMessages(sim: OllamaSimulator): Array<{ role: string; content: 
   return (body.messages ?? []).filter((m) => m.role === 'tool');
 }
 
+/** Polls until `check` holds; every try is a request, and the test's timeout bounds it. */
+async function until(check: () => Promise<boolean>): Promise<void> {
+  while (!(await check())) await new Promise((resolve) => setImmediate(resolve));
+}
+
+/** The sum of a counter's series whose labels include `label`. */
+async function counter(server: ServerProcess, name: string, label: string): Promise<number> {
+  const text = await (await fetch(`${server.url}/metrics`)).text();
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith(`${name}{`) && l.includes(label))
+    .reduce((sum, l) => sum + Number(l.split(' ').at(-1)), 0);
+}
+
 describe('client tools resumed through another gateway process (real redis-server)', function () {
   this.timeout(60_000);
   let redis: ChildProcess | undefined;
@@ -49,7 +63,7 @@ describe('client tools resumed through another gateway process (real redis-serve
     if (redis) await stopRedis(redis);
   });
 
-  it('pauses on A for a client tool and goes on through B: answered, then streamed; a wrong call id is a 409', async () => {
+  it('pauses on A for a client tool and goes on through B: answered, then streamed; a wrong call id is a 409; a pause of a killed replica expires', async () => {
     const port = await freePort();
     redis = await startRedis(port);
     sim = await startOllamaSimulator();
@@ -144,5 +158,21 @@ describe('client tools resumed through another gateway process (real redis-serve
     );
     const types = replay.map((e) => e.event);
     assert.ok(types.indexOf('run.requires_action') < types.indexOf('run.completed'));
+
+    // A pause whose replica died (its expiry timer with it) expires through B's takeover round,
+    // without anyone reading the run: B's metrics (read without touching the run) show it.
+    sim.script(MODEL, askFor('77'));
+    const orphan = await post(a, '/agents/run', {
+      input: 'Where is 77?',
+      tools: [lookupOrder],
+      action_ttl_ms: 1000,
+    });
+    const orphanId = ((await orphan.json()) as AgentRun).id;
+    a.kill();
+    const expired = () => counter(b, 'agent_runs_total', 'stop_reason="action_expired"');
+    await until(async () => (await expired()) === 1);
+    const ended = (await (await fetch(`${b.url}/agents/runs/${orphanId}`)).json()) as AgentRun;
+    assert.equal(ended.status, 'incomplete');
+    assert.equal(ended.stop_reason, 'action_expired');
   });
 });

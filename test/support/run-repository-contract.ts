@@ -216,6 +216,18 @@ export function runRepositoryContract(
       await assert.rejects(runs.pause('run_none', run, pauseState('t')), codeOf('RUN_NOT_FOUND'));
     });
 
+    it('lists the pauses due at a time, by run id and token, until they are claimed', async () => {
+      const { runs } = await create({ max: 10, ttlMs: 1000 });
+      const run = queuedRun('run_d');
+      await runs.create(run, 'o');
+      const state = pauseState('tok_d');
+      await runs.pause('run_d', run, state);
+      assert.deepEqual(await runs.duePauses(state.expiresAt - 1), []);
+      assert.deepEqual(await runs.duePauses(state.expiresAt), [{ id: 'run_d', token: 'tok_d' }]);
+      assert.ok(await runs.claimPause('run_d', 'tok_d'));
+      assert.deepEqual(await runs.duePauses(state.expiresAt), []);
+    });
+
     it('refuses events and status changes of an unknown run with RUN_NOT_FOUND', async () => {
       const { runs } = await create({ max: 10, ttlMs: 1000 });
       await assert.rejects(runs.append('run_none', 'run.created'), codeOf('RUN_NOT_FOUND'));
