@@ -41,10 +41,12 @@ export const AUTH_POLICY: readonly PolicyRule[] = Object.freeze([
   // Agent keys: run agents, follow and cancel their own runs (ownership is checked by the
   // runs service with canAccess), list agents and models.
   { method: 'POST', pattern: '/agents/run', access: 'agent', budget: 'runs' },
+  { method: 'POST', pattern: '/agents/run-agent', access: 'agent', budget: 'runs' },
   { method: 'GET', pattern: '/agents', access: 'agent', budget: 'api' },
   { method: 'GET', pattern: '/agents/runs/:id', access: 'agent', budget: 'api' },
   { method: 'GET', pattern: '/agents/runs/:id/events', access: 'agent', budget: 'api' },
   { method: 'POST', pattern: '/agents/runs/:id/cancel', access: 'agent', budget: 'api' },
+  { method: 'POST', pattern: '/agents/runs/:id/resume', access: 'agent', budget: 'runs' },
   // One agent's definition: the list above already shows every agent to an agent key.
   { method: 'GET', pattern: '/agents/:name', access: 'agent', budget: 'api' },
   { method: 'GET', pattern: '/ollama/models', access: 'agent', budget: 'api' },

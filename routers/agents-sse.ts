@@ -9,6 +9,11 @@ export interface StreamRunOptions {
   after: number;
   /** The client that started the run is streaming it: when it goes away, the run is cancelled. */
   cancelOnClose: boolean;
+  /**
+   * The stream of the request that started or resumed the run: it ends with the run's next
+   * `run.requires_action` too (the caller answers it with a resume, which streams the rest).
+   */
+  endOnPause?: boolean;
   heartbeatMs: number;
   clock: Clock;
   /** Registers the open stream so a shutdown can end it in-band (absent in some tests). */
@@ -70,14 +75,17 @@ export function streamRun(
     // appended before it resolved) and leave together with the headers in one write.
     let replayed: string[] | null = [];
     let flushedThisTick = false;
+    const last = (event: RunEvent): boolean =>
+      isTerminalEvent(event.type) ||
+      (options.endOnPause === true && event.type === 'run.requires_action');
     const write = (event: RunEvent): void => {
       if (finished) return;
       if (replayed) {
         replayed.push(formatSse(event));
-        if (isTerminalEvent(event.type)) finish(replayed.join(''));
+        if (last(event)) finish(replayed.join(''));
         return;
       }
-      if (isTerminalEvent(event.type)) {
+      if (last(event)) {
         finish(formatSse(event));
         return;
       }

@@ -1,8 +1,15 @@
-import { Router, type Request, type RequestHandler } from 'express';
+import { Router, type Request, type RequestHandler, type Response } from 'express';
 import { createMethodNotAllowed } from '../middleware/error-handler';
 import { recordTimings } from '../middleware/server-timing';
 import type { Validate } from '../middleware/validate';
-import { refusalOf, type AgentsService, type RunRequest } from '../services/agents';
+import {
+  refusalOf,
+  type AgentRun,
+  type AgentsService,
+  type ResumeRequest,
+  type RunHandle,
+  type RunRequest,
+} from '../services/agents';
 import type { Clock } from '../src/clock';
 import type { Lifecycle } from '../services/health';
 import { AppError } from '../src/errors';
@@ -57,6 +64,20 @@ function replayAfter(req: Request): number {
   return (req.query as { after?: number }).after ?? 0;
 }
 
+/** The run once it finished or paused, or undefined when `ms` passed first (the run goes on). */
+function waitUpTo(
+  handle: RunHandle,
+  clock: Clock,
+  ms: number | undefined,
+): Promise<AgentRun | undefined> {
+  if (ms === undefined) return handle.wait();
+  let timer = { cancel: (): void => undefined };
+  const elapsed = new Promise<undefined>((resolve) => {
+    timer = clock.after(ms, () => resolve(undefined));
+  });
+  return Promise.race([handle.wait(), elapsed]).finally(() => timer.cancel());
+}
+
 /**
  * `/agents`: list and show agents, run one (answered, streamed or in the background), read,
  * follow and cancel runs. Runs belong to the principal that created them.
@@ -75,47 +96,105 @@ export function createAgentsRouter(options: AgentsRouterOptions): Router {
     })
     .all(createMethodNotAllowed(['GET', 'HEAD']));
 
+  /**
+   * Answers a run started or resumed by this request, in the mode the body asks for: streamed
+   * (until the run ends or pauses), 202 at once (background, webhook), or the run once it ends
+   * or pauses (202 with its Location when `wait_timeout_ms` passes first).
+   */
+  const answer = async (
+    res: Response,
+    handle: RunHandle,
+    mode: {
+      stream?: boolean;
+      background?: boolean;
+      wait_timeout_ms?: number;
+      after: number;
+      replayed: boolean;
+    },
+  ): Promise<void> => {
+    const { replayed } = mode;
+    res.setHeader('X-Run-Id', handle.id);
+    if (replayed) res.setHeader('Idempotency-Replayed', 'true');
+    if (mode.stream) {
+      // Only the client that started the run cancels it by leaving; a replay just watches.
+      await streamRun(res, handle, {
+        ...sse,
+        after: mode.after,
+        cancelOnClose: !replayed,
+        endOnPause: true,
+      });
+      return;
+    }
+    if (mode.background) {
+      res.status(202).location(`/agents/runs/${handle.id}`).json(handle.run);
+      return;
+    }
+    const abandon = (): void => {
+      if (!res.writableEnded && !replayed) void handle.cancel();
+    };
+    res.once('close', abandon);
+    // At the shutdown deadline the run is stopped and this request still gets a whole answer
+    // (the lifecycle waits until it has left), never a cut connection.
+    const answered = new Promise<void>((resolve) => res.once('close', resolve));
+    lifecycle?.trackStream(res, async () => {
+      await handle.cancel('shutdown');
+      await answered;
+    });
+    const finished = await waitUpTo(handle, clock, mode.wait_timeout_ms);
+    res.off('close', abandon);
+    if (!finished) {
+      // The caller stopped waiting, not the run: it goes on as a background run would.
+      res.status(202).location(`/agents/runs/${handle.id}`).json(handle.run);
+      return;
+    }
+    // Refused before Ollama did any work: the refusal's own status and Retry-After.
+    const refusal = refusalOf(finished);
+    if (refusal) throw refusal;
+    // Server-Timing: the queue wait and Ollama time of every model call of the run.
+    for (const timings of handle.modelTimings()) recordTimings(res, timings);
+    // res.json serialises at once, so the finished run needs no copy first.
+    res.json(finished);
+  };
+
+  const run = async (req: Request, res: Response): Promise<void> => {
+    const body = req.body as RunRequest;
+    const { handle, replayed } = await service.start(body, {
+      owner: req.principal?.id ?? 'anonymous',
+      idempotencyKey: idempotencyKey(req),
+      ticket: admissionTicket(req.principal, req.ip),
+    });
+    await answer(res, handle, {
+      stream: body.stream,
+      background: body.background || body.webhook !== undefined,
+      wait_timeout_ms: body.wait_timeout_ms,
+      after: 0,
+      replayed,
+    });
+  };
+  const runBody = validate({ body: 'agent-run.request' });
+
+  // `/agents/run-agent` is the same endpoint under the other name the API design gives it.
+  for (const path of ['/agents/run', '/agents/run-agent']) {
+    router
+      .route(path)
+      .post(runBody, ...budget, run)
+      .all(createMethodNotAllowed(['POST']));
+  }
+
   router
-    .route('/agents/run')
-    .post(validate({ body: 'agent-run.request' }), ...budget, async (req, res) => {
-      const body = req.body as RunRequest;
-      const { handle, replayed } = await service.start(body, {
-        owner: req.principal?.id ?? 'anonymous',
-        idempotencyKey: idempotencyKey(req),
-        ticket: admissionTicket(req.principal, req.ip),
-      });
-      res.setHeader('X-Run-Id', handle.id);
-      if (replayed) res.setHeader('Idempotency-Replayed', 'true');
-      if (body.stream) {
-        // Only the client that started the run cancels it by leaving; a replay just watches.
-        await streamRun(res, handle, { ...sse, after: 0, cancelOnClose: !replayed });
-        return;
-      }
-      if (body.background || body.webhook) {
-        res.status(202).location(`/agents/runs/${handle.id}`).json(handle.run);
-        return;
-      }
-      const abandon = (): void => {
-        if (!res.writableEnded && !replayed) void handle.cancel();
-      };
-      res.once('close', abandon);
-      // At the shutdown deadline the run is stopped and this request still gets a whole answer
-      // (the lifecycle waits until it has left), never a cut connection.
-      const answered = new Promise<void>((resolve) => res.once('close', resolve));
-      lifecycle?.trackStream(res, async () => {
-        await handle.cancel('shutdown');
-        await answered;
-      });
-      const finished = await handle.wait();
-      res.off('close', abandon);
-      // Refused before Ollama did any work: the refusal's own status and Retry-After.
-      const refusal = refusalOf(finished);
-      if (refusal) throw refusal;
-      // Server-Timing: the queue wait and Ollama time of every model call of the run.
-      for (const timings of handle.modelTimings()) recordTimings(res, timings);
-      // res.json serialises at once, so the finished run needs no copy first.
-      res.json(finished);
-    })
+    .route('/agents/runs/:id/resume')
+    .post(
+      validate({ params: 'agent-run.params', body: 'agent-run-resume.request' }),
+      ...budget,
+      async (req, res) => {
+        const body = req.body as ResumeRequest;
+        const { handle, after } = await service.resume(String(req.params.id), body, {
+          principal: req.principal,
+          ticket: admissionTicket(req.principal, req.ip),
+        });
+        await answer(res, handle, { ...body, after, replayed: false });
+      },
+    )
     .all(createMethodNotAllowed(['POST']));
 
   router

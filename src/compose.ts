@@ -58,6 +58,8 @@ export interface ComposeOptions {
   webhookRetryDelayMs?: AgentsRuntimeOptions['webhookRetryDelayMs'];
   /** The resolver behind OLLAMA_DISCOVERY (default node:dns/promises). */
   resolveBackends?: Resolver;
+  /** A run repository shared with other gateways in the same process (replica tests). */
+  runs?: AgentsRuntimeOptions['runs'];
 }
 
 /** Every collaborator of the gateway, built once, wired to each other, nothing started. */
@@ -158,6 +160,7 @@ export function composeGateway(options: ComposeOptions): Gateway {
     webhookRetryDelayMs: options.webhookRetryDelayMs,
     usage,
     ...(options.redis ? { redis: options.redis } : {}),
+    ...(options.runs ? { runs: options.runs } : {}),
   });
   const lifecycle = createLifecycle({ logger, clock });
   const startup = createStartupSequence({
@@ -180,6 +183,7 @@ export function composeGateway(options: ComposeOptions): Gateway {
     ollama: ollamaStack.ollama,
     models: ollamaStack.models,
     ...(redisStatus ? { redis: redisStatus } : {}),
+    mcp: () => agents.mcpStatus(),
   });
   // The backend set routes each forwarded request itself (model, load, the body's affinity).
   const passthrough = createPassthroughService({

@@ -95,8 +95,14 @@ export interface Config {
   RUNS_MAX: number;
   RUNS_TTL_MS: number;
   RUN_LEASE_MS: number;
+  RUN_ACTION_TTL_MAX_MS: number;
+  GROUPTHINK_MAX_SAMPLES: number;
   WEBHOOK_SECRET: string;
   WEBHOOK_ALLOWLIST: readonly string[];
+  MCP_ALLOWLIST: readonly string[];
+  MCP_REFRESH_INTERVAL_MS: number;
+  MCP_TIMEOUT_MS: number;
+  MCP_MAX_RESULT_CHARS: number;
   WEBHOOK_MAX_ATTEMPTS: number;
   WEBHOOK_TIMEOUT_MS: number;
   IDEMPOTENCY_TTL_MS: number;
@@ -128,7 +134,12 @@ export class ConfigError extends Error {
   }
 }
 
-const LIST_KEYS = ['ALLOWED_ORIGINS', 'HTTP_TOOL_ALLOWLIST', 'WEBHOOK_ALLOWLIST'] as const;
+const LIST_KEYS = [
+  'ALLOWED_ORIGINS',
+  'HTTP_TOOL_ALLOWLIST',
+  'WEBHOOK_ALLOWLIST',
+  'MCP_ALLOWLIST',
+] as const;
 export const MIN_API_KEY_LENGTH = 16;
 
 /**

@@ -28,6 +28,14 @@ export const ERROR_CATALOG = {
     status: 409,
     message: 'This Idempotency-Key was used with a different request body.',
   },
+  RUN_NOT_PAUSED: {
+    status: 409,
+    message: 'The run is not waiting for tool outputs or approvals.',
+  },
+  TOOL_CALL_CONFLICT: {
+    status: 409,
+    message: 'The run is not waiting for these tool calls.',
+  },
   PAYLOAD_TOO_LARGE: { status: 413, message: 'The request body is too large.' },
   UNSUPPORTED_MEDIA_TYPE: {
     status: 415,

@@ -8,6 +8,9 @@ export type RunEventType =
   | 'tool_call.created'
   | 'tool_call.completed'
   | 'step.completed'
+  | 'candidate.completed'
+  | 'judge.completed'
+  | 'run.requires_action'
   | 'run.completed'
   | 'run.incomplete'
   | 'run.failed'
@@ -60,11 +63,15 @@ export interface RunEvents {
  * subscribers but not stored (every other event, including the terminal one that carries the
  * whole output, is always stored), so a very long answer cannot hold unbounded memory.
  */
-export function createRunEvents(runId: string, options: { maxStored?: number } = {}): RunEvents {
+export function createRunEvents(
+  runId: string,
+  options: { maxStored?: number; afterSeq?: number } = {},
+): RunEvents {
   const maxStored = options.maxStored ?? 10_000;
   const stored: RunEvent[] = [];
   const listeners = new Set<RunEventListener>();
-  let seq = 0;
+  // A run that goes on where another replica's events ended numbers its events after them.
+  let seq = options.afterSeq ?? 0;
   let dropped = 0;
   return {
     emit(type, data = {}) {

@@ -5,5 +5,6 @@ export { refusalOf } from './refusal';
 export type { CancelReason, RunHandle } from './run-handle';
 export { createAgentsRuntime } from './runtime';
 export type { AgentsRuntime, AgentsRuntimeOptions } from './runtime';
-export type { AgentsService, RunRequest } from './service';
+export type { AgentsService, ResumeRequest, RunRequest } from './service';
+export type { AgentRun } from './types';
 export { RUN_STATUSES, STOP_REASONS } from './types';

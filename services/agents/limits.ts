@@ -30,14 +30,19 @@ export function resolveLimits(
 export interface RepeatDetector {
   /** Counts one call; true when this (tool, arguments) pair has now been seen more than allowed. */
   record(name: string, args: unknown): boolean;
+  /** The counts so far (kept with a paused run, given back as `seed` when it resumes). */
+  entries(): Array<[string, number]>;
 }
 
 /**
  * Spots a model stuck calling the same tool with the same arguments: arguments are compared
  * as canonical JSON (key order does not matter). More than `maxRepeat` identical calls trips it.
  */
-export function createRepeatDetector(maxRepeat: number): RepeatDetector {
-  const seen = new Map<string, number>();
+export function createRepeatDetector(
+  maxRepeat: number,
+  seed: ReadonlyArray<[string, number]> = [],
+): RepeatDetector {
+  const seen = new Map<string, number>(seed);
   return {
     record(name, args) {
       const key = `${name}\u0000${canonicalJson(args)}`;
@@ -45,5 +50,6 @@ export function createRepeatDetector(maxRepeat: number): RepeatDetector {
       seen.set(key, count);
       return count > maxRepeat;
     },
+    entries: () => [...seen],
   };
 }

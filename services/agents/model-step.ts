@@ -9,6 +9,7 @@ import type {
   Message,
   RouteHint,
   OllamaService,
+  Tool,
 } from '../ollama';
 import type { Telemetry } from '../metrics';
 import { isRefusal } from './refusal';
@@ -195,6 +196,8 @@ export function createModelStep(deps: ModelStepDeps) {
     ctx: StepContext,
     purpose: ModelStep['purpose'],
     format?: Record<string, unknown>,
+    /** The tools offered in this step (default: all of the run's). */
+    tools: Tool[] = ctx.ollamaTools,
   ): Promise<Message> {
     const { spec, signal } = ctx;
     const { run } = spec;
@@ -221,7 +224,7 @@ export function createModelStep(deps: ModelStepDeps) {
     const req: GatewayChatRequest = {
       model: spec.model,
       messages: run.output.messages,
-      ...(purpose === 'loop' && ctx.ollamaTools.length > 0 ? { tools: ctx.ollamaTools } : {}),
+      ...(purpose === 'loop' && tools.length > 0 ? { tools } : {}),
       ...(format ? { format } : {}),
       ...(spec.think !== undefined ? { think: spec.think } : {}),
       // Never drop early messages (tool results among them) to fit the context in silence:

@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import type { SchemaRegistry } from '../../src/validation';
+import type { McpServerConfig } from '../tools';
+import { resolveTools } from './plan';
 import type { AgentDefinition } from './types';
 
 /** Thrown at start for a bad AGENTS_FILE; its message names the file and every problem. */
@@ -43,6 +45,8 @@ export interface AgentChecks {
    * reload the model for it, and again for the next request of anyone else.
    */
   numCtx: { for: (model: string) => number | undefined; defaultModel: () => string };
+  /** Names of the MCP servers AGENTS_FILE defines (agents may name only these). */
+  mcpServers?: readonly string[];
 }
 
 /** What Ollama is sent as num_ctx, in words. */
@@ -72,9 +76,22 @@ export function agentProblems(agent: AgentDefinition, deps: AgentChecks): string
     deps.numCtx,
   );
   if (numCtx) problems.push(numCtx);
-  for (const tool of agent.tools ?? []) {
-    if (!deps.toolNames.includes(tool)) {
-      problems.push(`tool "${tool}" is not available (available: ${deps.toolNames.join(', ')})`);
+  const tools = resolveTools(agent.tools ?? [], deps.toolNames);
+  if ('problems' in tools) problems.push(...tools.problems);
+  else {
+    for (const tool of tools.clientTools) {
+      try {
+        deps.schemas.compile(tool.parameters);
+      } catch (err) {
+        problems.push(
+          `client tool "${tool.name}" parameters do not compile: ${(err as Error).message}`,
+        );
+      }
+    }
+  }
+  for (const server of agent.mcp_servers ?? []) {
+    if (!(deps.mcpServers ?? []).includes(server)) {
+      problems.push(`MCP server "${server}" is not defined in AGENTS_FILE's mcp_servers`);
     }
   }
   const format = agent.response_format;
@@ -117,6 +134,21 @@ export function loadAgentsFile(file: string, deps: AgentChecks): AgentDefinition
   });
   if (problems.length > 0) throw new AgentsFileError(file, problems);
   return agents;
+}
+
+/**
+ * The MCP servers AGENTS_FILE defines (none when it defines none, or when the file is invalid:
+ * loadAgentsFile reports that).
+ */
+export function loadMcpServers(file: string, schemas: SchemaRegistry): McpServerConfig[] {
+  let doc: unknown;
+  try {
+    doc = parse(readFileSync(file, 'utf8'));
+  } catch {
+    return [];
+  }
+  if (schemas.check('agents-file', doc, 'AGENTS_FILE').length > 0) return [];
+  return (doc as { mcp_servers?: McpServerConfig[] }).mcp_servers ?? [];
 }
 
 /** Freezes a plain JSON value and everything in it. */

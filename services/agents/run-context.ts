@@ -2,7 +2,16 @@ import type { ValidateFunction } from 'ajv';
 import type { AdmissionTicket } from '../../src/principal';
 import type { Message, Tool } from '../ollama';
 import type { RunEventType } from './events';
-import type { AgentLimits, AgentOptions, AgentRun, ThinkSetting } from './types';
+import type { GroupStrategy } from './groupthink';
+import type { PauseDraft, ResumePoint } from './pause';
+import type {
+  AgentLimits,
+  AgentOptions,
+  AgentRun,
+  ClientToolSpec,
+  ThinkSetting,
+  ToolChoice,
+} from './types';
 
 /** Everything one run needs, resolved by the service before the loop starts. */
 export interface RunSpec {
@@ -18,6 +27,13 @@ export interface RunSpec {
   controller: AbortController;
   /** Called once, with the run, right after its terminal event. */
   onEnd: (run: AgentRun) => void;
+  /**
+   * Called instead of `onEnd` when the run pauses for its caller (a client tool's output, an
+   * approval). The runner is done with the run then; `run.required_action` is the caller's part.
+   */
+  onPause: (run: AgentRun, draft: PauseDraft) => void;
+  /** Set when the run goes on after a pause: the calls it stopped at and the caller's answers. */
+  resume?: ResumePoint;
   /** For telemetry: a registered agent name or `inline`. */
   agentLabel: string;
   /** The principal id that started the run: its tokens are counted against this key. */
@@ -26,6 +42,16 @@ export interface RunSpec {
   /** The conversation so far: system prompt, then the caller's input or messages. */
   messages: Message[];
   toolNames: readonly string[];
+  /** Server tools (among `toolNames`) whose calls wait for the caller's approval. */
+  approvalTools: readonly string[];
+  /** Tools the caller runs: a call pauses the run. */
+  clientTools: readonly ClientToolSpec[];
+  /** Checks a client tool call's arguments: null when valid, else the problems for the model. */
+  checkClientArgs: (name: string, args: unknown) => string | null;
+  /** Groupthink: several candidates and a vote or a judge (absent: one answer). */
+  strategy?: GroupStrategy;
+  /** `none` sends no tools; a forced choice applies to the first model step of the run. */
+  toolChoice: ToolChoice;
   options: AgentOptions;
   limits: AgentLimits;
   /**

@@ -97,6 +97,7 @@ export function newRun(fields: {
     error: null,
     metadata: fields.metadata,
     webhook: fields.webhook,
+    required_action: null,
   };
 }
 

@@ -15,6 +15,7 @@ import {
   type RunRepository,
   type StoredRun,
 } from './run-repository';
+import type { PauseState } from './pause';
 import type { AgentRun } from './types';
 
 export interface RedisRunRepositoryOptions {
@@ -74,6 +75,24 @@ redis.call('SET', KEYS[5], ARGV[4], 'PX', ARGV[8])
 return 1
 `;
 
+/**
+ * Lua that adds the (seq, type, data) triples from ARGV[first] on to the stream KEYS[6], skipping
+ * those at or below its last entry (already there), capped at ARGV[max] entries; the stream
+ * then expires after ARGV[7] ms. Leaves the stream's last seq in `last`.
+ */
+const appendNewEvents = (first: number, max: number): string => `
+local last = 0
+local top = redis.call('XREVRANGE', KEYS[6], '+', '-', 'COUNT', 1)
+if top[1] then last = tonumber(string.match(top[1][1], '^(%d+)')) end
+for i = ${first}, #ARGV, 3 do
+  local seq = tonumber(ARGV[i])
+  if seq > last then
+    redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[${max}], seq .. '-0', 't', ARGV[i + 1], 'd', ARGV[i + 2])
+    last = seq
+  end
+end
+if last > 0 then redis.call('PEXPIRE', KEYS[6], ARGV[7]) end`;
+
 // The executing replica writes what Redis lacks of its run, in one command. KEYS: all, live,
 // counter, run, lease, events. ARGV: id, run JSON ('' to leave it), owner, node, status,
 // finished, expiry ms, lease ms, held (1/0), upsert (1/0), max events, then (seq, type, data)
@@ -91,21 +110,71 @@ if ARGV[10] == '1' and not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
 end
 if ARGV[2] ~= '' then
   redis.call('HSET', KEYS[4], 'run', ARGV[2], 'owner', ARGV[3], 'status', ARGV[5], 'finished', ARGV[6], 'node', ARGV[4])
+  if ARGV[6] ~= '' then redis.call('HDEL', KEYS[4], 'pause', 'ptoken') end
   redis.call('PEXPIRE', KEYS[4], ARGV[7])
 end
 if ARGV[10] == '1' and ARGV[9] == '1' then redis.call('SET', KEYS[5], ARGV[4], 'PX', ARGV[8]) end
+${appendNewEvents(12, 11)}
+return last
+`;
+
+// The run pauses for its caller: what Redis lacks of it (the run, the events up to and with
+// `run.requires_action`) and the pause are written together, and the replica lets go of the run
+// (no lease, not live: nobody takes a paused run over). KEYS: all, live, counter, run, lease,
+// events, paused. ARGV: id, run JSON, owner ('' to keep), node ('' when this replica does not
+// execute the run), pause JSON, pause token, expiry ms, max events, upsert (1/0), pause
+// expiresAt, then (seq, type, data) per event. -1: another replica took the run over; -2: no
+// such run; else 1. `runs:paused` orders paused runs by when their pause expires.
+const PAUSE = `
+if ARGV[9] ~= '1' and redis.call('EXISTS', KEYS[4]) == 0 then return -2 end
+local node = redis.call('HGET', KEYS[4], 'node')
+if ARGV[4] ~= '' and node and node ~= ARGV[4] then return -1 end
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[3]), ARGV[1])
+end
+redis.call('HSET', KEYS[4], 'run', ARGV[2], 'status', 'requires_action', 'finished', '', 'pause', ARGV[5], 'ptoken', ARGV[6])
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[4], 'owner', ARGV[3]) end
+redis.call('PEXPIRE', KEYS[4], ARGV[7])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('DEL', KEYS[5])
+redis.call('ZADD', KEYS[7], ARGV[10], ARGV[1])
+${appendNewEvents(11, 8)}
+return 1
+`;
+
+// Takes the pause named by its token, in one step, so one caller gets it: the pause goes, and
+// the claiming replica holds the run (its node, lease and place among the live runs). KEYS:
+// live, counter, run, lease, events, paused. ARGV: id, token, node, lease ms. Nil when the
+// pause is not (or no longer) there; else the run JSON, the pause JSON, the owner and the last
+// event's seq.
+const CLAIM_PAUSE = `
+if redis.call('HGET', KEYS[3], 'ptoken') ~= ARGV[2] then return nil end
+local f = redis.call('HMGET', KEYS[3], 'run', 'pause', 'owner')
+redis.call('HDEL', KEYS[3], 'pause', 'ptoken')
+redis.call('ZREM', KEYS[6], ARGV[1])
+redis.call('HSET', KEYS[3], 'node', ARGV[3])
+redis.call('SET', KEYS[4], ARGV[3], 'PX', ARGV[4])
+redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[2]), ARGV[1])
 local last = 0
-local top = redis.call('XREVRANGE', KEYS[6], '+', '-', 'COUNT', 1)
+local top = redis.call('XREVRANGE', KEYS[5], '+', '-', 'COUNT', 1)
 if top[1] then last = tonumber(string.match(top[1][1], '^(%d+)')) end
-for i = 12, #ARGV, 3 do
-  local seq = tonumber(ARGV[i])
-  if seq > last then
-    redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[11], seq .. '-0', 't', ARGV[i + 1], 'd', ARGV[i + 2])
-    last = seq
+return { f[1], f[2], f[3], tostring(last) }
+`;
+
+// KEYS: paused. ARGV: prefix, now. The paused runs whose pause expired, as id, token, id,
+// token…; members whose pause went meanwhile (claimed, run ended or gone) are dropped.
+const DUE_PAUSES = `
+local out = {}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])) do
+  local token = redis.call('HGET', ARGV[1] .. 'run:' .. id, 'ptoken')
+  if token then
+    table.insert(out, id)
+    table.insert(out, token)
+  else
+    redis.call('ZREM', KEYS[1], id)
   end
 end
-if last > 0 then redis.call('PEXPIRE', KEYS[6], ARGV[7]) end
-return last
+return out
 `;
 
 // KEYS: run, lease. ARGV: node, lease ms. 1 renewed, 0 held by another replica, -1 run gone.
@@ -155,13 +224,16 @@ redis.call('PEXPIRE', KEYS[2], ARGV[4])
 return seq
 `;
 
-// KEYS: run, events. ARGV: field, value, finished ('' to leave it), expiry ms ('' to leave it).
-// 0: no such run.
+// KEYS: run, events. ARGV: field, value, finished ('' to leave it; set, it also drops a pause),
+// expiry ms ('' to leave it). 0: no such run.
 const SET_FIELD = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-if ARGV[3] ~= '' and redis.call('HGET', KEYS[1], 'finished') == '' then
-  redis.call('HSET', KEYS[1], 'finished', ARGV[3])
+if ARGV[3] ~= '' then
+  redis.call('HDEL', KEYS[1], 'pause', 'ptoken')
+  if redis.call('HGET', KEYS[1], 'finished') == '' then
+    redis.call('HSET', KEYS[1], 'finished', ARGV[3])
+  end
 end
 if ARGV[4] ~= '' then
   redis.call('PEXPIRE', KEYS[1], ARGV[4])
@@ -204,6 +276,13 @@ interface Local extends StoredRun {
   deltaTimer: TimerHandle | undefined;
   /** A flush is queued for the end of this tick (events of one tick go out together). */
   queued: boolean;
+  /** Moves each follower of the run on this replica to following it through Redis. */
+  handoffs: Set<() => void>;
+  /**
+   * The seq of a `run.requires_action` event that waits for its pause: it, the events after it
+   * and the run object go out with the pause (pause()), so no replica sees the event first.
+   */
+  holdFrom: number | undefined;
 }
 
 interface RemoteFollower {
@@ -275,6 +354,7 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
   const key = {
     all: `${p}runs`,
     live: `${p}runs:live`,
+    paused: `${p}runs:paused`,
     counter: `${p}runs:n`,
     control: `${p}runs:control`,
     run: (id: string) => `${p}run:${id}`,
@@ -292,6 +372,9 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
     append: script(APPEND),
     setField: script(SET_FIELD),
     expire: script(EXPIRE),
+    pause: script(PAUSE),
+    claimPause: script(CLAIM_PAUSE),
+    duePauses: script(DUE_PAUSES),
   };
   const runningExpiry = String(ttlMs + RUNNING_EXTRA_MS);
   const entries = new Map<string, Local>();
@@ -330,10 +413,14 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
     const id = e.run.id;
     const upsert = e.needsUpsert;
     // After an outage Redis may have lost what it had (a restart): offer every event again.
-    const pending = e.events.since(upsert ? 0 : e.synced);
-    const writeRun = e.runDirty || upsert;
+    const hold = e.holdFrom;
+    // An upsert writes the run whole; while a pause is being written, that waits for it.
+    if (hold !== undefined && upsert) return;
+    let pending = e.events.since(upsert ? 0 : e.synced);
+    if (hold !== undefined) pending = pending.filter((event) => event.seq < hold);
+    const writeRun = (e.runDirty || upsert) && hold === undefined;
     if (!writeRun && pending.length === 0) return;
-    e.runDirty = false;
+    if (writeRun) e.runDirty = false;
     const finished = e.finishedAt !== null;
     const args = [
       id,
@@ -576,23 +663,48 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
     if (client.isReady) trySubscribe();
   };
 
+  const newLocal = (run: AgentRun, owner: string, synced: number): Local => ({
+    run,
+    owner,
+    finishedAt: null,
+    events: createRunEvents(run.id, { afterSeq: synced }),
+    synced,
+    runDirty: false,
+    needsUpsert: false,
+    lost: false,
+    flushing: undefined,
+    again: false,
+    deltaTimer: undefined,
+    queued: false,
+    holdFrom: undefined,
+    handoffs: new Set(),
+  });
+
+  const followRemote = (id: string, follower: RemoteFollower): (() => void) => {
+    let set = remote.get(id);
+    if (!set) remote.set(id, (set = new Set()));
+    set.add(follower);
+    void readLoop();
+    return () => {
+      set.delete(follower);
+      if (set.size === 0 && remote.get(id) === set) remote.delete(id);
+    };
+  };
+
+  /** This replica stops executing a run (it paused): its followers here go on through Redis. */
+  const letGo = (e: Local): void => {
+    // Nothing more of this copy goes to Redis: a resume writes the run from now on.
+    e.lost = true;
+    entries.delete(e.run.id);
+    held.delete(e.run.id);
+    e.deltaTimer?.cancel();
+    for (const handoff of [...e.handoffs]) handoff();
+  };
+
   return {
     async create(run, owner, opts = {}) {
       const id = run.id;
-      const e: Local = {
-        run,
-        owner,
-        finishedAt: null,
-        events: createRunEvents(id),
-        synced: 0,
-        runDirty: false,
-        needsUpsert: false,
-        lost: false,
-        flushing: undefined,
-        again: false,
-        deltaTimer: undefined,
-        queued: false,
-      };
+      const e = newLocal(run, owner, 0);
       try {
         const created = await scripts.create.run(
           [key.all, key.live, key.counter, key.run(id), key.lease(id)],
@@ -655,7 +767,12 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
       const e = entries.get(id);
       if (e) {
         const event = e.events.emit(type, data);
-        if (!DELTAS.has(type)) {
+        if (type === 'run.requires_action') {
+          // Written with its pause (pause()), never before it.
+          e.holdFrom ??= event.seq;
+        } else if (e.holdFrom !== undefined) {
+          e.runDirty = true;
+        } else if (!DELTAS.has(type)) {
           e.runDirty = true;
           e.deltaTimer?.cancel();
           e.deltaTimer = undefined;
@@ -691,20 +808,26 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
     async follow(id, afterSeq, onEvent) {
       const e = entries.get(id);
       if (e) {
-        for (const event of e.events.since(afterSeq)) onEvent(event);
-        return e.events.subscribe(onEvent);
+        const follower: RemoteFollower = { seq: afterSeq, onEvent };
+        const deliver = (event: RunEvent): void => {
+          follower.seq = event.seq;
+          onEvent(event);
+        };
+        for (const event of e.events.since(afterSeq)) deliver(event);
+        let stop = e.events.subscribe(deliver);
+        const handoff = (): void => {
+          stop();
+          stop = followRemote(id, follower);
+        };
+        e.handoffs.add(handoff);
+        return () => {
+          e.handoffs.delete(handoff);
+          stop();
+        };
       }
       const past = await readAfter(id, afterSeq);
       for (const event of past) onEvent(event);
-      const follower: RemoteFollower = { seq: past.at(-1)?.seq ?? afterSeq, onEvent };
-      let set = remote.get(id);
-      if (!set) remote.set(id, (set = new Set()));
-      set.add(follower);
-      void readLoop();
-      return () => {
-        set.delete(follower);
-        if (set.size === 0 && remote.get(id) === set) remote.delete(id);
-      };
+      return followRemote(id, { seq: past.at(-1)?.seq ?? afterSeq, onEvent });
     },
 
     async list(filter = {}) {
@@ -749,6 +872,93 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
       held.delete(id);
       if (entries.get(id)?.lost) entries.delete(id);
       await scripts.release.run([key.live, key.run(id), key.lease(id)], [id, node], send);
+    },
+
+    async pause(id, run, state) {
+      const e = entries.get(id);
+      if (e) {
+        e.run = run;
+        // The writes under way go first: the pause's script writes what they left.
+        while (e.flushing) await e.flushing;
+      }
+      const run1 = async (upsert: boolean): Promise<number> => {
+        const events = e ? e.events.since(upsert ? 0 : e.synced) : [];
+        const args = [
+          id,
+          JSON.stringify(run),
+          e ? e.owner : '',
+          e ? node : '',
+          JSON.stringify(state),
+          state.token,
+          runningExpiry,
+          maxEvents,
+          upsert ? '1' : '0',
+          String(state.expiresAt),
+        ];
+        for (const event of events)
+          args.push(String(event.seq), event.type, storedData(event.data));
+        return Number(
+          await scripts.pause.run(
+            [
+              key.all,
+              key.live,
+              key.counter,
+              key.run(id),
+              key.lease(id),
+              key.events(id),
+              key.paused,
+            ],
+            args,
+            send,
+          ),
+        );
+      };
+      let result: number;
+      try {
+        result = await run1(e?.needsUpsert ?? false);
+        // Redis lost the run (a restart): this replica still has all of it.
+        if (result === -2 && e) result = await run1(true);
+      } catch (err) {
+        // Not paused: the held events go out as usual (the service ends the run).
+        if (e) {
+          e.holdFrom = undefined;
+          e.runDirty = true;
+        }
+        throw err;
+      }
+      if (result === -1 && e) lose(e);
+      if (result !== 1) throw notFound();
+      if (e) letGo(e);
+    },
+
+    async getPause(id) {
+      const text = await redis.send(['HGET', key.run(id), 'pause'], send);
+      return typeof text === 'string' && text !== '' ? (JSON.parse(text) as PauseState) : undefined;
+    },
+
+    async claimPause(id, token) {
+      const reply = await scripts.claimPause.run(
+        [key.live, key.counter, key.run(id), key.lease(id), key.events(id), key.paused],
+        [id, token, node, String(leaseMs)],
+        send,
+      );
+      if (!Array.isArray(reply)) return undefined;
+      const [json, pause, owner, last] = reply as [string, string, string, string];
+      const run = JSON.parse(json) as AgentRun;
+      // This replica executes the run from here on: its events follow those in the stream.
+      const e = newLocal(run, owner, Number(last));
+      entries.set(id, e);
+      held.add(id);
+      return { run, pause: JSON.parse(pause) as PauseState };
+    },
+
+    async duePauses(at) {
+      const flat = (await scripts.duePauses.run([key.paused], [p, String(at)], send)) as string[];
+      const out: Array<{ id: string; token: string }> = [];
+      for (let i = 0; i + 1 < flat.length; i += 2) {
+        out.push({ id: flat[i] as string, token: flat[i + 1] as string });
+      }
+      return out;
     },
 
     async claimOrphans() {

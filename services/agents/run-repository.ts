@@ -1,5 +1,6 @@
 import { AppError } from '../../src/errors';
 import { createRunEvents, type RunEvent, type RunEventType, type RunEvents } from './events';
+import type { PauseState } from './pause';
 import type { AgentRun, RunStatus } from './types';
 
 /** A run as the repository keeps it. */
@@ -53,6 +54,30 @@ export interface RunRepository {
    * appended; resolves (after the replay) with the function that stops following.
    */
   follow(id: string, afterSeq: number, onEvent: (event: RunEvent) => void): Promise<() => void>;
+  /**
+   * Records that the run paused for its caller (status `requires_action`): stores the run as it
+   * is now and what a resume needs, replacing any earlier pause. `state` is plain JSON. The
+   * `run.requires_action` event appended just before is written with it (a shared store makes
+   * the event and the pause visible together), and this replica no longer holds the run (as
+   * after `release`): nobody takes a paused run over.
+   * @throws AppError RUN_NOT_FOUND
+   */
+  pause(id: string, run: AgentRun, state: PauseState): Promise<void>;
+  /** The run's current pause, or undefined when it is not paused (or unknown). */
+  getPause(id: string): Promise<PauseState | undefined>;
+  /**
+   * Takes the pause named by `token` away, atomically: resolves with the run and the pause for
+   * the one caller that got it, undefined for everyone else (another resume, an expiry or a
+   * cancel took it first, or the run is not paused). The run stays `requires_action` until its
+   * new owner changes its status. The claiming replica now holds the run as if it had created
+   * it (lease, takeover if it dies): it ends or pauses it, and calls `release` when done.
+   */
+  claimPause(id: string, token: string): Promise<{ run: AgentRun; pause: PauseState } | undefined>;
+  /**
+   * The pauses whose `expiresAt` is at or before `now`, by run id and token: whoever claims one
+   * ends its run (the replica that armed its expiry timer may be gone).
+   */
+  duePauses(now: number): Promise<Array<{ id: string; token: string }>>;
   /** The kept runs, oldest first; `running` keeps only those not finished. */
   list(filter?: { running?: boolean }): Promise<StoredRun[]>;
   /** Drops the finished runs past their TTL; resolves with how many went. */
@@ -92,6 +117,8 @@ export const TERMINAL_STATUSES: ReadonlySet<RunStatus> = new Set([
 
 interface Entry extends StoredRun {
   events: RunEvents;
+  /** The pause as JSON text, as a shared store would keep it (so it never shares objects). */
+  pause: string | null;
 }
 
 /** The period of the expiry sweep for a TTL: a tenth of it, within 1 s and 60 s. */
@@ -162,7 +189,13 @@ export function createMemoryRunRepository(options: {
           details: { runs_max: max },
         });
       }
-      runs.set(run.id, { run, owner, finishedAt: null, events: createRunEvents(run.id) });
+      runs.set(run.id, {
+        run,
+        owner,
+        finishedAt: null,
+        events: createRunEvents(run.id),
+        pause: null,
+      });
     },
     async get(id) {
       const r = live(id);
@@ -171,7 +204,39 @@ export function createMemoryRunRepository(options: {
     async updateStatus(id, status) {
       const r = known(id);
       r.run.status = status;
-      if (TERMINAL_STATUSES.has(status)) r.finishedAt ??= now();
+      if (TERMINAL_STATUSES.has(status)) {
+        r.finishedAt ??= now();
+        r.pause = null;
+      }
+    },
+    async pause(id, run, state) {
+      const r = known(id);
+      r.run = run;
+      r.run.status = 'requires_action';
+      r.pause = JSON.stringify(state);
+    },
+    async getPause(id) {
+      const text = live(id)?.pause;
+      return text ? (JSON.parse(text) as PauseState) : undefined;
+    },
+    async claimPause(id, token) {
+      const r = live(id);
+      if (!r?.pause) return undefined;
+      const pause = JSON.parse(r.pause) as PauseState;
+      if (pause.token !== token) return undefined;
+      // Read and cleared in one synchronous step: no other claim can see it in between.
+      r.pause = null;
+      return { run: r.run, pause };
+    },
+    async duePauses(at) {
+      const out: Array<{ id: string; token: string }> = [];
+      for (const id of runs.keys()) {
+        const text = live(id)?.pause;
+        if (!text) continue;
+        const { token, expiresAt } = JSON.parse(text) as PauseState;
+        if (expiresAt <= at) out.push({ id, token });
+      }
+      return out;
     },
     async append(id, type, data) {
       return known(id).events.emit(type, data);

@@ -1,5 +1,5 @@
 import type { Logger } from '../../src/logger';
-import type { OllamaService } from '../ollama';
+import type { Message, OllamaService, Tool } from '../ollama';
 import type { Telemetry } from '../metrics';
 import type { ToolRegistry } from '../tools';
 import type { RunEventType } from './events';
@@ -9,8 +9,9 @@ import type { RunSpec, StepContext } from './run-context';
 import { createIsoClock, RunStop, runErrorOf, snapshot } from './run-object';
 import { checkAnswer, repairPrompt } from './structured-output';
 import type { Clock } from '../../src/clock';
-import { createToolRound } from './tool-round';
-import { statusFor, type RunStep } from './types';
+import { runGroup } from './groupthink';
+import { createToolRound, type RoundPause, type ToolRound } from './tool-round';
+import { statusFor, type RunStep, type ToolChoice } from './types';
 
 export type { RunSpec } from './run-context';
 
@@ -81,24 +82,68 @@ export function createAgentRunner(deps: RunnerDeps) {
     return first;
   }
 
-  async function loop(ctx: StepContext): Promise<void> {
+  /** Whether a reply obeys a forced tool choice. */
+  const obeys = (reply: Message, choice: ToolChoice): boolean => {
+    const calls = reply.tool_calls ?? [];
+    if (typeof choice === 'object') return calls.some((c) => c.function.name === choice.name);
+    return choice !== 'required' || calls.length > 0;
+  };
+
+  /**
+   * The tool-calling loop of one run segment (the whole run, or what follows a resume).
+   * Resolves with the round it paused at, or undefined when the model gave its final answer.
+   */
+  async function loop(ctx: StepContext, round: ToolRound): Promise<RoundPause | undefined> {
     const { spec } = ctx;
     const { run, limits } = spec;
-    const toolRound = createToolRound(deps, ctx);
-    for (let loopSteps = 1; ; loopSteps += 1) {
-      const reply = await modelStep(ctx, 'loop');
+    let loopSteps = run.steps.filter((s) => s.kind === 'model' && s.purpose === 'loop').length;
+    const tooManySteps = (): RunStop =>
+      new RunStop(
+        'max_steps',
+        `The run used all ${limits.max_steps} model steps and the model still wanted tools.`,
+      );
+    if (spec.resume) {
+      const { pause, decisions } = spec.resume;
+      const paused = await round.round(pause.calls, { results: pause.results, decisions });
+      if (paused) return paused;
+      if (loopSteps >= limits.max_steps) throw tooManySteps();
+    }
+    // A forced choice (required, or one tool by name) holds for the first model step only, as
+    // in the OpenAI Agents SDK: after that the model may answer, or the loop would never end.
+    // Ollama has no tool_choice: `{name}` offers only that tool, and a reply that disobeys gets
+    // one corrective turn before the run ends as tool_choice_unmet.
+    let choice: ToolChoice = loopSteps === 0 ? spec.toolChoice : 'auto';
+    for (;;) {
+      const tools =
+        typeof choice === 'object'
+          ? ctx.ollamaTools.filter((t) => t.function.name === (choice as { name: string }).name)
+          : ctx.ollamaTools;
+      loopSteps += 1;
+      let reply = await modelStep(ctx, 'loop', undefined, tools);
+      if (choice !== 'auto' && choice !== 'none' && !obeys(reply, choice)) {
+        const wanted = typeof choice === 'object' ? `the tool ${choice.name}` : 'one of the tools';
+        run.output.messages.push({
+          role: 'user',
+          content: `You must call ${wanted} now, before answering.`,
+        });
+        loopSteps += 1;
+        reply = await modelStep(ctx, 'loop', undefined, tools);
+        if (!obeys(reply, choice)) {
+          throw new RunStop(
+            'tool_choice_unmet',
+            `The model did not call ${wanted} as tool_choice requires.`,
+          );
+        }
+      }
+      if (choice !== 'none') choice = 'auto';
       run.output.text = reply.content;
       const calls = pendingCalls(reply);
       if (calls.length === 0) break;
-      await toolRound(calls);
-      if (loopSteps >= limits.max_steps) {
-        throw new RunStop(
-          'max_steps',
-          `The run used all ${limits.max_steps} model steps and the model still wanted tools.`,
-        );
-      }
+      const paused = await round.round(calls);
+      if (paused) return paused;
+      if (loopSteps >= limits.max_steps) throw tooManySteps();
     }
-    if (!spec.format) return;
+    if (!spec.format) return undefined;
     let check = checkAnswer(run.output.text, spec.format.validate);
     if (!check.ok) {
       run.output.messages.push({ role: 'user', content: repairPrompt(check.problems) });
@@ -114,17 +159,39 @@ export function createAgentRunner(deps: RunnerDeps) {
       );
     }
     run.output.json = check.value;
+    return undefined;
   }
 
-  /** Starts the run; it ends with `spec.onEnd`. */
+  /** The tools offered to the model: the server tools, then the client tools. */
+  const offered = (spec: RunSpec): Tool[] =>
+    spec.toolChoice === 'none'
+      ? []
+      : [
+          ...tools.forOllama(spec.toolNames),
+          ...spec.clientTools.map((t): Tool => ({
+            type: 'function',
+            function: {
+              name: t.name,
+              description: t.description,
+              parameters: t.parameters as NonNullable<Tool['function']['parameters']>,
+            },
+          })),
+        ];
+
+  /**
+   * Starts the run, or goes on with it after a pause (`spec.resume`); it ends with
+   * `spec.onEnd`, or pauses again with `spec.onPause`.
+   */
   function execute(spec: RunSpec): void {
     const { run, limits, controller } = spec;
     const started = now();
+    // The run's deadline counts the time it worked, not the time it waited for its caller.
+    const workedBefore = spec.resume?.pause.activeMs ?? 0;
     let ended = false;
     const ctx: StepContext = {
       spec,
       signal: controller.signal,
-      ollamaTools: tools.forOllama(spec.toolNames),
+      ollamaTools: offered(spec),
       emit: (type, data) => {
         if (!ended) spec.emit(type, data);
       },
@@ -144,7 +211,7 @@ export function createAgentRunner(deps: RunnerDeps) {
       run.error = stop.reason === 'end_turn' ? null : runErrorOf(stop, failedStep);
       run.completed_at = iso();
       run.usage.total_tokens = run.usage.input_tokens + run.usage.output_tokens;
-      run.usage.wall_ms = now() - started;
+      run.usage.wall_ms = wallMs();
       // Nothing changes a run after its terminal event but its webhook delivery record, so
       // only a run with a webhook needs a copy to keep the event as it was sent.
       spec.emit(`run.${run.status}` as RunEventType, { run: run.webhook ? snapshot(run) : run });
@@ -156,21 +223,53 @@ export function createAgentRunner(deps: RunnerDeps) {
       });
       spec.onEnd(run);
     };
+    const wallMs = (): number =>
+      run.started_at !== null ? now() - Date.parse(run.started_at) : now() - started;
+    const round = createToolRound(deps, ctx, spec.resume?.pause.repeats);
+    /** The segment stops to wait for the caller: nothing of it is left running. */
+    const pause = (paused: RoundPause): void => {
+      if (ended) return;
+      ended = true;
+      deadline.cancel();
+      controller.signal.removeEventListener('abort', onCancel);
+      run.usage.total_tokens = run.usage.input_tokens + run.usage.output_tokens;
+      run.usage.wall_ms = wallMs();
+      spec.onPause(run, {
+        ...paused,
+        repeats: round.repeatCounts(),
+        activeMs: workedBefore + (now() - started),
+      });
+    };
     const onCancel = (): void => end(cancelStop(controller.signal));
-    const deadline = clock.after(limits.timeout_ms, () =>
+    const deadline = clock.after(Math.max(0, limits.timeout_ms - workedBefore), () =>
       end(new RunStop('timeout', `The run did not finish within ${limits.timeout_ms} ms.`)),
     );
 
     run.status = 'in_progress';
-    run.started_at = iso();
-    spec.emit('run.in_progress', { status: run.status });
-    run.output.messages.push(...spec.messages);
+    run.required_action = null;
+    if (!spec.resume) {
+      run.started_at = iso();
+      spec.emit('run.in_progress', { status: run.status });
+      run.output.messages.push(...spec.messages);
+    }
     if (controller.signal.aborted) onCancel();
     else controller.signal.addEventListener('abort', onCancel, { once: true });
     if (!ended) {
-      loop(ctx)
+      const work = spec.strategy
+        ? runGroup(ctx, spec.strategy, {
+            loop: async (candidate) => {
+              // Plans refuse client tools and approvals with a strategy: a candidate never pauses.
+              if (await loop(candidate, createToolRound(deps, candidate))) {
+                throw new RunStop('internal_error', 'A groupthink candidate cannot pause.');
+              }
+            },
+            judgeStep: (judge, format) => modelStep(judge, 'judge', format, []),
+            stopOf: (err) => stopFor(err, controller.signal, logger),
+          }).then(() => undefined)
+        : loop(ctx, round);
+      work
         .then(
-          () => end(endTurn),
+          (paused) => (paused ? pause(paused) : end(endTurn)),
           (err: unknown) => end(stopFor(err, controller.signal, logger)),
         )
         .catch((err: unknown) => logger.error('agent run could not end', { error: err }));

@@ -6,11 +6,12 @@ import { createSsrfGuard, type ResolveHost } from '../net';
 import type { ModelManager, OllamaService } from '../ollama';
 import type { Telemetry } from '../metrics';
 import type { RedisConnection } from '../stores';
-import { createBuiltinTools, createToolRegistry } from '../tools';
+import { createBuiltinTools, createMcpSource, createToolRegistry } from '../tools';
+import type { McpServerStatus } from '../tools';
 import type { ToolDefinition } from '../tools';
 import { createMemoryIdempotencyRepository, type IdempotencyRepository } from './idempotency';
 import { createRedisIdempotencyRepository } from './idempotency-redis';
-import { createAgentRegistry, loadAgentsFile } from './registry';
+import { createAgentRegistry, loadAgentsFile, loadMcpServers } from './registry';
 import { createMemoryRunRepository, sweepPeriodMs, type RunRepository } from './run-repository';
 import { createRedisRunRepository } from './run-repository-redis';
 import { createAgentRunner } from './runner';
@@ -25,6 +26,12 @@ export type AgentsConfig = Pick<
   | 'RUNS_MAX'
   | 'RUNS_TTL_MS'
   | 'RUN_LEASE_MS'
+  | 'RUN_ACTION_TTL_MAX_MS'
+  | 'GROUPTHINK_MAX_SAMPLES'
+  | 'MCP_ALLOWLIST'
+  | 'MCP_REFRESH_INTERVAL_MS'
+  | 'MCP_TIMEOUT_MS'
+  | 'MCP_MAX_RESULT_CHARS'
   | 'WEBHOOK_SECRET'
   | 'WEBHOOK_ALLOWLIST'
   | 'WEBHOOK_MAX_ATTEMPTS'
@@ -48,6 +55,11 @@ export interface AgentsRuntimeOptions {
   extraTools?: readonly ToolDefinition[];
   /** DNS resolver for the SSRF guards (tests). */
   resolve?: ResolveHost;
+  /**
+   * Where runs live (default: in memory). Replicas that share one repository resume each
+   * other's paused runs.
+   */
+  runs?: RunRepository;
   /** Webhook retry backoff (tests use 0). */
   webhookRetryDelayMs?: WebhookSenderOptions['retryDelayMs'];
   /** Counts each model step's tokens for the run's owner (services/usage). */
@@ -63,8 +75,16 @@ export interface AgentsRuntime {
   heartbeatMs: number;
   /** Names of the registered tools (bounded metric labels). */
   toolNames: readonly string[];
-  /** Starts the background work on the clock's unref'd timers: expiry sweeps, leases, takeovers. */
+  /** The MCP servers of AGENTS_FILE and what each offers now (for /health/detailed). */
+  mcpStatus(): McpServerStatus[];
+  /**
+   * Starts the background work on the clock's unref'd timers: expiry sweeps, leases, takeovers,
+   * and the listing of the MCP servers' tools now and on MCP_REFRESH_INTERVAL_MS (never fails).
+   */
   start(): void;
+  /** Lists the MCP servers' tools now (joins a listing under way); never rejects. */
+  refreshMcp(): Promise<void>;
+  /** Stops the timers, the run work and the MCP refreshes, and closes the MCP connections. */
   stop(): Promise<void>;
 }
 
@@ -76,7 +96,28 @@ export interface AgentsRuntime {
 export function createAgentsRuntime(options: AgentsRuntimeOptions): AgentsRuntime {
   const { config, schemas, telemetry, logger, clock } = options;
   const { now } = clock;
+  const mcpServers = config.AGENTS_FILE ? loadMcpServers(config.AGENTS_FILE, schemas) : [];
+  // MCP URLs pass the webhooks' SSRF guard policy: https to public addresses, or a trusted host.
+  const mcpGuard = createSsrfGuard({
+    allowHosts: null,
+    trustedHosts: config.MCP_ALLOWLIST,
+    resolve: options.resolve,
+  });
+  const sources = mcpServers.map((server) =>
+    createMcpSource({
+      server,
+      guard: mcpGuard,
+      schemas,
+      clock,
+      logger,
+      refreshMs: config.MCP_REFRESH_INTERVAL_MS,
+      timeoutMs: config.MCP_TIMEOUT_MS,
+      maxResultChars: config.MCP_MAX_RESULT_CHARS,
+      onFailure: (name) => telemetry.mcpFailure({ server: name }),
+    }),
+  );
   const tools = createToolRegistry({
+    sources,
     tools: [
       ...createBuiltinTools({
         now,
@@ -93,7 +134,12 @@ export function createAgentsRuntime(options: AgentsRuntimeOptions): AgentsRuntim
   };
   const agents = createAgentRegistry({
     agents: config.AGENTS_FILE
-      ? loadAgentsFile(config.AGENTS_FILE, { toolNames: tools.names(), schemas, numCtx })
+      ? loadAgentsFile(config.AGENTS_FILE, {
+          toolNames: tools.names(),
+          schemas,
+          numCtx,
+          mcpServers: mcpServers.map((s) => s.name),
+        })
       : [],
   });
   const webhookGuard = createSsrfGuard({
@@ -122,16 +168,18 @@ export function createAgentsRuntime(options: AgentsRuntimeOptions): AgentsRuntim
     usage: options.usage,
   });
   const { redis } = options;
-  const runs: RunRepository = redis
-    ? createRedisRunRepository({
-        redis,
-        max: config.RUNS_MAX,
-        ttlMs: config.RUNS_TTL_MS,
-        leaseMs: config.RUN_LEASE_MS,
-        clock,
-        logger,
-      })
-    : createMemoryRunRepository({ max: config.RUNS_MAX, ttlMs: config.RUNS_TTL_MS, now });
+  const runs: RunRepository =
+    options.runs ??
+    (redis
+      ? createRedisRunRepository({
+          redis,
+          max: config.RUNS_MAX,
+          ttlMs: config.RUNS_TTL_MS,
+          leaseMs: config.RUN_LEASE_MS,
+          clock,
+          logger,
+        })
+      : createMemoryRunRepository({ max: config.RUNS_MAX, ttlMs: config.RUNS_TTL_MS, now }));
   const idempotency: IdempotencyRepository = redis
     ? createRedisIdempotencyRepository({ redis, ttlMs: config.IDEMPOTENCY_TTL_MS, now })
     : // Keys outlive runs only as long as needed; bounded like the runs, with room for churn.
@@ -159,6 +207,9 @@ export function createAgentsRuntime(options: AgentsRuntimeOptions): AgentsRuntim
     // replica has claimed the run.
     ...(redis ? { takeoverEveryMs: Math.max(100, Math.floor(config.RUN_LEASE_MS / 4)) } : {}),
     cancelWaitMs: config.RUN_LEASE_MS * 2,
+    maxActionTtlMs: config.RUN_ACTION_TTL_MAX_MS,
+    maxSamples: config.GROUPTHINK_MAX_SAMPLES,
+    mcpServers: mcpServers.map((s) => s.name),
   });
   const sweeps: TimerHandle[] = [];
   const sweep = (what: string, expire: () => Promise<number>) => (): void => {
@@ -169,7 +220,9 @@ export function createAgentsRuntime(options: AgentsRuntimeOptions): AgentsRuntim
     clock,
     heartbeatMs: config.STREAM_HEARTBEAT_MS,
     toolNames: tools.names(),
+    mcpStatus: () => sources.map((s) => s.status()),
     start() {
+      sources.forEach((s) => s.start());
       if (sweeps.length > 0) return;
       // Expired entries go on their own, not only when next touched (Redis also expires its keys).
       sweeps.push(
@@ -184,9 +237,12 @@ export function createAgentsRuntime(options: AgentsRuntimeOptions): AgentsRuntim
       );
       service.startWork();
     },
+    refreshMcp: async () => {
+      await Promise.all(sources.map((s) => s.refresh()));
+    },
     async stop() {
       for (const timer of sweeps.splice(0)) timer.cancel();
-      await service.stopWork();
+      await Promise.all([service.stopWork(), ...sources.map((s) => s.stop())]);
     },
   };
 }

@@ -1,9 +1,9 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { ValidateFunction } from 'ajv';
 import type { Clock, TimerHandle } from '../../src/clock';
 import { AppError } from '../../src/errors';
 import type { Logger } from '../../src/logger';
-import type { SchemaRegistry } from '../../src/validation';
+import { toFieldErrors, type SchemaRegistry } from '../../src/validation';
 import { canAccess, type AdmissionTicket, type Principal } from '../../src/principal';
 import { SsrfError, type SsrfGuard } from '../net';
 import type { Telemetry } from '../metrics';
@@ -12,6 +12,7 @@ import type { ToolRegistry } from '../tools';
 import { isTerminalEvent, type RunEventType } from './events';
 import { bodyHash, canonicalJson, type IdempotencyRepository } from './idempotency';
 import { agentProblems, numCtxProblem, type AgentChecks, type AgentRegistry } from './registry';
+import type { ActionDecision, PauseDraft, PauseState, ResumePlan, ResumePoint } from './pause';
 import { planRun, type RunPlan } from './plan';
 import {
   createRemoteRunHandle,
@@ -19,16 +20,21 @@ import {
   interruptedStop,
   type RunHandle,
 } from './run-handle';
-import { createIsoClock, createRunIds, newRun, runErrorOf, snapshot } from './run-object';
+import { createIsoClock, createRunIds, newRun, RunStop, runErrorOf, snapshot } from './run-object';
 import type { RunRepository, StoredRun } from './run-repository';
-import type { AgentRunner } from './runner';
-import type {
-  AgentDefinition,
-  AgentLimits,
-  AgentOptions,
-  AgentRun,
-  ResponseFormat,
-  ThinkSetting,
+import type { AgentRunner, RunSpec } from './runner';
+import {
+  statusFor,
+  type AgentDefinition,
+  type AgentLimits,
+  type AgentOptions,
+  type AgentRun,
+  type ClientToolSpec,
+  type ResponseFormat,
+  type ThinkSetting,
+  type Strategy,
+  type ToolChoice,
+  type ToolSpec,
 } from './types';
 import type { WebhookSender } from './webhooks';
 
@@ -42,10 +48,34 @@ export interface RunRequest {
   limits?: Partial<AgentLimits>;
   response_format?: ResponseFormat;
   think?: ThinkSetting;
+  /** Tools beside the agent's: server tool names or objects, client tools. */
+  tools?: ToolSpec[];
+  tool_choice?: ToolChoice;
+  /** Groupthink: several samples and a vote or a judge. */
+  strategy?: Strategy;
   stream?: boolean;
   background?: boolean;
+  /** Answered runs: after this long, answer 202 with the run's Location; the run goes on. */
+  wait_timeout_ms?: number;
+  /** How long a pause for the caller may last (capped by RUN_ACTION_TTL_MAX_MS). */
+  action_ttl_ms?: number;
   webhook?: { url: string; events?: string[] };
   metadata?: Record<string, string>;
+}
+
+/** The body of POST /agents/runs/{id}/resume after validation against `agent-run-resume.request`. */
+export interface ResumeRequest {
+  tool_outputs?: Array<{ tool_call_id: string; output: string }>;
+  approvals?: Array<{ tool_call_id: string; approve: boolean; reason?: string }>;
+  stream?: boolean;
+  background?: boolean;
+  wait_timeout_ms?: number;
+}
+
+export interface ResumeResult {
+  handle: RunHandle;
+  /** The sequence number the resumed part of the run's events comes after. */
+  after: number;
 }
 
 export interface StartResult {
@@ -62,6 +92,12 @@ export interface StartContext {
   ticket?: AdmissionTicket;
 }
 
+/** Who resumes a run: the principal must be its creator's; its ticket queues the rest of the run. */
+export interface ResumeContext {
+  principal: Principal | undefined;
+  ticket?: AdmissionTicket;
+}
+
 export interface AgentsService {
   listAgents(): readonly AgentDefinition[];
   /** @throws AppError AGENT_NOT_FOUND */
@@ -74,13 +110,21 @@ export interface AgentsService {
   start(body: RunRequest, ctx: StartContext): Promise<StartResult>;
   /** A run the principal may see. @throws AppError RUN_NOT_FOUND (also for someone else's run). */
   find(id: string, principal: Principal | undefined): Promise<RunHandle>;
+  /**
+   * Goes on with a run paused in `requires_action`, here, with the caller's answers.
+   * @throws AppError RUN_NOT_FOUND, RUN_NOT_PAUSED (not paused, expired, or another resume took
+   *   the pause), TOOL_CALL_CONFLICT (answers for calls the run does not wait on),
+   *   VALIDATION_FAILED (an awaited call left unanswered)
+   */
+  resume(id: string, body: ResumeRequest, ctx: ResumeContext): Promise<ResumeResult>;
   /** Cancels a run (idempotent) and resolves with it once it stopped. @throws RUN_NOT_FOUND */
   cancel(id: string, principal: Principal | undefined): Promise<AgentRun>;
   /** Ends every running run as cancelled by the shutdown (SHUTTING_DOWN, retryable). */
   cancelAll(): void;
   /**
    * Starts the background work: the repository's (leases, control messages) and, with
-   * `takeoverEveryMs`, the periodic takeover of runs whose replica died.
+   * `takeoverEveryMs`, the periodic takeover of runs whose replica died and the expiry of
+   * pauses whose replica died.
    */
   startWork(): void;
   stopWork(): Promise<void>;
@@ -102,13 +146,19 @@ export interface AgentsServiceDeps {
   numCtx: AgentChecks['numCtx'];
   logger: Logger;
   now: () => number;
-  /** Timers of the takeover loop and of cross-replica cancels. */
+  /** Timers of the takeover loop, of cross-replica cancels and of paused runs' expiry. */
   clock: Pick<Clock, 'after' | 'every'>;
   telemetry: Pick<Telemetry, 'runCoordination' | 'agentRun'>;
   /** How often to claim runs whose replica died (unset: never; one replica has no orphans). */
   takeoverEveryMs?: number;
   /** How long a cancel of a run executing elsewhere waits for its terminal event. */
   cancelWaitMs?: number;
+  /** RUN_ACTION_TTL_MAX_MS: the longest pause a request may ask for. */
+  maxActionTtlMs: number;
+  /** GROUPTHINK_MAX_SAMPLES. */
+  maxSamples: number;
+  /** The MCP servers AGENTS_FILE defines, by name. */
+  mcpServers: readonly string[];
 }
 
 /** Bound of each cache below (compiled response_format schemas, configuration hashes). */
@@ -148,6 +198,40 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
     return fn;
   };
 
+  // Compiled client tool parameter schemas by their canonical text, bounded like `formats`.
+  const toolSchemas = new Map<string, ValidateFunction>();
+  const compileToolSchema = (tool: ClientToolSpec): ValidateFunction => {
+    const key = canonicalJson(tool.parameters);
+    const cached = toolSchemas.get(key);
+    if (cached) return cached;
+    let fn: ValidateFunction;
+    try {
+      fn = schemas.compile(tool.parameters);
+    } catch (err) {
+      throw invalid(
+        '/tools',
+        `client tool "${tool.name}" parameters do not compile: ${(err as Error).message}`,
+      );
+    }
+    toolSchemas.set(key, fn);
+    if (toolSchemas.size > CACHE_MAX) toolSchemas.delete(toolSchemas.keys().next().value as string);
+    return fn;
+  };
+  /** Checks client tool calls against their schemas, in words the model can act on. */
+  const clientChecker = (
+    tools: readonly ClientToolSpec[],
+  ): ((name: string, args: unknown) => string | null) => {
+    const validators = new Map(tools.map((t) => [t.name, compileToolSchema(t)]));
+    return (name, args) => {
+      const validate = validators.get(name);
+      if (!validate) return `Unknown tool "${name}".`;
+      if (validate(args)) return null;
+      return toFieldErrors(validate.errors ?? [], 'arguments')
+        .map((e) => `arguments${e.path.replace(/\//g, '.')} ${e.message}`)
+        .join('; ');
+    };
+  };
+
   // Hashes of agents' stored configurations per resolved model, bounded (oldest dropped first).
   const storedHashes = new Map<string, string>();
   const configHash = (effective: Record<string, unknown>, key: string | undefined): string => {
@@ -175,6 +259,7 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
       toolNames: tools.names(),
       schemas,
       numCtx: deps.numCtx,
+      mcpServers: deps.mcpServers,
     });
     if (problems.length > 0) {
       throw invalid(
@@ -211,8 +296,8 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
     hook.last_status_code = result.statusCode;
   };
 
-  /** The handle of a run that finished: it only replays and answers. */
-  const finishedHandle = (stored: StoredRun): RunHandle =>
+  /** The handle of a run that finished or waits for its caller: it only replays and answers. */
+  const storedHandle = (stored: StoredRun): RunHandle =>
     createRunHandle({
       run: stored.run,
       owner: stored.owner,
@@ -232,18 +317,260 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
       onCancelSent: () => deps.telemetry.runCoordination({ kind: 'cancel_sent' }),
     });
 
+  // Expiry timers of the runs that paused on this replica, by run id.
+  const expiries = new Map<string, TimerHandle>();
+
+  /**
+   * Ends a run no runner is working on (a pause that expired or was cancelled): its terminal
+   * event, its status, its webhook. The caller holds the run's claimed pause.
+   */
+  const finishPaused = async (
+    run: AgentRun,
+    plan: ResumePlan,
+    stop: RunStop,
+  ): Promise<AgentRun> => {
+    expiries.get(run.id)?.cancel();
+    expiries.delete(run.id);
+    run.status = statusFor(stop.reason);
+    run.stop_reason = stop.reason;
+    run.error = runErrorOf(stop, undefined);
+    run.required_action = null;
+    run.completed_at = iso();
+    const type = `run.${run.status}` as RunEventType;
+    const sent = snapshot(run);
+    await runs.append(run.id, type, { run: sent });
+    await runs.updateStatus(run.id, run.status);
+    deps.telemetry.agentRun({
+      agent: plan.agentLabel,
+      status: run.status,
+      stopReason: stop.reason,
+      durationS: run.usage.wall_ms / 1000,
+    });
+    await deliver(run, type, sent);
+    // The claim of the pause made this replica the run's holder: the delivery record, then let go.
+    if (run.webhook) await runs.save(run);
+    await runs.release(run.id);
+    return run;
+  };
+
+  /** Ends a pause that nobody answered in time; a no-op when someone else took the pause. */
+  const expire = async (id: string, token: string): Promise<void> => {
+    const claimed = await runs.claimPause(id, token);
+    if (!claimed) return;
+    const expiredAt = claimed.run.required_action?.expires_at;
+    await finishPaused(
+      claimed.run,
+      claimed.pause.plan,
+      new RunStop(
+        'action_expired',
+        "Nobody answered the run's required action (resume) before it expired.",
+        expiredAt !== undefined ? { expired_at: expiredAt } : undefined,
+      ),
+    );
+  };
+
   const handleOf = async (id: string): Promise<RunHandle | undefined> => {
     const running = local.get(id);
     if (running) return running;
-    const stored = await runs.get(id);
+    let stored = await runs.get(id);
+    if (stored?.run.status === 'requires_action') {
+      // A pause whose replica is gone ends here, when someone next looks at it.
+      const pause = await runs.getPause(id);
+      if (pause && pause.expiresAt <= now()) {
+        await expire(id, pause.token);
+        stored = await runs.get(id);
+      }
+    }
     if (!stored) return undefined;
-    return stored.finishedAt !== null ? finishedHandle(stored) : remoteHandle(stored);
+    if (stored.finishedAt !== null || stored.run.status === 'requires_action') {
+      return storedHandle(stored);
+    }
+    return remoteHandle(stored);
   };
 
   const find = async (id: string, principal: Principal | undefined): Promise<RunHandle> => {
     const handle = await handleOf(id);
     // Someone else's run is reported as missing, so ids cannot be probed.
     if (!handle || !canAccess(principal, handle.owner)) throw new AppError('RUN_NOT_FOUND');
+    return handle;
+  };
+
+  /** What a resume needs of a plan (plain JSON, stored with each pause). */
+  const resumePlanOf = (plan: RunPlan): ResumePlan => ({
+    agentLabel: plan.agentLabel,
+    model: plan.model,
+    toolNames: [...plan.toolNames],
+    approvalTools: [...plan.approvalTools],
+    clientTools: [...plan.clientTools],
+    options: plan.options,
+    limits: plan.limits,
+    streamTokens: plan.streamTokens,
+    ...(plan.think !== undefined ? { think: plan.think } : {}),
+    ...(plan.format ? { formatSchema: plan.format.schema } : {}),
+    toolChoice: plan.toolChoice,
+    actionTtlMs: plan.actionTtlMs,
+    ...(plan.strategy ? { strategy: plan.strategy } : {}),
+  });
+
+  /** Stores a paused run, tells its followers and its webhook, and arms its expiry. */
+  const pause = async (run: AgentRun, plan: ResumePlan, draft: PauseDraft): Promise<void> => {
+    const expiresAt = now() + plan.actionTtlMs;
+    run.status = 'requires_action';
+    run.required_action = {
+      type: draft.awaiting.some((c) => c.type === 'client')
+        ? 'submit_tool_outputs'
+        : 'approve_tool_calls',
+      tool_calls: draft.awaiting,
+      expires_at: new Date(expiresAt).toISOString(),
+    };
+    // After a pause, a forced tool choice has been used: the steps to come are free.
+    const state: PauseState = {
+      ...draft,
+      token: randomUUID(),
+      expiresAt,
+      plan: { ...plan, toolChoice: plan.toolChoice === 'none' ? 'none' : 'auto' },
+    };
+    const sent = snapshot(run);
+    await runs.append(run.id, 'run.requires_action', {
+      status: run.status,
+      required_action: sent.required_action,
+      run: sent,
+    });
+    // A shared store writes the event with the pause, in one step: whoever hears of the pause
+    // there can resume it. The replica lets go of the run here (nobody takes a pause over).
+    await runs.pause(run.id, run, state);
+    expiries.set(
+      run.id,
+      deps.clock.after(plan.actionTtlMs, () => {
+        expiries.delete(run.id);
+        expire(run.id, state.token).catch((err: unknown) => {
+          logger.error('paused run not expired', { run_id: run.id, error: err });
+        });
+      }),
+    );
+    await deliver(run, 'run.requires_action', sent);
+  };
+
+  /**
+   * Runs a run here: its first segment (`resume` absent) or the segment after a pause. The
+   * handle's `wait()` settles when the segment ends: with the finished run, or with the run
+   * paused in `requires_action`. Events of the segment start after `afterSeq`.
+   */
+  const launch = async (
+    run: AgentRun,
+    owner: string,
+    plan: ResumePlan,
+    segment: {
+      messages: Message[];
+      format?: RunSpec['format'];
+      streamTokens: boolean;
+      resume?: ResumePoint;
+      afterSeq: number;
+      ticket: AdmissionTicket | undefined;
+    },
+  ): Promise<RunHandle> => {
+    const { id } = run;
+    const emit = (type: RunEventType, data?: Record<string, unknown>): void => {
+      runs.append(id, type, data).catch((err: unknown) => {
+        logger.error('run event not stored', { run_id: id, type, error: err });
+      });
+    };
+    const controller = new AbortController();
+    let onEnd!: (finished: AgentRun) => void;
+    const done = new Promise<AgentRun>((resolve) => (onEnd = resolve));
+    // The webhook follows the run's terminal event, whose run it sends.
+    let delivered: Promise<void> = Promise.resolve();
+    // The segment ended in a pause that was stored: the repository let go of the run then.
+    let paused = false;
+    const handle = createRunHandle({
+      run,
+      owner,
+      runs,
+      controller,
+      done,
+      settled: done.then(() => delivered),
+    });
+    local.set(id, handle);
+    void handle.settled().then(async () => {
+      // A resume may already run the next segment here: it has its own handle and hold.
+      if (local.get(id) === handle) local.delete(id);
+      if (paused) return;
+      // A run another replica took over is that replica's to record; this one only lets go.
+      const wasLost = lost.delete(id);
+      // The webhook's delivery record, then nobody needs to hold the run any longer (a run
+      // whose release did not reach Redis is claimed after its lease and released then).
+      if (run.webhook && !wasLost) {
+        await runs.save(run).catch((err: unknown) => {
+          logger.warn('webhook delivery record not stored', { run_id: id, error: err });
+        });
+      }
+      await runs.release(id).catch((err: unknown) => {
+        logger.warn('finished run not released', { run_id: id, error: err });
+      });
+    });
+    let unfollow = (): void => undefined;
+    if (run.webhook) {
+      unfollow = await handle.follow(segment.afterSeq, (event) => {
+        if (!isTerminalEvent(event.type) || lost.has(id)) return;
+        delivered = deliver(run, event.type, event.data.run as AgentRun).catch((err: unknown) => {
+          logger.error('webhook delivery failed unexpectedly', { run_id: id, error: err });
+        });
+      });
+    }
+    runner.execute({
+      run,
+      emit,
+      controller,
+      onEnd: (finished) => {
+        runs.updateStatus(id, finished.status).then(
+          () => onEnd(finished),
+          (err: unknown) => {
+            logger.error('run status not stored', { run_id: id, error: err });
+            onEnd(finished);
+          },
+        );
+      },
+      onPause: (pausedRun, draft) => {
+        unfollow();
+        // Taken over by another replica meanwhile: that replica ended the run; no pause.
+        if (lost.has(id)) {
+          onEnd(pausedRun);
+          return;
+        }
+        delivered = pause(pausedRun, plan, draft).then(
+          () => {
+            paused = true;
+            onEnd(pausedRun);
+          },
+          (err: unknown) => {
+            // A pause that cannot be stored cannot be resumed: the run ends here.
+            logger.error('paused run not stored', { run_id: id, error: err });
+            return finishPaused(
+              pausedRun,
+              plan,
+              new RunStop('internal_error', 'The paused run could not be stored.'),
+            ).then(onEnd, () => onEnd(pausedRun));
+          },
+        );
+      },
+      agentLabel: plan.agentLabel,
+      owner,
+      model: plan.model,
+      messages: segment.messages,
+      toolNames: plan.toolNames,
+      approvalTools: plan.approvalTools,
+      clientTools: plan.clientTools,
+      checkClientArgs: clientChecker(plan.clientTools),
+      toolChoice: plan.toolChoice,
+      options: plan.options,
+      limits: plan.limits,
+      streamTokens: segment.streamTokens,
+      ...(plan.think !== undefined ? { think: plan.think } : {}),
+      ...(segment.format ? { format: segment.format } : {}),
+      ...(segment.resume ? { resume: segment.resume } : {}),
+      ...(plan.strategy ? { strategy: plan.strategy } : {}),
+      ...(segment.ticket ? { ticket: segment.ticket } : {}),
+    });
     return handle;
   };
 
@@ -272,75 +599,60 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
       },
     });
     await runs.create(run, owner, { durable });
-    const emit = (type: RunEventType, data?: Record<string, unknown>): void => {
-      runs.append(id, type, data).catch((err: unknown) => {
-        logger.error('run event not stored', { run_id: id, type, error: err });
-      });
+    const created = await runs.append(id, 'run.created', {
+      status: run.status,
+      agent: run.agent.name,
+      model: plan.model,
+    });
+    return launch(run, owner, resumePlanOf(plan), {
+      messages: plan.messages,
+      ...(plan.format ? { format: plan.format } : {}),
+      streamTokens: plan.streamTokens,
+      afterSeq: created.seq - 1,
+      ticket,
+    });
+  };
+
+  /** The caller's answers by call id, checked against what the pause waits on. */
+  const decide = (pause: PauseState, body: ResumeRequest): Map<string, ActionDecision> => {
+    const awaited = new Map(pause.awaiting.map((c) => [c.id, c]));
+    const decisions = new Map<string, ActionDecision>();
+    const conflicts: string[] = [];
+    const take = (id: string, type: 'client' | 'approval', decision: ActionDecision): void => {
+      if (awaited.get(id)?.type !== type || decisions.has(id)) conflicts.push(id);
+      else decisions.set(id, decision);
     };
-    const controller = new AbortController();
-    let onEnd!: (finished: AgentRun) => void;
-    const done = new Promise<AgentRun>((resolve) => (onEnd = resolve));
-    // The webhook follows the run's terminal event, whose run it sends.
-    let delivered: Promise<void> = Promise.resolve();
-    const handle = createRunHandle({
-      run,
-      owner,
-      runs,
-      controller,
-      done,
-      settled: done.then(() => delivered),
-    });
-    local.set(id, handle);
-    void handle.settled().then(async () => {
-      local.delete(id);
-      // A run another replica took over is that replica's to record; this one only lets go.
-      const wasLost = lost.delete(id);
-      // The webhook's delivery record, then nobody needs to hold the run any longer (a run
-      // whose release did not reach Redis is claimed after its lease and released then).
-      if (run.webhook && !wasLost) {
-        await runs.save(run).catch((err: unknown) => {
-          logger.warn('webhook delivery record not stored', { run_id: id, error: err });
-        });
-      }
-      await runs.release(id).catch((err: unknown) => {
-        logger.warn('finished run not released', { run_id: id, error: err });
-      });
-    });
-    emit('run.created', { status: run.status, agent: run.agent.name, model: plan.model });
-    if (run.webhook) {
-      await handle.follow(1, (event) => {
-        if (!isTerminalEvent(event.type) || lost.has(id)) return;
-        delivered = deliver(run, event.type, event.data.run as AgentRun).catch((err: unknown) => {
-          logger.error('webhook delivery failed unexpectedly', { run_id: id, error: err });
-        });
+    for (const o of body.tool_outputs ?? []) {
+      take(o.tool_call_id, 'client', { kind: 'output', output: o.output });
+    }
+    for (const a of body.approvals ?? []) {
+      take(
+        a.tool_call_id,
+        'approval',
+        a.approve
+          ? { kind: 'approved' }
+          : { kind: 'denied', reason: a.reason ?? 'The user did not approve it.' },
+      );
+    }
+    if (conflicts.length > 0) {
+      throw new AppError('TOOL_CALL_CONFLICT', undefined, {
+        details: {
+          tool_call_ids: conflicts,
+          awaiting: pause.awaiting.map((c) => ({ id: c.id, name: c.name, type: c.type })),
+        },
       });
     }
-    runner.execute({
-      run,
-      emit,
-      controller,
-      onEnd: (finished) => {
-        runs.updateStatus(id, finished.status).then(
-          () => onEnd(finished),
-          (err: unknown) => {
-            logger.error('run status not stored', { run_id: id, error: err });
-            onEnd(finished);
-          },
-        );
-      },
-      agentLabel: plan.agentLabel,
-      owner,
-      model: plan.model,
-      messages: plan.messages,
-      toolNames: plan.toolNames,
-      options: plan.options,
-      limits: plan.limits,
-      streamTokens: plan.streamTokens,
-      ...(plan.think !== undefined ? { think: plan.think } : {}),
-      ...(plan.format ? { format: plan.format } : {}),
-      ...(ticket ? { ticket } : {}),
-    });
-    return handle;
+    const missing = pause.awaiting.filter((c) => !decisions.has(c.id));
+    if (missing.length > 0) {
+      throw new AppError('VALIDATION_FAILED', undefined, {
+        details: missing.map((c) => ({
+          in: 'body',
+          path: c.type === 'client' ? '/tool_outputs' : '/approvals',
+          message: `misses ${c.type === 'client' ? 'the output' : 'the approval'} of tool call ${c.id} (${c.name})`,
+        })),
+      });
+    }
+    return decisions;
   };
 
   let stopControl: (() => void) | undefined;
@@ -403,6 +715,13 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
           logger.error('orphaned run not taken over', { run_id: id, error: err });
         });
       }
+      // Pauses past their expiry whose replica (and its timer) is gone end here; a claim is
+      // atomic, so a replica whose timer fires too does nothing twice.
+      for (const { id, token } of await runs.duePauses(now())) {
+        await expire(id, token).catch((err: unknown) => {
+          logger.error('paused run not expired', { run_id: id, error: err });
+        });
+      }
     } catch {
       // Redis is unreachable: the next round tries again.
     } finally {
@@ -432,10 +751,16 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
           defaultModel: deps.models.active(),
           compileFormat,
           configHash,
+          toolNames: tools.names(),
+          mcpTools: (server) => tools.mcpTools(server) ?? [],
+          maxActionTtlMs: deps.maxActionTtlMs,
+          maxSamples: deps.maxSamples,
         });
         const numCtx = numCtxProblem(plan.options, plan.model, deps.numCtx);
         if (numCtx) throw invalid('/options/num_ctx', numCtx);
         if (plan.webhook) await checkWebhook(plan.webhook.url);
+        // Client tools' schemas compile now: a bad one is the request's 400, not the run's end.
+        for (const tool of plan.clientTools) compileToolSchema(tool);
         // Background and webhook runs are polled, followed and delivered through any replica.
         handle = await create(
           plan,
@@ -453,12 +778,75 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
 
     find,
 
+    async resume(id, body, { principal, ticket }) {
+      const stored = await runs.get(id);
+      if (!stored || !canAccess(principal, stored.owner)) throw new AppError('RUN_NOT_FOUND');
+      const pause = await runs.getPause(id);
+      if (!pause) {
+        throw new AppError('RUN_NOT_PAUSED', undefined, { details: { status: stored.run.status } });
+      }
+      if (pause.expiresAt <= now()) {
+        await expire(id, pause.token);
+        throw new AppError('RUN_NOT_PAUSED', "The run's required action expired.", {
+          details: { status: 'incomplete', stop_reason: 'action_expired' },
+        });
+      }
+      const decisions = decide(pause, body);
+      const claimed = await runs.claimPause(id, pause.token);
+      if (!claimed) {
+        throw new AppError('RUN_NOT_PAUSED', 'Another request resumed or ended this pause first.');
+      }
+      expiries.get(id)?.cancel();
+      expiries.delete(id);
+      const { run } = claimed;
+      const { plan } = claimed.pause;
+      run.status = 'in_progress';
+      run.required_action = null;
+      await runs.updateStatus(id, 'in_progress');
+      const resumed = await runs.append(id, 'run.in_progress', {
+        status: run.status,
+        resumed: true,
+      });
+      const format = plan.formatSchema
+        ? { schema: plan.formatSchema, validate: compileFormat(plan.formatSchema) }
+        : undefined;
+      const handle = await launch(run, stored.owner, plan, {
+        messages: [],
+        ...(format ? { format } : {}),
+        streamTokens: Boolean(body.stream || body.background || run.webhook),
+        resume: { pause: claimed.pause, decisions },
+        afterSeq: resumed.seq - 1,
+        // The resumed segment's generations queue as the caller that resumed it.
+        ticket,
+      });
+      return { handle, after: resumed.seq - 1 };
+    },
+
     async cancel(id, principal) {
-      return snapshot(await (await find(id, principal)).cancel());
+      const handle = await find(id, principal);
+      if (handle.run.status === 'requires_action') {
+        const pause = await runs.getPause(id);
+        const claimed = pause && (await runs.claimPause(id, pause.token));
+        if (claimed) {
+          return snapshot(
+            await finishPaused(
+              claimed.run,
+              claimed.pause.plan,
+              new RunStop('cancelled', 'The run was cancelled.'),
+            ),
+          );
+        }
+        return snapshot((await find(id, principal)).run);
+      }
+      return snapshot(await handle.cancel());
     },
 
     cancelAll() {
       for (const handle of local.values()) void handle.cancel('shutdown');
+      // Paused runs stay paused in the repository, resumable through another replica; the
+      // expiry of a pause whose replica is gone happens when someone next reads the run.
+      for (const timer of expiries.values()) timer.cancel();
+      expiries.clear();
     },
 
     startWork() {

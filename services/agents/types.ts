@@ -26,13 +26,74 @@ export type ResponseFormat =
   | { type: 'text' }
   | { type: 'json_schema'; name?: string; schema: Record<string, unknown>; strict?: boolean };
 
+/** JSON Schema of a tool's arguments, as the client declares it (an object schema). */
+export type ToolParametersSchema = Record<string, unknown>;
+
+/**
+ * A tool the caller runs itself: when the model calls it, the run pauses in `requires_action`
+ * until the caller submits the output (POST /agents/runs/{id}/resume).
+ */
+export interface ClientToolSpec {
+  type: 'client';
+  name: string;
+  description: string;
+  parameters: ToolParametersSchema;
+}
+
+/** A registered (server-side) tool named as an object; `require_approval` pauses before each call. */
+export interface ServerToolSpec {
+  type: 'server';
+  name: string;
+  require_approval?: boolean;
+}
+
+/** An agent's or a request's tool: a server tool's name, or one of the objects above. */
+export type ToolSpec = string | ServerToolSpec | ClientToolSpec;
+
+/**
+ * How many answers a run makes and how it picks one (groupthink): `vote` takes the majority
+ * final answer of `samples` independent runs; `judge` lets a model pick among them.
+ */
+export type Strategy =
+  | { type: 'single' }
+  | { type: 'vote'; samples: number }
+  | { type: 'judge'; samples: number; judge_model?: string };
+
+/** One sample of a groupthink run. */
+export interface Candidate {
+  index: number;
+  status: RunStatus;
+  stop_reason: StopReason | null;
+  /** The options.seed the sample ran with. */
+  seed: number;
+  output: { text: string; json?: unknown };
+  usage: RunUsage;
+}
+
+/** The groupthink record of a run whose strategy is not `single`. */
+export interface Groupthink {
+  strategy: Exclude<Strategy, { type: 'single' }>;
+  candidates: Candidate[];
+  /** The chosen candidate's index (null when no candidate finished). */
+  winner: number | null;
+  /** vote: each distinct (normalised) answer, its count and who gave it, most votes first. */
+  votes?: Array<{ answer: string; count: number; candidates: number[] }>;
+  /** judge: the judge's model and reason, or why the vote decided instead. */
+  judge?: { model: string; rationale: string | null; fallback: boolean };
+}
+
+/** Which tools the model may or must call: forced choices apply to the run's first model step. */
+export type ToolChoice = 'auto' | 'none' | 'required' | { name: string };
+
 /** An agent as registered (AGENTS_FILE or built in) or given inline (then `name` may be absent). */
 export interface AgentDefinition {
   name: string;
   description?: string;
   model?: string;
   system?: string;
-  tools?: string[];
+  tools?: ToolSpec[];
+  /** MCP servers (defined in AGENTS_FILE) whose tools the agent may call. */
+  mcp_servers?: string[];
   options?: AgentOptions;
   /** Ollama's `think`; on (true or a level) also streams the thinking as `thinking.delta` events. */
   think?: ThinkSetting;
@@ -47,6 +108,7 @@ export type ThinkSetting = boolean | 'low' | 'medium' | 'high' | 'max';
 export const RUN_STATUSES = [
   'queued',
   'in_progress',
+  'requires_action',
   'completed',
   'incomplete',
   'failed',
@@ -64,6 +126,8 @@ export const STOP_REASONS = [
   'timeout',
   'output_invalid',
   'context_exceeded',
+  'tool_choice_unmet',
+  'action_expired',
   'cancelled',
   'ollama_unavailable',
   'model_error',
@@ -98,9 +162,14 @@ export interface StepUsage {
 
 export interface ModelStep {
   index: number;
+  /** Groupthink: the candidate whose step this is. */
+  candidate?: number;
   kind: 'model';
-  /** `loop`: a turn of the tool loop; `repair`: the one extra call for a structured answer. */
-  purpose: 'loop' | 'repair';
+  /**
+   * `loop`: a turn of the tool loop; `repair`: the one extra call for a structured answer;
+   * `judge`: the groupthink judge's call.
+   */
+  purpose: 'loop' | 'repair' | 'judge';
   model: string;
   status: 'ok' | 'error' | 'cancelled';
   started_at: string;
@@ -127,6 +196,8 @@ export type ToolStatus = 'ok' | 'error' | 'timeout' | 'rejected';
 
 export interface ToolStep {
   index: number;
+  /** Groupthink: the candidate whose step this is. */
+  candidate?: number;
   kind: 'tool';
   status: ToolStatus;
   started_at: string;
@@ -187,4 +258,25 @@ export interface AgentRun {
   error: RunError | null;
   metadata: Record<string, string>;
   webhook: WebhookState | null;
+  /** Set while the run waits in `requires_action` for its caller; null otherwise. */
+  required_action: RequiredAction | null;
+  /** Present when the run's strategy is `vote` or `judge`. */
+  groupthink?: Groupthink;
+}
+
+/** One call a paused run waits on: a client tool's output, or an approval of a server tool. */
+export interface ActionCall {
+  id: string;
+  name: string;
+  arguments: Record<string, unknown>;
+  /** `client`: submit its output; `approval`: approve or deny the server tool call. */
+  type: 'client' | 'approval';
+}
+
+/** What a paused run waits for (`type` says which answer the calls need, see ActionCall). */
+export interface RequiredAction {
+  type: 'submit_tool_outputs' | 'approve_tool_calls';
+  tool_calls: ActionCall[];
+  /** When the pause ends as `action_expired` if nobody resumed the run. */
+  expires_at: string;
 }

@@ -26,7 +26,8 @@ export type CheckName =
   | 'ollama_reachable'
   | 'active_model_installed'
   | 'circuit'
-  | 'redis';
+  | 'redis'
+  | 'mcp_servers';
 
 export interface CheckResult {
   name: CheckName;
@@ -114,6 +115,11 @@ export interface HealthServiceOptions {
   eventLoop?: EventLoopMonitor;
   /** Monotonic clock for check timings, ms (default performance.now). */
   clock?: () => number;
+  /**
+   * The MCP tool servers' state: shown in /health/detailed as a non-critical check (a server
+   * that is down is a warning, never a failed probe).
+   */
+  mcp?: () => ReadonlyArray<{ name: string; up: boolean; error: string | null }>;
 }
 
 type Evaluation = { ok: boolean; reason: string };
@@ -183,6 +189,17 @@ export function createHealthService(options: HealthServiceOptions): HealthServic
         ? { ok: true, reason: `redis up since ${facts.since ?? '?'}` }
         : { ok: false, reason: `redis down since ${facts.since ?? '?'}${error}` };
     },
+    mcp_servers: () => {
+      const servers = options.mcp?.() ?? [];
+      const down = servers.filter((s) => !s.up);
+      if (down.length === 0) return { ok: true, reason: `${servers.length} MCP server(s) up` };
+      return {
+        ok: false,
+        reason: `MCP server(s) down, their tools unavailable: ${down
+          .map((s) => `${s.name} (${s.error ?? 'down'})`)
+          .join('; ')}`,
+      };
+    },
     circuit: () => {
       const state = ollama.circuitState();
       return state === 'open'
@@ -228,6 +245,10 @@ export function createHealthService(options: HealthServiceOptions): HealthServic
       const ready = probe(READY);
       const started = probe(['startup']);
       const checks = [...live.checks, ...ready.checks];
+      // Only a gateway with MCP servers shows the check.
+      if ((options.mcp?.() ?? []).length > 0) {
+        checks.push(run('mcp_servers', false, evaluations.mcp_servers));
+      }
       const loop = eventLoop.stats();
       const memory = process.memoryUsage();
       const round = (ms: number): number => Math.round(ms * 100) / 100;

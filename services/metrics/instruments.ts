@@ -126,6 +126,12 @@ export function createInstruments(registry: Registry) {
     labelNames: ['direction'],
     registers,
   });
+  const mcpFailures = new Counter({
+    name: 'mcp_server_failures_total',
+    help: 'Failed connections or tool listings of an MCP tool server (its tools are unavailable until a refresh succeeds).',
+    labelNames: ['server'],
+    registers,
+  });
   const rateLimitHits = new Counter({
     name: 'rate_limit_hits_total',
     help: 'Requests refused by a rate limiter (429 RATE_LIMITED).',
@@ -170,6 +176,7 @@ export function createInstruments(registry: Registry) {
     webhooks,
     runTakeovers,
     runRemoteCancels,
+    mcpFailures,
     rateLimitHits,
     rateLimitStoreErrors,
     redisCommands,

@@ -113,6 +113,8 @@ export function createMetrics(options: MetricsOptions): Metrics {
   const methodLabel = createEnumLabeler(HTTP_METHODS);
   const routeLabel = createCappedLabeler(RATE_LIMITED_ROUTES_MAX);
   const redisGroupLabel = createCappedLabeler(REDIS_GROUPS_MAX);
+  // MCP servers are named in AGENTS_FILE (at most 32 by its schema).
+  const mcpServerLabel = createCappedLabeler(32);
 
   if (options.defaultMetrics !== false) {
     collectDefaultMetrics({ register: registry });
@@ -229,5 +231,8 @@ export function createMetrics(options: MetricsOptions): Metrics {
     },
     route: routing.route,
     modelLoad: routing.modelLoad,
+    mcpFailure(e) {
+      m.mcpFailures.inc({ server: mcpServerLabel(e.server) });
+    },
   };
 }

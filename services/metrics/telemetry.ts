@@ -92,6 +92,10 @@ export interface ModelLoadEvent {
   backend: string;
 }
 
+export interface McpFailureEvent {
+  server: string;
+}
+
 export interface Telemetry {
   inference(e: InferenceEvent): void;
   healthCheck(e: HealthCheckEvent): void;
@@ -107,6 +111,8 @@ export interface Telemetry {
   route?(e: RouteEvent): void;
   /** The gateway started loading a model on a backend. */
   modelLoad?(e: ModelLoadEvent): void;
+  /** An MCP server could not be reached or listed (its tools are unavailable meanwhile). */
+  mcpFailure(e: McpFailureEvent): void;
 }
 
 /** Telemetry that records nothing (unit tests that do not look at metrics). */
@@ -122,5 +128,6 @@ export function createNoopTelemetry(): Telemetry {
     toolCall: noop,
     webhook: noop,
     runCoordination: noop,
+    mcpFailure: noop,
   };
 }

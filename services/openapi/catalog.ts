@@ -98,6 +98,24 @@ const own = (
 const RUN = 'agent-run.response';
 const runParams = { params: 'agent-run.params' };
 
+/** POST /agents/run and its alias: one operation under two paths. */
+const runOperation = (path: string, summary: string): OperationSpec =>
+  own('post', path, summary, 'agents', 'agent', RUN, {
+    body: 'agent-run.request',
+    ok: {
+      '200': {
+        schema: RUN,
+        types: [...JSON_T, ...SSE],
+        description:
+          'The finished run, or the run paused in requires_action; with `stream: true` Server-Sent Events (ending with the run or its pause).',
+      },
+      '202': {
+        schema: RUN,
+        description: 'Background run accepted, or `wait_timeout_ms` passed (the run goes on).',
+      },
+    },
+  });
+
 export const OPERATIONS: readonly OperationSpec[] = [
   // Probes and metrics.
   own('get', '/health', 'Service status and build', 'health', 'open', 'health.response'),
@@ -128,25 +146,8 @@ export const OPERATIONS: readonly OperationSpec[] = [
 
   // Agents.
   own('get', '/agents', 'List agents', 'agents', 'agent', 'agent-list.response'),
-  own(
-    'post',
-    '/agents/run',
-    'Run an agent (answered, streamed or in the background)',
-    'agents',
-    'agent',
-    RUN,
-    {
-      body: 'agent-run.request',
-      ok: {
-        '200': {
-          schema: RUN,
-          types: [...JSON_T, ...SSE],
-          description: 'The finished run; with `stream: true` Server-Sent Events.',
-        },
-        '202': { schema: RUN, description: 'Background run accepted.' },
-      },
-    },
-  ),
+  runOperation('/agents/run', 'Run an agent (answered, streamed or in the background)'),
+  runOperation('/agents/run-agent', 'Run an agent (the same endpoint as POST /agents/run)'),
   own('get', '/agents/runs/{id}', 'One run', 'agents', 'agent', RUN, runParams),
   own('get', '/agents/runs/{id}/events', "Follow a run's events", 'agents', 'agent', undefined, {
     ...runParams,
@@ -154,6 +155,30 @@ export const OPERATIONS: readonly OperationSpec[] = [
     ok: { '200': { types: SSE, description: 'Server-Sent Events.' } },
   }),
   own('post', '/agents/runs/{id}/cancel', 'Cancel a run', 'agents', 'agent', RUN, runParams),
+  own(
+    'post',
+    '/agents/runs/{id}/resume',
+    'Resume a run in requires_action (client tool outputs, approvals)',
+    'agents',
+    'agent',
+    RUN,
+    {
+      ...runParams,
+      body: 'agent-run-resume.request',
+      ok: {
+        '200': {
+          schema: RUN,
+          types: [...JSON_T, ...SSE],
+          description:
+            'The run once it finished or paused again; with `stream: true` Server-Sent Events.',
+        },
+        '202': {
+          schema: RUN,
+          description: 'Resumed in the background, or `wait_timeout_ms` passed.',
+        },
+      },
+    },
+  ),
   own('get', '/agents/{name}', "One agent's definition", 'agents', 'agent', 'agent', {
     params: 'agent.params',
   }),

@@ -6,6 +6,7 @@ import { createSsrfGuard, type ResolveHost } from '../net';
 import { createCalculatorTool } from './calculator';
 import { createCurrentTimeTool } from './current-time';
 import { createHttpGetTool } from './http-get';
+import type { McpSource } from './mcp';
 import type { ToolDefinition } from './types';
 
 export interface ToolRegistry {
@@ -19,25 +20,45 @@ export interface ToolRegistry {
    * the precise problems in one line, written for the model to correct its call.
    */
   checkArguments(name: string, args: unknown): string | null;
+  /** The tools an MCP server offers now (empty while it is down); undefined: no such server. */
+  mcpTools(server: string): string[] | undefined;
 }
 
 /** Compiles each tool's argument schema once with the process's one Ajv. */
 export function createToolRegistry(options: {
   tools: readonly ToolDefinition[];
   schemas: SchemaRegistry;
+  /** MCP servers: their tools come and go with each listing. */
+  sources?: readonly McpSource[];
 }): ToolRegistry {
   const tools = new Map<string, { def: ToolDefinition; validate: ValidateFunction }>();
   for (const def of options.tools) {
     if (tools.has(def.name)) throw new Error(`tool "${def.name}" is registered twice`);
     tools.set(def.name, { def, validate: options.schemas.compile({ ...def.parameters }) });
   }
+  const sources = options.sources ?? [];
+  const lookup = (
+    name: string,
+  ): { def: ToolDefinition; validate: ValidateFunction } | undefined => {
+    const own = tools.get(name);
+    if (own) return own;
+    for (const source of sources) {
+      const found = source.tools().get(name);
+      if (found) return found;
+    }
+    return undefined;
+  };
   return {
-    names: () => [...tools.keys()].sort(),
-    get: (name) => tools.get(name)?.def,
+    names: () => [...tools.keys(), ...sources.flatMap((s) => [...s.tools().keys()])].sort(),
+    get: (name) => lookup(name)?.def,
+    mcpTools: (server) => {
+      const source = sources.find((s) => s.name === server);
+      return source && [...source.tools().keys()];
+    },
     forOllama(names) {
       const out: Tool[] = [];
       for (const name of names) {
-        const entry = tools.get(name);
+        const entry = lookup(name);
         if (!entry) continue;
         out.push({
           type: 'function',
@@ -51,7 +72,7 @@ export function createToolRegistry(options: {
       return out;
     },
     checkArguments(name, args) {
-      const entry = tools.get(name);
+      const entry = lookup(name);
       if (!entry) return `Unknown tool "${name}".`;
       if (entry.validate(args)) return null;
       return toFieldErrors(entry.validate.errors ?? [], 'arguments')

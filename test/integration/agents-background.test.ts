@@ -124,7 +124,13 @@ describe('background runs, cancel, webhooks and idempotency', () => {
       const run = (await request(h.url).get(`/agents/runs/${id}`).expect(200)).body as AgentRun;
       assert.deepEqual(run.webhook, {
         url: receiver.url,
-        events: ['run.completed', 'run.incomplete', 'run.failed', 'run.cancelled'],
+        events: [
+          'run.completed',
+          'run.incomplete',
+          'run.failed',
+          'run.cancelled',
+          'run.requires_action',
+        ],
         last_delivery_status: 'delivered',
         last_status_code: 200,
         attempts: 2,

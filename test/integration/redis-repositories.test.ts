@@ -8,7 +8,7 @@ import { createLogger } from '../../src/logger';
 import { idempotencyContract } from '../support/idempotency-contract';
 import { createManualClock } from '../support/manual-clock';
 import { useRedis } from '../support/redis-fixture';
-import { runRepositoryContract } from '../support/run-repository-contract';
+import { pauseState, runRepositoryContract } from '../support/run-repository-contract';
 import { queuedRun } from '../support/run-handles';
 
 /** Polls `check` (each try a Redis round trip) until it holds; the test's timeout bounds it. */
@@ -160,5 +160,50 @@ describe('runs shared by two replicas through Redis (real redis-server)', functi
     );
     assert.equal((await b.get(run.id))?.run.status, 'failed');
     await a.release(run.id);
+  });
+
+  it('hands a paused run to the replica that claims its pause: one event log, followed throughout', async () => {
+    const { a, b, c } = await replicas(500);
+    const run = queuedRun('run_paused');
+    await a.create(run, 'alice', { durable: true });
+    await a.append(run.id, 'run.created');
+    // A follower on A, from the start: it goes on hearing the run after A lets go of it.
+    const heardOnA: string[] = [];
+    const stopA = await a.follow(run.id, 0, (e) => heardOnA.push(`${e.seq} ${e.type}`));
+    run.status = 'requires_action';
+    await a.append(run.id, 'run.requires_action');
+    // The event waits for its pause: B never sees one without the other.
+    assert.deepEqual(
+      (await b.readAfter(run.id, 0)).map((e) => e.type),
+      ['run.created'],
+    );
+    await a.pause(run.id, run, pauseState('tok_1'));
+    assert.deepEqual(
+      (await b.readAfter(run.id, 0)).map((e) => e.type),
+      ['run.created', 'run.requires_action'],
+    );
+    assert.equal((await b.getPause(run.id))?.token, 'tok_1');
+    // A let go of it (no lease to lapse): a paused run is nobody's orphan.
+    assert.deepEqual(await Promise.all([b.claimOrphans(), c.claimOrphans()]), [[], []]);
+
+    const claimed = await b.claimPause(run.id, 'tok_1');
+    assert.equal(claimed?.run.status, 'requires_action');
+    // B now holds it: its events are numbered after A's, and C can follow and cancel it.
+    const onC = nextEvent(c, run.id, 2);
+    assert.equal((await b.append(run.id, 'run.in_progress')).seq, 3);
+    assert.equal((await onC).type, 'run.in_progress');
+    await b.append(run.id, 'run.completed');
+    await b.updateStatus(run.id, 'completed');
+    await waitFor(async () => heardOnA.length === 4);
+    stopA();
+    assert.deepEqual(heardOnA, [
+      '1 run.created',
+      '2 run.requires_action',
+      '3 run.in_progress',
+      '4 run.completed',
+    ]);
+    assert.equal((await c.get(run.id))?.run.status, 'completed');
+    assert.equal(await c.getPause(run.id), undefined);
+    await b.release(run.id);
   });
 });

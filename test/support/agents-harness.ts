@@ -1,5 +1,6 @@
 import type { RunEvent } from '../../services/agents/events';
 import type { RunHandle } from '../../services/agents/run-handle';
+import type { RunRepository } from '../../services/agents/run-repository';
 import type { Server } from 'node:http';
 import type { AgentsRuntime } from '../../services/agents/runtime';
 import type { OllamaClient } from '../../services/ollama/client';
@@ -27,6 +28,10 @@ export interface AgentsHarness {
 export interface HarnessOptions {
   env?: Record<string, string>;
   extraTools?: ToolDefinition[];
+  /** Another harness's simulator (default: a new one, closed with this harness). */
+  simulator?: OllamaSimulator;
+  /** A run repository shared with other harnesses: they play replicas of one gateway. */
+  runs?: RunRepository;
 }
 
 /**
@@ -43,6 +48,8 @@ export async function startAgentsHarness(options: HarnessOptions = {}): Promise<
       ...options.env,
     },
     extraTools: options.extraTools,
+    ...(options.simulator ? { simulator: options.simulator } : {}),
+    ...(options.runs ? { runs: options.runs } : {}),
   });
   const running = await t.listen();
   return {

@@ -9,6 +9,7 @@ import type { BackendSet, Resolver } from '../../services/ollama/backends';
 import type { Telemetry } from '../../services/metrics/telemetry';
 import type { ToolDefinition } from '../../services/tools/types';
 import type { AgentsRuntime } from '../../services/agents/runtime';
+import type { RunRepository } from '../../services/agents/run-repository';
 import type { HealthService } from '../../services/health/probes';
 import type { Lifecycle } from '../../services/health/lifecycle';
 import type { Metrics } from '../../services/metrics/metrics';
@@ -43,6 +44,8 @@ export interface TestAppOptions {
   extraTools?: readonly ToolDefinition[];
   /** Node process metrics in the app's registry (default off: faster scrapes). */
   defaultMetrics?: boolean;
+  /** The run repository, shared by apps that play replicas of one gateway. */
+  runs?: RunRepository;
   /** Replaces any collaborator of createApp after the defaults are built. */
   deps?: Partial<AppDeps>;
   /** The API keys (e.g. entries of a YAML key file, or a reloading store); default API_KEYS. */
@@ -128,6 +131,7 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
     webhookRetryDelayMs: () => 0,
     ...(options.apiKeys ? { apiKeys: options.apiKeys } : {}),
     ...(options.resolveBackends ? { resolveBackends: options.resolveBackends } : {}),
+    ...(options.runs ? { runs: options.runs } : {}),
   });
   const { metrics, ollamaStack: stack, agents, lifecycle, startup, health } = gateway;
   const deps: AppDeps = { ...gateway.deps, ...options.deps };

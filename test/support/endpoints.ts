@@ -29,6 +29,13 @@ export const ENDPOINTS: readonly EndpointRow[] = [
   { method: 'GET', path: '/health/detailed', access: 'admin' },
 
   { method: 'POST', path: '/agents/run', access: 'agent', validBody: { input: 'hi' } },
+  { method: 'POST', path: '/agents/run-agent', access: 'agent', validBody: { input: 'hi' } },
+  {
+    method: 'POST',
+    path: `/agents/runs/${PLACEHOLDER_RUN}/resume`,
+    access: 'agent',
+    validBody: { tool_outputs: [] },
+  },
   { method: 'GET', path: '/agents', access: 'agent' },
   { method: 'GET', path: '/agents/no-such-agent', access: 'agent' },
   { method: 'GET', path: `/agents/runs/${PLACEHOLDER_RUN}`, access: 'agent' },

@@ -1,7 +1,41 @@
 import assert from 'node:assert/strict';
 import type { RunEvent } from '../../services/agents/events';
 import type { RunRepository } from '../../services/agents/run-repository';
+import { DEFAULT_LIMITS } from '../../services/agents/limits';
+import type { PauseState } from '../../services/agents/pause';
 import { queuedRun } from './run-handles';
+
+/** A pause as the service stores one: every field plain JSON. */
+export function pauseState(token: string): PauseState {
+  return {
+    token,
+    expiresAt: 1_000_000,
+    calls: [{ id: 'call_1', name: 'lookup', arguments: { id: 'x' } }],
+    results: {},
+    awaiting: [{ id: 'call_1', name: 'lookup', arguments: { id: 'x' }, type: 'client' }],
+    repeats: [['lookup\u0000{"id":"x"}', 1]],
+    activeMs: 12,
+    plan: {
+      agentLabel: 'inline',
+      model: 'llama3.2:3b',
+      toolNames: [],
+      approvalTools: [],
+      clientTools: [
+        {
+          type: 'client',
+          name: 'lookup',
+          description: 'Looks up.',
+          parameters: { type: 'object' },
+        },
+      ],
+      options: {},
+      limits: { ...DEFAULT_LIMITS },
+      streamTokens: false,
+      toolChoice: 'auto',
+      actionTtlMs: 600_000,
+    },
+  };
+}
 
 /** What a contract run gets: a new, empty repository on a clock the test moves. */
 export interface RunRepositoryFixture {
@@ -146,6 +180,52 @@ export function runRepositoryContract(
       } finally {
         await runs.stop();
       }
+    });
+
+    it('keeps a pause as JSON; one claim by its token wins, a wrong token or a second claim gets nothing', async () => {
+      const { runs } = await create({ max: 10, ttlMs: 1000 });
+      const run = queuedRun('run_p');
+      await runs.create(run, 'o');
+      assert.equal(await runs.getPause('run_p'), undefined);
+      const state = pauseState('tok_1');
+      await runs.pause('run_p', run, state);
+      assert.equal((await runs.get('run_p'))?.run.status, 'requires_action');
+      assert.equal((await runs.get('run_p'))?.finishedAt, null, 'a paused run is not finished');
+      assert.deepEqual(await runs.getPause('run_p'), state);
+      assert.equal(await runs.claimPause('run_p', 'tok_other'), undefined);
+      const claims = await Promise.all([
+        runs.claimPause('run_p', 'tok_1'),
+        runs.claimPause('run_p', 'tok_1'),
+      ]);
+      const won = claims.filter((c) => c !== undefined);
+      assert.equal(won.length, 1, 'exactly one claim wins');
+      assert.deepEqual(won[0]?.pause, state);
+      assert.equal(won[0]?.run.id, 'run_p');
+      assert.equal(await runs.getPause('run_p'), undefined);
+      assert.equal(await runs.claimPause('run_none', 'tok_1'), undefined);
+    });
+
+    it('drops a pause when the run reaches a terminal status', async () => {
+      const { runs } = await create({ max: 10, ttlMs: 1000 });
+      const run = queuedRun('run_q');
+      await runs.create(run, 'o');
+      await runs.pause('run_q', run, pauseState('tok_q'));
+      await runs.updateStatus('run_q', 'cancelled');
+      assert.equal(await runs.getPause('run_q'), undefined);
+      assert.equal(await runs.claimPause('run_q', 'tok_q'), undefined);
+      await assert.rejects(runs.pause('run_none', run, pauseState('t')), codeOf('RUN_NOT_FOUND'));
+    });
+
+    it('lists the pauses due at a time, by run id and token, until they are claimed', async () => {
+      const { runs } = await create({ max: 10, ttlMs: 1000 });
+      const run = queuedRun('run_d');
+      await runs.create(run, 'o');
+      const state = pauseState('tok_d');
+      await runs.pause('run_d', run, state);
+      assert.deepEqual(await runs.duePauses(state.expiresAt - 1), []);
+      assert.deepEqual(await runs.duePauses(state.expiresAt), [{ id: 'run_d', token: 'tok_d' }]);
+      assert.ok(await runs.claimPause('run_d', 'tok_d'));
+      assert.deepEqual(await runs.duePauses(state.expiresAt), []);
     });
 
     it('refuses events and status changes of an unknown run with RUN_NOT_FOUND', async () => {

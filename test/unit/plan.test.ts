@@ -10,6 +10,10 @@ const context: PlanContext = {
   defaultModel: 'llama3.2:3b',
   compileFormat: (schema) => schemas.compile(schema),
   configHash: () => 'hash',
+  toolNames: ['calculator', 'current_time'],
+  maxActionTtlMs: 3_600_000,
+  maxSamples: 8,
+  mcpTools: () => [],
 };
 const agent: AgentDefinition = {
   name: 'helper',
@@ -49,7 +53,7 @@ describe('planRun', () => {
     assert.equal(plan.model, 'qwen3:0.6b');
   });
 
-  it('compiles the response format once into the plan, and defaults webhook events to the terminal ones', () => {
+  it('compiles the response format once into the plan, and defaults webhook events to the terminal ones and the pause', () => {
     const body: RunRequest = {
       input: 'x',
       background: true,
@@ -61,7 +65,13 @@ describe('planRun', () => {
     assert.equal(plan.streamTokens, true);
     assert.deepEqual(plan.webhook, {
       url: 'https://example.com/hook',
-      events: ['run.completed', 'run.incomplete', 'run.failed', 'run.cancelled'],
+      events: [
+        'run.completed',
+        'run.incomplete',
+        'run.failed',
+        'run.cancelled',
+        'run.requires_action',
+      ],
     });
   });
 });

@@ -23,6 +23,8 @@ function round(limits: Partial<AgentLimits> = {}) {
       run,
       limits: { ...DEFAULT_LIMITS, ...limits },
       toolNames: ['calculator'],
+      approvalTools: [],
+      clientTools: [],
       agentLabel: 'default',
     },
     signal: new AbortController().signal,
@@ -31,7 +33,7 @@ function round(limits: Partial<AgentLimits> = {}) {
     ended: () => false,
     iso: () => new Date(clock.now()).toISOString(),
   } as unknown as StepContext;
-  const toolRound = createToolRound(
+  const { round: toolRound } = createToolRound(
     {
       tools: createToolRegistry({ tools: [createCalculatorTool()], schemas }),
       telemetry: createNoopTelemetry(),
