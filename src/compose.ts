@@ -128,10 +128,10 @@ export function composeGateway(options: ComposeOptions): Gateway {
       : {}),
     admission: admissions.forBackend('0'),
   });
+  // With Redis, usage is summed here and added every second (one write per key and model).
+  const redisUsage = redis ? createRedisUsageStore({ redis, logger, clock }) : undefined;
   const usage = createUsageService({
-    store: options.redis
-      ? createRedisUsageStore({ redis: options.redis, logger })
-      : createMemoryUsageStore(),
+    store: redisUsage ?? createMemoryUsageStore(),
     now,
     logger,
     warnPercent: config.TOKEN_BUDGET_WARN_PERCENT,
@@ -236,6 +236,7 @@ export function composeGateway(options: ComposeOptions): Gateway {
       agents.service.cancelAll();
       await agents.stop();
       admissions.stop();
+      await redisUsage?.stop();
       await ollamaStack.close();
     },
   };
