@@ -35,7 +35,9 @@ export interface RedisRunRepositoryOptions {
   node?: string;
   /**
    * How long token deltas wait to be written together (default 20 ms): one script call per
-   * batch instead of one per token; other events are written at once.
+   * batch instead of one per token. A durable run's other events are written at once; every
+   * event of a run that is not durable (answered, streamed) waits the same at most, and its
+   * terminal status goes out at once with what is left and the release of its lease.
    */
   deltaFlushMs?: number;
 }
@@ -76,10 +78,11 @@ return 1
 
 // The executing replica writes what Redis lacks of its run, in one command. KEYS: all, live,
 // counter, run, lease, events. ARGV: id, run JSON ('' to leave it), owner, node, status,
-// finished, expiry ms, lease ms, held (1/0), upsert (1/0), max events, then (seq, type, data)
-// per event. Events at or below the stream's last one are already there and are skipped.
-// -1: another replica took the run over; -2: the run is gone (Redis lost it: call again with
-// upsert 1 to write it whole); else the stream's last sequence number.
+// finished, expiry ms, lease ms, held (1/0), upsert (1/0), max events, release (1/0: the run
+// is over, let go of it as RELEASE does), then (seq, type, data) per event. Events at or below
+// the stream's last one are already there and are skipped. -1: another replica took the run
+// over; -2: the run is gone (Redis lost it: call again with upsert 1 to write it whole); else
+// the stream's last sequence number.
 const FLUSH = `
 local node = redis.call('HGET', KEYS[4], 'node')
 if node and node ~= ARGV[4] then return -1 end
@@ -97,7 +100,7 @@ if ARGV[10] == '1' and ARGV[9] == '1' then redis.call('SET', KEYS[5], ARGV[4], '
 local last = 0
 local top = redis.call('XREVRANGE', KEYS[6], '+', '-', 'COUNT', 1)
 if top[1] then last = tonumber(string.match(top[1][1], '^(%d+)')) end
-for i = 12, #ARGV, 3 do
+for i = 13, #ARGV, 3 do
   local seq = tonumber(ARGV[i])
   if seq > last then
     redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[11], seq .. '-0', 't', ARGV[i + 1], 'd', ARGV[i + 2])
@@ -105,6 +108,10 @@ for i = 12, #ARGV, 3 do
   end
 end
 if last > 0 then redis.call('PEXPIRE', KEYS[6], ARGV[7]) end
+if ARGV[12] == '1' then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('DEL', KEYS[5])
+end
 return last
 `;
 
@@ -190,6 +197,8 @@ return n
 /** A run this replica created: its live object and events, and how far Redis has them. */
 interface Local extends StoredRun {
   events: RunEvents;
+  /** Created durable: its events are written at once, not batched. */
+  durable: boolean;
   /** Events up to this sequence number are in the stream. */
   synced: number;
   /** The run object changed since it was last written. */
@@ -297,6 +306,8 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
   const entries = new Map<string, Local>();
   /** Runs whose lease this replica renews: those it executes and those it took over. */
   const held = new Set<string>();
+  /** Finished runs whose terminal write also let go of them: `release` has nothing to send. */
+  const released = new Set<string>();
   const listeners = new Set<(id: string, control: RunControl) => void>();
   const timers: TimerHandle[] = [];
   let stopped = false;
@@ -335,6 +346,8 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
     if (!writeRun && pending.length === 0) return;
     e.runDirty = false;
     const finished = e.finishedAt !== null;
+    // A finished run without a webhook record still to write is let go of in the same call.
+    const release = finished && held.has(id) && !e.run.webhook;
     const args = [
       id,
       writeRun ? JSON.stringify(e.run) : '',
@@ -347,6 +360,7 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
       held.has(id) ? '1' : '0',
       upsert ? '1' : '0',
       maxEvents,
+      release ? '1' : '0',
     ];
     for (const event of pending) args.push(String(event.seq), event.type, storedData(event.data));
     let last: number;
@@ -370,6 +384,10 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
     }
     e.needsUpsert = false;
     e.synced = Math.max(e.synced, pending.at(-1)?.seq ?? 0);
+    if (release) {
+      held.delete(id);
+      released.add(id);
+    }
   };
 
   const drained = (e: Local): boolean =>
@@ -584,6 +602,7 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
         owner,
         finishedAt: null,
         events: createRunEvents(id),
+        durable: opts.durable === true,
         synced: 0,
         runDirty: false,
         needsUpsert: false,
@@ -639,7 +658,12 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
       const e = entries.get(id);
       if (e) {
         e.run.status = status;
-        if (terminal) e.finishedAt ??= now();
+        if (terminal) {
+          e.finishedAt ??= now();
+          // What waits for the batch goes out now, with the status.
+          e.deltaTimer?.cancel();
+          e.deltaTimer = undefined;
+        }
         e.runDirty = true;
         return flush(e);
       }
@@ -655,7 +679,7 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
       const e = entries.get(id);
       if (e) {
         const event = e.events.emit(type, data);
-        if (!DELTAS.has(type)) {
+        if (!DELTAS.has(type) && e.durable) {
           e.runDirty = true;
           e.deltaTimer?.cancel();
           e.deltaTimer = undefined;
@@ -668,8 +692,10 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
           }
         } else if (e.flushing) {
           // Goes out with the next pass, right after the one in flight.
+          if (!DELTAS.has(type)) e.runDirty = true;
           e.again = true;
         } else {
+          if (!DELTAS.has(type)) e.runDirty = true;
           e.deltaTimer ??= clock.after(deltaFlushMs, () => {
             e.deltaTimer = undefined;
             void flush(e);
@@ -746,6 +772,7 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
     },
 
     async release(id) {
+      if (released.delete(id)) return;
       held.delete(id);
       if (entries.get(id)?.lost) entries.delete(id);
       await scripts.release.run([key.live, key.run(id), key.lease(id)], [id, node], send);
