@@ -138,10 +138,10 @@ export function composeGateway(options: ComposeOptions): Gateway {
     ...(options.admissionFor ? { admissionFor: options.admissionFor } : {}),
     ...(options.resolveBackends ? { resolve: options.resolveBackends } : {}),
   });
+  // With Redis, usage is summed here and added every second (one write per key and model).
+  const redisUsage = redis ? createRedisUsageStore({ redis, logger, clock }) : undefined;
   const usage = createUsageService({
-    store: options.redis
-      ? createRedisUsageStore({ redis: options.redis, logger })
-      : createMemoryUsageStore(),
+    store: redisUsage ?? createMemoryUsageStore(),
     now,
     logger,
     warnPercent: config.TOKEN_BUDGET_WARN_PERCENT,
@@ -252,6 +252,7 @@ export function composeGateway(options: ComposeOptions): Gateway {
       agents.service.cancelAll();
       await agents.stop();
       admissions.stop();
+      await redisUsage?.stop();
       await ollamaStack.close();
     },
   };

@@ -36,7 +36,9 @@ export interface RedisRunRepositoryOptions {
   node?: string;
   /**
    * How long token deltas wait to be written together (default 20 ms): one script call per
-   * batch instead of one per token; other events are written at once.
+   * batch instead of one per token. A durable run's other events are written at once; every
+   * event of a run that is not durable (answered, streamed) waits the same at most, and its
+   * terminal status goes out at once with what is left and the release of its lease.
    */
   deltaFlushMs?: number;
 }
@@ -95,10 +97,11 @@ if last > 0 then redis.call('PEXPIRE', KEYS[6], ARGV[7]) end`;
 
 // The executing replica writes what Redis lacks of its run, in one command. KEYS: all, live,
 // counter, run, lease, events. ARGV: id, run JSON ('' to leave it), owner, node, status,
-// finished, expiry ms, lease ms, held (1/0), upsert (1/0), max events, then (seq, type, data)
-// per event. Events at or below the stream's last one are already there and are skipped.
-// -1: another replica took the run over; -2: the run is gone (Redis lost it: call again with
-// upsert 1 to write it whole); else the stream's last sequence number.
+// finished, expiry ms, lease ms, held (1/0), upsert (1/0), max events, release (1/0: the run
+// is over, let go of it as RELEASE does), then (seq, type, data) per event. Events at or below
+// the stream's last one are already there and are skipped. -1: another replica took the run
+// over; -2: the run is gone (Redis lost it: call again with upsert 1 to write it whole); else
+// the stream's last sequence number.
 const FLUSH = `
 local node = redis.call('HGET', KEYS[4], 'node')
 if node and node ~= ARGV[4] then return -1 end
@@ -114,7 +117,11 @@ if ARGV[2] ~= '' then
   redis.call('PEXPIRE', KEYS[4], ARGV[7])
 end
 if ARGV[10] == '1' and ARGV[9] == '1' then redis.call('SET', KEYS[5], ARGV[4], 'PX', ARGV[8]) end
-${appendNewEvents(12, 11)}
+${appendNewEvents(13, 11)}
+if ARGV[12] == '1' then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('DEL', KEYS[5])
+end
 return last
 `;
 
@@ -262,6 +269,8 @@ return n
 /** A run this replica created: its live object and events, and how far Redis has them. */
 interface Local extends StoredRun {
   events: RunEvents;
+  /** Its events are written at once, not batched (created durable, or resumed here). */
+  durable: boolean;
   /** Events up to this sequence number are in the stream. */
   synced: number;
   /** The run object changed since it was last written. */
@@ -380,6 +389,8 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
   const entries = new Map<string, Local>();
   /** Runs whose lease this replica renews: those it executes and those it took over. */
   const held = new Set<string>();
+  /** Finished runs whose terminal write also let go of them: `release` has nothing to send. */
+  const released = new Set<string>();
   const listeners = new Set<(id: string, control: RunControl) => void>();
   const timers: TimerHandle[] = [];
   let stopped = false;
@@ -422,6 +433,8 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
     if (!writeRun && pending.length === 0) return;
     if (writeRun) e.runDirty = false;
     const finished = e.finishedAt !== null;
+    // A finished run without a webhook record still to write is let go of in the same call.
+    const release = finished && held.has(id) && !e.run.webhook;
     const args = [
       id,
       writeRun ? JSON.stringify(e.run) : '',
@@ -434,6 +447,7 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
       held.has(id) ? '1' : '0',
       upsert ? '1' : '0',
       maxEvents,
+      release ? '1' : '0',
     ];
     for (const event of pending) args.push(String(event.seq), event.type, storedData(event.data));
     let last: number;
@@ -457,6 +471,10 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
     }
     e.needsUpsert = false;
     e.synced = Math.max(e.synced, pending.at(-1)?.seq ?? 0);
+    if (release) {
+      held.delete(id);
+      released.add(id);
+    }
   };
 
   const drained = (e: Local): boolean =>
@@ -663,11 +681,12 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
     if (client.isReady) trySubscribe();
   };
 
-  const newLocal = (run: AgentRun, owner: string, synced: number): Local => ({
+  const newLocal = (run: AgentRun, owner: string, synced: number, durable: boolean): Local => ({
     run,
     owner,
     finishedAt: null,
     events: createRunEvents(run.id, { afterSeq: synced }),
+    durable,
     synced,
     runDirty: false,
     needsUpsert: false,
@@ -704,7 +723,7 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
   return {
     async create(run, owner, opts = {}) {
       const id = run.id;
-      const e = newLocal(run, owner, 0);
+      const e = newLocal(run, owner, 0, opts.durable === true);
       try {
         const created = await scripts.create.run(
           [key.all, key.live, key.counter, key.run(id), key.lease(id)],
@@ -751,7 +770,12 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
       const e = entries.get(id);
       if (e) {
         e.run.status = status;
-        if (terminal) e.finishedAt ??= now();
+        if (terminal) {
+          e.finishedAt ??= now();
+          // What waits for the batch goes out now, with the status.
+          e.deltaTimer?.cancel();
+          e.deltaTimer = undefined;
+        }
         e.runDirty = true;
         return flush(e);
       }
@@ -772,7 +796,7 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
           e.holdFrom ??= event.seq;
         } else if (e.holdFrom !== undefined) {
           e.runDirty = true;
-        } else if (!DELTAS.has(type)) {
+        } else if (!DELTAS.has(type) && e.durable) {
           e.runDirty = true;
           e.deltaTimer?.cancel();
           e.deltaTimer = undefined;
@@ -785,8 +809,10 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
           }
         } else if (e.flushing) {
           // Goes out with the next pass, right after the one in flight.
+          if (!DELTAS.has(type)) e.runDirty = true;
           e.again = true;
         } else {
+          if (!DELTAS.has(type)) e.runDirty = true;
           e.deltaTimer ??= clock.after(deltaFlushMs, () => {
             e.deltaTimer = undefined;
             void flush(e);
@@ -869,6 +895,7 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
     },
 
     async release(id) {
+      if (released.delete(id)) return;
       held.delete(id);
       if (entries.get(id)?.lost) entries.delete(id);
       await scripts.release.run([key.live, key.run(id), key.lease(id)], [id, node], send);
@@ -946,7 +973,7 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
       const [json, pause, owner, last] = reply as [string, string, string, string];
       const run = JSON.parse(json) as AgentRun;
       // This replica executes the run from here on: its events follow those in the stream.
-      const e = newLocal(run, owner, Number(last));
+      const e = newLocal(run, owner, Number(last), true);
       entries.set(id, e);
       held.add(id);
       return { run, pause: JSON.parse(pause) as PauseState };

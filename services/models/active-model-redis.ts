@@ -2,7 +2,13 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Clock, TimerHandle } from '../../src/clock';
 import type { Logger } from '../../src/logger';
-import type { RedisClient, RedisConnection, RedisReply } from '../stores';
+import {
+  createRedisScript,
+  type RedisClient,
+  type RedisConnection,
+  type RedisReply,
+  type RedisScript,
+} from '../stores';
 import {
   createAppliedListeners,
   switchInProgress,
@@ -207,11 +213,13 @@ export function createRedisActiveModelStore(
   let stopped = false;
   const cleanups: Array<() => void> = [];
 
-  const eval_ = (script: string, keyList: string[], args: string[], signal?: AbortSignal) =>
-    redis.send(['EVAL', script, String(keyList.length), ...keyList, ...args], {
-      group: GROUP,
-      ...(signal ? { signal } : {}),
-    });
+  // Each script by its SHA1 (EVALSHA), sent whole only when Redis does not have it.
+  const scripts = new Map<string, RedisScript>();
+  const eval_ = (script: string, keyList: string[], args: string[], signal?: AbortSignal) => {
+    let cached = scripts.get(script);
+    if (!cached) scripts.set(script, (cached = createRedisScript(redis, script)));
+    return cached.run(keyList, args, { group: GROUP, ...(signal ? { signal } : {}) });
+  };
 
   /** Applies a stored record when it is newer than the one this replica has. */
   function apply(stored: StoredRecord | null): void {

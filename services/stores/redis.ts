@@ -83,6 +83,31 @@ export function redisUnavailable(err: unknown): AppError {
   });
 }
 
+/**
+ * Commands sent within this window without a signal or deadline of their own share one
+ * deadline, which fires the command timeout after the window ends: each such command gets
+ * between the timeout and the timeout plus this much, for one timer per window instead of one
+ * per command.
+ */
+const DEADLINE_WINDOW_MS = 50;
+
+/** A deadline (or abort) for commands: node-redis' options and the promise that rejects then. */
+interface Deadline {
+  /** timeout 0: no timer of node-redis' own (its timeout only covers unsent commands). */
+  options: { timeout: 0; abortSignal: AbortSignal };
+  /** Rejects with the signal's reason when it aborts: a command still waiting fails then. */
+  expired: Promise<never>;
+}
+
+function deadlineOf(signal: AbortSignal): Deadline {
+  const expired = new Promise<never>((_, reject) => {
+    if (signal.aborted) reject(signal.reason as Error);
+    else signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true });
+  });
+  expired.catch(() => undefined);
+  return { options: { timeout: 0, abortSignal: signal }, expired };
+}
+
 export function createRedisConnection(options: RedisConnectionOptions): RedisConnection {
   const { logger, commandTimeoutMs, prefix } = options;
   const maxDelay = options.reconnectMaxDelayMs ?? 2000;
@@ -138,6 +163,23 @@ export function createRedisConnection(options: RedisConnectionOptions): RedisCon
     ...(opts.signal ? { abortSignal: opts.signal } : {}),
   });
 
+  let shared: (Deadline & { until: number }) | undefined;
+  /** The deadline of one `send`: the window's unless the caller brings a signal or deadline. */
+  const deadlineFor = (opts: SendOptions): Deadline => {
+    if (opts.signal || opts.timeoutMs !== undefined) {
+      const timeout = AbortSignal.timeout(opts.timeoutMs ?? commandTimeoutMs);
+      return deadlineOf(opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout);
+    }
+    const at = performance.now();
+    if (!shared || at >= shared.until) {
+      shared = {
+        until: at + DEADLINE_WINDOW_MS,
+        ...deadlineOf(AbortSignal.timeout(commandTimeoutMs + DEADLINE_WINDOW_MS)),
+      };
+    }
+    return shared;
+  };
+
   return {
     prefix,
     client,
@@ -145,7 +187,11 @@ export function createRedisConnection(options: RedisConnectionOptions): RedisCon
       if (!client.isReady) throw redisUnavailable(new Error('not connected'));
       const started = performance.now();
       try {
-        const reply = (await client.sendCommand([...args], commandOptions(opts))) as RedisReply;
+        const deadline = deadlineFor(opts);
+        const reply = (await Promise.race<unknown>([
+          client.sendCommand([...args], deadline.options),
+          deadline.expired,
+        ])) as RedisReply;
         observe(opts.group ?? 'other', (performance.now() - started) / 1000, true);
         return reply;
       } catch (err) {

@@ -1,6 +1,7 @@
+import type { Clock, TimerHandle } from '../../src/clock';
 import { isAppError } from '../../src/errors';
 import type { Logger } from '../../src/logger';
-import type { RedisConnection, RedisReply } from '../stores';
+import { createRedisScript, type RedisConnection, type RedisReply } from '../stores';
 import { periodsAt, RETENTION_MS, type Period } from './periods';
 import type { TokenCounts, UsageRow, UsageStore } from './store';
 
@@ -36,19 +37,37 @@ interface Pending extends TokenCounts {
 export interface RedisUsageStoreOptions {
   redis: RedisConnection;
   logger: Logger;
+  /**
+   * With a clock, usage is summed here and added to Redis every `flushMs` (and on `stop`):
+   * one script call per key, model and day per interval instead of one per generation.
+   * Without one, each generation is written at once.
+   */
+  clock?: Pick<Clock, 'every'>;
+  /** How often summed usage is added to Redis (default 1000 ms). */
+  flushMs?: number;
 }
 
 /**
  * Usage shared by every replica in Redis (HINCRBY on a hash per key, day and month). Writes
- * never wait on an outage: usage written while Redis is down is summed in this replica's memory
- * per day, key and model, and added when Redis is back (and counted in this replica's budget
- * checks meanwhile), so no token is lost unless the replica dies during the outage. Reads
- * (budget checks, /usage) throw REDIS_UNAVAILABLE while it is down.
+ * never wait on an outage: usage not yet in Redis (summed for the flush interval, or written
+ * while Redis is down) is kept in this replica's memory per day, key and model, added when
+ * the interval ends or Redis is back, and counted in this replica's budget checks meanwhile.
+ * So a budget check sees this replica's usage at once and other replicas' within one flush
+ * interval (a key can pass its budget by what other replicas served in that interval), and no
+ * token is lost unless the replica dies before the flush (SIGKILL: at most one interval's
+ * usage; SIGTERM flushes on `stop`). Reads (budget checks, /usage) throw REDIS_UNAVAILABLE
+ * while it is down.
  */
-export function createRedisUsageStore(options: RedisUsageStoreOptions): UsageStore {
-  const { redis, logger } = options;
+export function createRedisUsageStore(
+  options: RedisUsageStoreOptions,
+): UsageStore & { flush(): Promise<void>; stop(): Promise<void> } {
+  const { redis, logger, clock } = options;
+  const addScript = createRedisScript(redis, ADD_SCRIPT);
+  let ticker: TimerHandle | undefined;
   const pending = new Map<string, Pending>();
   let dropped = 0;
+  /** Some usage could not be written: say so once it is. */
+  let outage = false;
   let flushing: Promise<void> | undefined;
 
   const hashKey = (p: Period, keyId: string): string =>
@@ -57,15 +76,9 @@ export function createRedisUsageStore(options: RedisUsageStoreOptions): UsageSto
 
   const write = async (keyId: string, model: string, t: TokenCounts, at: number): Promise<void> => {
     const { day, month } = periodsAt(at);
-    await redis.send(
+    await addScript.run(
+      [hashKey(day, keyId), hashKey(month, keyId), setKey(day), setKey(month)],
       [
-        'EVAL',
-        ADD_SCRIPT,
-        '4',
-        hashKey(day, keyId),
-        hashKey(month, keyId),
-        setKey(day),
-        setKey(month),
         model,
         String(t.promptTokens),
         String(t.completionTokens),
@@ -94,22 +107,32 @@ export function createRedisUsageStore(options: RedisUsageStoreOptions): UsageSto
     pending.set(name, { keyId, model, at, ...t });
   };
 
-  /** Adds what was kept during an outage; what fails again stays kept. */
+  /** Adds what is kept here; what fails stays kept for the next flush. */
   const flush = (): Promise<void> => {
     flushing ??= (async () => {
-      const entries = [...pending.entries()];
+      const entries = [...pending.values()];
       pending.clear();
-      let added = 0;
-      for (const [i, [, p]] of entries.entries()) {
-        try {
-          await write(p.keyId, p.model, p, p.at);
-          added += 1;
-        } catch {
-          for (const [, rest] of entries.slice(i)) keep(rest.keyId, rest.model, rest, rest.at);
-          break;
+      const results = await Promise.allSettled(
+        entries.map((p) => write(p.keyId, p.model, p, p.at)),
+      );
+      let failed = 0;
+      results.forEach((result, i) => {
+        const p = entries[i];
+        if (result.status === 'fulfilled' || !p) return;
+        failed += 1;
+        if (
+          failed === 1 &&
+          !(isAppError(result.reason) && result.reason.code === 'REDIS_UNAVAILABLE')
+        ) {
+          logger.error('token usage not written to Redis; kept to retry', { error: result.reason });
         }
+        keep(p.keyId, p.model, p, p.at);
+      });
+      if (failed > 0) outage = true;
+      else if (outage && entries.length > 0) {
+        outage = false;
+        logger.info('token usage kept during the Redis outage added', { added: entries.length });
       }
-      if (added > 0) logger.info('token usage kept during the Redis outage added', { added });
     })().finally(() => {
       flushing = undefined;
     });
@@ -167,8 +190,18 @@ export function createRedisUsageStore(options: RedisUsageStoreOptions): UsageSto
     return [...byModel.values()];
   };
 
+  if (clock) {
+    ticker = clock.every(options.flushMs ?? 1000, () => {
+      if (pending.size > 0 && redis.isReady()) void flush();
+    });
+  }
+
   return {
     async add(keyId, model, tokens, at) {
+      if (clock) {
+        if (!redis.isReady()) outage = true;
+        return keep(keyId, model, tokens, at);
+      }
       if (pending.size > 0 && redis.isReady()) void flush();
       try {
         await write(keyId, model, tokens, at);
@@ -191,6 +224,8 @@ export function createRedisUsageStore(options: RedisUsageStoreOptions): UsageSto
     },
     async rows(period, keyId, signal) {
       const opts = { group: 'usage', ...(signal ? { signal } : {}) };
+      // A report includes this replica's usage of the current interval.
+      if (clock && pending.size > 0 && redis.isReady()) await flush();
       const ids =
         keyId !== undefined
           ? [keyId]
@@ -199,6 +234,18 @@ export function createRedisUsageStore(options: RedisUsageStoreOptions): UsageSto
         ids.map((id) => redis.send(['HGETALL', hashKey(period, id)], opts)),
       );
       return ids.flatMap((id, i) => rowsOf(id, replies[i]));
+    },
+    /** Adds what is kept here now (resolves when written, or kept again on a failure). */
+    async flush() {
+      await flushing;
+      if (pending.size > 0) await flush();
+    },
+    /** Stops the flush timer and adds what is kept, unless Redis is down. */
+    async stop() {
+      ticker?.cancel();
+      ticker = undefined;
+      await flushing;
+      if (pending.size > 0 && redis.isReady()) await flush();
     },
   };
 }

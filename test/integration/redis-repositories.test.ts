@@ -114,6 +114,54 @@ describe('runs shared by two replicas through Redis (real redis-server)', functi
     assert.equal(heard[0], `cancel ${run.id}`);
   });
 
+  it('writes a run that is not durable in batches: its events within deltaFlushMs, its end and release in one call', async () => {
+    const prefix = redis.newPrefix();
+    const connection = await redis.connect({ prefix });
+    const writes: string[] = [];
+    connection.onCommand((group) => void writes.push(group));
+    // Timers by hand, time as B's (a finished run's TTL counts from A's clock).
+    const clock = createManualClock({ now: () => Date.now() });
+    const a = createRedisRunRepository({
+      redis: connection,
+      ...{ max: 10, ttlMs: 60_000, leaseMs: 5000, clock, logger, node: 'a', deltaFlushMs: 20 },
+    });
+    const b = createRedisRunRepository({
+      redis: await redis.connect({ prefix }),
+      ...{ max: 10, ttlMs: 60_000, leaseMs: 5000, clock: createSystemClock(), logger },
+    });
+    repos.push(a, b);
+    const run = queuedRun('run_batched');
+    await a.create(run, 'alice');
+    assert.equal(writes.length, 1);
+    await a.append(run.id, 'run.created', { status: 'queued' });
+    run.status = 'in_progress';
+    await a.append(run.id, 'run.in_progress', { status: 'in_progress' });
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(await b.readAfter(run.id, 0), []);
+    assert.equal(writes.length, 1);
+
+    clock.advance(20);
+    await waitFor(async () => (await b.readAfter(run.id, 0)).length === 2);
+    assert.equal((await b.get(run.id))?.run.status, 'in_progress');
+    assert.equal(writes.length, 2);
+
+    // The end: the last event, the status and the release of the lease, in one call.
+    run.status = 'completed';
+    await a.append(run.id, 'run.completed', { status: 'completed' });
+    await a.updateStatus(run.id, 'completed');
+    assert.equal(writes.length, 3);
+    assert.equal((await b.get(run.id))?.run.status, 'completed');
+    assert.deepEqual(
+      (await b.readAfter(run.id, 2)).map((e) => e.type),
+      ['run.completed'],
+    );
+    assert.equal(await connection.send(['ZSCORE', `${prefix}runs:live`, run.id]), null);
+    assert.equal(await connection.send(['EXISTS', `${prefix}run:${run.id}:lease`]), 0);
+    writes.length = 0;
+    await a.release(run.id);
+    assert.deepEqual(writes, []);
+  });
+
   it('lets exactly one replica claim a run whose replica stopped renewing its lease', async () => {
     const { a, b, c } = await replicas(500);
     const run = queuedRun('run_orphan');

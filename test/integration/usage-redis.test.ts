@@ -7,13 +7,15 @@ import { AppError } from '../../src/errors';
 import { createLogger } from '../../src/logger';
 import type { Principal } from '../../src/principal';
 import { freePort } from '../support/listen';
+import { createManualClock } from '../support/manual-clock';
 import { startRedis, stopRedis } from '../support/redis-server';
 
 const DAY = Date.UTC(2026, 11, 6, 18);
 
 /**
- * The Redis usage store against a real redis-server: two replicas count into one budget, and
- * every key written expires at its period's end plus the retention.
+ * The Redis usage store against a real redis-server: two replicas count into one budget (each
+ * sees its own usage at once, the other's once it is flushed), and every key written expires
+ * at its period's end plus the retention.
  */
 describe('token usage shared through Redis (real redis-server)', function () {
   this.timeout(20_000);
@@ -26,7 +28,7 @@ describe('token usage shared through Redis (real redis-server)', function () {
     redisProcess = undefined;
   });
 
-  it('two replicas count into one budget; day and month keys expire after their retention', async () => {
+  it('two replicas count into one budget once flushed; day and month keys expire after their retention', async () => {
     const port = await freePort();
     redisProcess = await startRedis(port);
     const logger = createLogger({ level: 'silent', format: 'json' });
@@ -39,31 +41,44 @@ describe('token usage shared through Redis (real redis-server)', function () {
       });
       clients.push(redis);
       await redis.start();
+      const clock = createManualClock({ start: DAY });
+      const store = createRedisUsageStore({ redis, logger, clock, flushMs: 1000 });
       const usage = createUsageService({
-        store: createRedisUsageStore({ redis, logger }),
+        store,
         now: () => DAY,
         logger,
         warnPercent: 80,
         budgetsOf: () => undefined,
       });
-      return { redis, usage };
+      return { redis, usage, store, clock };
     };
     const [a, b] = [await replica(), await replica()];
     const team: Principal = { id: 'team-a', role: 'agent', budgets: { tokensPerDay: 100 } };
 
     a.usage.record('team-a', 'llama3.2:3b', { promptTokens: 30, completionTokens: 20 });
     b.usage.record('team-a', 'llama3.2:3b', { promptTokens: 10, completionTokens: 25 });
-    // Each connection answers in order: A's PING returns after A's write, and B's check is
-    // sent after B's own write.
-    await a.redis.send(['PING']);
+    // B counts its own usage at once; A's only once A has flushed it.
+    assert.deepEqual(await b.usage.check(team), {});
+    await a.store.flush();
     assert.deepEqual(await b.usage.check(team), {
       warning: 'day;used=85;limit=100;reset=21600',
     });
+    // The interval's timer flushes by itself (its write goes out before A's next command).
     a.usage.record('team-a', 'qwen3:8b', { promptTokens: 15, completionTokens: 0 });
-    await a.redis.send(['PING']);
+    await b.store.stop();
+    a.clock.advance(999);
+    assert.equal(
+      Number(await a.redis.send(['HGET', 'oag:usage:day:2026-12-06:k:team-a', 'total'])),
+      85,
+    );
+    a.clock.advance(1);
     await assert.rejects(
       b.usage.check(team),
       (err: unknown) => err instanceof AppError && err.code === 'TOKEN_BUDGET_EXCEEDED',
+    );
+    assert.equal(
+      Number(await a.redis.send(['HGET', 'oag:usage:day:2026-12-06:k:team-a', 'total'])),
+      100,
     );
     const report = await a.usage.report({ period: 'month' }, { id: 'ops', role: 'admin' });
     assert.deepEqual(

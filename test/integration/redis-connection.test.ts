@@ -1,0 +1,30 @@
+import assert from 'node:assert/strict';
+import { AppError } from '../../src/errors';
+import { useRedis } from '../support/redis-fixture';
+
+/** The shared connection's command deadline, against a real redis-server that stops answering. */
+describe('the shared Redis connection (real redis-server)', function () {
+  this.timeout(20_000);
+  const redis = useRedis();
+
+  it('fails a command Redis holds past the deadline with REDIS_UNAVAILABLE, with or without a signal of its own', async () => {
+    // The fixture's deadline is 1000 ms; Redis holds every client for 1500 ms.
+    const [connection, pauser] = [await redis.connect(), await redis.connect()];
+    await connection.send(['SET', 'k', 'v']);
+    await pauser.send(['CLIENT', 'PAUSE', '1500', 'ALL']);
+    const unavailable = (err: unknown) =>
+      err instanceof AppError && err.code === 'REDIS_UNAVAILABLE';
+    await Promise.all([
+      assert.rejects(connection.send(['GET', 'k']), unavailable),
+      assert.rejects(connection.send(['GET', 'k']), unavailable),
+      assert.rejects(
+        connection.send(['GET', 'k'], { signal: new AbortController().signal }),
+        unavailable,
+      ),
+    ]);
+    // Once Redis answers again, so does the connection.
+    while ((await connection.send(['GET', 'k']).catch(() => null)) !== 'v') {
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  });
+});
