@@ -283,6 +283,8 @@ export function createAdmission(options: AdmissionOptions): Admission {
         const enqueuedAt = now();
         /** Armed once the waiter really waits (not when it was served at once). */
         const armed: { timer?: TimerHandle } = {};
+        // Served within this call (a free slot): it did not wait, whatever the clock ticked.
+        let served = true;
         const disarm = (): void => {
           armed.timer?.cancel();
           signal?.removeEventListener('abort', onAbort);
@@ -291,7 +293,7 @@ export function createAdmission(options: AdmissionOptions): Admission {
           enqueuedAt,
           grant: () => {
             disarm();
-            resolve(slot(flow.key, now() - enqueuedAt));
+            resolve(slot(flow.key, served ? 0 : now() - enqueuedAt));
           },
           refuse: () => {
             disarm();
@@ -311,6 +313,7 @@ export function createAdmission(options: AdmissionOptions): Admission {
         queue.push(flow, waiter);
         waiting.add(waiter);
         dispatch();
+        served = false;
         if (!waiting.has(waiter)) return;
         if (waiting.size > maxQueue) {
           const evicted = queue.evictFor(flow);
