@@ -11,7 +11,10 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { runLoad } from './load';
 import { clockTicksPerSecond } from './proc';
-import { startRedisServer, startService, startSim, type RedisProcess } from './processes';
+import type { ChildProcess } from 'node:child_process';
+import { freePort } from '../test/support/listen';
+import { startRedis, stopRedis } from '../test/support/redis-server';
+import { startService, startSim } from './processes';
 import { median } from './stats';
 
 const MODEL = 'llama3.2:3b';
@@ -36,13 +39,15 @@ async function main(): Promise<void> {
   if (!values.b && values['node-arg-b'].length === 0 && !values['redis-b']) {
     throw new Error('--b, --node-arg-b or --redis-b');
   }
-  const redis: RedisProcess | undefined = values['redis-b'] ? await startRedisServer() : undefined;
+  const redisPort = values['redis-b'] ? await freePort() : undefined;
+  const redis: ChildProcess | undefined =
+    redisPort !== undefined ? await startRedis(redisPort) : undefined;
   const variants = {
     A: { entry: values.a, nodeArgs: [] as string[], env: {} as Record<string, string> },
     B: {
       entry: values.b ?? values.a,
       nodeArgs: values['node-arg-b'],
-      env: redis ? { REDIS_URL: redis.url } : ({} as Record<string, string>),
+      env: redis ? { REDIS_URL: `redis://127.0.0.1:${redisPort}` } : ({} as Record<string, string>),
     },
   };
   const ticks = clockTicksPerSecond();
@@ -79,7 +84,7 @@ async function main(): Promise<void> {
     }
   } finally {
     await sim.stop();
-    await redis?.stop();
+    if (redis) await stopRedis(redis);
   }
   const lines = [
     `A: ${variants.A.entry}`,
