@@ -48,6 +48,8 @@ describe('bad-input suite (fast-check, hostile requests at every POST endpoint)'
   let t: TestApp;
   let running: RunningApp;
   const before0 = prototypeSnapshot();
+  /** An installed model with tools that no hostile body names (the active one is llama3.2:3b). */
+  const RESUME_MODEL = 'qwen3:8b';
 
   before(async () => {
     t = await buildTestApp({
@@ -76,15 +78,16 @@ describe('bad-input suite (fast-check, hostile requests at every POST endpoint)'
       if (row.validBody === undefined) continue;
       let path = row.path;
       if (path.endsWith('/resume')) {
-        // A run paused for a client tool's output, which the row's body then gives. A run the
-        // attack left going may take the scripted reply first (scripts are FIFO per model):
-        // then this run got an unscripted answer, and another try scripts it again.
+        // A run paused for a client tool's output, which the row's body then gives. It runs on
+        // a model the attacks never ask for, so no run they left going takes its scripted reply
+        // (scripts are FIFO per model); should one still miss it, another try scripts it again.
         let run: { id: string; required_action: { tool_calls: Array<{ id: string }> } | null };
         for (let attempt = 1; ; attempt += 1) {
-          t.sim?.script(t.models.active(), {
+          t.sim?.script(RESUME_MODEL, {
             tool_calls: [{ function: { name: 'ask_user', arguments: {} } }],
           });
           const paused = await post('/agents/run', {
+            model: RESUME_MODEL,
             input: 'hi',
             tools: [
               {
