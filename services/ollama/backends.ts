@@ -19,7 +19,6 @@ import type { CircuitState } from './circuit';
 import { createOllamaService, type OllamaClient } from './client';
 import { failureOf } from './errors';
 import { keepAliveMs as keepAliveToMs } from './loads';
-import { collectChat } from './stream';
 import { chooseBackend, type RouteCandidate, type RouteReason } from './routing';
 import type {
   BackendStatus,
@@ -397,6 +396,12 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
     return wrapped;
   }
 
+  /** An answer that is already whole: the routed call ended with it. */
+  function settled<A>(answer: A, done: () => void): A {
+    done();
+    return answer;
+  }
+
   /** Runs `fn` on every backend in `targets` at once; every outcome, in order. */
   function everywhere<T>(
     targets: readonly Backend[],
@@ -719,10 +724,8 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
       return routed(req.model, opts, (b) => b.client.chatStream(req, opts), settling);
     },
 
-    async chat(req, opts) {
-      const stream = await routed(req.model, opts, (b) => b.client.chatStream(req, opts), settling);
-      const response = await collectChat(stream);
-      return { response, timings: stream.timings };
+    chat(req, opts) {
+      return routed(req.model, opts, (b) => b.client.chat(req, opts), settled);
     },
 
     forward(req, opts) {

@@ -23,7 +23,7 @@ import {
 import { createForwarder, type Forward } from './forward';
 import { CallDeadline, createOllamaTransport, type AttemptProbe } from './transport';
 import { withRetries } from './retry';
-import { collectChat, createChatStream, type StreamEnd } from './stream';
+import { createChatStream, joinChat, parseChatLines, type StreamEnd } from './stream';
 import { createLoads, keepAliveMs } from './loads';
 import { createModelCircuits } from './model-circuit';
 import type {
@@ -82,14 +82,24 @@ export interface OllamaClient extends OllamaService {
 
 type RetryKind = 'read' | 'generation' | 'none';
 
+/** One attempt of a call: its probe, and an ollama-js client bound to it, made when first used. */
+interface Attempt {
+  probe: AttemptProbe;
+  readonly client: Ollama;
+}
+
 interface CallSpec<T> {
   deadline: CallDeadline;
   modelScoped: boolean;
   retry: RetryKind;
   /** Through the Ollama-wide circuit (every call but health checks). */
   circuit?: boolean;
-  run: (client: Ollama, probe: AttemptProbe) => Promise<T>;
+  run: (attempt: Attempt) => Promise<T>;
   probe?: Partial<AttemptProbe>;
+}
+
+function base64Image(image: string | Uint8Array): string {
+  return typeof image === 'string' ? image : Buffer.from(image).toString('base64');
 }
 
 /** Builds the Ollama service. Nothing connects until the first call. */
@@ -98,6 +108,7 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
   const clock = options.clock ?? createSystemClock();
   const { now } = clock;
   const transport = createOllamaTransport({});
+  const chatUrl = `${config.OLLAMA_HOST.replace(/\/+$/, '')}/api/chat`;
   const circuit = createCircuit({
     failureThreshold: config.CIRCUIT_FAILURE_THRESHOLD,
     resetMs: config.CIRCUIT_RESET_MS,
@@ -157,12 +168,18 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
       withRetries(
         async () => {
           const probe: AttemptProbe = { responded: false, ...spec.probe };
-          const client = new Ollama({
-            host: config.OLLAMA_HOST,
-            fetch: transport.fetchFor(deadline, probe, spec.modelScoped) as typeof fetch,
-          });
+          let client: Ollama | undefined;
+          const attempt: Attempt = {
+            probe,
+            get client() {
+              return (client ??= new Ollama({
+                host: config.OLLAMA_HOST,
+                fetch: transport.fetchFor(deadline, probe, spec.modelScoped) as typeof fetch,
+              }));
+            },
+          };
           try {
-            return await spec.run(client, probe);
+            return await spec.run(attempt);
           } catch (err) {
             throw (
               deadline.explain(err) ??
@@ -199,7 +216,7 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
         modelScoped,
         retry: health ? 'none' : retry,
         circuit: !health,
-        run,
+        run: (attempt) => run(attempt.client),
       });
     } finally {
       deadline.dispose();
@@ -241,15 +258,19 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
   }
 
   /**
-   * Copies the caller's request and adds ours. ollama-js rewrites message images in place, so
-   * messages are copied too when one carries images (the caller's stay as they were sent).
+   * Copies the caller's request and adds ours. Messages that carry images are copied with their
+   * images as base64, as Ollama takes them (the caller's stay as they were sent).
    */
   function outgoing(req: GatewayChatRequest): ChatRequest {
     const withImages = req.messages?.some((m) => m.images !== undefined) ?? false;
     return {
       ...req,
       ...loadOptions(req.model, req.options),
-      messages: withImages ? req.messages?.map((m) => ({ ...m })) : req.messages,
+      messages: withImages
+        ? req.messages?.map((m) =>
+            m.images === undefined ? m : { ...m, images: m.images.map(base64Image) },
+          )
+        : req.messages,
       keep_alive: config.OLLAMA_KEEP_ALIVE,
       // ollama-js sends `think` as given; its types lack the `max` level Ollama accepts.
     } as ChatRequest;
@@ -327,7 +348,7 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
         modelScoped: true,
         retry: 'generation',
         probe: { onProgress: () => deadline.arm('idle', config.OLLAMA_STREAM_IDLE_TIMEOUT_MS) },
-        run: (client) => client.chat({ ...outgoing(req), stream: true }),
+        run: ({ client }) => client.chat({ ...outgoing(req), stream: true }),
       });
       timings.firstByteMs = now() - sentAt;
       const held = slot;
@@ -377,14 +398,60 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
   return {
     forward,
     /**
-     * Answered chats stream from Ollama too and are put together here, so they get the same
-     * first-byte and idle deadlines as streams: a hung Ollama frees the slot after
-     * OLLAMA_STREAM_IDLE_TIMEOUT_MS instead of OLLAMA_TIMEOUT_MS.
+     * Answered chats stream from Ollama too, read whole and parsed once at the end, so they get
+     * the same first-byte and idle deadlines as streams (a hung Ollama frees the slot after
+     * OLLAMA_STREAM_IDLE_TIMEOUT_MS instead of OLLAMA_TIMEOUT_MS) without the cost of handing
+     * out every chunk.
      */
     async chat(req, opts) {
-      const stream = await chatStream(req, opts);
-      const response = await collectChat(stream);
-      return { response, timings: stream.timings };
+      const started = now();
+      const timings: CallTimings = { queueMs: 0 };
+      let slot: Slot | undefined;
+      const deadline = new CallDeadline(opts?.signal, clock);
+      try {
+        slot = await admit(req.model, opts);
+        timings.queueMs = slot.waitedMs;
+        const sentAt = now();
+        deadline.arm('first_byte', config.OLLAMA_FIRST_BYTE_TIMEOUT_MS);
+        const body = JSON.stringify({ ...outgoing(req), stream: true });
+        const chunks = await execute({
+          deadline,
+          modelScoped: true,
+          retry: 'generation',
+          probe: { onProgress: () => deadline.arm('idle', config.OLLAMA_STREAM_IDLE_TIMEOUT_MS) },
+          run: (attempt) =>
+            transport.readAll(chatUrl, body, {
+              deadline,
+              probe: attempt.probe,
+              modelScoped: true,
+              now,
+            }),
+        });
+        timings.firstByteMs = (chunks[0]?.at ?? now()) - sentAt;
+        timings.ollamaMs = now() - sentAt;
+        const { parts, contentAt } = parseChatLines(chunks);
+        const response = joinChat(parts);
+        deadline.dispose();
+        slot.release();
+        settle(req.model);
+        report('chat', req.model, started, {
+          outcome: 'success',
+          queueWaitS: timings.queueMs / 1000,
+          ...(contentAt !== undefined ? { ttftS: (contentAt - sentAt) / 1000 } : {}),
+          ...metricsOf(response),
+        });
+        return { response, timings };
+      } catch (err) {
+        deadline.dispose();
+        slot?.release();
+        const cancelled = deadline.cancelled && !isAppError(err);
+        if (!cancelled) settle(req.model, err);
+        report('chat', req.model, started, {
+          outcome: outcomeOf(err, cancelled),
+          queueWaitS: timings.queueMs / 1000,
+        });
+        throw err;
+      }
     },
 
     chatStream,
@@ -458,7 +525,7 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
         modelScoped: true,
         retry: 'none',
         probe: { onProgress: idle },
-        run: (client) => client.pull({ model, stream: true }),
+        run: ({ client }) => client.pull({ model, stream: true }),
       });
       try {
         for await (const progress of source) yield progress;

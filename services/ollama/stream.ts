@@ -1,5 +1,6 @@
+import { StringDecoder } from 'node:string_decoder';
 import { isAppError } from '../../src/errors';
-import type { CallDeadline } from './transport';
+import type { BodyChunk, CallDeadline } from './transport';
 import { midStreamError } from './errors';
 import type { CallTimings, ChatResponse, ChatStream } from './types';
 
@@ -96,15 +97,58 @@ export function createChatStream(options: ChatStreamOptions): ChatStream {
 }
 
 /**
+ * Ollama's streamed answer read whole (NDJSON, one object per line), parsed once it ended: the
+ * chunks in order, and when the first one with content arrived (ms, the chunks' clock). An
+ * error line or a line that is not JSON is Ollama failing mid-answer; an answer without its
+ * final `done` object was cut.
+ */
+export function parseChatLines(chunks: readonly BodyChunk[]): {
+  parts: ChatResponse[];
+  contentAt?: number;
+} {
+  const parts: ChatResponse[] = [];
+  let contentAt: number | undefined;
+  const decoder = new StringDecoder('utf8');
+  let rest = '';
+  const take = (line: string, at: number): void => {
+    if (line.length === 0) return;
+    let part: ChatResponse & { error?: unknown };
+    try {
+      part = JSON.parse(line) as ChatResponse & { error?: unknown };
+    } catch (err) {
+      throw midStreamError(err);
+    }
+    if (part.error !== undefined) throw midStreamError(new Error(String(part.error)));
+    if (contentAt === undefined && hasContent(part)) contentAt = at;
+    parts.push(part);
+  };
+  for (const { data, at } of chunks) {
+    const lines = (rest + decoder.write(data)).split('\n');
+    rest = lines.pop() ?? '';
+    for (const line of lines) take(line, at);
+  }
+  take(rest + decoder.end(), chunks.at(-1)?.at ?? 0);
+  if (!parts.at(-1)?.done) throw midStreamError(new Error('Ollama ended its answer early.'));
+  return contentAt === undefined ? { parts } : { parts, contentAt };
+}
+
+/** A {@link ChatStream} read to its end and put together by {@link joinChat}. */
+export async function collectChat(stream: AsyncIterable<ChatResponse>): Promise<ChatResponse> {
+  const parts: ChatResponse[] = [];
+  for await (const chunk of stream) parts.push(chunk);
+  return joinChat(parts);
+}
+
+/**
  * Puts a streamed chat together into the answer Ollama gives when not streaming: the content and
  * thinking joined, the tool calls in order, the final chunk's fields (done_reason, counts).
  */
-export async function collectChat(stream: AsyncIterable<ChatResponse>): Promise<ChatResponse> {
+export function joinChat(parts: readonly ChatResponse[]): ChatResponse {
   let content = '';
   let thinking = '';
   let toolCalls: NonNullable<ChatResponse['message']['tool_calls']> | undefined;
   let last: ChatResponse | undefined;
-  for await (const chunk of stream) {
+  for (const chunk of parts) {
     const m = chunk.message as ChatResponse['message'] | undefined;
     if (m) {
       if (m.content) content += m.content;

@@ -122,9 +122,26 @@ export interface AttemptProbe {
   onProgress?: () => void;
 }
 
+/** One piece of an answer's body and when it arrived (clock ms). */
+export interface BodyChunk {
+  data: Buffer;
+  at: number;
+}
+
 export interface OllamaTransport {
   /** A fetch for one attempt of one call, to hand to `new Ollama({ fetch })`. */
   fetchFor(deadline: CallDeadline, probe: AttemptProbe, modelScoped: boolean): FetchLike;
+  /**
+   * POSTs a JSON `body` to `url` and reads the whole answer as it arrives, reporting every chunk
+   * to the probe (so a streamed answer keeps its idle deadline) without a consumer per chunk.
+   * A non-2xx, a cut body, a deadline or the caller's abort reject with the same typed errors
+   * as `fetchFor`'s.
+   */
+  readAll(
+    url: string,
+    body: string,
+    call: { deadline: CallDeadline; probe: AttemptProbe; modelScoped: boolean; now: () => number },
+  ): Promise<BodyChunk[]>;
   /** Closes the pooled connections. */
   close(): Promise<void>;
 }
@@ -170,9 +187,42 @@ export function createOllamaTransport(options: TransportOptions = {}): OllamaTra
         return lightResponse(res, deadline, probe) as unknown as Response;
       };
     },
+    async readAll(url, body, { deadline, probe, modelScoped, now }) {
+      let res: Dispatcher.ResponseData;
+      try {
+        res = await undiciRequest(url, {
+          method: 'POST',
+          headers: JSON_HEADERS,
+          body,
+          signal: deadline.signal,
+          dispatcher: agent,
+        });
+      } catch (err) {
+        throw deadline.explain(err) ?? unavailableError(err, false);
+      }
+      probe.responded = true;
+      probe.onProgress?.();
+      if (res.statusCode < 200 || res.statusCode > 299) {
+        const text = await readLimited(res, MAX_ERROR_BODY).catch(() => '');
+        throw errorFromStatus(res.statusCode, text, header(res, 'retry-after'), modelScoped);
+      }
+      const chunks: BodyChunk[] = [];
+      return new Promise((resolve, reject) => {
+        res.body.on('data', (data: Buffer) => {
+          chunks.push({ data, at: now() });
+          probe.onProgress?.();
+        });
+        res.body.once('end', () => resolve(chunks));
+        res.body.once('error', (err) =>
+          reject(deadline.explain(err) ?? unavailableError(err, true)),
+        );
+      });
+    },
     close: () => agent.close(),
   };
 }
+
+const JSON_HEADERS = { 'content-type': 'application/json', accept: 'application/json' };
 
 function header(res: Dispatcher.ResponseData, name: string): string | null {
   const value = res.headers[name];
