@@ -330,10 +330,25 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
     modelCircuits.record(model, err);
   }
 
-  async function chatStream(
+  /** A generation admitted and answered by Ollama (its headers came), still to be read. */
+  interface Generation<T> {
+    answer: T;
+    slot: Slot;
+    deadline: CallDeadline;
+    timings: CallTimings;
+    started: number;
+    sentAt: number;
+  }
+
+  /**
+   * Admits a chat and sends it with the first-byte deadline, then the idle deadline re-armed by
+   * every chunk. A failure up to Ollama's answer is settled and reported here.
+   */
+  async function generate<T>(
     req: GatewayChatRequest,
     opts: CallOptions | undefined,
-  ): Promise<ChatStream> {
+    run: (attempt: Attempt, deadline: CallDeadline) => Promise<T>,
+  ): Promise<Generation<T>> {
     const started = now();
     const timings: CallTimings = { queueMs: 0 };
     let slot: Slot | undefined;
@@ -343,43 +358,97 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
       timings.queueMs = slot.waitedMs;
       const sentAt = now();
       deadline.arm('first_byte', config.OLLAMA_FIRST_BYTE_TIMEOUT_MS);
-      const source = await execute({
+      const answer = await execute({
         deadline,
         modelScoped: true,
         retry: 'generation',
         probe: { onProgress: () => deadline.arm('idle', config.OLLAMA_STREAM_IDLE_TIMEOUT_MS) },
-        run: ({ client }) => client.chat({ ...outgoing(req), stream: true }),
+        run: (attempt) => run(attempt, deadline),
       });
-      timings.firstByteMs = now() - sentAt;
-      const held = slot;
-      return createChatStream({
-        source,
-        deadline,
-        timings,
-        sentAt,
-        now,
-        onEnd: (end: StreamEnd) => {
-          held.release();
-          if (!end.cancelled) settle(req.model, end.error);
-          report('chat', req.model, started, {
-            outcome:
-              end.error === undefined && !end.cancelled
-                ? 'success'
-                : outcomeOf(end.error, end.cancelled),
-            queueWaitS: timings.queueMs / 1000,
-            ...(end.ttftMs !== undefined ? { ttftS: end.ttftMs / 1000 } : {}),
-            ...metricsOf(end.final),
-          });
-        },
-      });
+      return { answer, slot, deadline, timings, started, sentAt };
     } catch (err) {
+      generationFailed(req.model, err, { slot, deadline, timings, started });
+      throw err;
+    }
+  }
+
+  function generationFailed(
+    model: string,
+    err: unknown,
+    g: Pick<Generation<unknown>, 'deadline' | 'timings' | 'started'> & { slot?: Slot },
+  ): void {
+    g.deadline.dispose();
+    g.slot?.release();
+    if (!g.deadline.cancelled) settle(model, err);
+    report('chat', model, g.started, {
+      outcome: outcomeOf(err, g.deadline.cancelled && !isAppError(err)),
+      queueWaitS: g.timings.queueMs / 1000,
+    });
+  }
+
+  async function chatStream(
+    req: GatewayChatRequest,
+    opts: CallOptions | undefined,
+  ): Promise<ChatStream> {
+    const g = await generate(req, opts, ({ client }) =>
+      client.chat({ ...outgoing(req), stream: true }),
+    );
+    const { slot, deadline, timings, started, sentAt } = g;
+    timings.firstByteMs = now() - sentAt;
+    return createChatStream({
+      source: g.answer,
+      deadline,
+      timings,
+      sentAt,
+      now,
+      onEnd: (end: StreamEnd) => {
+        slot.release();
+        if (!end.cancelled) settle(req.model, end.error);
+        report('chat', req.model, started, {
+          outcome:
+            end.error === undefined && !end.cancelled
+              ? 'success'
+              : outcomeOf(end.error, end.cancelled),
+          queueWaitS: timings.queueMs / 1000,
+          ...(end.ttftMs !== undefined ? { ttftS: end.ttftMs / 1000 } : {}),
+          ...metricsOf(end.final),
+        });
+      },
+    });
+  }
+
+  /**
+   * An answered chat, streamed from Ollama too and read whole, parsed once at the end: it gets
+   * the same first-byte and idle deadlines as a stream (a hung Ollama frees the slot after
+   * OLLAMA_STREAM_IDLE_TIMEOUT_MS instead of OLLAMA_TIMEOUT_MS) without the cost of handing out
+   * every chunk.
+   */
+  async function chat(
+    req: GatewayChatRequest,
+    opts: CallOptions | undefined,
+  ): Promise<{ response: ChatResponse; timings: CallTimings }> {
+    const body = JSON.stringify({ ...outgoing(req), stream: true });
+    const g = await generate(req, opts, ({ probe }, deadline) =>
+      transport.readAll(chatUrl, body, { deadline, probe, modelScoped: true, now }),
+    );
+    const { answer: chunks, slot, deadline, timings, started, sentAt } = g;
+    try {
+      timings.firstByteMs = (chunks[0]?.at ?? now()) - sentAt;
+      timings.ollamaMs = now() - sentAt;
+      const { parts, contentAt } = parseChatLines(chunks);
+      const response = joinChat(parts);
       deadline.dispose();
-      slot?.release();
-      if (!deadline.cancelled) settle(req.model, err);
+      slot.release();
+      settle(req.model);
       report('chat', req.model, started, {
-        outcome: outcomeOf(err, deadline.cancelled && !isAppError(err)),
+        outcome: 'success',
         queueWaitS: timings.queueMs / 1000,
+        ...(contentAt !== undefined ? { ttftS: (contentAt - sentAt) / 1000 } : {}),
+        ...metricsOf(response),
       });
+      return { response, timings };
+    } catch (err) {
+      generationFailed(req.model, err, g);
       throw err;
     }
   }
@@ -397,63 +466,7 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
 
   return {
     forward,
-    /**
-     * Answered chats stream from Ollama too, read whole and parsed once at the end, so they get
-     * the same first-byte and idle deadlines as streams (a hung Ollama frees the slot after
-     * OLLAMA_STREAM_IDLE_TIMEOUT_MS instead of OLLAMA_TIMEOUT_MS) without the cost of handing
-     * out every chunk.
-     */
-    async chat(req, opts) {
-      const started = now();
-      const timings: CallTimings = { queueMs: 0 };
-      let slot: Slot | undefined;
-      const deadline = new CallDeadline(opts?.signal, clock);
-      try {
-        slot = await admit(req.model, opts);
-        timings.queueMs = slot.waitedMs;
-        const sentAt = now();
-        deadline.arm('first_byte', config.OLLAMA_FIRST_BYTE_TIMEOUT_MS);
-        const body = JSON.stringify({ ...outgoing(req), stream: true });
-        const chunks = await execute({
-          deadline,
-          modelScoped: true,
-          retry: 'generation',
-          probe: { onProgress: () => deadline.arm('idle', config.OLLAMA_STREAM_IDLE_TIMEOUT_MS) },
-          run: (attempt) =>
-            transport.readAll(chatUrl, body, {
-              deadline,
-              probe: attempt.probe,
-              modelScoped: true,
-              now,
-            }),
-        });
-        timings.firstByteMs = (chunks[0]?.at ?? now()) - sentAt;
-        timings.ollamaMs = now() - sentAt;
-        const { parts, contentAt } = parseChatLines(chunks);
-        const response = joinChat(parts);
-        deadline.dispose();
-        slot.release();
-        settle(req.model);
-        report('chat', req.model, started, {
-          outcome: 'success',
-          queueWaitS: timings.queueMs / 1000,
-          ...(contentAt !== undefined ? { ttftS: (contentAt - sentAt) / 1000 } : {}),
-          ...metricsOf(response),
-        });
-        return { response, timings };
-      } catch (err) {
-        deadline.dispose();
-        slot?.release();
-        const cancelled = deadline.cancelled && !isAppError(err);
-        if (!cancelled) settle(req.model, err);
-        report('chat', req.model, started, {
-          outcome: outcomeOf(err, cancelled),
-          queueWaitS: timings.queueMs / 1000,
-        });
-        throw err;
-      }
-    },
-
+    chat,
     chatStream,
 
     version: (opts) => simple(opts, false, 'read', async (c) => (await c.version()).version),

@@ -159,6 +159,29 @@ export function createOllamaTransport(options: TransportOptions = {}): OllamaTra
     bodyTimeout: 0,
     ...(options.connections ? { connections: options.connections } : {}),
   });
+  /** Sends one request; a refusal or a non-2xx becomes the typed error Ollama's answer means. */
+  async function send(
+    url: string,
+    init: Pick<Dispatcher.RequestOptions, 'method' | 'headers' | 'body'>,
+    deadline: CallDeadline,
+    probe: AttemptProbe,
+    modelScoped: boolean,
+  ): Promise<Dispatcher.ResponseData> {
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await undiciRequest(url, { ...init, signal: deadline.signal, dispatcher: agent });
+    } catch (err) {
+      throw deadline.explain(err) ?? unavailableError(err, false);
+    }
+    probe.responded = true;
+    probe.onProgress?.();
+    if (res.statusCode < 200 || res.statusCode > 299) {
+      const text = await readLimited(res, MAX_ERROR_BODY).catch(() => '');
+      throw errorFromStatus(res.statusCode, text, header(res, 'retry-after'), modelScoped);
+    }
+    return res;
+  }
+
   return {
     fetchFor(deadline, probe, modelScoped) {
       return async (input, init) => {
@@ -166,46 +189,28 @@ export function createOllamaTransport(options: TransportOptions = {}): OllamaTra
         // forward it into the deadline instead of combining signals with AbortSignal.any,
         // which is costly per call in Node 20.
         deadline.follow(init?.signal ?? undefined);
-        let res: Dispatcher.ResponseData;
-        try {
-          res = await undiciRequest(String(input), {
+        const res = await send(
+          String(input),
+          {
             method: (init?.method ?? 'GET') as Dispatcher.HttpMethod,
             headers: init?.headers as Record<string, string> | undefined,
             body: init?.body as string | undefined,
-            signal: deadline.signal,
-            dispatcher: agent,
-          });
-        } catch (err) {
-          throw deadline.explain(err) ?? unavailableError(err, false);
-        }
-        probe.responded = true;
-        probe.onProgress?.();
-        if (res.statusCode < 200 || res.statusCode > 299) {
-          const text = await readLimited(res, MAX_ERROR_BODY).catch(() => '');
-          throw errorFromStatus(res.statusCode, text, header(res, 'retry-after'), modelScoped);
-        }
+          },
+          deadline,
+          probe,
+          modelScoped,
+        );
         return lightResponse(res, deadline, probe) as unknown as Response;
       };
     },
     async readAll(url, body, { deadline, probe, modelScoped, now }) {
-      let res: Dispatcher.ResponseData;
-      try {
-        res = await undiciRequest(url, {
-          method: 'POST',
-          headers: JSON_HEADERS,
-          body,
-          signal: deadline.signal,
-          dispatcher: agent,
-        });
-      } catch (err) {
-        throw deadline.explain(err) ?? unavailableError(err, false);
-      }
-      probe.responded = true;
-      probe.onProgress?.();
-      if (res.statusCode < 200 || res.statusCode > 299) {
-        const text = await readLimited(res, MAX_ERROR_BODY).catch(() => '');
-        throw errorFromStatus(res.statusCode, text, header(res, 'retry-after'), modelScoped);
-      }
+      const res = await send(
+        url,
+        { method: 'POST', headers: JSON_HEADERS, body },
+        deadline,
+        probe,
+        modelScoped,
+      );
       const chunks: BodyChunk[] = [];
       return new Promise((resolve, reject) => {
         res.body.on('data', (data: Buffer) => {
