@@ -1,6 +1,6 @@
 /**
  * `npm run bench:ab -- --b <other checkout>/dist/src/server.js`: the same load against two
- * builds of the service, interleaved (A B, B A, A B, …), each pair on the same simulator, to
+ * builds of the service (answered and streamed `/agents/run` and `/v1/chat/completions`), interleaved (A B, B A, A B, …), each pair on the same simulator, to
  * tell whether a change saves CPU beyond the machine's noise. A is this build unless --a
  * names another. Prints each pair's service CPU per request and the median of the differences.
  *
@@ -19,10 +19,13 @@ import { median } from './stats';
 
 const MODEL = 'llama3.2:3b';
 const RUN = { agent: 'default', input: 'hi' };
+const CHAT = { model: MODEL, messages: [{ role: 'user', content: 'hi' }] };
 const HEADERS = { 'accept-encoding': 'gzip, deflate, br' };
 const SCENARIOS = [
-  { name: 'run 16c', stream: false },
-  { name: 'stream 16c', stream: true },
+  { name: 'run 16c', path: '/agents/run', body: RUN },
+  { name: 'stream 16c', path: '/agents/run', body: { ...RUN, stream: true } },
+  { name: 'v1 16c', path: '/v1/chat/completions', body: CHAT },
+  { name: 'v1 stream 16c', path: '/v1/chat/completions', body: { ...CHAT, stream: true } },
 ] as const;
 
 async function main(): Promise<void> {
@@ -34,6 +37,8 @@ async function main(): Promise<void> {
       duration: { type: 'string', default: '4' },
       'node-arg-b': { type: 'string', multiple: true, default: [] },
       'redis-b': { type: 'boolean', default: false },
+      /** Only the scenarios whose name contains this (e.g. `stream`, `v1`). */
+      only: { type: 'string', default: '' },
     },
   });
   if (!values.b && values['node-arg-b'].length === 0 && !values['redis-b']) {
@@ -60,18 +65,18 @@ async function main(): Promise<void> {
       for (const name of order) {
         const service = await startService(sim.url, { model: MODEL, ...variants[name] });
         try {
-          const target = (stream: boolean) => ({
-            url: `${service.url}/agents/run`,
-            body: stream ? { ...RUN, stream: true } : RUN,
+          const target = (s: (typeof SCENARIOS)[number]) => ({
+            url: `${service.url}${s.path}`,
+            body: s.body,
             headers: HEADERS,
             servicePid: service.pid,
             simPid: sim.pid,
             ticksPerSecond: ticks,
           });
-          await runLoad(target(false), 16, 1);
+          await runLoad(target(SCENARIOS[0]), 16, 1);
           let last = 0;
-          for (const s of SCENARIOS) {
-            const r = await runLoad(target(s.stream), 16, Number(values.duration));
+          for (const s of SCENARIOS.filter((x) => x.name.includes(values.only))) {
+            const r = await runLoad(target(s), 16, Number(values.duration));
             ((cpu[s.name] ??= { A: [], B: [] })[name] ??= []).push(r.cpu_us_per_req);
             last = r.rss_mb;
           }

@@ -84,13 +84,24 @@ function summarise(profile: Profile, top: number): string {
       inclusive.set(key, (inclusive.get(key) ?? 0) + (profile.timeDeltas[i] ?? 0));
     }
   });
+  // Each sample charged to the nearest function of this project on its stack: what that code
+  // costs with the library and Node code it calls, but not its own callees in this project.
+  const isOwn = (id: number) =>
+    /\/dist\/(services|middleware|routers|src)\//.test(byId.get(id)!.callFrame.url);
+  const owned = new Map<string, number>();
+  profile.samples.forEach((leaf, i) => {
+    let id: number | undefined = leaf;
+    while (id !== undefined && !isOwn(id)) id = parent.get(id);
+    const key = id === undefined ? '(outside this project)' : keyOf(id);
+    owned.set(key, (owned.get(key) ?? 0) + (profile.timeDeltas[i] ?? 0));
+  });
   const rows = (m: Map<string, number>, n: number) =>
     [...m]
       .sort((a, b) => b[1] - a[1])
       .slice(0, n)
       .map(([k, us]) => `${((100 * us) / total).toFixed(1).padStart(5)}%  ${k}`)
       .join('\n');
-  return `self time by place:\n${rows(byPlace, 25)}\n\nself time by function:\n${rows(byFunction, top)}\n\ntotal time (self and callees) by function:\n${rows(inclusive, top)}\n`;
+  return `self time by place:\n${rows(byPlace, 25)}\n\nself time by function:\n${rows(byFunction, top)}\n\ntotal time (self and callees) by function:\n${rows(inclusive, top)}\n\nby this project's functions (each with the library code it calls):\n${rows(owned, top)}\n`;
 }
 
 async function main(): Promise<void> {

@@ -1,28 +1,128 @@
-import compression from 'compression';
-import type { RequestHandler } from 'express';
+import { promisify } from 'node:util';
+import { brotliCompress, brotliCompressSync, constants, gzip, gzipSync } from 'node:zlib';
+import compressible from 'compressible';
+import type { Request, RequestHandler, Response } from 'express';
+import type { Logger } from '../src/logger';
 
 /** Streamed bodies: every event must reach the client the moment it is written. */
 const STREAMED = /^\s*(text\/event-stream|application\/x-ndjson)\s*(;|$)/i;
 
+/**
+ * Bodies up to this size are compressed on the event loop (gzip of 64 KB of JSON: well under a
+ * millisecond); larger ones on libuv's thread pool, so a big answer never stalls other requests.
+ */
+const SYNC_MAX_BYTES = 64 * 1024;
+
+/** Brotli at quality 4, the level meant for answers made on the fly (11 is for static files). */
+const brotliOptions = (size: number) => ({
+  params: {
+    [constants.BROTLI_PARAM_QUALITY]: 4,
+    [constants.BROTLI_PARAM_SIZE_HINT]: size,
+  },
+});
+
+const CODECS = {
+  gzip: {
+    sync: (body: Buffer) => gzipSync(body),
+    async: promisify((body: Buffer, cb: (err: Error | null, out: Buffer) => void) =>
+      gzip(body, cb),
+    ),
+  },
+  br: {
+    sync: (body: Buffer) => brotliCompressSync(body, brotliOptions(body.length)),
+    async: promisify((body: Buffer, cb: (err: Error | null, out: Buffer) => void) =>
+      brotliCompress(body, brotliOptions(body.length), cb),
+    ),
+  },
+} as const;
+
+type Encoding = keyof typeof CODECS;
+
 export interface CompressionOptions {
   /** Bodies below this many bytes are sent as they are (the header costs more than it saves). */
   thresholdBytes: number;
+  logger: Pick<Logger, 'warn'>;
+}
+
+type End = Response['end'];
+
+/**
+ * Whether the answer about to be sent may be compressed at all: a compressible type (the
+ * `compressible` package, mime-db's list: JSON, the metrics text), not a stream, not already
+ * encoded, not marked `no-transform`, and a status and method that carry a body.
+ */
+function compressibleAnswer(req: Request, res: Response): boolean {
+  if (req.method === 'HEAD' || res.statusCode === 204 || res.statusCode === 304) return false;
+  if (res.getHeader('Content-Encoding') !== undefined) return false;
+  const type = res.getHeader('Content-Type');
+  if (typeof type !== 'string' || STREAMED.test(type) || compressible(type) !== true) return false;
+  const cacheControl = res.getHeader('Cache-Control');
+  return !(
+    typeof cacheControl === 'string' && /(?:^|,)\s*no-transform\s*(?:,|$)/i.test(cacheControl)
+  );
 }
 
 /**
- * Compresses answers whose type is compressible (JSON, the metrics text) and whose length is
- * at least `thresholdBytes`, with gzip or brotli as the client's `Accept-Encoding` prefers
- * (the `compression` package; brotli at quality 4, its default for live answers). SSE and
- * NDJSON streams are never compressed: a compressor holds bytes back until its block fills,
- * which would batch tokens and progress lines.
+ * Compresses answers sent whole (`res.json`, `res.send`, `res.end(body)`: every JSON answer
+ * and the metrics text) whose type is compressible and whose length is at least
+ * `thresholdBytes`, with gzip or brotli as the client's `Accept-Encoding` prefers (gzip on a
+ * tie: a fraction of brotli's CPU for a few bytes more). The body is compressed in one call
+ * (node:zlib's one-shot API), not through a compression stream: for the few-kilobyte answers
+ * this service sends, a stream per answer costs several times the compression itself.
+ *
+ * A body written in pieces (`res.write`: SSE, NDJSON, pull progress) is never compressed: its
+ * headers are gone before the end, and a compressor would hold tokens back until its block
+ * fills.
  */
 export function createCompression(options: CompressionOptions): RequestHandler {
-  return compression({
-    threshold: options.thresholdBytes,
-    filter: (req, res) => {
-      const type = res.getHeader('Content-Type');
-      if (typeof type === 'string' && STREAMED.test(type)) return false;
-      return compression.filter(req, res);
-    },
-  });
+  const { thresholdBytes, logger } = options;
+  return (req, res, next) => {
+    const end = res.end as (...args: unknown[]) => Response;
+    res.end = function compressingEnd(this: Response, ...args: unknown[]): Response {
+      res.end = end as End;
+      const [chunk, encodingArg] = args;
+      if (
+        this.headersSent ||
+        chunk === undefined ||
+        chunk === null ||
+        typeof chunk === 'function'
+      ) {
+        return end.apply(this, args);
+      }
+      if (!compressibleAnswer(req, this)) return end.apply(this, args);
+      this.vary('Accept-Encoding');
+      const body =
+        typeof chunk === 'string'
+          ? Buffer.from(
+              chunk,
+              typeof encodingArg === 'string' ? (encodingArg as BufferEncoding) : 'utf8',
+            )
+          : Buffer.isBuffer(chunk)
+            ? chunk
+            : Buffer.from(chunk as Uint8Array);
+      if (body.length < thresholdBytes) return end.apply(this, args);
+      const chosen = req.acceptsEncodings('gzip', 'br');
+      if (chosen !== 'gzip' && chosen !== 'br') return end.apply(this, args);
+      const codec = CODECS[chosen as Encoding];
+      const callback = args.find((a): a is () => void => typeof a === 'function');
+      const send = (encoded: Buffer): void => {
+        this.setHeader('Content-Encoding', chosen);
+        this.setHeader('Content-Length', encoded.length);
+        end.call(this, encoded, callback);
+      };
+      if (body.length <= SYNC_MAX_BYTES) {
+        send(codec.sync(body));
+      } else {
+        codec.async(body).then(send, (err: unknown) => {
+          // zlib failing on a buffer is not the client's doing: send the body as it is.
+          logger.warn('response compression failed; sent uncompressed', {
+            error: err instanceof Error ? err.message : String(err),
+          });
+          end.call(this, body, callback);
+        });
+      }
+      return this;
+    } as End;
+    next();
+  };
 }

@@ -97,7 +97,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(createAccessLog({ logger }));
   app.use(createDrainConnectionClose({ isDraining: deps.lifecycle.isDraining }));
   app.use(createSecurityHeaders());
-  app.use(createCompression({ thresholdBytes: config.COMPRESSION_MIN_BYTES }));
+  app.use(createCompression({ thresholdBytes: config.COMPRESSION_MIN_BYTES, logger }));
   if (config.ALLOWED_ORIGINS.length > 0) {
     app.use(cors({ origin: [...config.ALLOWED_ORIGINS], credentials: false, maxAge: 600 }));
   }

@@ -68,6 +68,63 @@ describe('response compression (middleware/compression)', () => {
       assert.equal(again.output.text, long);
     });
 
+    it('takes gzip when the client ranks gzip and br alike, and br when it ranks br first', async () => {
+      const long = 'All work and no play makes a dull model. '.repeat(100);
+      h.sim.script(MODEL, { content: long });
+      const run = await rawRequest(`${h.url}/agents/run`, {
+        method: 'POST',
+        body: { input: 'write a lot' },
+        headers: { 'accept-encoding': 'gzip, deflate, br' },
+      });
+      assert.equal(run.headers['content-encoding'], 'gzip');
+      assert.equal(Number(run.headers['content-length']), run.body.length);
+      const { id } = JSON.parse(gunzipSync(run.body).toString()) as { id: string };
+      const got = await rawRequest(`${h.url}/agents/runs/${id}`, {
+        headers: { 'accept-encoding': 'br' },
+      });
+      assert.equal(got.headers['content-encoding'], 'br');
+      const again = JSON.parse(brotliDecompressSync(got.body).toString()) as {
+        output: { text: string };
+      };
+      assert.equal(again.output.text, long);
+    });
+
+    it('compresses an answer of several hundred kilobytes whole (on the thread pool)', async () => {
+      const long = 'A very long answer indeed, line after line. '.repeat(10_000);
+      h.sim.script(MODEL, { content: long });
+      const run = await rawRequest(`${h.url}/agents/run`, {
+        method: 'POST',
+        body: { input: 'write a book' },
+        headers: { 'accept-encoding': 'br' },
+      });
+      assert.equal(run.status, 200);
+      assert.equal(run.headers['content-encoding'], 'br');
+      assert.equal(Number(run.headers['content-length']), run.body.length);
+      const answered = JSON.parse(brotliDecompressSync(run.body).toString()) as {
+        output: { text: string };
+      };
+      assert.equal(answered.output.text, long);
+      assert.ok(run.body.length < long.length / 20, `${run.body.length} bytes on the wire`);
+    });
+
+    it('compresses a large answered /v1 chat in one piece, with its length', async () => {
+      const long = 'Drop-in clients get compressed answers too. '.repeat(200);
+      h.sim.script(MODEL, { content: long });
+      const chat = await rawRequest(`${h.url}/v1/chat/completions`, {
+        method: 'POST',
+        body: { model: MODEL, messages: [{ role: 'user', content: 'hi' }] },
+        headers: { 'accept-encoding': 'gzip' },
+      });
+      assert.equal(chat.status, 200);
+      assert.equal(chat.headers['content-encoding'], 'gzip');
+      assert.equal(chat.headers['transfer-encoding'], undefined);
+      assert.equal(Number(chat.headers['content-length']), chat.body.length);
+      const answer = JSON.parse(gunzipSync(chat.body).toString()) as {
+        choices: Array<{ message: { content: string } }>;
+      };
+      assert.equal(answer.choices[0]?.message.content, long);
+    });
+
     it('sends an answer below COMPRESSION_MIN_BYTES as it is', async () => {
       h.sim.script(MODEL, { content: 'short' });
       const run = await rawRequest(`${h.url}/agents/run`, {
