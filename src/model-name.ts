@@ -57,11 +57,29 @@ export function parseModelName(text: string): ModelName | undefined {
 }
 
 /**
+ * Names already worked out. A request names its model several times on its way (routing,
+ * loads, metrics, usage), and a deployment uses a handful of names: a bounded memo of a pure
+ * function, emptied when full so odd names sent by clients cannot grow it.
+ */
+const DISPLAY_CACHE_MAX = 1024;
+const displayed = new Map<string, string>();
+
+/**
  * The name as Ollama prints it in `/api/tags` and `/api/ps` (default host and namespace
  * dropped, tag always present), in the caller's spelling: `llama3.2` → `llama3.2:latest`,
  * `library/qwen3` → `qwen3:latest`. An invalid name is returned as it is.
  */
 export function displayModelName(text: string): string {
+  let name = displayed.get(text);
+  if (name === undefined) {
+    if (displayed.size >= DISPLAY_CACHE_MAX) displayed.clear();
+    name = display(text);
+    displayed.set(text, name);
+  }
+  return name;
+}
+
+function display(text: string): string {
   const n = parseModelName(text);
   if (!n) return text;
   const prefix =

@@ -1,20 +1,30 @@
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import type { CallTimings } from '../ollama';
 import type { AgentRun, RunError, StopReason } from './types';
 
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 
 const ID_CHARS = 22;
+/** Ids drawn from one fill of the CSPRNG: one call per 128 runs instead of one per run. */
+const IDS_PER_FILL = 128;
 
 /**
  * A source of run ids: `run_` + 22 random base62 characters (about 131 bits) from the CSPRNG,
- * unguessable, so ids leak nothing.
+ * unguessable, so ids leak nothing. The random bytes are drawn in blocks (a CSPRNG call costs
+ * about as much for 2.8 KB as for 22 bytes) and each byte is used once.
  */
 export function createRunIds(): () => string {
+  const pool = Buffer.alloc(ID_CHARS * IDS_PER_FILL);
+  let offset = pool.length;
   return () => {
-    const bytes = randomBytes(ID_CHARS);
+    if (offset === pool.length) {
+      randomFillSync(pool);
+      offset = 0;
+    }
     let id = 'run_';
-    for (const byte of bytes) id += ALPHABET[byte % ALPHABET.length];
+    for (let end = offset + ID_CHARS; offset < end; offset += 1) {
+      id += ALPHABET[pool[offset]! % ALPHABET.length];
+    }
     return id;
   };
 }
