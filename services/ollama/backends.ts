@@ -386,13 +386,29 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
       answer.abort();
       done();
     };
-    wrapped[Symbol.asyncIterator] = async function* () {
-      try {
-        yield* answer;
-      } finally {
+    // A plain iterator rather than an async generator: one promise per chunk, not several.
+    wrapped[Symbol.asyncIterator] = () => {
+      const inner = answer[Symbol.asyncIterator]();
+      const step = (result: IteratorResult<unknown>) => {
+        if (result.done) done();
+        return result;
+      };
+      const failed = (err: unknown) => {
         done();
-      }
-    } as A[typeof Symbol.asyncIterator];
+        throw err;
+      };
+      return {
+        next: () => inner.next().then(step, failed),
+        return: (value?: unknown) => {
+          done();
+          return inner.return ? inner.return(value) : Promise.resolve({ done: true, value });
+        },
+        throw: (err?: unknown) => {
+          done();
+          return inner.throw ? inner.throw(err) : Promise.reject(err as Error);
+        },
+      };
+    };
     return wrapped;
   }
 

@@ -390,8 +390,9 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
     req: GatewayChatRequest,
     opts: CallOptions | undefined,
   ): Promise<ChatStream> {
-    const g = await generate(req, opts, ({ client }) =>
-      client.chat({ ...outgoing(req), stream: true }),
+    const body = JSON.stringify({ ...outgoing(req), stream: true });
+    const g = await generate(req, opts, ({ probe }, deadline) =>
+      transport.streamLines(chatUrl, body, { deadline, probe, modelScoped: true }),
     );
     const { slot, deadline, timings, started, sentAt } = g;
     timings.firstByteMs = now() - sentAt;

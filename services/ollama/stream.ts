@@ -16,8 +16,8 @@ export interface StreamEnd {
 }
 
 export interface ChatStreamOptions {
-  /** The ollama-js iterator (it throws a plain Error for an error line or a missing final object). */
-  source: AsyncIterable<ChatResponse> & { abort(): void };
+  /** Ollama's NDJSON answer, parsed line by line (an error line is still in it). */
+  source: AsyncIterable<unknown> & { abort(): void };
   deadline: CallDeadline;
   timings: CallTimings;
   /** When the request was sent to Ollama (ms, same clock as `now`). */
@@ -53,11 +53,14 @@ export function createChatStream(options: ChatStreamOptions): ChatStream {
     let final: ChatResponse | undefined;
     let ttftMs: number | undefined;
     try {
-      for await (const chunk of source) {
+      for await (const line of source) {
+        const chunk = line as ChatResponse & { error?: unknown };
+        if (chunk.error !== undefined) throw midStreamError(new Error(String(chunk.error)));
         if (ttftMs === undefined && hasContent(chunk)) ttftMs = now() - sentAt;
         if (chunk.done) final = chunk;
         yield chunk;
       }
+      if (!final) throw midStreamError(new Error('Ollama ended its answer early.'));
       end({ cancelled: false, final, ttftMs });
     } catch (err) {
       const typed = deadline.explain(err) ?? midStreamError(err);

@@ -7,7 +7,8 @@
 import { Agent, request as undiciRequest, type Dispatcher } from 'undici';
 import type { Clock, TimerHandle } from '../../src/clock';
 import { isAppError } from '../../src/errors';
-import { errorFromStatus, timeoutError, unavailableError } from './errors';
+import { StringDecoder } from 'node:string_decoder';
+import { errorFromStatus, midStreamError, timeoutError, unavailableError } from './errors';
 
 /** How long an idle pooled connection to Ollama stays open. */
 const KEEP_ALIVE_MS = 30_000;
@@ -142,6 +143,18 @@ export interface OllamaTransport {
     body: string,
     call: { deadline: CallDeadline; probe: AttemptProbe; modelScoped: boolean; now: () => number },
   ): Promise<BodyChunk[]>;
+  /**
+   * POSTs a JSON `body` to `url` and resolves, once Ollama answered, with its NDJSON answer as
+   * it arrives: each line parsed, every chunk reported to the probe. A line that is not JSON is
+   * Ollama failing mid-answer; a failed read rejects with the typed error (the deadline's, the
+   * caller's abort reason, or OLLAMA_UNAVAILABLE for a cut connection). `abort()` drops the
+   * connection.
+   */
+  streamLines(
+    url: string,
+    body: string,
+    call: { deadline: CallDeadline; probe: AttemptProbe; modelScoped: boolean },
+  ): Promise<AsyncIterable<unknown> & { abort(): void }>;
   /** Closes the pooled connections. */
   close(): Promise<void>;
 }
@@ -223,8 +236,48 @@ export function createOllamaTransport(options: TransportOptions = {}): OllamaTra
         );
       });
     },
+    async streamLines(url, body, { deadline, probe, modelScoped }) {
+      const res = await send(
+        url,
+        { method: 'POST', headers: JSON_HEADERS, body },
+        deadline,
+        probe,
+        modelScoped,
+      );
+      return {
+        async *[Symbol.asyncIterator]() {
+          const decoder = new StringDecoder('utf8');
+          let rest = '';
+          try {
+            for await (const data of res.body as AsyncIterable<Buffer>) {
+              probe.onProgress?.();
+              const text = rest + decoder.write(data);
+              let from = 0;
+              for (let nl = text.indexOf('\n'); nl !== -1; nl = text.indexOf('\n', from)) {
+                if (nl > from) yield parseLine(text.slice(from, nl));
+                from = nl + 1;
+              }
+              rest = text.slice(from);
+            }
+            rest += decoder.end();
+            if (rest.trim() !== '') yield parseLine(rest);
+          } catch (err) {
+            throw deadline.explain(err) ?? unavailableError(err, true);
+          }
+        },
+        abort: () => res.body.destroy(),
+      };
+    },
     close: () => agent.close(),
   };
+}
+
+function parseLine(line: string): unknown {
+  try {
+    return JSON.parse(line) as unknown;
+  } catch (err) {
+    throw midStreamError(err);
+  }
 }
 
 const JSON_HEADERS = { 'content-type': 'application/json', accept: 'application/json' };
