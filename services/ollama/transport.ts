@@ -195,6 +195,19 @@ export function createOllamaTransport(options: TransportOptions = {}): OllamaTra
     return res;
   }
 
+  const postJson = (
+    url: string,
+    body: string,
+    call: { deadline: CallDeadline; probe: AttemptProbe; modelScoped: boolean },
+  ): Promise<Dispatcher.ResponseData> =>
+    send(
+      url,
+      { method: 'POST', headers: JSON_HEADERS, body },
+      call.deadline,
+      call.probe,
+      call.modelScoped,
+    );
+
   return {
     fetchFor(deadline, probe, modelScoped) {
       return async (input, init) => {
@@ -216,14 +229,9 @@ export function createOllamaTransport(options: TransportOptions = {}): OllamaTra
         return lightResponse(res, deadline, probe) as unknown as Response;
       };
     },
-    async readAll(url, body, { deadline, probe, modelScoped, now }) {
-      const res = await send(
-        url,
-        { method: 'POST', headers: JSON_HEADERS, body },
-        deadline,
-        probe,
-        modelScoped,
-      );
+    async readAll(url, body, call) {
+      const { deadline, probe, now } = call;
+      const res = await postJson(url, body, call);
       const chunks: BodyChunk[] = [];
       return new Promise((resolve, reject) => {
         res.body.on('data', (data: Buffer) => {
@@ -236,14 +244,9 @@ export function createOllamaTransport(options: TransportOptions = {}): OllamaTra
         );
       });
     },
-    async streamLines(url, body, { deadline, probe, modelScoped }) {
-      const res = await send(
-        url,
-        { method: 'POST', headers: JSON_HEADERS, body },
-        deadline,
-        probe,
-        modelScoped,
-      );
+    async streamLines(url, body, call) {
+      const { deadline, probe } = call;
+      const res = await postJson(url, body, call);
       return {
         async *[Symbol.asyncIterator]() {
           const decoder = new StringDecoder('utf8');
