@@ -1,4 +1,5 @@
 import type { Response } from 'express';
+import { onResponseClose } from '../src/response-close';
 
 /**
  * An AbortSignal that aborts when the HTTP client goes away before its response finished, so
@@ -6,7 +7,7 @@ import type { Response } from 'express';
  */
 export function clientSignal(res: Response): AbortSignal {
   const controller = new AbortController();
-  res.once('close', () => {
+  onResponseClose(res, () => {
     if (!res.writableFinished) {
       controller.abort(new DOMException('The client closed the connection.', 'AbortError'));
     }

@@ -3,6 +3,7 @@ import { recordTimings } from '../middleware/server-timing';
 import { formatSse, isTerminalEvent, type RunEvent, type RunHandle } from '../services/agents';
 import type { Lifecycle } from '../services/health';
 import type { Clock } from '../src/clock';
+import { onResponseClose } from '../src/response-close';
 
 export interface StreamRunOptions {
   /** Replay stored events with a sequence number above this one first. */
@@ -98,7 +99,7 @@ export function streamRun(
         process.nextTick(() => (flushedThisTick = false));
       }
     };
-    res.once('close', () => {
+    onResponseClose(res, () => {
       if (!finished && options.cancelOnClose) void handle.cancel();
       finish();
     });

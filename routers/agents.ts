@@ -14,6 +14,7 @@ import type { Clock } from '../src/clock';
 import type { Lifecycle } from '../services/health';
 import { AppError } from '../src/errors';
 import { admissionTicket } from '../src/principal';
+import { onResponseClose } from '../src/response-close';
 import { streamRun } from './agents-sse';
 
 export interface AgentsRouterOptions {
@@ -132,16 +133,16 @@ export function createAgentsRouter(options: AgentsRouterOptions): Router {
     const abandon = (): void => {
       if (!res.writableEnded && !replayed) void handle.cancel();
     };
-    res.once('close', abandon);
+    const keepOnClose = onResponseClose(res, abandon);
     // At the shutdown deadline the run is stopped and this request still gets a whole answer
     // (the lifecycle waits until it has left), never a cut connection.
-    const answered = new Promise<void>((resolve) => res.once('close', resolve));
+    const answered = new Promise<void>((resolve) => onResponseClose(res, resolve));
     lifecycle?.trackStream(res, async () => {
       await handle.cancel('shutdown');
       await answered;
     });
     const finished = await waitUpTo(handle, clock, mode.wait_timeout_ms);
-    res.off('close', abandon);
+    keepOnClose();
     if (!finished) {
       // The caller stopped waiting, not the run: it goes on as a background run would.
       res.status(202).location(`/agents/runs/${handle.id}`).json(handle.run);

@@ -8,6 +8,7 @@ import type { ServerResponse } from 'node:http';
 import type { Clock, TimerHandle } from '../../src/clock';
 import { AppError } from '../../src/errors';
 import type { Logger } from '../../src/logger';
+import { onResponseClose } from '../../src/response-close';
 
 /**
  * Called once when the shutdown deadline passed while the response was still open. A stream
@@ -106,7 +107,7 @@ export function createLifecycle(options: LifecycleOptions): Lifecycle {
     trackStream(res, endWithError) {
       const entry: Tracked = { res, endWithError };
       streams.add(entry);
-      res.once('close', () => untrack(entry));
+      onResponseClose(res, () => untrack(entry));
       return () => untrack(entry);
     },
     openStreams: () => streams.size,
