@@ -327,6 +327,25 @@ for (const variant of OLLAMA_HOST_VARIANTS) {
         assert.equal(chatRequests().length, 1);
       });
 
+      it('fails an answered chat whose answer carries an error line, once (OLLAMA_UPSTREAM_ERROR)', async () => {
+        sim.errorMidStream(2);
+        await assert.rejects(
+          svc.chat({ model: MODEL, messages: USER }),
+          appError('OLLAMA_UPSTREAM_ERROR'),
+        );
+        assert.equal(chatRequests().length, 1);
+        assert.equal(telemetry.inferences.at(-1)?.outcome, 'error');
+      });
+
+      it('fails an answered chat whose connection drops mid-answer (OLLAMA_UNAVAILABLE), without a retry', async () => {
+        sim.dropMidStream(2);
+        await assert.rejects(
+          svc.chat({ model: MODEL, messages: USER }),
+          appError('OLLAMA_UNAVAILABLE'),
+        );
+        assert.equal(chatRequests().length, 1);
+      });
+
       it('reports a pull of an unknown model as a pull error', async () => {
         await assert.rejects(
           drain(svc.pull('no-such-model:1b')),
