@@ -242,6 +242,14 @@ export function createOllamaTransport(options: TransportOptions = {}): OllamaTra
         res.body.once('error', (err) =>
           reject(deadline.explain(err) ?? unavailableError(err, true)),
         );
+        // Closed without an end or an error (destroyed quietly): the answer is cut all the same.
+        res.body.once('close', () => {
+          if (res.body.readableEnded || res.body.errored) return;
+          reject(
+            deadline.explain(undefined) ??
+              unavailableError(new Error('The answer ended before it was complete.'), true),
+          );
+        });
       });
     },
     async streamLines(url, body, call) {
