@@ -8,8 +8,9 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { ValidateFunction } from 'ajv';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js' with {
+  'resolution-mode': 'import',
+};
 import type { Clock, TimerHandle } from '../../src/clock';
 import type { Logger } from '../../src/logger';
 import type { SchemaRegistry } from '../../src/validation';
@@ -160,11 +161,17 @@ export function createMcpSource(options: McpSourceOptions): McpSource {
     if (client) return client;
     const url = await guard.check(server.url);
     const headers = server.headers_file ? await readHeaders(server.headers_file) : {};
+    // The SDK is loaded by the first connection: it weighs about 30 MB of RSS, which a gateway
+    // without MCP servers (AGENTS_FILE names none) does not carry.
+    const [{ Client: McpClient }, { StreamableHTTPClientTransport }] = await Promise.all([
+      import('@modelcontextprotocol/sdk/client/index.js'),
+      import('@modelcontextprotocol/sdk/client/streamableHttp.js'),
+    ]);
     const transport = new StreamableHTTPClientTransport(url, {
       // Redirects are not followed: a redirect could lead past the SSRF guard.
       requestInit: { headers, redirect: 'error' },
     });
-    const next = new Client({ name: 'ollama-agent-gateway', version: '1' });
+    const next = new McpClient({ name: 'ollama-agent-gateway', version: '1' });
     await next.connect(transport, { timeout: options.timeoutMs });
     client = next;
     return next;
