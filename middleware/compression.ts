@@ -91,18 +91,20 @@ export function createCompression(options: CompressionOptions): RequestHandler {
       }
       if (!compressibleAnswer(req, this)) return end.apply(this, args);
       this.vary('Accept-Encoding');
+      const encoding = typeof encodingArg === 'string' ? (encodingArg as BufferEncoding) : 'utf8';
+      const length =
+        typeof chunk === 'string'
+          ? Buffer.byteLength(chunk, encoding)
+          : (chunk as Uint8Array).byteLength;
+      if (length < thresholdBytes) return end.apply(this, args);
+      const chosen = req.acceptsEncodings('gzip', 'br');
+      if (chosen !== 'gzip' && chosen !== 'br') return end.apply(this, args);
       const body =
         typeof chunk === 'string'
-          ? Buffer.from(
-              chunk,
-              typeof encodingArg === 'string' ? (encodingArg as BufferEncoding) : 'utf8',
-            )
+          ? Buffer.from(chunk, encoding)
           : Buffer.isBuffer(chunk)
             ? chunk
             : Buffer.from(chunk as Uint8Array);
-      if (body.length < thresholdBytes) return end.apply(this, args);
-      const chosen = req.acceptsEncodings('gzip', 'br');
-      if (chosen !== 'gzip' && chosen !== 'br') return end.apply(this, args);
       const codec = CODECS[chosen as Encoding];
       const callback = args.find((a): a is () => void => typeof a === 'function');
       const send = (encoded: Buffer): void => {

@@ -135,13 +135,6 @@ export function parseChatLines(chunks: readonly BodyChunk[]): {
   return contentAt === undefined ? { parts } : { parts, contentAt };
 }
 
-/** A {@link ChatStream} read to its end and put together by {@link joinChat}. */
-export async function collectChat(stream: AsyncIterable<ChatResponse>): Promise<ChatResponse> {
-  const parts: ChatResponse[] = [];
-  for await (const chunk of stream) parts.push(chunk);
-  return joinChat(parts);
-}
-
 /**
  * Puts a streamed chat together into the answer Ollama gives when not streaming: the content and
  * thinking joined, the tool calls in order, the final chunk's fields (done_reason, counts).
