@@ -17,11 +17,11 @@ function inBandError(contentType: string, shape: ErrorShape, err: AppError, requ
  * Writes Ollama's answer to the client: an answer that is not streamed is read whole and sent
  * in one piece (with its length, and compressed when large); a stream goes out with Ollama's
  * status and content type, then each chunk as it comes (waiting for `drain` when the client
- * reads slowly). Nothing is sent before the first chunk, so an error raised before it still gets
- * its status from the error handler. A stream is registered with the lifecycle: a shutdown that outlasts
- * SHUTDOWN_TIMEOUT_MS ends it with a SHUTTING_DOWN error in the API's framing and aborts the
- * upstream call through `stop`. A failure after the first chunk is told in-band the same way,
- * then handed to the error handler (which logs it and ends the response).
+ * reads slowly). Nothing is sent before the first chunk, so an error raised before it still
+ * gets its status from the error handler. A stream is registered with the lifecycle: a
+ * shutdown that outlasts SHUTDOWN_TIMEOUT_MS ends it with a SHUTTING_DOWN error in the API's
+ * framing and aborts the upstream call through `stop`. A failure after the first chunk is told
+ * in-band the same way, then handed to the error handler (which logs it and ends the response).
  */
 export async function sendPassthrough(
   req: Request,
