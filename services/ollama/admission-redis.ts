@@ -7,6 +7,7 @@ import type { RedisClient, RedisConnection, RedisReply } from '../stores';
 import {
   createHoldAverage,
   flowOf,
+  heldSlot,
   queueFull,
   queueTimeout,
   retryAfterS,
@@ -171,19 +172,11 @@ export function createRedisAdmission(options: RedisAdmissionOptions): RedisAdmis
 
   const slot = (id: string, key: string, waitedMs: number): Slot => {
     held.set(id, key);
-    const heldFrom = now();
-    let released = false;
-    return {
-      waitedMs,
-      release() {
-        if (released) return;
-        released = true;
-        held.delete(id);
-        hold.sample(now() - heldFrom);
-        // When Redis is gone the lease runs out instead.
-        run('release', [id]).catch(() => undefined);
-      },
-    };
+    return heldSlot(waitedMs, hold, now, () => {
+      held.delete(id);
+      // When Redis is gone the lease runs out instead.
+      run('release', [id]).catch(() => undefined);
+    });
   };
 
   /** Queues in Redis and waits for a grant, the timeout, the caller leaving or Redis failing. */

@@ -102,6 +102,29 @@ export function createHoldAverage(): { sample(ms: number): void; value(): number
   };
 }
 
+/**
+ * A slot whose first `release()` records how long it was held and then calls `free`; later
+ * calls do nothing.
+ */
+export function heldSlot(
+  waitedMs: number,
+  hold: { sample(ms: number): void },
+  now: () => number,
+  free: () => void,
+): Slot {
+  const heldFrom = now();
+  let released = false;
+  return {
+    waitedMs,
+    release() {
+      if (released) return;
+      released = true;
+      hold.sample(now() - heldFrom);
+      free();
+    },
+  };
+}
+
 export function queueFull(retryAfter: number, queued: number, maxQueue: number): AppError {
   return new AppError('QUEUE_FULL', undefined, {
     retryAfterS: retryAfter,
@@ -257,23 +280,14 @@ export function createAdmission(options: AdmissionOptions): Admission {
     perKey.set(key, inFlightOf(key) + 1);
   };
 
-  const slot = (key: string, waitedMs: number): Slot => {
-    const heldFrom = now();
-    let released = false;
-    return {
-      waitedMs,
-      release() {
-        if (released) return;
-        released = true;
-        hold.sample(now() - heldFrom);
-        inFlight -= 1;
-        const left = inFlightOf(key) - 1;
-        if (left > 0) perKey.set(key, left);
-        else perKey.delete(key);
-        dispatch();
-      },
-    };
-  };
+  const slot = (key: string, waitedMs: number): Slot =>
+    heldSlot(waitedMs, hold, now, () => {
+      inFlight -= 1;
+      const left = inFlightOf(key) - 1;
+      if (left > 0) perKey.set(key, left);
+      else perKey.delete(key);
+      dispatch();
+    });
 
   return {
     acquire(signal, ticket) {

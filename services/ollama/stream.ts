@@ -1,7 +1,7 @@
-import { StringDecoder } from 'node:string_decoder';
 import { isAppError } from '../../src/errors';
 import type { BodyChunk, CallDeadline } from './transport';
 import { midStreamError } from './errors';
+import { NdjsonLines } from './ndjson';
 import type { CallTimings, ChatResponse, ChatStream } from './types';
 
 /** How a stream ended, reported once. */
@@ -26,6 +26,15 @@ export interface ChatStreamOptions {
   /** Called exactly once, when the stream ended for any reason (release slot, telemetry). */
   onEnd: (end: StreamEnd) => void;
 }
+
+/** One line of a streamed chat; an error line is Ollama failing mid-answer. */
+function chatPart(line: unknown): ChatResponse {
+  const part = line as ChatResponse & { error?: unknown };
+  if (part.error !== undefined) throw midStreamError(new Error(String(part.error)));
+  return part;
+}
+
+const endedEarly = (): Error => midStreamError(new Error('Ollama ended its answer early.'));
 
 function hasContent(chunk: ChatResponse): boolean {
   const m = chunk.message as ChatResponse['message'] | undefined;
@@ -54,13 +63,12 @@ export function createChatStream(options: ChatStreamOptions): ChatStream {
     let ttftMs: number | undefined;
     try {
       for await (const line of source) {
-        const chunk = line as ChatResponse & { error?: unknown };
-        if (chunk.error !== undefined) throw midStreamError(new Error(String(chunk.error)));
+        const chunk = chatPart(line);
         if (ttftMs === undefined && hasContent(chunk)) ttftMs = now() - sentAt;
         if (chunk.done) final = chunk;
         yield chunk;
       }
-      if (!final) throw midStreamError(new Error('Ollama ended its answer early.'));
+      if (!final) throw endedEarly();
       end({ cancelled: false, final, ttftMs });
     } catch (err) {
       const typed = deadline.explain(err) ?? midStreamError(err);
@@ -111,27 +119,15 @@ export function parseChatLines(chunks: readonly BodyChunk[]): {
 } {
   const parts: ChatResponse[] = [];
   let contentAt: number | undefined;
-  const decoder = new StringDecoder('utf8');
-  let rest = '';
-  const take = (line: string, at: number): void => {
-    if (line.length === 0) return;
-    let part: ChatResponse & { error?: unknown };
-    try {
-      part = JSON.parse(line) as ChatResponse & { error?: unknown };
-    } catch (err) {
-      throw midStreamError(err);
-    }
-    if (part.error !== undefined) throw midStreamError(new Error(String(part.error)));
+  const take = (line: unknown, at: number): void => {
+    const part = chatPart(line);
     if (contentAt === undefined && hasContent(part)) contentAt = at;
     parts.push(part);
   };
-  for (const { data, at } of chunks) {
-    const lines = (rest + decoder.write(data)).split('\n');
-    rest = lines.pop() ?? '';
-    for (const line of lines) take(line, at);
-  }
-  take(rest + decoder.end(), chunks.at(-1)?.at ?? 0);
-  if (!parts.at(-1)?.done) throw midStreamError(new Error('Ollama ended its answer early.'));
+  const lines = new NdjsonLines();
+  for (const { data, at } of chunks) for (const line of lines.push(data)) take(line, at);
+  for (const line of lines.end()) take(line, chunks.at(-1)?.at ?? 0);
+  if (!parts.at(-1)?.done) throw endedEarly();
   return contentAt === undefined ? { parts } : { parts, contentAt };
 }
 

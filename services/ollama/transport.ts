@@ -7,8 +7,8 @@
 import { Agent, request as undiciRequest, type Dispatcher } from 'undici';
 import type { Clock, TimerHandle } from '../../src/clock';
 import { isAppError } from '../../src/errors';
-import { StringDecoder } from 'node:string_decoder';
-import { errorFromStatus, midStreamError, timeoutError, unavailableError } from './errors';
+import { errorFromStatus, timeoutError, unavailableError } from './errors';
+import { NdjsonLines } from './ndjson';
 
 /** How long an idle pooled connection to Ollama stays open. */
 const KEEP_ALIVE_MS = 30_000;
@@ -257,21 +257,13 @@ export function createOllamaTransport(options: TransportOptions = {}): OllamaTra
       const res = await postJson(url, body, call);
       return {
         async *[Symbol.asyncIterator]() {
-          const decoder = new StringDecoder('utf8');
-          let rest = '';
+          const lines = new NdjsonLines();
           try {
             for await (const data of res.body as AsyncIterable<Buffer>) {
               probe.onProgress?.();
-              const text = rest + decoder.write(data);
-              let from = 0;
-              for (let nl = text.indexOf('\n'); nl !== -1; nl = text.indexOf('\n', from)) {
-                if (nl > from) yield parseLine(text.slice(from, nl));
-                from = nl + 1;
-              }
-              rest = text.slice(from);
+              for (const line of lines.push(data)) yield line;
             }
-            rest += decoder.end();
-            if (rest.trim() !== '') yield parseLine(rest);
+            for (const line of lines.end()) yield line;
           } catch (err) {
             throw deadline.explain(err) ?? unavailableError(err, true);
           }
@@ -281,14 +273,6 @@ export function createOllamaTransport(options: TransportOptions = {}): OllamaTra
     },
     close: () => agent.close(),
   };
-}
-
-function parseLine(line: string): unknown {
-  try {
-    return JSON.parse(line) as unknown;
-  } catch (err) {
-    throw midStreamError(err);
-  }
 }
 
 const JSON_HEADERS = { 'content-type': 'application/json', accept: 'application/json' };

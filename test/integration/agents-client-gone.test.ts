@@ -4,11 +4,11 @@ import { createMemoryRunRepository } from '../../services/agents/run-repository'
 import type { RunRepository } from '../../services/agents/run-repository';
 import { buildTestApp, type RunningApp, type TestApp } from '../support/build-app';
 import { metricValue } from '../support/exposition';
+import { pollUntil } from '../support/poll';
 
-/** Polls `check` once per turn of the event loop; the test's timeout bounds it. */
-async function until(check: () => boolean | Promise<boolean>): Promise<void> {
-  while (!(await check())) await new Promise((resolve) => setImmediate(resolve));
-}
+/** Polls `check` once per turn of the event loop until it holds. */
+const until = (what: string, check: () => boolean | Promise<boolean>) =>
+  pollUntil(what, async () => ((await check()) ? true : undefined), 20_000);
 
 /**
  * A shared store answers after a round trip (Redis), so a client can leave while its request
@@ -53,14 +53,17 @@ describe('a client that leaves while its run is being created', () => {
       req.destroy();
       // The gateway has seen the client go (its in-flight count drops) before the run exists.
       await until(
+        'the client gone',
         async () => (await metricValue(t.metrics.registry, 'http_requests_in_flight')) === 0,
       );
       release();
 
-      await until(async () => (await runs.list()).some((r) => r.run.status === 'cancelled'));
+      await until('the run cancelled', async () =>
+        (await runs.list()).some((r) => r.run.status === 'cancelled'),
+      );
       const [stored] = await runs.list();
       assert.equal(stored?.run.status, 'cancelled');
-      await until(() => t.deps.lifecycle.openStreams() === 0);
+      await until('no stream open', () => t.deps.lifecycle.openStreams() === 0);
       const drained = await t.deps.lifecycle.drainStreams(60_000);
       assert.deepEqual(drained, { completed: 0, ended: 0 });
     });

@@ -5,7 +5,12 @@ import request from 'supertest';
 import { createMemoryRunRepository } from '../../services/agents/run-repository';
 import type { AgentRun } from '../../services/agents/types';
 import type { ToolDefinition } from '../../services/tools/types';
-import { parseSse, startAgentsHarness, type AgentsHarness } from '../support/agents-harness';
+import {
+  lookupOrder,
+  parseSse,
+  startAgentsHarness,
+  type AgentsHarness,
+} from '../support/agents-harness';
 import { until } from '../support/ollama-simulator/settle';
 
 const MODEL = 'llama3.2:3b';
@@ -30,17 +35,6 @@ async function startReceiver(): Promise<{ url: string; types: string[]; server: 
 const call = (name: string, args: Record<string, unknown>) => ({
   function: { name, arguments: args },
 });
-const lookupOrder = {
-  type: 'client',
-  name: 'lookup_order',
-  description: 'Looks an order up in the caller’s system.',
-  parameters: {
-    type: 'object',
-    properties: { order_id: { type: 'string' } },
-    required: ['order_id'],
-    additionalProperties: false,
-  },
-};
 
 /** Reads an event-stream body as text (supertest buffers only what it knows). */
 const sseText = (res: request.Response, cb: (err: Error | null, body: string) => void): void => {

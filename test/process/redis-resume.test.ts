@@ -1,24 +1,13 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import type { AgentRun } from '../../services/agents/types';
-import { parseSse } from '../support/agents-harness';
+import { lookupOrder, parseSse } from '../support/agents-harness';
 import { freePort } from '../support/listen';
 import { startOllamaSimulator, type OllamaSimulator } from '../support/ollama-simulator';
 import { startRedis, stopRedis } from '../support/redis-server';
 import { startServerProcess, type ServerProcess } from '../support/server-process';
 
 const MODEL = 'llama3.2:3b';
-const lookupOrder = {
-  type: 'client',
-  name: 'lookup_order',
-  description: 'Looks an order up in the caller’s system.',
-  parameters: {
-    type: 'object',
-    properties: { order_id: { type: 'string' } },
-    required: ['order_id'],
-    additionalProperties: false,
-  },
-};
 const askFor = (orderId: string) => ({
   tool_calls: [{ function: { name: 'lookup_order', arguments: { order_id: orderId } } }],
 });

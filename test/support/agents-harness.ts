@@ -65,6 +65,19 @@ export async function startAgentsHarness(options: HarnessOptions = {}): Promise<
   };
 }
 
+/** A client tool of the run request (`tools[]`): the caller runs it and sends its output back. */
+export const lookupOrder = {
+  type: 'client',
+  name: 'lookup_order',
+  description: 'Looks an order up in the caller’s system.',
+  parameters: {
+    type: 'object',
+    properties: { order_id: { type: 'string' } },
+    required: ['order_id'],
+    additionalProperties: false,
+  },
+};
+
 /** One parsed server-sent event. */
 export interface SseEvent {
   id: number;
