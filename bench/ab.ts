@@ -6,6 +6,7 @@
  *
  *   npm run bench:ab -- --b ../variant/dist/src/server.js [--pairs 4 --duration 4 --rss]
  *   npm run bench:ab -- --redis-b    # B is this build with REDIS_URL (a redis-server it starts)
+ *   npm run bench:ab -- --set-b COMPRESSION_MIN_BYTES=1   # B is this build with that setting
  */
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -37,13 +38,27 @@ async function main(): Promise<void> {
       duration: { type: 'string', default: '4' },
       'node-arg-b': { type: 'string', multiple: true, default: [] },
       'redis-b': { type: 'boolean', default: false },
+      /** KEY=VALUE added to B's environment (a setting against its default). */
+      'set-b': { type: 'string', multiple: true, default: [] },
       /** Only the scenarios whose name contains this (e.g. `stream`, `v1`). */
       only: { type: 'string', default: '' },
     },
   });
-  if (!values.b && values['node-arg-b'].length === 0 && !values['redis-b']) {
-    throw new Error('--b, --node-arg-b or --redis-b');
+  if (
+    !values.b &&
+    values['node-arg-b'].length === 0 &&
+    !values['redis-b'] &&
+    values['set-b'].length === 0
+  ) {
+    throw new Error('--b, --node-arg-b, --set-b or --redis-b');
   }
+  const setB = Object.fromEntries(
+    values['set-b'].map((pair) => {
+      const at = pair.indexOf('=');
+      if (at <= 0) throw new Error(`--set-b ${pair}: KEY=VALUE`);
+      return [pair.slice(0, at), pair.slice(at + 1)];
+    }),
+  );
   const redisPort = values['redis-b'] ? await freePort() : undefined;
   const redis: ChildProcess | undefined =
     redisPort !== undefined ? await startRedis(redisPort) : undefined;
@@ -52,7 +67,10 @@ async function main(): Promise<void> {
     B: {
       entry: values.b ?? values.a,
       nodeArgs: values['node-arg-b'],
-      env: redis ? { REDIS_URL: `redis://127.0.0.1:${redisPort}` } : ({} as Record<string, string>),
+      env: {
+        ...setB,
+        ...(redis ? { REDIS_URL: `redis://127.0.0.1:${redisPort}` } : {}),
+      } as Record<string, string>,
     },
   };
   const ticks = clockTicksPerSecond();
@@ -93,7 +111,7 @@ async function main(): Promise<void> {
   }
   const lines = [
     `A: ${variants.A.entry}`,
-    `B: ${variants.B.entry} ${variants.B.nodeArgs.join(' ')}${redis ? ' with REDIS_URL' : ''}`,
+    `B: ${variants.B.entry} ${[...variants.B.nodeArgs, ...values['set-b']].join(' ')}${redis ? ' with REDIS_URL' : ''}`,
   ];
   for (const [name, v] of Object.entries(cpu)) {
     const diffs = v.A.map((a, i) => (v.B[i] ?? NaN) - a);

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as delay } from 'node:timers/promises';
+import { createMemoryCgroup } from './cgroup';
 import { listeningPorts } from './proc';
 
 const SIM_ENTRY = path.join(__dirname, 'sim-process.js');
@@ -104,6 +105,8 @@ export async function startService(
     env?: Record<string, string>;
     /** Another build's dist/src/server.js (A/B runs); default this build's. */
     entry?: string;
+    /** Runs the service in a memory cgroup of this many bytes, as a container's limit would. */
+    memoryLimitBytes?: number;
   },
 ): Promise<ServiceProcess> {
   const env: Record<string, string> = {
@@ -123,14 +126,27 @@ export async function startService(
     SHUTDOWN_TIMEOUT_MS: '2000',
     ...options.env,
   };
-  const child = spawn(
-    process.execPath,
-    [...startFlags(), ...(options.nodeArgs ?? []), options.entry ?? SERVER_ENTRY],
-    {
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
+  const args = [...startFlags(), ...(options.nodeArgs ?? []), options.entry ?? SERVER_ENTRY];
+  const cgroup =
+    options.memoryLimitBytes !== undefined
+      ? createMemoryCgroup(options.memoryLimitBytes)
+      : undefined;
+  // In a cgroup: the shell joins it, then execs node (same pid), so node starts inside it.
+  const child = cgroup
+    ? spawn(
+        '/bin/sh',
+        ['-c', 'echo $$ > "$0" && exec "$@"', cgroup.procs, process.execPath, ...args],
+        {
+          env,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      )
+    : spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  if (cgroup) {
+    void exited(child)
+      .then(() => cgroup.remove())
+      .catch((err: unknown) => process.stderr.write(`cgroup not removed: ${String(err)}\n`));
+  }
   let output = '';
   const keep = (d: Buffer) => (output = (output + d.toString()).slice(-20_000));
   child.stdout!.on('data', keep);

@@ -8,16 +8,19 @@
  * repetitions; each repetition runs every scenario once, so the scenarios are interleaved.
  *
  *   npm run bench [-- --reps 3 --duration 5 --iterations 300 --streams 500 --profile
- *                     --set LOG_LEVEL=info --set RUNS_MAX=100]
+ *                     --set LOG_LEVEL=info --set RUNS_MAX=100 --memory-limit 512Mi]
  *
  * --profile runs the service under `node --cpu-prof` (profile in bench/results/profiles);
- * --set overrides the service's environment (defaults: LOG_LEVEL=warn, limits raised).
+ * --set overrides the service's environment (defaults: LOG_LEVEL=warn, limits raised);
+ * --memory-limit runs the service (alone) in a memory cgroup of that size, as the chart's pod
+ * does (bench/cgroup: root and a writable cgroup tree).
  */
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { runLatency, runPacedStreams, type LatencyFigures } from './latency';
 import { runLoad, type LoadFigures } from './load';
 import { runOpenAiLatency, type OpenAiLatencyFigures } from './openai';
+import { parseMemory } from './cgroup';
 import { runOpenStreams, type OpenStreamFigures } from './open-streams';
 import { clockTicksPerSecond } from './proc';
 import { startBareProxy, startService, startSim, type SimProcess } from './processes';
@@ -59,6 +62,8 @@ function options() {
       streams: { type: 'string', default: '500' },
       profile: { type: 'boolean', default: false },
       set: { type: 'string', multiple: true, default: [] },
+      /** Runs the service under this memory limit (e.g. 512Mi, the chart's), as in its pod. */
+      'memory-limit': { type: 'string' },
     },
   });
   const env: Record<string, string> = {};
@@ -74,6 +79,12 @@ function options() {
     streams: Number(values.streams),
     profile: values.profile,
     env,
+    ...(values['memory-limit'] !== undefined
+      ? {
+          memoryLimit: values['memory-limit'],
+          memoryLimitBytes: parseMemory(values['memory-limit']),
+        }
+      : {}),
   };
 }
 
@@ -87,8 +98,13 @@ async function openStreamsOnFreshService(
   sim: SimProcess,
   streams: number,
   env: Record<string, string>,
+  memoryLimitBytes: number | undefined,
 ): Promise<OpenStreamFigures> {
-  const service = await startService(sim.url, { model: MODEL, env });
+  const service = await startService(sim.url, {
+    model: MODEL,
+    env,
+    ...(memoryLimitBytes !== undefined ? { memoryLimitBytes } : {}),
+  });
   try {
     await runLatency({ serviceUrl: service.url, sim, model: MODEL, runBody: RUN }, 20);
     return await runOpenStreams(
@@ -111,6 +127,7 @@ async function main(): Promise<void> {
     model: MODEL,
     nodeArgs: opts.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [],
     env: opts.env,
+    ...(opts.memoryLimitBytes !== undefined ? { memoryLimitBytes: opts.memoryLimitBytes } : {}),
   }).catch(async (err: unknown) => {
     await sim.stop();
     throw err;
@@ -168,7 +185,9 @@ async function main(): Promise<void> {
       log(`rep ${rep}/${opts.reps}: /v1 first token (${opts.iterations} streams each way)`);
       openai.push(await runOpenAiLatency(latencyTarget, opts.iterations));
       log(`rep ${rep}/${opts.reps}: ${opts.streams} open streams (fresh service)`);
-      open.push(await openStreamsOnFreshService(sim, opts.streams, opts.env));
+      open.push(
+        await openStreamsOnFreshService(sim, opts.streams, opts.env, opts.memoryLimitBytes),
+      );
     }
     log('paced streams (5 ms between chunks)');
     paced = await runPacedStreams({ ...latencyTarget, servicePid: service.pid }, 10, 5);
@@ -209,7 +228,10 @@ async function main(): Promise<void> {
     },
     date,
   );
-  log(`${host.cpu as string}, ${host.cores as number} cores, Node ${process.version}`);
+  log(
+    `${host.cpu as string}, ${host.cores as number} cores, Node ${process.version}` +
+      (opts.memoryLimit ? `, the service in a ${opts.memoryLimit} memory cgroup` : ''),
+  );
   log(`written: ${path.relative(process.cwd(), file)}`);
 }
 

@@ -19,6 +19,7 @@ interface ComposeService {
   healthcheck?: { test: string[] };
   deploy?: {
     resources?: {
+      limits?: { memory?: string };
       reservations?: { devices?: Array<{ driver: string; capabilities: string[] }> };
     };
   };
@@ -69,6 +70,18 @@ describe('docker-compose.yml', () => {
         redis: { condition: 'service_healthy' },
       });
       assert.equal(service('gateway').read_only, true);
+    });
+
+    it("has the chart's memory limit, which Node sizes its heap from", () => {
+      const values = parse(
+        readFileSync(path.join(ROOT, 'helm', 'ollama-agent-gateway', 'values.yaml'), 'utf8'),
+      ) as { gateway: { resources: { limits: { memory: string } } } };
+      const chart = /^(\d+)Mi$/.exec(values.gateway.resources.limits.memory);
+      assert.ok(chart, 'the chart states its limit in Mi');
+      // Compose reads m/M as mebibytes (docker's RAMInBytes), Kubernetes writes Mi.
+      const limit = /^(\d+)[mM]$/.exec(service('gateway').deploy?.resources?.limits?.memory ?? '');
+      assert.ok(limit, 'a memory limit in M');
+      assert.equal(limit[1], chart[1]);
     });
   });
 
