@@ -35,6 +35,12 @@ export interface LatencyFigures {
   deltas_per_stream: number;
   /** Gateway streams whose delta count differed from the chunk count, or that did not complete. */
   bad_streams: number;
+  /**
+   * The same Ollama requests through the bare proxy (when the target names one): what any
+   * process between the client and Ollama adds on this host, read beside the gateway's.
+   */
+  proxy_added_p50_ms?: number;
+  proxy_first_token_after_sim_p50_ms?: number;
 }
 
 export interface LatencyTarget {
@@ -42,6 +48,8 @@ export interface LatencyTarget {
   sim: SimProcess;
   model: string;
   runBody: Record<string, unknown>;
+  /** The bare proxy (bench/bare-proxy): its requests are interleaved with the others. */
+  proxyUrl?: string;
 }
 
 function chatBody(model: string, stream: boolean): Record<string, unknown> {
@@ -66,11 +74,13 @@ export async function runLatency(
   iterations: number,
 ): Promise<LatencyFigures> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  const { serviceUrl, sim, model, runBody } = target;
+  const { serviceUrl, sim, model, runBody, proxyUrl } = target;
   const direct: number[] = [];
   const gateway: number[] = [];
+  const proxied: number[] = [];
   const directStreams: Timed[] = [];
   const gatewayStreams: Timed[] = [];
+  const proxyStreams: Timed[] = [];
   await sim.command('firsts'); // forget earlier stamps
   try {
     for (let i = 0; i < iterations; i += 1) {
@@ -86,6 +96,13 @@ export async function runLatency(
       );
       gatewayStreams.push(
         await timedPost(agent, `${serviceUrl}/agents/run`, { ...runBody, stream: true }, 'sse'),
+      );
+      if (proxyUrl === undefined) continue;
+      const p = await timedPost(agent, `${proxyUrl}/api/chat`, chatBody(model, false), 'json');
+      if (p.status !== 200) throw new Error(`the bare proxy answered ${p.status}`);
+      proxied.push(ms(p.start, p.end));
+      proxyStreams.push(
+        await timedPost(agent, `${proxyUrl}/api/chat`, chatBody(model, true), 'ndjson'),
       );
     }
   } finally {
@@ -124,6 +141,12 @@ export async function runLatency(
     bad_streams: gatewayStreams.filter(
       (t) => t.tokens !== chunks || t.lastEvent !== 'run.completed',
     ).length,
+    ...(proxyUrl !== undefined
+      ? {
+          proxy_added_p50_ms: percentile(proxied, 50) - percentile(direct, 50),
+          proxy_first_token_after_sim_p50_ms: percentile(afterSim(proxyStreams), 50),
+        }
+      : {}),
   };
 }
 

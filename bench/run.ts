@@ -164,7 +164,13 @@ async function main(): Promise<void> {
         return { ...viaProxy, url: `${proxy.url}/api/chat`, body: chat(s.stream) };
     }
   };
-  const latencyTarget = { serviceUrl: service.url, sim, model: MODEL, runBody: RUN };
+  const latencyTarget = {
+    serviceUrl: service.url,
+    sim,
+    model: MODEL,
+    runBody: RUN,
+    proxyUrl: proxy.url,
+  };
 
   const load: Record<string, LoadFigures[]> = {};
   const latency: LatencyFigures[] = [];

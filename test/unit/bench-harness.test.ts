@@ -13,6 +13,7 @@ import {
   readSyscalls,
   socketInodes,
 } from '../../bench/proc';
+import { parseMemory } from '../../bench/cgroup';
 import { checkBudget, type Summary } from '../../bench/report';
 import { createNdjsonParser, createSseParser } from '../../bench/sse';
 import { median, medianOfRecords, percentile } from '../../bench/stats';
@@ -218,6 +219,35 @@ describe('bench harness', () => {
           'tokens never batched',
         ],
       );
+    });
+
+    it('shows the bare proxy beside the latency rows when it was measured', () => {
+      const line = (s: Summary, name: string) =>
+        checkBudget(s).find((l) => l.name === name)?.measured ?? '';
+      const without = summary(240, 50);
+      assert.doesNotMatch(line(without, 'added latency, one connection, p50'), /bare proxy/);
+      const withProxy = summary(240, 50);
+      withProxy.latency.proxy_added_p50_ms = 0.21;
+      withProxy.latency.proxy_first_token_after_sim_p50_ms = 0.33;
+      assert.match(
+        line(withProxy, 'added latency, one connection, p50'),
+        /; bare proxy 0\.210 ms\)$/,
+      );
+      assert.match(
+        line(withProxy, 'first token after the simulator sent it, p50'),
+        /; bare proxy 0\.330 ms\)$/,
+      );
+    });
+  });
+
+  describe('parseMemory', () => {
+    it('reads memory sizes as Kubernetes writes them', () => {
+      assert.equal(parseMemory('512Mi'), 512 * 2 ** 20);
+      assert.equal(parseMemory('1Gi'), 2 ** 30);
+      assert.equal(parseMemory('300M'), 300e6);
+      assert.equal(parseMemory('4096'), 4096);
+      assert.throws(() => parseMemory('512MB'), /like 512Mi/);
+      assert.throws(() => parseMemory('lots'), /like 512Mi/);
     });
   });
 });
