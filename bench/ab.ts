@@ -7,10 +7,12 @@
  *   npm run bench:ab -- --b ../variant/dist/src/server.js [--pairs 4 --duration 4 --rss]
  *   npm run bench:ab -- --redis-b    # B is this build with REDIS_URL (a redis-server it starts)
  *   npm run bench:ab -- --set-b COMPRESSION_MIN_BYTES=1   # B is this build with that setting
+ *   npm run bench:ab -- --memory-limit-b 512Mi   # B is this build in a memory cgroup (root)
  */
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { runLoad } from './load';
+import { parseMemory } from './cgroup';
 import { clockTicksPerSecond } from './proc';
 import type { ChildProcess } from 'node:child_process';
 import { freePort } from '../test/support/listen';
@@ -40,6 +42,8 @@ async function main(): Promise<void> {
       'redis-b': { type: 'boolean', default: false },
       /** KEY=VALUE added to B's environment (a setting against its default). */
       'set-b': { type: 'string', multiple: true, default: [] },
+      /** B runs in a memory cgroup of this size (bench/cgroup), as in a pod with that limit. */
+      'memory-limit-b': { type: 'string' },
       /** Only the scenarios whose name contains this (e.g. `stream`, `v1`). */
       only: { type: 'string', default: '' },
     },
@@ -48,9 +52,10 @@ async function main(): Promise<void> {
     !values.b &&
     values['node-arg-b'].length === 0 &&
     !values['redis-b'] &&
-    values['set-b'].length === 0
+    values['set-b'].length === 0 &&
+    values['memory-limit-b'] === undefined
   ) {
-    throw new Error('--b, --node-arg-b, --set-b or --redis-b');
+    throw new Error('--b, --node-arg-b, --set-b, --memory-limit-b or --redis-b');
   }
   const setB = Object.fromEntries(
     values['set-b'].map((pair) => {
@@ -62,6 +67,7 @@ async function main(): Promise<void> {
   const redisPort = values['redis-b'] ? await freePort() : undefined;
   const redis: ChildProcess | undefined =
     redisPort !== undefined ? await startRedis(redisPort) : undefined;
+  const limitB = values['memory-limit-b'];
   const variants = {
     A: { entry: values.a, nodeArgs: [] as string[], env: {} as Record<string, string> },
     B: {
@@ -71,6 +77,7 @@ async function main(): Promise<void> {
         ...setB,
         ...(redis ? { REDIS_URL: `redis://127.0.0.1:${redisPort}` } : {}),
       } as Record<string, string>,
+      ...(limitB !== undefined ? { memoryLimitBytes: parseMemory(limitB) } : {}),
     },
   };
   const ticks = clockTicksPerSecond();
@@ -111,7 +118,7 @@ async function main(): Promise<void> {
   }
   const lines = [
     `A: ${variants.A.entry}`,
-    `B: ${variants.B.entry} ${[...variants.B.nodeArgs, ...values['set-b']].join(' ')}${redis ? ' with REDIS_URL' : ''}`,
+    `B: ${variants.B.entry} ${[...variants.B.nodeArgs, ...values['set-b']].join(' ')}${redis ? ' with REDIS_URL' : ''}${limitB !== undefined ? ` in a ${limitB} memory cgroup` : ''}`,
   ];
   for (const [name, v] of Object.entries(cpu)) {
     const diffs = v.A.map((a, i) => (v.B[i] ?? NaN) - a);
