@@ -38,6 +38,7 @@ export function createMemoryCgroup(bytes: number): MemoryCgroup {
       String(Math.floor(bytes)),
     );
   } catch (err) {
+    if (existsSync(dir)) rmdirSync(dir);
     throw new Error(
       `--memory-limit needs a writable memory cgroup (root, cgroup v1 or v2 with the memory controller): ${(err as Error).message}`,
     );
