@@ -84,6 +84,8 @@ async function main(): Promise<void> {
   const sim = await startSim(50);
   const cpu: Record<string, Record<'A' | 'B', number[]>> = {};
   const rss: Record<'A' | 'B', number[]> = { A: [], B: [] };
+  // Failed requests are cheap: a variant that answers errors would look as if it saved CPU.
+  const errors: Record<'A' | 'B', number> = { A: 0, B: 0 };
   try {
     for (let pair = 0; pair < Number(values.pairs); pair += 1) {
       const order = pair % 2 === 0 ? (['A', 'B'] as const) : (['B', 'A'] as const);
@@ -103,6 +105,7 @@ async function main(): Promise<void> {
           for (const s of SCENARIOS.filter((x) => x.name.includes(values.only))) {
             const r = await runLoad(target(s), 16, Number(values.duration));
             ((cpu[s.name] ??= { A: [], B: [] })[name] ??= []).push(r.cpu_us_per_req);
+            errors[name] += r.errors;
             last = r.rss_mb;
           }
           rss[name].push(last);
@@ -129,6 +132,11 @@ async function main(): Promise<void> {
   lines.push(
     `RSS after load (MB): A ${rss.A.map((x) => x.toFixed(0)).join(', ')} | B ${rss.B.map((x) => x.toFixed(0)).join(', ')}`,
   );
+  if (errors.A + errors.B > 0) {
+    lines.push(
+      `FAILED REQUESTS (non-2xx, socket errors, timeouts): A ${errors.A}, B ${errors.B}; the CPU per request above counts them, so compare with care`,
+    );
+  }
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
