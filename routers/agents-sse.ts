@@ -27,11 +27,12 @@ export interface StreamRunOptions {
  * comment every `heartbeatMs`, and the end of the response after the terminal event. Resolves
  * when the response is over.
  *
- * Node corks a response's socket on a write and uncorks it at the end of the tick, so the
- * events of one burst (Ollama chunks that reached us in one read) would all wait for the last
- * one to be parsed and leave in one write. The first event written in a tick is flushed at
- * once instead: the first token of a burst is not held back by the rest of it, and the rest
- * still leave together (one more write per burst, not one per event).
+ * The events of one burst (Ollama chunks that reached us in one read) are emitted in one tick.
+ * The first event of a tick is written and flushed at once, so the first token of a burst is
+ * not held back by the rest of it; the rest are joined and written as one chunk when the tick
+ * ends (one more write per burst, and one chunk frame instead of one per event). Chunks that
+ * reach us apart (a model producing tokens) are each the first of their tick: every one is
+ * written as it comes.
  *
  * The open stream is registered with the lifecycle: when a shutdown outlasts
  * SHUTDOWN_TIMEOUT_MS, the run is stopped with a SHUTTING_DOWN cancel. The runner ends a stopped
@@ -63,13 +64,22 @@ export function streamRun(
     const heartbeat = options.clock.every(options.heartbeatMs, () => {
       if (!res.writableEnded) res.write(': ping\n\n');
     });
+    // The events of this tick after its first, written together when the tick ends.
+    let pending: string[] = [];
+    const takePending = (): string => {
+      const text = pending.join('');
+      pending = [];
+      return text;
+    };
     const finish = (last?: string): void => {
       if (finished) return;
       finished = true;
       unfollow();
       heartbeat.cancel();
-      // The terminal event and the end of the body leave in one write (one syscall, not two).
-      if (!res.writableEnded) res.end(last);
+      // What waits for the end of the tick, the terminal event and the end of the body leave
+      // in one write (one syscall, not two).
+      const tail = takePending() + (last ?? '');
+      if (!res.writableEnded) res.end(tail === '' ? undefined : tail);
       resolve();
     };
     // Stored events are already past: they are gathered while `follow` replays them (and any
@@ -90,14 +100,19 @@ export function streamRun(
         finish(formatSse(event));
         return;
       }
-      res.write(formatSse(event));
-      if (!flushedThisTick) {
-        flushedThisTick = true;
-        // The socket's own uncork: `res.uncork()` pairs with `res.cork()`, and unpaired it
-        // leaves the response counting itself corked, buffering every later write.
-        res.socket?.uncork();
-        process.nextTick(() => (flushedThisTick = false));
+      if (flushedThisTick) {
+        pending.push(formatSse(event));
+        return;
       }
+      flushedThisTick = true;
+      res.write(formatSse(event));
+      // The socket's own uncork: `res.uncork()` pairs with `res.cork()`, and unpaired it
+      // leaves the response counting itself corked, buffering every later write.
+      res.socket?.uncork();
+      process.nextTick(() => {
+        flushedThisTick = false;
+        if (pending.length > 0 && !finished) res.write(takePending());
+      });
     };
     onResponseClose(res, () => {
       if (!finished && options.cancelOnClose) void handle.cancel();

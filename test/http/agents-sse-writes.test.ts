@@ -43,21 +43,34 @@ describe('SSE writes of a streamed run (routers/agents-sse)', () => {
     await nextTurn(); // the headers have left
     assert.ok(socket);
     assert.equal(socket.writableLength, 0);
+    // Each call of the socket's own write methods is one write system call.
+    let writes = 0;
+    const s = socket as Socket & {
+      _write: (...args: unknown[]) => void;
+      _writev: (...args: unknown[]) => void;
+    };
+    const [write, writev] = [s._write.bind(s), s._writev.bind(s)];
+    s._write = (...args) => ((writes += 1), write(...args));
+    s._writev = (...args) => ((writes += 1), writev(...args));
 
     // Three deltas in one turn, as when several of Ollama's chunks arrive in one read.
-    const buffered: number[] = [];
+    const sent: number[] = [];
     for (const text of ['Al', 'pha', ' beta']) {
       record.emit('message.delta', { step_index: 0, text });
-      buffered.push(socket.writableLength);
+      sent.push(socket.bytesWritten);
     }
-    assert.equal(buffered[0], 0, 'the first token went to the kernel at once');
-    assert.ok(buffered[1]! > 0, 'the second waits for the end of the turn');
-    assert.ok(buffered[2]! > buffered[1]!, 'the third joins it');
+    assert.equal(writes, 1, 'the first token went to the kernel at once');
+    assert.equal(socket.writableLength, 0);
+    assert.equal(sent[1], sent[0], 'the second waits for the end of the turn');
+    assert.equal(sent[2], sent[0], 'the third too');
     await nextTurn();
-    assert.equal(socket.writableLength, 0, 'the rest of the burst left at the end of the turn');
+    assert.equal(writes, 2, 'the rest of the burst left in one write at the end of the turn');
+    assert.ok(socket.bytesWritten > sent[0]!);
+    assert.equal(socket.writableLength, 0);
 
     // A later burst starts over: its first event leaves at once too.
     record.emit('message.delta', { step_index: 0, text: ' gamma' });
+    assert.equal(writes, 3);
     assert.equal(socket.writableLength, 0);
 
     record.emit('run.completed', { run: record.run });
