@@ -17,7 +17,7 @@ import { clockTicksPerSecond } from './proc';
 import type { ChildProcess } from 'node:child_process';
 import { freePort } from '../test/support/listen';
 import { startRedis, stopRedis } from '../test/support/redis-server';
-import { startService, startSim } from './processes';
+import { parseSettings, startService, startSim } from './processes';
 import { median } from './stats';
 
 const MODEL = 'llama3.2:3b';
@@ -57,13 +57,7 @@ async function main(): Promise<void> {
   ) {
     throw new Error('--b, --node-arg-b, --set-b, --memory-limit-b or --redis-b');
   }
-  const setB = Object.fromEntries(
-    values['set-b'].map((pair) => {
-      const at = pair.indexOf('=');
-      if (at <= 0) throw new Error(`--set-b ${pair}: KEY=VALUE`);
-      return [pair.slice(0, at), pair.slice(at + 1)];
-    }),
-  );
+  const setB = parseSettings(values['set-b'], '--set-b');
   const redisPort = values['redis-b'] ? await freePort() : undefined;
   const redis: ChildProcess | undefined =
     redisPort !== undefined ? await startRedis(redisPort) : undefined;

@@ -23,6 +23,17 @@ function startFlags(): string[] {
   return pkg.scripts.start.split(/\s+/).filter((word) => word.startsWith('--'));
 }
 
+/** `KEY=VALUE` options (`--set`, `--set-b`) as environment variables for the service. */
+export function parseSettings(pairs: readonly string[], flag: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=');
+    if (eq < 1) throw new Error(`${flag} wants KEY=VALUE, got "${pair}"`);
+    env[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return env;
+}
+
 export interface SimProcess {
   pid: number;
   url: string;
@@ -132,16 +143,10 @@ export async function startService(
       ? createMemoryCgroup(options.memoryLimitBytes)
       : undefined;
   // In a cgroup: the shell joins it, then execs node (same pid), so node starts inside it.
-  const child = cgroup
-    ? spawn(
-        '/bin/sh',
-        ['-c', 'echo $$ > "$0" && exec "$@"', cgroup.procs, process.execPath, ...args],
-        {
-          env,
-          stdio: ['ignore', 'pipe', 'pipe'],
-        },
-      )
-    : spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const [command, argv] = cgroup
+    ? ['/bin/sh', ['-c', 'echo $$ > "$0" && exec "$@"', cgroup.procs, process.execPath, ...args]]
+    : [process.execPath, args];
+  const child = spawn(command, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   if (cgroup) {
     void exited(child)
       .then(() => cgroup.remove())

@@ -23,7 +23,13 @@ import { runOpenAiLatency, type OpenAiLatencyFigures } from './openai';
 import { parseMemory } from './cgroup';
 import { runOpenStreams, type OpenStreamFigures } from './open-streams';
 import { clockTicksPerSecond } from './proc';
-import { startBareProxy, startService, startSim, type SimProcess } from './processes';
+import {
+  parseSettings,
+  startBareProxy,
+  startService,
+  startSim,
+  type SimProcess,
+} from './processes';
 import { checkBudget, formatSummary, machine, writeRecord, type Summary } from './report';
 import { medianOfRecords } from './stats';
 
@@ -66,12 +72,7 @@ function options() {
       'memory-limit': { type: 'string' },
     },
   });
-  const env: Record<string, string> = {};
-  for (const pair of values.set) {
-    const eq = pair.indexOf('=');
-    if (eq < 1) throw new Error(`--set wants KEY=VALUE, got "${pair}"`);
-    env[pair.slice(0, eq)] = pair.slice(eq + 1);
-  }
+  const env = parseSettings(values.set, '--set');
   return {
     reps: Number(values.reps),
     durationS: Number(values.duration),
