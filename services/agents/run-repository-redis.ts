@@ -48,16 +48,17 @@ const RUNNING_EXTRA_MS = 86_400_000;
 
 const DELTAS: ReadonlySet<RunEventType> = new Set(['message.delta', 'thinking.delta']);
 
-// KEYS: all, live, counter, run, lease. ARGV: id, run, owner, node, max, status, expiry ms,
-// lease ms, prefix. Evicts the oldest finished (or vanished) runs while full; 0 when every kept
-// run is still running, else stores the run, its owner and this replica's lease: 1.
-const CREATE = `
+/**
+ * Lua that evicts the oldest finished (or vanished) runs of KEYS[1] (and KEYS[2]) while the
+ * set holds `max` or more, `prefix` naming their keys; leaves how many it still holds in `n`.
+ */
+const evictWhileFull = (max: string, prefix: string): string => `
 local n = redis.call('ZCARD', KEYS[1])
-local max = tonumber(ARGV[5])
+local max = tonumber(${max})
 if n >= max then
   for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
     if n < max then break end
-    local key = ARGV[9] .. 'run:' .. id
+    local key = ${prefix} .. 'run:' .. id
     local f = redis.call('HGET', key, 'finished')
     if (not f) or f ~= '' then
       redis.call('DEL', key, key .. ':ev', key .. ':lease')
@@ -66,8 +67,13 @@ if n >= max then
       n = n - 1
     end
   end
-  if n >= max then return 0 end
-end
+end`;
+
+// KEYS: all, live, counter, run, lease. ARGV: id, run, owner, node, max, status, expiry ms,
+// lease ms, prefix. Evicts the oldest finished (or vanished) runs while full; 0 when every kept
+// run is still running, else stores the run, its owner and this replica's lease: 1.
+const CREATE = `${evictWhileFull('ARGV[5]', 'ARGV[9]')}
+if n >= max then return 0 end
 local c = redis.call('INCR', KEYS[3])
 redis.call('ZADD', KEYS[1], c, ARGV[1])
 redis.call('ZADD', KEYS[2], c, ARGV[1])
@@ -98,8 +104,10 @@ if last > 0 then redis.call('PEXPIRE', KEYS[6], ARGV[7]) end`;
 // The executing replica writes what Redis lacks of its run, in one command. KEYS: all, live,
 // counter, run, lease, events. ARGV: id, run JSON ('' to leave it), owner, node, status,
 // finished, expiry ms, lease ms, held (1/0), upsert (1/0), max events, release (1/0: the run
-// is over, let go of it as RELEASE does), then (seq, type, data) per event. Events at or below
-// the stream's last one are already there and are skipped. -1: another replica took the run
+// is over, let go of it as RELEASE does), RUNS_MAX, prefix, then (seq, type, data) per event.
+// A run new to the set makes room as CREATE does, but is written even when every other kept run
+// still runs (it has run already). Events at or below the stream's last one are already there
+// and are skipped. -1: another replica took the run
 // over; -2: the run is gone (Redis lost it: call again with upsert 1 to write it whole); else
 // the stream's last sequence number.
 const FLUSH = `
@@ -107,6 +115,7 @@ local node = redis.call('HGET', KEYS[4], 'node')
 if node and node ~= ARGV[4] then return -1 end
 if (not node) and ARGV[10] ~= '1' then return -2 end
 if ARGV[10] == '1' and not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  ${evictWhileFull('ARGV[13]', 'ARGV[14]')}
   local c = redis.call('INCR', KEYS[3])
   redis.call('ZADD', KEYS[1], c, ARGV[1])
   if ARGV[9] == '1' then redis.call('ZADD', KEYS[2], c, ARGV[1]) end
@@ -117,7 +126,7 @@ if ARGV[2] ~= '' then
   redis.call('PEXPIRE', KEYS[4], ARGV[7])
 end
 if ARGV[10] == '1' and ARGV[9] == '1' then redis.call('SET', KEYS[5], ARGV[4], 'PX', ARGV[8]) end
-${appendNewEvents(13, 11)}
+${appendNewEvents(15, 11)}
 if ARGV[12] == '1' then
   redis.call('ZREM', KEYS[2], ARGV[1])
   redis.call('DEL', KEYS[5])
@@ -130,13 +139,14 @@ return last
 // (no lease, not live: nobody takes a paused run over). KEYS: all, live, counter, run, lease,
 // events, paused. ARGV: id, run JSON, owner ('' to keep), node ('' when this replica does not
 // execute the run), pause JSON, pause token, expiry ms, max events, upsert (1/0), pause
-// expiresAt, then (seq, type, data) per event. -1: another replica took the run over; -2: no
-// such run; else 1. `runs:paused` orders paused runs by when their pause expires.
+// expiresAt, RUNS_MAX, prefix, then (seq, type, data) per event (a run new to the set makes
+// room as in FLUSH). -1: another replica took the run over; -2: no such run; else 1. `runs:paused` orders paused runs by when their pause expires.
 const PAUSE = `
 if ARGV[9] ~= '1' and redis.call('EXISTS', KEYS[4]) == 0 then return -2 end
 local node = redis.call('HGET', KEYS[4], 'node')
 if ARGV[4] ~= '' and node and node ~= ARGV[4] then return -1 end
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  ${evictWhileFull('ARGV[11]', 'ARGV[12]')}
   redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[3]), ARGV[1])
 end
 redis.call('HSET', KEYS[4], 'run', ARGV[2], 'status', 'requires_action', 'finished', '', 'pause', ARGV[5], 'ptoken', ARGV[6])
@@ -145,7 +155,7 @@ redis.call('PEXPIRE', KEYS[4], ARGV[7])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('DEL', KEYS[5])
 redis.call('ZADD', KEYS[7], ARGV[10], ARGV[1])
-${appendNewEvents(11, 8)}
+${appendNewEvents(13, 8)}
 return 1
 `;
 
@@ -399,6 +409,8 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
   const expired = (finishedAt: number | null): boolean =>
     finishedAt !== null && finishedAt + ttlMs <= now();
   const notFound = (): AppError => new AppError('RUN_NOT_FOUND');
+  const tooManyRuns = (): AppError =>
+    new AppError('TOO_MANY_RUNS', undefined, { retryAfterS: 5, details: { runs_max: max } });
   const view = ({ run, owner, finishedAt }: StoredRun): StoredRun => ({ run, owner, finishedAt });
 
   const control = (id: string, what: RunControl): void => {
@@ -448,6 +460,8 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
       upsert ? '1' : '0',
       maxEvents,
       release ? '1' : '0',
+      String(max),
+      p,
     ];
     for (const event of pending) args.push(String(event.seq), event.type, storedData(event.data));
     let last: number;
@@ -724,40 +738,38 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
     async create(run, owner, opts = {}) {
       const id = run.id;
       const e = newLocal(run, owner, 0, opts.durable === true);
-      try {
-        const created = await scripts.create.run(
-          [key.all, key.live, key.counter, key.run(id), key.lease(id)],
-          [
-            id,
-            JSON.stringify(run),
-            owner,
-            node,
-            String(max),
-            run.status,
-            runningExpiry,
-            String(leaseMs),
-            p,
-          ],
-          send,
-        );
-        if (created === 0) {
-          throw new AppError('TOO_MANY_RUNS', undefined, {
-            retryAfterS: 5,
-            details: { runs_max: max },
-          });
-        }
-      } catch (err) {
-        if (opts.durable || !(err instanceof AppError) || err.code !== 'REDIS_UNAVAILABLE') {
-          throw err;
-        }
-        // Redis is down: the run goes on here and is written whole when it returns.
-        if (entries.size >= max) {
-          throw new AppError('TOO_MANY_RUNS', undefined, {
-            retryAfterS: 5,
-            details: { runs_max: max },
-          });
-        }
+      /** The run goes on from memory; its next flush writes it whole. */
+      const keepHere = (): void => {
+        if (entries.size >= max) throw tooManyRuns();
         e.needsUpsert = true;
+      };
+      // An unannounced run is written by its first flush (its first batch of events, or its end).
+      if (opts.unannounced && !opts.durable) keepHere();
+      else {
+        try {
+          const created = await scripts.create.run(
+            [key.all, key.live, key.counter, key.run(id), key.lease(id)],
+            [
+              id,
+              JSON.stringify(run),
+              owner,
+              node,
+              String(max),
+              run.status,
+              runningExpiry,
+              String(leaseMs),
+              p,
+            ],
+            send,
+          );
+          if (created === 0) throw tooManyRuns();
+        } catch (err) {
+          if (opts.durable || !(err instanceof AppError) || err.code !== 'REDIS_UNAVAILABLE') {
+            throw err;
+          }
+          // Redis is down: the run goes on here and is written whole when it returns.
+          keepHere();
+        }
       }
       entries.set(id, e);
       held.add(id);
@@ -921,6 +933,8 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
           maxEvents,
           upsert ? '1' : '0',
           String(state.expiresAt),
+          String(max),
+          p,
         ];
         for (const event of events)
           args.push(String(event.seq), event.type, storedData(event.data));

@@ -20,6 +20,13 @@ export interface CreateOptions {
    * `create` refuses with REDIS_UNAVAILABLE instead of keeping a local copy.
    */
   durable?: boolean;
+  /**
+   * Nobody but the request that starts the run learns its id before the run is answered (an
+   * answered run without an Idempotency-Key or a `wait_timeout_ms`): the shared store may take
+   * the run with its first batch of events, or with its end, instead of before it starts. It
+   * counts against RUNS_MAX from that write, which never refuses it (it has run already).
+   */
+  unannounced?: boolean;
 }
 
 /** What another replica asks of the run this one executes, or tells it. */

@@ -21,7 +21,7 @@ import {
   type RunHandle,
 } from './run-handle';
 import { createIsoClock, createRunIds, newRun, RunStop, runErrorOf, snapshot } from './run-object';
-import type { RunRepository, StoredRun } from './run-repository';
+import type { CreateOptions, RunRepository, StoredRun } from './run-repository';
 import type { AgentRunner, RunSpec } from './runner';
 import {
   statusFor,
@@ -582,7 +582,7 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
     plan: RunPlan,
     owner: string,
     ticket: AdmissionTicket | undefined,
-    durable: boolean,
+    store: CreateOptions,
   ): Promise<RunHandle> => {
     const id = newRunId();
     const run = newRun({
@@ -598,7 +598,7 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
         attempts: 0,
       },
     });
-    await runs.create(run, owner, { durable });
+    await runs.create(run, owner, store);
     const created = await runs.append(id, 'run.created', {
       status: run.status,
       agent: run.agent.name,
@@ -762,12 +762,12 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
         // Client tools' schemas compile now: a bad one is the request's 400, not the run's end.
         for (const tool of plan.clientTools) compileToolSchema(tool);
         // Background and webhook runs are polled, followed and delivered through any replica.
-        handle = await create(
-          plan,
-          ctx.owner,
-          ctx.ticket,
-          body.background === true || !!plan.webhook,
-        );
+        const durable = body.background === true || !!plan.webhook;
+        // An answered run's id reaches its caller with the answer, and nobody else's: unless
+        // a key or a wait_timeout_ms can make it known earlier, no replica can look it up.
+        const unannounced =
+          !durable && !body.stream && key === undefined && body.wait_timeout_ms === undefined;
+        handle = await create(plan, ctx.owner, ctx.ticket, { durable, unannounced });
       } catch (err) {
         if (key !== undefined) await idempotency.release(ctx.owner, key).catch(() => undefined);
         throw err;

@@ -162,6 +162,69 @@ describe('runs shared by two replicas through Redis (real redis-server)', functi
     assert.deepEqual(writes, []);
   });
 
+  it('writes an unannounced run with its first flush, and counts it against RUNS_MAX from then', async () => {
+    const prefix = redis.newPrefix();
+    const connection = await redis.connect({ prefix });
+    const writes: string[] = [];
+    connection.onCommand((group) => void writes.push(group));
+    const clock = createManualClock({ now: () => Date.now() });
+    const options = { max: 2, ttlMs: 60_000, leaseMs: 5000, logger };
+    const a = createRedisRunRepository({ redis: connection, clock, node: 'a', ...options });
+    const b = createRedisRunRepository({
+      redis: await redis.connect({ prefix }),
+      clock: createSystemClock(),
+      ...options,
+    });
+    repos.push(a, b);
+    const members = () => connection.send(['ZRANGE', `${prefix}runs`, '0', '-1']);
+    const finish = async (runs: RunRepository, id: string) => {
+      await runs.append(id, 'run.completed', { status: 'completed' });
+      await runs.updateStatus(id, 'completed');
+      await runs.release(id);
+    };
+    // Two kept runs, the first finished: the set is full. B runs the live ones, so A's own
+    // bound (RUNS_MAX runs in its memory) leaves room.
+    await a.create(queuedRun('run_old'), 'alice');
+    await finish(a, 'run_old');
+    await b.create(queuedRun('run_live'), 'alice');
+    writes.length = 0;
+
+    const run = queuedRun('run_unannounced');
+    await a.create(run, 'alice', { unannounced: true });
+    await a.append(run.id, 'run.created', { status: 'queued' });
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(writes, [], 'nothing is written before the first flush');
+    assert.equal(await b.get(run.id), undefined);
+    assert.equal((await a.get(run.id))?.run.status, 'queued');
+
+    // The first flush writes it whole, held by A, and makes room for it as a create would.
+    clock.advance(20);
+    // A's reply and B's read come on two connections: either may be handled first.
+    await waitFor(async () => writes.length > 0 && (await b.get(run.id)) !== undefined);
+    assert.deepEqual(writes, ['runs']);
+    assert.deepEqual(await members(), ['run_live', run.id]);
+    assert.equal(await connection.send(['GET', `${prefix}run:${run.id}:lease`]), 'a');
+    assert.deepEqual(
+      (await b.readAfter(run.id, 0)).map((e) => e.type),
+      ['run.created'],
+    );
+    await finish(a, run.id);
+    assert.equal((await b.get(run.id))?.run.status, 'completed');
+
+    // Both kept runs still run: an unannounced run that already ran is written all the same.
+    await b.create(queuedRun('run_live2'), 'alice');
+    const late = queuedRun('run_late');
+    await a.create(late, 'alice', { unannounced: true });
+    await a.append(late.id, 'run.created', { status: 'queued' });
+    await finish(a, late.id);
+    assert.deepEqual(await members(), ['run_live', 'run_live2', late.id]);
+    assert.deepEqual(
+      (await b.readAfter(late.id, 0)).map((e) => e.type),
+      ['run.created', 'run.completed'],
+    );
+    await Promise.all([finish(b, 'run_live'), finish(b, 'run_live2')]);
+  });
+
   it('lets exactly one replica claim a run whose replica stopped renewing its lease', async () => {
     const { a, b, c } = await replicas(500);
     const run = queuedRun('run_orphan');
