@@ -34,6 +34,12 @@ export interface RedisAdmissionOptions {
   leaseMs: number;
   /** The replica's own share, used while Redis is unreachable. */
   local: Admission;
+  /**
+   * While nobody waits, a released slot stays with this replica for its next request of the
+   * same key for one to two times this (default 100 ms; 0: handed back at once). See
+   * `createRedisAdmission`.
+   */
+  idleMs?: number;
   clock: Pick<Clock, 'now' | 'after' | 'every'>;
   logger: Logger;
 }
@@ -61,6 +67,8 @@ interface Snapshot {
   oldestWaitMs: number;
   /** Local time of the snapshot. */
   at: number;
+  /** Slots this replica kept idle when the snapshot was taken (counted in `inFlight` by Redis). */
+  idle: number;
 }
 
 const SHA = createHash('sha1').update(ADMISSION_SCRIPT).digest('hex');
@@ -80,23 +88,38 @@ function noScript(err: unknown): boolean {
  * (a `duplicate()` connection subscribes), so a waiter wakes as soon as a slot is handed to
  * it; the renewal also reports grants, so a lost message delays a waiter by a renewal at most.
  *
+ * A released slot is not handed back at once while nobody waits (as far as the last reply of
+ * Redis said): the replica keeps it for one to two `idleMs` for its next request of the same
+ * key, which then starts without a round trip, so a steady flow costs no script call per request.
+ * Kept slots still count in Redis (the limit holds across replicas), and they go back when they
+ * are not reused in time, when a reply shows waiters, or when any replica queues a waiter: the
+ * acquire that queues it publishes `?` on the channel, and every replica then releases the slots
+ * it keeps, and those it releases next until a reply shows the queue empty. So a waiter on
+ * another replica waits for that message, not for the idle time.
+ *
  * While Redis is unreachable the replica admits through `local` (its own share), says so in a
  * log line and in `stats().mode`; back to global when the connection is up again, no restart.
  */
 export function createRedisAdmission(options: RedisAdmissionOptions): RedisAdmission {
   const { redis, maxConcurrency, maxQueue, timeoutMs, leaseMs, local, clock, logger } = options;
   const { now } = clock;
+  const idleMs = options.idleMs ?? 100;
   const base = `${redis.prefix}adm:{${options.backendId}}:`;
   const channel = `${base}granted`;
   const waiters = new Map<string, RemoteWaiter>();
   /** Slots this replica holds: id → key. */
   const held = new Map<string, string>();
   const hold = createHoldAverage();
+  /** Released slots kept for the next request of their key: key → ids (oldest first). */
+  const idle = new Map<string, string[]>();
+  /** When each kept slot was released: id → local time. */
+  const idleSince = new Map<string, number>();
+  let idleTimer: TimerHandle | undefined;
   // Leases are renewed every third of a lease, and at least every second for the snapshot.
   const renewMs = Math.max(100, Math.min(1000, Math.floor(leaseMs / 3)));
   let counter = 0;
   let global = false;
-  let snapshot: Snapshot = { inFlight: 0, queued: 0, oldestWaitMs: -1, at: now() };
+  let snapshot: Snapshot = { inFlight: 0, queued: 0, oldestWaitMs: -1, at: now(), idle: 0 };
   let ticker: TimerHandle | undefined;
   let subscriber: RedisClient | undefined;
   let unsubscribeState: (() => void) | undefined;
@@ -122,8 +145,63 @@ export function createRedisAdmission(options: RedisAdmissionOptions): RedisAdmis
       queued: Number(values[2]),
       oldestWaitMs: oldestAt < 0 ? -1 : Math.max(0, Number(values[4]) - oldestAt),
       at: now(),
+      idle: idleSince.size,
     };
+    if (snapshot.queued > 0) releaseIdle();
     return values;
+  }
+
+  /** Hands a slot back to Redis (when Redis is gone its lease runs out instead). */
+  const release = (id: string): void => {
+    held.delete(id);
+    run('release', [id]).catch(() => undefined);
+  };
+
+  /** Hands back the kept slots released at or before `before` (local time; default: all). */
+  function releaseIdle(before = Infinity): void {
+    for (const [id, since] of idleSince) {
+      if (since > before) continue;
+      idleSince.delete(id);
+      const key = held.get(id) ?? '';
+      const ids = idle.get(key)?.filter((other) => other !== id) ?? [];
+      if (ids.length > 0) idle.set(key, ids);
+      else idle.delete(key);
+      release(id);
+    }
+    if (idleSince.size === 0) {
+      idleTimer?.cancel();
+      idleTimer = undefined;
+    }
+    armIdle();
+  }
+
+  /** Each kept slot goes back after one or two idle times, unless reused before. */
+  function armIdle(): void {
+    if (idleTimer || idleSince.size === 0) return;
+    const armedAt = now();
+    idleTimer = clock.after(idleMs, () => {
+      idleTimer = undefined;
+      releaseIdle(armedAt);
+    });
+  }
+
+  /** Forgets the kept slots without a word to Redis (it is gone: their leases run out). */
+  function dropIdle(): void {
+    for (const id of idleSince.keys()) held.delete(id);
+    idleSince.clear();
+    idle.clear();
+    idleTimer?.cancel();
+    idleTimer = undefined;
+  }
+
+  /** A slot kept for `key`, taken out of the kept ones; undefined when none. */
+  function takeIdle(key: string): string | undefined {
+    const ids = idle.get(key);
+    const id = ids?.shift();
+    if (id === undefined) return undefined;
+    if (ids?.length === 0) idle.delete(key);
+    idleSince.delete(id);
+    return id;
   }
 
   const retryAfter = (): number => retryAfterS(hold.value(), snapshot.queued, maxConcurrency);
@@ -131,6 +209,7 @@ export function createRedisAdmission(options: RedisAdmissionOptions): RedisAdmis
   function toLocal(reason: unknown): void {
     if (!global) return;
     global = false;
+    dropIdle();
     logger.warn('admission falls back to the per-replica share: Redis is unreachable', {
       backend: options.backendId,
       mode: 'local',
@@ -173,9 +252,12 @@ export function createRedisAdmission(options: RedisAdmissionOptions): RedisAdmis
   const slot = (id: string, key: string, waitedMs: number): Slot => {
     held.set(id, key);
     return heldSlot(waitedMs, hold, now, () => {
-      held.delete(id);
-      // When Redis is gone the lease runs out instead.
-      run('release', [id]).catch(() => undefined);
+      if (!global || stopped || idleMs <= 0 || snapshot.queued > 0) return release(id);
+      const ids = idle.get(key);
+      if (ids) ids.push(id);
+      else idle.set(key, [id]);
+      idleSince.set(id, now());
+      armIdle();
     });
   };
 
@@ -289,6 +371,12 @@ export function createRedisAdmission(options: RedisAdmissionOptions): RedisAdmis
   }
 
   function onGranted(message: string): void {
+    if (message === '?') {
+      // A waiter was queued somewhere: the slots kept here are its, and so are those released
+      // until a reply shows the queue empty again.
+      snapshot = { ...snapshot, queued: Math.max(1, snapshot.queued) };
+      return releaseIdle();
+    }
     for (const id of message.split(' ')) {
       if (id.startsWith('!')) waiters.get(id.slice(1))?.settle('full');
       else waiters.get(id)?.settle('granted');
@@ -313,17 +401,16 @@ export function createRedisAdmission(options: RedisAdmissionOptions): RedisAdmis
     acquire(signal, ticket) {
       if (signal?.aborted) return Promise.reject(signal.reason as unknown);
       if (!global) return local.acquire(signal, ticket);
-      return acquireGlobal(
-        signal,
-        ticket,
-        flowOf(ticket, maxConcurrency, options.keyMaxConcurrency),
-      );
+      const flow = flowOf(ticket, maxConcurrency, options.keyMaxConcurrency);
+      const kept = takeIdle(flow.key);
+      if (kept !== undefined) return Promise.resolve(slot(kept, flow.key, 0));
+      return acquireGlobal(signal, ticket, flow);
     },
     stats(): AdmissionStats {
       if (!global) return { ...local.stats(), mode: 'local' };
       const age = now() - snapshot.at;
       return {
-        inFlight: snapshot.inFlight,
+        inFlight: Math.max(0, snapshot.inFlight - snapshot.idle),
         queued: snapshot.queued,
         maxConcurrency,
         maxQueue,
@@ -350,6 +437,7 @@ export function createRedisAdmission(options: RedisAdmissionOptions): RedisAdmis
       }
     },
     stop() {
+      releaseIdle();
       stopped = true;
       ticker?.cancel();
       unsubscribeState?.();

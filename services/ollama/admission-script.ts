@@ -11,7 +11,8 @@ export const ADMISSION_SCRIPT = String.raw`-- The admission of one Ollama backen
 --   flows:<class>     ZSET key -> virtual time of its next turn (stride scheduling)
 --   vtime    HASH  class -> the class's virtual time (the pass of the last grant)
 --   refused  ZSET  waiter id -> expiry: waiters pushed out of a full queue, until told
--- Time is Redis' own (TIME), so replicas' clocks never disagree about a lease.
+-- Time is Redis' own (TIME), so replicas' clocks never disagree about a lease. The channel
+-- <P>granted carries grants (waiter ids), refusals ("!" and the id) and "?" (a waiter was queued).
 -- KEYS[1]: the backend's key prefix. ARGV: op, maxConcurrency, leaseMs, then per op.
 -- Returns { status, inFlight, queued, oldest waiter's enqueue time or -1, now }.
 local P = KEYS[1]
@@ -202,6 +203,8 @@ if op == 'acquire' then
     redis.call('ZADD', P .. 'refused', now + lease, victim)
     redis.call('PUBLISH', P .. 'granted', '!' .. victim)
   end
+  -- Replicas that keep released slots for their own next request hand them back now.
+  redis.call('PUBLISH', P .. 'granted', '?')
   return reply('queued')
 elseif op == 'release' then
   -- ARGV[4]: slot id

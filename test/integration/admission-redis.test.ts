@@ -10,6 +10,9 @@ import { createManualClock, type ManualClock } from '../support/manual-clock';
 import { until as untilTurns } from '../support/ollama-simulator/settle';
 import { startRedis, stopRedis } from '../support/redis-server';
 
+/** How long a released slot stays with its replica for the next request of its key. */
+const IDLE_MS = 100;
+
 const codeOf = (code: string) => (err: { code?: string }) => err.code === code;
 
 /** Loop turns until `cond` holds: enough for Redis round trips on a busy machine. */
@@ -66,6 +69,7 @@ describe('admission shared through Redis (services/ollama/admission-redis)', fun
         timeoutMs: 5000,
         keyMaxConcurrency,
         leaseMs: 5000,
+        idleMs: IDLE_MS,
         local: createAdmission({ maxConcurrency: 1, maxQueue, timeoutMs: 5000, clock }),
         clock,
         logger: createCaptureLogger().logger,
@@ -91,13 +95,16 @@ describe('admission shared through Redis (services/ollama/admission-redis)', fun
   const redisCount = async (key: string): Promise<number> =>
     Number(await connections[0]!.send(['ZCARD', `test:adm:{${backend}}:${key}`]));
 
-  /** Resolves once every slot of the test's backend is released in Redis. */
-  const drained = async () => {
+  /** Resolves once every slot of the test's backend is released in Redis (kept ones too). */
+  const drained = async (clock: ManualClock) => {
+    // A kept slot goes back after one or two idle times.
+    clock.advance(IDLE_MS);
+    clock.advance(IDLE_MS);
     while ((await redisCount('holders')) > 0) await new Promise((r) => setImmediate(r));
   };
 
   it('never grants more than maxConcurrency across replicas, and wakes a waiter on another replica', async () => {
-    const { r1, r2 } = await replicas(2);
+    const { r1, r2, clock } = await replicas(2);
     const a = await r1.acquire(undefined, { key: 'A' });
     const b = await r2.acquire(undefined, { key: 'B' });
     const waiting = r2.acquire(undefined, { key: 'C' });
@@ -107,7 +114,29 @@ describe('admission shared through Redis (services/ollama/admission-redis)', fun
     const c = await waiting; // granted through the channel, without any renewal (manual clock)
     assert.equal(await redisCount('holders'), 2);
     for (const slot of [b, c]) slot.release();
-    await drained();
+    await drained(clock);
+  });
+
+  it('keeps a released slot for its replica’s next request of the key while nobody waits, and hands it to a waiter queued elsewhere', async () => {
+    const { r1, r2, clock } = await replicas(1);
+    const calls: string[] = [];
+    const stopCounting = connections[0]!.onCommand((group) => void calls.push(group));
+    const first = await r1.acquire(undefined, { key: 'A' });
+    first.release();
+    const again = await r1.acquire(undefined, { key: 'A' });
+    stopCounting();
+    assert.deepEqual(calls, ['admission'], 'the second request reused the kept slot');
+    again.release();
+    assert.equal(await redisCount('holders'), 1, 'a kept slot still counts across replicas');
+    // The other replica's request is queued behind it: the "?" it publishes frees it at once
+    // (the manual clock never reaches the idle time here).
+    const b = await r2.acquire(undefined, { key: 'B' });
+    b.release();
+    await until(() => r1.stats().queued === 0 && r2.stats().queued === 0);
+    // Not reused within the idle time, a kept slot goes back by itself.
+    (await r1.acquire(undefined, { key: 'A' })).release();
+    assert.equal(await redisCount('holders'), 1);
+    await drained(clock);
   });
 
   it('serves another replica’s key within one slot turnover, ahead of a long queue of one key', async () => {
@@ -163,12 +192,12 @@ describe('admission shared through Redis (services/ollama/admission-redis)', fun
     await assert.rejects(timesOut, codeOf('QUEUE_TIMEOUT'));
     await until(() => r1.stats().queued === 0);
     held.release();
-    await drained();
+    await drained(clock);
     assert.equal(await redisCount('waiters'), 0);
   });
 
   it('refuses the newest request of the key with the most waiting when another key finds the queue full', async () => {
-    const { r1, r2 } = await replicas(1, 2);
+    const { r1, r2, clock } = await replicas(1, 2);
     const held = await r1.acquire(undefined, { key: 'A' });
     const first = r1.acquire(undefined, { key: 'A' });
     const newest = r1.acquire(undefined, { key: 'A' });
@@ -180,7 +209,7 @@ describe('admission shared through Redis (services/ollama/admission-redis)', fun
     held.release();
     (await b).release(); // B's turn comes first: A has had one
     (await first).release();
-    await drained();
+    await drained(clock);
     assert.equal(await redisCount('waiters'), 0);
   });
 });
