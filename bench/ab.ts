@@ -6,6 +6,7 @@
  *
  *   npm run bench:ab -- --b ../variant/dist/src/server.js [--pairs 4 --duration 4 --rss]
  *   npm run bench:ab -- --redis-b    # B is this build with REDIS_URL (a redis-server it starts)
+ *   npm run bench:ab -- --b ../variant/dist/src/server.js --redis   # both with REDIS_URL
  *   npm run bench:ab -- --set-b COMPRESSION_MIN_BYTES=1   # B is this build with that setting
  *   npm run bench:ab -- --memory-limit-b 512Mi   # B is this build in a memory cgroup (root)
  */
@@ -40,6 +41,8 @@ async function main(): Promise<void> {
       duration: { type: 'string', default: '4' },
       'node-arg-b': { type: 'string', multiple: true, default: [] },
       'redis-b': { type: 'boolean', default: false },
+      /** Both variants with REDIS_URL (one redis-server): two builds compared on the Redis store. */
+      redis: { type: 'boolean', default: false },
       /** KEY=VALUE added to B's environment (a setting against its default). */
       'set-b': { type: 'string', multiple: true, default: [] },
       /** B runs in a memory cgroup of this size (bench/cgroup), as in a pod with that limit. */
@@ -58,19 +61,19 @@ async function main(): Promise<void> {
     throw new Error('--b, --node-arg-b, --set-b, --memory-limit-b or --redis-b');
   }
   const setB = parseSettings(values['set-b'], '--set-b');
-  const redisPort = values['redis-b'] ? await freePort() : undefined;
+  const redisPort = values['redis-b'] || values.redis ? await freePort() : undefined;
   const redis: ChildProcess | undefined =
     redisPort !== undefined ? await startRedis(redisPort) : undefined;
   const limitB = values['memory-limit-b'];
+  const redisEnv: Record<string, string> = redis
+    ? { REDIS_URL: `redis://127.0.0.1:${redisPort}` }
+    : {};
   const variants = {
-    A: { entry: values.a, nodeArgs: [] as string[], env: {} as Record<string, string> },
+    A: { entry: values.a, nodeArgs: [] as string[], env: values.redis ? redisEnv : {} },
     B: {
       entry: values.b ?? values.a,
       nodeArgs: values['node-arg-b'],
-      env: {
-        ...setB,
-        ...(redis ? { REDIS_URL: `redis://127.0.0.1:${redisPort}` } : {}),
-      } as Record<string, string>,
+      env: { ...setB, ...redisEnv } as Record<string, string>,
       ...(limitB !== undefined ? { memoryLimitBytes: parseMemory(limitB) } : {}),
     },
   };
@@ -114,7 +117,7 @@ async function main(): Promise<void> {
     if (redis) await stopRedis(redis);
   }
   const lines = [
-    `A: ${variants.A.entry}`,
+    `A: ${variants.A.entry}${values.redis ? ' with REDIS_URL' : ''}`,
     `B: ${variants.B.entry} ${[...variants.B.nodeArgs, ...values['set-b']].join(' ')}${redis ? ' with REDIS_URL' : ''}${limitB !== undefined ? ` in a ${limitB} memory cgroup` : ''}`,
   ];
   for (const [name, v] of Object.entries(cpu)) {
