@@ -34,6 +34,7 @@ export function checkBudget(s: Summary): BudgetLine[] {
   const answered = Math.max(cpu('run 16c'), cpu('run 64c'));
   const ratio = cpu('run 16c') / cpu('proxy 16c');
   const perChunk = (cpu('stream 16c') - cpu('run 16c')) / s.chunksPerReply;
+  const redisAdded = cpu('redis run 16c') - cpu('run 16c');
   const rssAfterLoad = Math.max(
     ...Object.entries(s.load)
       .filter(([name]) => !name.startsWith('proxy'))
@@ -60,6 +61,16 @@ export function checkBudget(s: Summary): BudgetLine[] {
       measured: `${f(ratio, 2)}× (${f(cpu('run 16c'), 0)} / ${f(cpu('proxy 16c'), 0)} µs, 16 connections)`,
       ok: ratio <= 5,
     },
+    ...(s.load['redis run 16c']
+      ? [
+          {
+            name: 'answered run: CPU the Redis store adds (REDIS_URL)',
+            limit: '≤ 100 µs',
+            measured: `${f(redisAdded, 0)} µs (${f(cpu('redis run 16c'), 0)} − ${f(cpu('run 16c'), 0)} µs, 16 connections)`,
+            ok: redisAdded <= 100,
+          },
+        ]
+      : []),
     {
       name: `streamed run: CPU per chunk above an answered run`,
       limit: '≤ 10 µs',

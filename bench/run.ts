@@ -8,8 +8,11 @@
  * repetitions; each repetition runs every scenario once, so the scenarios are interleaved.
  *
  *   npm run bench [-- --reps 3 --duration 5 --iterations 300 --streams 500 --profile
- *                     --set LOG_LEVEL=info --set RUNS_MAX=100 --memory-limit 512Mi]
+ *                     --set LOG_LEVEL=info --set RUNS_MAX=100 --memory-limit 512Mi --no-redis]
  *
+ * A second service with REDIS_URL (a redis-server the bench starts on loopback) runs the
+ * answered run beside the first, interleaved: the difference is what the shared store costs.
+ * --no-redis leaves it out.
  * --profile runs the service under `node --cpu-prof` (profile in bench/results/profiles);
  * --set overrides the service's environment (defaults: LOG_LEVEL=warn, limits raised);
  * --memory-limit runs the service (alone) in a memory cgroup of that size, as the chart's pod
@@ -32,6 +35,8 @@ import {
 } from './processes';
 import { checkBudget, formatSummary, machine, writeRecord, type Summary } from './report';
 import { medianOfRecords } from './stats';
+import { freePort } from '../test/support/listen';
+import { startRedis, stopRedis } from '../test/support/redis-server';
 
 const MODEL = 'llama3.2:3b';
 const CHUNKS = 50;
@@ -47,6 +52,7 @@ const CLIENT_HEADERS = { 'accept-encoding': 'gzip, deflate, br' };
 const SCENARIOS = [
   { name: 'run 16c', via: 'gateway', stream: false, connections: 16 },
   { name: 'proxy 16c', via: 'proxy', stream: false, connections: 16 },
+  { name: 'redis run 16c', via: 'redis', stream: false, connections: 16 },
   { name: 'stream 16c', via: 'gateway', stream: true, connections: 16 },
   { name: 'proxy stream 16c', via: 'proxy', stream: true, connections: 16 },
   { name: 'run 64c', via: 'gateway', stream: false, connections: 64 },
@@ -70,7 +76,10 @@ function options() {
       set: { type: 'string', multiple: true, default: [] },
       /** Runs the service under this memory limit (e.g. 512Mi, the chart's), as in its pod. */
       'memory-limit': { type: 'string' },
+      /** The answered run also through a service with REDIS_URL (--no-redis: not). */
+      redis: { type: 'boolean', default: true },
     },
+    allowNegative: true,
   });
   const env = parseSettings(values.set, '--set');
   return {
@@ -79,6 +88,7 @@ function options() {
     iterations: Number(values.iterations),
     streams: Number(values.streams),
     profile: values.profile,
+    redis: values.redis,
     env,
     ...(values['memory-limit'] !== undefined
       ? {
@@ -90,6 +100,26 @@ function options() {
 }
 
 const log = (text: string) => process.stderr.write(`${text}\n`);
+
+/** A redis-server on loopback and a second service using it (REDIS_URL), as one replica of several. */
+async function startSharedStoreService(
+  simUrl: string,
+  opts: { env: Record<string, string>; memoryLimitBytes?: number },
+) {
+  const port = await freePort();
+  const redis = await startRedis(port);
+  try {
+    const service = await startService(simUrl, {
+      model: MODEL,
+      env: { ...opts.env, REDIS_URL: `redis://127.0.0.1:${port}` },
+      ...(opts.memoryLimitBytes !== undefined ? { memoryLimitBytes: opts.memoryLimitBytes } : {}),
+    });
+    return { redis, service };
+  } catch (err) {
+    await stopRedis(redis);
+    throw err;
+  }
+}
 
 /**
  * Open streams are measured on a service of their own (warmed with a few runs), so the figure
@@ -138,9 +168,19 @@ async function main(): Promise<void> {
     await sim.stop();
     throw err;
   });
+  const shared = opts.redis
+    ? await startSharedStoreService(sim.url, opts).catch(async (err: unknown) => {
+        await proxy.stop();
+        await service.stop();
+        await sim.stop();
+        throw err;
+      })
+    : undefined;
   log(
-    `simulator ${sim.url} (pid ${sim.pid}), service ${service.url} (pid ${service.pid}), bare proxy ${proxy.url} (pid ${proxy.pid})`,
+    `simulator ${sim.url} (pid ${sim.pid}), service ${service.url} (pid ${service.pid}), bare proxy ${proxy.url} (pid ${proxy.pid})` +
+      (shared ? `, service with REDIS_URL ${shared.service.url} (pid ${shared.service.pid})` : ''),
   );
+  const scenarios = SCENARIOS.filter((s) => s.via !== 'redis' || shared);
   const chat = (stream: boolean) => ({
     model: MODEL,
     messages: [{ role: 'user', content: RUN.input }],
@@ -157,6 +197,11 @@ async function main(): Promise<void> {
           url: `${service.url}/agents/run`,
           body: s.stream ? { ...RUN, stream: true } : RUN,
         };
+      case 'redis': {
+        if (!shared) throw new Error('the Redis scenario needs the service with REDIS_URL');
+        const { url, pid } = shared.service;
+        return { ...common, servicePid: pid, url: `${url}/agents/run`, body: RUN };
+      }
       case 'openai':
         return { ...viaService, url: `${service.url}/v1/chat/completions`, body: chat(s.stream) };
       case 'proxy-openai':
@@ -181,9 +226,9 @@ async function main(): Promise<void> {
   try {
     log('warming up');
     await runLatency(latencyTarget, 50);
-    for (const s of SCENARIOS) await runLoad(loadTarget(s), s.connections, 1);
+    for (const s of scenarios) await runLoad(loadTarget(s), s.connections, 1);
     for (let rep = 1; rep <= opts.reps; rep += 1) {
-      for (const s of SCENARIOS) {
+      for (const s of scenarios) {
         log(`rep ${rep}/${opts.reps}: ${s.name}`);
         (load[s.name] ??= []).push(await runLoad(loadTarget(s), s.connections, opts.durationS));
       }
@@ -201,6 +246,10 @@ async function main(): Promise<void> {
   } finally {
     await proxy.stop();
     await service.stop();
+    if (shared) {
+      await shared.service.stop();
+      await stopRedis(shared.redis);
+    }
     await sim.stop();
   }
   const warnings = service.output().trim();

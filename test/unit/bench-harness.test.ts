@@ -221,6 +221,20 @@ describe('bench harness', () => {
       );
     });
 
+    it('checks what the Redis store adds to an answered run when it was measured', () => {
+      const name = 'answered run: CPU the Redis store adds (REDIS_URL)';
+      const line = (s: Summary) => checkBudget(s).find((l) => l.name === name);
+      assert.equal(line(summary(240, 50)), undefined, 'no line without the scenario');
+      const within = summary(240, 50);
+      within.load['redis run 16c'] = { ...load, cpu_us_per_req: 340, errors: 0 };
+      assert.deepEqual(
+        { ok: line(within)?.ok, measured: line(within)?.measured },
+        { ok: true, measured: '100 µs (340 − 240 µs, 16 connections)' },
+      );
+      within.load['redis run 16c']!.cpu_us_per_req = 341;
+      assert.equal(line(within)?.ok, false);
+    });
+
     it('shows the bare proxy beside the latency rows when it was measured', () => {
       const line = (s: Summary, name: string) =>
         checkBudget(s).find((l) => l.name === name)?.measured ?? '';
