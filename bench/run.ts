@@ -10,9 +10,9 @@
  *   npm run bench [-- --reps 3 --duration 5 --iterations 300 --streams 500 --profile
  *                     --set LOG_LEVEL=info --set RUNS_MAX=100 --memory-limit 512Mi --no-redis]
  *
- * A second service with REDIS_URL (a redis-server the bench starts on loopback) runs the
- * answered run beside the first, interleaved: the difference is what the shared store costs.
- * --no-redis leaves it out.
+ * Two more services run the answered run, one with REDIS_URL (a redis-server the bench starts on
+ * loopback) and its twin without: the same load at the same times, so the same warm-up and heap
+ * growth; the difference is what the shared store costs. --no-redis leaves them out.
  * --profile runs the service under `node --cpu-prof` (profile in bench/results/profiles);
  * --set overrides the service's environment (defaults: LOG_LEVEL=warn, limits raised);
  * --memory-limit runs the service (alone) in a memory cgroup of that size, as the chart's pod
@@ -31,6 +31,7 @@ import {
   startBareProxy,
   startService,
   startSim,
+  type ServiceProcess,
   type SimProcess,
 } from './processes';
 import { checkBudget, formatSummary, machine, writeRecord, type Summary } from './report';
@@ -52,6 +53,7 @@ const CLIENT_HEADERS = { 'accept-encoding': 'gzip, deflate, br' };
 const SCENARIOS = [
   { name: 'run 16c', via: 'gateway', stream: false, connections: 16 },
   { name: 'proxy 16c', via: 'proxy', stream: false, connections: 16 },
+  { name: 'twin run 16c', via: 'twin', stream: false, connections: 16 },
   { name: 'redis run 16c', via: 'redis', stream: false, connections: 16 },
   { name: 'stream 16c', via: 'gateway', stream: true, connections: 16 },
   { name: 'proxy stream 16c', via: 'proxy', stream: true, connections: 16 },
@@ -99,23 +101,44 @@ function options() {
   };
 }
 
+/** Per repetition: the Redis service's CPU per answered run minus its twin's (same load, same time). */
+function pairedDifferences(load: Record<string, LoadFigures[]>): number[] {
+  const twin = load['twin run 16c'] ?? [];
+  return (load['redis run 16c'] ?? []).map(
+    (r, i) => r.cpu_us_per_req - (twin[i]?.cpu_us_per_req ?? NaN),
+  );
+}
+
 const log = (text: string) => process.stderr.write(`${text}\n`);
 
-/** A redis-server on loopback and a second service using it (REDIS_URL), as one replica of several. */
-async function startSharedStoreService(
+/**
+ * A redis-server on loopback, a service using it (REDIS_URL, as one replica of several) and its
+ * twin without it, both fresh, for the Redis scenarios.
+ */
+async function startSharedStoreServices(
   simUrl: string,
   opts: { env: Record<string, string>; memoryLimitBytes?: number },
 ) {
   const port = await freePort();
   const redis = await startRedis(port);
-  try {
-    const service = await startService(simUrl, {
+  const start = (env: Record<string, string>) =>
+    startService(simUrl, {
       model: MODEL,
-      env: { ...opts.env, REDIS_URL: `redis://127.0.0.1:${port}` },
+      env: { ...opts.env, ...env },
       ...(opts.memoryLimitBytes !== undefined ? { memoryLimitBytes: opts.memoryLimitBytes } : {}),
     });
-    return { redis, service };
+  const started: ServiceProcess[] = [];
+  try {
+    started.push(await start({ REDIS_URL: `redis://127.0.0.1:${port}` }));
+    started.push(await start({}));
+    const [service, twin] = started as [ServiceProcess, ServiceProcess];
+    const stop = async () => {
+      await Promise.all([service.stop(), twin.stop()]);
+      await stopRedis(redis);
+    };
+    return { service, twin, stop };
   } catch (err) {
+    await Promise.all(started.map((s) => s.stop()));
     await stopRedis(redis);
     throw err;
   }
@@ -169,7 +192,7 @@ async function main(): Promise<void> {
     throw err;
   });
   const shared = opts.redis
-    ? await startSharedStoreService(sim.url, opts).catch(async (err: unknown) => {
+    ? await startSharedStoreServices(sim.url, opts).catch(async (err: unknown) => {
         await proxy.stop();
         await service.stop();
         await sim.stop();
@@ -178,9 +201,11 @@ async function main(): Promise<void> {
     : undefined;
   log(
     `simulator ${sim.url} (pid ${sim.pid}), service ${service.url} (pid ${service.pid}), bare proxy ${proxy.url} (pid ${proxy.pid})` +
-      (shared ? `, service with REDIS_URL ${shared.service.url} (pid ${shared.service.pid})` : ''),
+      (shared
+        ? `, with REDIS_URL ${shared.service.url} (pid ${shared.service.pid}), its twin without (pid ${shared.twin.pid})`
+        : ''),
   );
-  const scenarios = SCENARIOS.filter((s) => s.via !== 'redis' || shared);
+  const scenarios = SCENARIOS.filter((s) => (s.via !== 'redis' && s.via !== 'twin') || shared);
   const chat = (stream: boolean) => ({
     model: MODEL,
     messages: [{ role: 'user', content: RUN.input }],
@@ -197,9 +222,10 @@ async function main(): Promise<void> {
           url: `${service.url}/agents/run`,
           body: s.stream ? { ...RUN, stream: true } : RUN,
         };
-      case 'redis': {
-        if (!shared) throw new Error('the Redis scenario needs the service with REDIS_URL');
-        const { url, pid } = shared.service;
+      case 'redis':
+      case 'twin': {
+        if (!shared) throw new Error('the Redis scenarios need their services');
+        const { url, pid } = s.via === 'redis' ? shared.service : shared.twin;
         return { ...common, servicePid: pid, url: `${url}/agents/run`, body: RUN };
       }
       case 'openai':
@@ -246,10 +272,7 @@ async function main(): Promise<void> {
   } finally {
     await proxy.stop();
     await service.stop();
-    if (shared) {
-      await shared.service.stop();
-      await stopRedis(shared.redis);
-    }
+    await shared?.stop();
     await sim.stop();
   }
   const warnings = service.output().trim();
@@ -265,6 +288,7 @@ async function main(): Promise<void> {
     paced,
     openStreams: medianOfRecords(open) as OpenStreamFigures,
     chunksPerReply: CHUNKS,
+    ...(load['redis run 16c'] ? { redisAddedUs: pairedDifferences(load) } : {}),
   };
   const budget = checkBudget(summary);
   process.stdout.write(`\n${formatSummary(summary, budget)}\n\n`);

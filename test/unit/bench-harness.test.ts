@@ -226,12 +226,18 @@ describe('bench harness', () => {
       const line = (s: Summary) => checkBudget(s).find((l) => l.name === name);
       assert.equal(line(summary(240, 50)), undefined, 'no line without the scenario');
       const within = summary(240, 50);
-      within.load['redis run 16c'] = { ...load, cpu_us_per_req: 340, errors: 0 };
+      within.load['twin run 16c'] = { ...load, cpu_us_per_req: 300, errors: 0 };
+      within.load['redis run 16c'] = { ...load, cpu_us_per_req: 420, errors: 0 };
+      within.redisAddedUs = [130, -20, 100];
       assert.deepEqual(
         { ok: line(within)?.ok, measured: line(within)?.measured },
-        { ok: true, measured: '100 µs (340 − 240 µs, 16 connections)' },
+        {
+          ok: true,
+          measured:
+            '100 µs (median of +130, -20, +100 against its twin without Redis; medians 420 − 300 µs)',
+        },
       );
-      within.load['redis run 16c']!.cpu_us_per_req = 341;
+      within.redisAddedUs = [130, -20, 101];
       assert.equal(line(within)?.ok, false);
     });
 
