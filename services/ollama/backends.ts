@@ -381,7 +381,9 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
     answer: A,
     done: () => void,
   ): A {
-    const wrapped = Object.create(answer) as A;
+    // A copy of the answer's fields (plain objects: status, timings, …), not an object that
+    // inherits from it: an answer made a prototype costs V8 a map of its own per request.
+    const wrapped = { ...answer };
     wrapped.abort = () => {
       answer.abort();
       done();
