@@ -19,8 +19,8 @@ export interface Summary {
   /** Content chunks in each simulated answer (a streamed run passes this many through). */
   chunksPerReply: number;
   /**
-   * Per repetition, µs: the CPU per answered run of the service with REDIS_URL minus its twin's
-   * (the two ran one after the other in each repetition).
+   * Per pair of loads, µs: the CPU per answered run of the service with REDIS_URL minus its
+   * twin's (the two ran back to back).
    */
   redisAddedUs?: number[];
 }
@@ -41,7 +41,7 @@ export function checkBudget(s: Summary): BudgetLine[] {
   const ratio = cpu('run 16c') / cpu('proxy 16c');
   const perChunk = (cpu('stream 16c') - cpu('run 16c')) / s.chunksPerReply;
   // Against its twin, a service without REDIS_URL that saw the same load at the same times: the
-  // median of the per-repetition differences, as bench:ab takes it.
+  // median of the differences of its pairs, as bench:ab takes it.
   const redisPairs = s.redisAddedUs ?? [];
   const redisAdded = redisPairs.length > 0 ? median(redisPairs) : NaN;
   const rssAfterLoad = Math.max(
