@@ -51,12 +51,17 @@ const DELTAS: ReadonlySet<RunEventType> = new Set(['message.delta', 'thinking.de
 /**
  * Lua that evicts the oldest finished (or vanished) runs of KEYS[1] (and KEYS[2]) while the
  * set holds `max` or more, `prefix` naming their keys; leaves how many it still holds in `n`.
+ * It reads the set from its oldest end 16 members at a time (a full set of finished runs costs
+ * one read, not one of the whole set); live runs it passes stay where they are.
  */
 const evictWhileFull = (max: string, prefix: string): string => `
 local n = redis.call('ZCARD', KEYS[1])
 local max = tonumber(${max})
-if n >= max then
-  for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+local kept = 0
+while n >= max do
+  local ids = redis.call('ZRANGE', KEYS[1], kept, kept + 15)
+  if #ids == 0 then break end
+  for _, id in ipairs(ids) do
     if n < max then break end
     local key = ${prefix} .. 'run:' .. id
     local f = redis.call('HGET', key, 'finished')
@@ -65,6 +70,8 @@ if n >= max then
       redis.call('ZREM', KEYS[1], id)
       redis.call('ZREM', KEYS[2], id)
       n = n - 1
+    else
+      kept = kept + 1
     end
   end
 end`;

@@ -108,6 +108,22 @@ export function runRepositoryContract(
       await assert.rejects(runs.create(queuedRun('run_d'), 'o'), codeOf('TOO_MANY_RUNS'));
     });
 
+    it('evicts the oldest finished runs behind more running ones than one read of the set takes', async () => {
+      const { runs } = await create({ max: 20, ttlMs: 60_000 });
+      for (let i = 0; i < 18; i += 1) await runs.create(queuedRun(`run_live${i}`), 'o');
+      for (const id of ['run_done0', 'run_done1']) {
+        await runs.create(queuedRun(id), 'o');
+        await runs.updateStatus(id, 'completed');
+      }
+      await runs.create(queuedRun('run_new0'), 'o');
+      assert.equal(await runs.get('run_done0'), undefined);
+      assert.notEqual(await runs.get('run_done1'), undefined);
+      await runs.create(queuedRun('run_new1'), 'o');
+      assert.equal(await runs.get('run_done1'), undefined);
+      assert.equal((await runs.list({ running: true })).length, 20);
+      await assert.rejects(runs.create(queuedRun('run_new2'), 'o'), codeOf('TOO_MANY_RUNS'));
+    });
+
     it('numbers events from 1 and reads them after a sequence number', async () => {
       const { runs } = await create({ max: 10, ttlMs: 1000 });
       await runs.create(queuedRun('run_e'), 'o');
