@@ -114,9 +114,8 @@ if last > 0 then redis.call('PEXPIRE', KEYS[6], ARGV[7]) end`;
 // is over, let go of it as RELEASE does), RUNS_MAX, prefix, then (seq, type, data) per event.
 // A run new to the set makes room as CREATE does, but is written even when every other kept run
 // still runs (it has run already). Events at or below the stream's last one are already there
-// and are skipped. -1: another replica took the run
-// over; -2: the run is gone (Redis lost it: call again with upsert 1 to write it whole); else
-// the stream's last sequence number.
+// and are skipped. -1: another replica took the run over; -2: the run is gone (Redis lost it:
+// call again with upsert 1 to write it whole); else the stream's last sequence number.
 const FLUSH = `
 local node = redis.call('HGET', KEYS[4], 'node')
 if node and node ~= ARGV[4] then return -1 end
@@ -147,7 +146,8 @@ return last
 // events, paused. ARGV: id, run JSON, owner ('' to keep), node ('' when this replica does not
 // execute the run), pause JSON, pause token, expiry ms, max events, upsert (1/0), pause
 // expiresAt, RUNS_MAX, prefix, then (seq, type, data) per event (a run new to the set makes
-// room as in FLUSH). -1: another replica took the run over; -2: no such run; else 1. `runs:paused` orders paused runs by when their pause expires.
+// room as in FLUSH). -1: another replica took the run over; -2: no such run; else 1.
+// `runs:paused` orders paused runs by when their pause expires.
 const PAUSE = `
 if ARGV[9] ~= '1' and redis.call('EXISTS', KEYS[4]) == 0 then return -2 end
 local node = redis.call('HGET', KEYS[4], 'node')

@@ -576,7 +576,8 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
 
   /**
    * Stores a planned run and starts it here; resolves with its handle. A `durable` run must be
-   * in the shared store before it starts (see RunRepository.create).
+   * in the shared store before it starts; an `unannounced` one may reach it with its first
+   * events (see RunRepository.create).
    */
   const create = async (
     plan: RunPlan,

@@ -155,6 +155,21 @@ describe('runs shared by gateway processes through Redis (real redis-server)', f
       'B saw every event A streamed, in order',
     );
 
+    // An answered run on A (no key, no wait: Redis gets it whole with its end, not before it
+    // starts): B reads it, and its events, as soon as A has answered.
+    const answered = await post(a, { input: 'answered on A' });
+    assert.equal(answered.status, 200);
+    const answeredRun = (await answered.json()) as AgentRun;
+    assert.equal(answeredRun.status, 'completed');
+    const seenOnB = await getRun(b, answeredRun.id);
+    assert.equal(seenOnB.status, 200);
+    assert.deepEqual(await seenOnB.json(), answeredRun);
+    const replay = await openSse(`${b.url}/agents/runs/${answeredRun.id}/events`);
+    await replay.ended;
+    const replayed = replay.events().map((e) => e.event);
+    assert.equal(replayed[0], 'run.created');
+    assert.equal(replayed.at(-1), 'run.completed');
+
     // The same Idempotency-Key on A then B: one run; another body with it: 409.
     const body = { input: 'once', background: true };
     const key = { 'idempotency-key': `key-${randomBytes(4).toString('hex')}` };
