@@ -257,11 +257,11 @@ async function main(): Promise<void> {
     log('warming up');
     await runLatency(latencyTarget, 50);
     for (const s of scenarios) await runLoad(loadTarget(s), s.connections, 1);
-    // The Redis service and its twin see one scenario only: 4 s more each, 6 s in all (a fresh
+    // The Redis service and its twin see one scenario only: 8 s more each, 10 s in all (a fresh
     // service's CPU per run falls for about 15 s of load, measured; the pairs start even).
     for (const via of ['twin', 'redis'] as const) {
       const s = scenarios.find((x) => x.via === via);
-      if (s) await runLoad(loadTarget(s), s.connections, 4);
+      if (s) await runLoad(loadTarget(s), s.connections, 8);
     }
     for (let rep = 1; rep <= opts.reps; rep += 1) {
       for (const s of scenarios) {
