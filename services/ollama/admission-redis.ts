@@ -110,10 +110,8 @@ export function createRedisAdmission(options: RedisAdmissionOptions): RedisAdmis
   /** Slots this replica holds: id → key. */
   const held = new Map<string, string>();
   const hold = createHoldAverage();
-  /** Released slots kept for the next request of their key: key → ids (oldest first). */
-  const idle = new Map<string, string[]>();
-  /** When each kept slot was released: id → local time. */
-  const idleSince = new Map<string, number>();
+  /** Released slots kept for the next request of their key (in `held`): id → when released. */
+  const idle = new Map<string, number>();
   let idleTimer: TimerHandle | undefined;
   // Leases are renewed every third of a lease, and at least every second for the snapshot.
   const renewMs = Math.max(100, Math.min(1000, Math.floor(leaseMs / 3)));
@@ -145,7 +143,7 @@ export function createRedisAdmission(options: RedisAdmissionOptions): RedisAdmis
       queued: Number(values[2]),
       oldestWaitMs: oldestAt < 0 ? -1 : Math.max(0, Number(values[4]) - oldestAt),
       at: now(),
-      idle: idleSince.size,
+      idle: idle.size,
     };
     if (snapshot.queued > 0) releaseIdle();
     return values;
@@ -159,16 +157,12 @@ export function createRedisAdmission(options: RedisAdmissionOptions): RedisAdmis
 
   /** Hands back the kept slots released at or before `before` (local time; default: all). */
   function releaseIdle(before = Infinity): void {
-    for (const [id, since] of idleSince) {
+    for (const [id, since] of idle) {
       if (since > before) continue;
-      idleSince.delete(id);
-      const key = held.get(id) ?? '';
-      const ids = idle.get(key)?.filter((other) => other !== id) ?? [];
-      if (ids.length > 0) idle.set(key, ids);
-      else idle.delete(key);
+      idle.delete(id);
       release(id);
     }
-    if (idleSince.size === 0) {
+    if (idle.size === 0) {
       idleTimer?.cancel();
       idleTimer = undefined;
     }
@@ -177,7 +171,7 @@ export function createRedisAdmission(options: RedisAdmissionOptions): RedisAdmis
 
   /** Each kept slot goes back after one or two idle times, unless reused before. */
   function armIdle(): void {
-    if (idleTimer || idleSince.size === 0) return;
+    if (idleTimer || idle.size === 0) return;
     const armedAt = now();
     idleTimer = clock.after(idleMs, () => {
       idleTimer = undefined;
@@ -187,21 +181,20 @@ export function createRedisAdmission(options: RedisAdmissionOptions): RedisAdmis
 
   /** Forgets the kept slots without a word to Redis (it is gone: their leases run out). */
   function dropIdle(): void {
-    for (const id of idleSince.keys()) held.delete(id);
-    idleSince.clear();
+    for (const id of idle.keys()) held.delete(id);
     idle.clear();
     idleTimer?.cancel();
     idleTimer = undefined;
   }
 
-  /** A slot kept for `key`, taken out of the kept ones; undefined when none. */
+  /** The oldest slot kept for `key`, taken out of the kept ones; undefined when none. */
   function takeIdle(key: string): string | undefined {
-    const ids = idle.get(key);
-    const id = ids?.shift();
-    if (id === undefined) return undefined;
-    if (ids?.length === 0) idle.delete(key);
-    idleSince.delete(id);
-    return id;
+    for (const id of idle.keys()) {
+      if (held.get(id) !== key) continue;
+      idle.delete(id);
+      return id;
+    }
+    return undefined;
   }
 
   const retryAfter = (): number => retryAfterS(hold.value(), snapshot.queued, maxConcurrency);
@@ -253,10 +246,7 @@ export function createRedisAdmission(options: RedisAdmissionOptions): RedisAdmis
     held.set(id, key);
     return heldSlot(waitedMs, hold, now, () => {
       if (!global || stopped || idleMs <= 0 || snapshot.queued > 0) return release(id);
-      const ids = idle.get(key);
-      if (ids) ids.push(id);
-      else idle.set(key, [id]);
-      idleSince.set(id, now());
+      idle.set(id, now());
       armIdle();
     });
   };

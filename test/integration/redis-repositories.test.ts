@@ -73,6 +73,27 @@ describe('runs shared by two replicas through Redis (real redis-server)', functi
     return { a: await make('a'), b: await make('b'), c: await make('c') };
   }
 
+  /**
+   * A writer A (node `a`, its timers by hand, its connection's commands counted by group) and a
+   * reader B on the same prefix. Time is B's too, so a finished run's TTL counts alike.
+   */
+  async function writerAndReader(max: number) {
+    const prefix = redis.newPrefix();
+    const connection = await redis.connect({ prefix });
+    const writes: string[] = [];
+    connection.onCommand((group) => void writes.push(group));
+    const clock = createManualClock({ now: () => Date.now() });
+    const options = { max, ttlMs: 60_000, leaseMs: 5000, logger };
+    const a = createRedisRunRepository({ redis: connection, clock, node: 'a', ...options });
+    const b = createRedisRunRepository({
+      redis: await redis.connect({ prefix }),
+      clock: createSystemClock(),
+      ...options,
+    });
+    repos.push(a, b);
+    return { prefix, connection, writes, clock, a, b };
+  }
+
   const nextEvent = (runs: RunRepository, id: string, after: number) =>
     new Promise<RunEvent>((resolve, reject) => {
       let stop: (() => void) | undefined;
@@ -115,21 +136,8 @@ describe('runs shared by two replicas through Redis (real redis-server)', functi
   });
 
   it('writes a run that is not durable in batches: its events within deltaFlushMs, its end and release in one call', async () => {
-    const prefix = redis.newPrefix();
-    const connection = await redis.connect({ prefix });
-    const writes: string[] = [];
-    connection.onCommand((group) => void writes.push(group));
-    // Timers by hand, time as B's (a finished run's TTL counts from A's clock).
-    const clock = createManualClock({ now: () => Date.now() });
-    const a = createRedisRunRepository({
-      redis: connection,
-      ...{ max: 10, ttlMs: 60_000, leaseMs: 5000, clock, logger, node: 'a', deltaFlushMs: 20 },
-    });
-    const b = createRedisRunRepository({
-      redis: await redis.connect({ prefix }),
-      ...{ max: 10, ttlMs: 60_000, leaseMs: 5000, clock: createSystemClock(), logger },
-    });
-    repos.push(a, b);
+    // deltaFlushMs is its default, 20 ms.
+    const { prefix, connection, writes, clock, a, b } = await writerAndReader(10);
     const run = queuedRun('run_batched');
     await a.create(run, 'alice');
     assert.equal(writes.length, 1);
@@ -163,19 +171,7 @@ describe('runs shared by two replicas through Redis (real redis-server)', functi
   });
 
   it('writes an unannounced run with its first flush, and counts it against RUNS_MAX from then', async () => {
-    const prefix = redis.newPrefix();
-    const connection = await redis.connect({ prefix });
-    const writes: string[] = [];
-    connection.onCommand((group) => void writes.push(group));
-    const clock = createManualClock({ now: () => Date.now() });
-    const options = { max: 2, ttlMs: 60_000, leaseMs: 5000, logger };
-    const a = createRedisRunRepository({ redis: connection, clock, node: 'a', ...options });
-    const b = createRedisRunRepository({
-      redis: await redis.connect({ prefix }),
-      clock: createSystemClock(),
-      ...options,
-    });
-    repos.push(a, b);
+    const { prefix, connection, writes, clock, a, b } = await writerAndReader(2);
     const members = () => connection.send(['ZRANGE', `${prefix}runs`, '0', '-1']);
     const finish = async (runs: RunRepository, id: string) => {
       await runs.append(id, 'run.completed', { status: 'completed' });
