@@ -1,14 +1,17 @@
 /**
  * `npm run bench:ab -- --b <other checkout>/dist/src/server.js`: the same load against two
- * builds of the service (answered and streamed `/agents/run` and `/v1/chat/completions`), interleaved (A B, B A, A B, …), each pair on the same simulator, to
- * tell whether a change saves CPU beyond the machine's noise. A is this build unless --a
- * names another. Prints each pair's service CPU per request and the median of the differences.
+ * builds of the service (answered and streamed `/agents/run` and `/v1/chat/completions`),
+ * interleaved (A B, B A, A B, …), each pair on the same simulator, to tell whether a change
+ * saves CPU beyond the machine's noise. A is this build unless --a names another. Prints each
+ * pair's service CPU per request, the median of the differences and each service's RSS after
+ * its load.
  *
- *   npm run bench:ab -- --b ../variant/dist/src/server.js [--pairs 4 --duration 4 --rss]
+ *   npm run bench:ab -- --b ../variant/dist/src/server.js [--pairs 4 --duration 4 --only 'v1 16c']
  *   npm run bench:ab -- --redis-b    # B is this build with REDIS_URL (a redis-server it starts)
  *   npm run bench:ab -- --b ../variant/dist/src/server.js --redis   # both with REDIS_URL
  *   npm run bench:ab -- --set-b COMPRESSION_MIN_BYTES=1   # B is this build with that setting
  *   npm run bench:ab -- --memory-limit-b 512Mi   # B is this build in a memory cgroup (root)
+ *   npm run bench:ab -- --node-arg-b=--max-semi-space-size=8   # B is this build with a Node flag
  */
 import path from 'node:path';
 import { parseArgs } from 'node:util';
