@@ -749,9 +749,10 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
     forward(req, opts) {
       const { model } = req;
       if (req.kind === 'generation') {
-        // A forwarded generation loads its model itself (the typed calls' loads are counted
-        // where the client starts them).
-        return routed(model, opts, (b) => b.client.forward(req, opts), settling, true);
+        // Only a generation with load-time options of its own makes Ollama load the model
+        // itself; the loads of the gateway's table are counted where the client starts them.
+        const ownLoad = req.load === undefined;
+        return routed(model, opts, (b) => b.client.forward(req, opts), settling, ownLoad);
       }
       // Reads and admin calls go to one backend: one that has the model, else the first up.
       const order = model === undefined ? reachable() : havingFirst(model);

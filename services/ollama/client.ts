@@ -278,13 +278,20 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
 
   /**
    * Fails fast on an open circuit or a failing model, waits until the model is loaded (by a
-   * load the gateway owns, see ./loads.ts), then waits for an admission slot.
+   * load the gateway owns, see ./loads.ts), then waits for an admission slot. `call.trial` is
+   * set as soon as the model's breaker lets this call through as its trial, so a failure after
+   * that point still reports the trial (see `settle`).
    */
-  async function admit(model: string, opts: CallOptions | undefined): Promise<Slot> {
+  async function admit(
+    model: string,
+    opts: CallOptions | undefined,
+    call: { trial: boolean },
+    load = true,
+  ): Promise<Slot> {
     circuit.assertAvailable();
-    modelCircuits.assertAvailable(model);
+    call.trial = modelCircuits.assertAvailable(model);
     // Cloud models run on ollama.com: there is nothing to load here.
-    if (!isCloudModel(model) && !loads.warm(model)) {
+    if (load && !isCloudModel(model) && !loads.warm(model)) {
       await loads.ensure(model, config.OLLAMA_KEEP_ALIVE, opts?.signal);
     }
     return admission.acquire(opts?.signal, opts?.ticket);
@@ -323,17 +330,35 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
     );
   }
 
-  /** Records how a generation on `model` ended, for its breaker and the load table. */
-  function settle(model: string, err?: unknown): void {
-    if (err === undefined) loads.used(model);
-    else if (isModelFailure(err)) loads.forget(model);
-    modelCircuits.record(model, err);
+  /**
+   * Records how a generation on `model` ended (`err` undefined: answered), for its breaker and
+   * the load table. A call its caller cancelled says nothing about the model; when it was the
+   * breaker's trial, the next call becomes the trial.
+   */
+  function settle(
+    model: string,
+    trial: boolean,
+    err?: unknown,
+    cancelled = false,
+    /** Loaded as the table loads it (the call set no load-time options of its own). */
+    tableLoad = true,
+  ): void {
+    if (cancelled) {
+      if (trial) modelCircuits.releaseTrial(model);
+      return;
+    }
+    if (err === undefined) {
+      if (tableLoad) loads.used(model);
+    } else if (isModelFailure(err)) loads.forget(model);
+    modelCircuits.record(model, err, trial);
   }
 
   /** A generation admitted and answered by Ollama (its headers came), still to be read. */
   interface Generation<T> {
     answer: T;
     slot: Slot;
+    /** This call is the model breaker's trial. */
+    trial: boolean;
     deadline: CallDeadline;
     timings: CallTimings;
     started: number;
@@ -352,9 +377,10 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
     const started = now();
     const timings: CallTimings = { queueMs: 0 };
     let slot: Slot | undefined;
+    const call = { trial: false };
     const deadline = new CallDeadline(opts?.signal, clock);
     try {
-      slot = await admit(req.model, opts);
+      slot = await admit(req.model, opts, call);
       timings.queueMs = slot.waitedMs;
       const sentAt = now();
       deadline.arm('first_byte', config.OLLAMA_FIRST_BYTE_TIMEOUT_MS);
@@ -365,9 +391,9 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
         probe: { onProgress: () => deadline.arm('idle', config.OLLAMA_STREAM_IDLE_TIMEOUT_MS) },
         run: (attempt) => run(attempt, deadline),
       });
-      return { answer, slot, deadline, timings, started, sentAt };
+      return { answer, slot, trial: call.trial, deadline, timings, started, sentAt };
     } catch (err) {
-      generationFailed(req.model, err, { slot, deadline, timings, started });
+      generationFailed(req.model, err, { slot, trial: call.trial, deadline, timings, started });
       throw err;
     }
   }
@@ -375,11 +401,11 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
   function generationFailed(
     model: string,
     err: unknown,
-    g: Pick<Generation<unknown>, 'deadline' | 'timings' | 'started'> & { slot?: Slot },
+    g: Pick<Generation<unknown>, 'trial' | 'deadline' | 'timings' | 'started'> & { slot?: Slot },
   ): void {
     g.deadline.dispose();
     g.slot?.release();
-    if (!g.deadline.cancelled) settle(model, err);
+    settle(model, g.trial, err, g.deadline.cancelled);
     report('chat', model, g.started, {
       outcome: outcomeOf(err, g.deadline.cancelled && !isAppError(err)),
       queueWaitS: g.timings.queueMs / 1000,
@@ -394,7 +420,7 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
     const g = await generate(req, opts, ({ probe }, deadline) =>
       transport.streamLines(chatUrl, body, { deadline, probe, modelScoped: true }),
     );
-    const { slot, deadline, timings, started, sentAt } = g;
+    const { slot, trial, deadline, timings, started, sentAt } = g;
     timings.firstByteMs = now() - sentAt;
     return createChatStream({
       source: g.answer,
@@ -404,7 +430,7 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
       now,
       onEnd: (end: StreamEnd) => {
         slot.release();
-        if (!end.cancelled) settle(req.model, end.error);
+        settle(req.model, trial, end.error, end.cancelled);
         report('chat', req.model, started, {
           outcome:
             end.error === undefined && !end.cancelled
@@ -440,7 +466,7 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
       const response = joinChat(parts);
       deadline.dispose();
       slot.release();
-      settle(req.model);
+      settle(req.model, g.trial);
       report('chat', req.model, started, {
         outcome: 'success',
         queueWaitS: timings.queueMs / 1000,
@@ -458,7 +484,19 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
     config,
     transport,
     circuit,
-    admission,
+    admit(req, opts, call) {
+      if (req.model === undefined) {
+        circuit.assertAvailable();
+        return admission.acquire(opts?.signal, opts?.ticket);
+      }
+      return admit(req.model, opts, call, req.load === 'gateway');
+    },
+    settle(req, call, err, cancelled) {
+      if (req.model === undefined) return;
+      // An unload that went through leaves the model unloaded, whatever the table thought.
+      if (req.load === 'unload' && err === undefined && !cancelled) loads.forget(req.model);
+      else settle(req.model, call.trial, err, cancelled, req.load === 'gateway');
+    },
     shouldRetry,
     now,
     clock,

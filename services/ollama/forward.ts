@@ -6,7 +6,7 @@
  */
 import type { Clock } from '../../src/clock';
 import type { Config } from '../../src/config';
-import type { Admission, Slot } from './admission';
+import type { Slot } from './admission';
 import type { Circuit } from './circuit';
 import {
   CallDeadline,
@@ -39,6 +39,16 @@ export interface ForwardRequest {
   modelScoped: boolean;
   /** The model the body names, when it names one: where it is loaded decides the backend. */
   model?: string;
+  /**
+   * What a generation does to its model's load (ignored for other kinds):
+   * - `gateway`: the gateway loads the model first through its own load table, as for agent
+   *   runs, so the first-byte deadline starts once the model is loaded and a client that
+   *   leaves does not throw a half-done load away (ollama-api.md §3.5a);
+   * - `unload`: the request unloads the model (`keep_alive` 0); nothing is loaded first;
+   * - undefined: the request sets load-time options of its own, so Ollama loads (or reloads)
+   *   the model as the request asks, within the request's deadlines.
+   */
+  load?: 'gateway' | 'unload';
 }
 
 /** Ollama's answer: status and content type, then the body chunks as they arrive. */
@@ -61,11 +71,25 @@ export type ForwardConfig = Pick<
   | 'OLLAMA_RETRY_BASE_MS'
 >;
 
+/** A generation's model breaker trial, set by `admit` once the breaker lets the call through. */
+export interface GenerationCall {
+  trial: boolean;
+}
+
 export interface ForwarderDeps {
   config: ForwardConfig;
   transport: OllamaTransport;
   circuit: Circuit;
-  admission: Admission;
+  /**
+   * Admits a generation as the typed calls are admitted: the circuits, the model's load when
+   * `req.load` is `gateway`, then an admission slot.
+   */
+  admit(req: ForwardRequest, opts: CallOptions | undefined, call: GenerationCall): Promise<Slot>;
+  /**
+   * How a generation on `req.model` ended (`err` undefined: answered in full; `cancelled`: its
+   * caller left), for the model's breaker and the load table.
+   */
+  settle(req: ForwardRequest, call: GenerationCall, err?: unknown, cancelled?: boolean): void;
   /** The Ollama service's retry policy for a kind of call. */
   shouldRetry: (kind: 'read' | 'generation' | 'none') => (err: unknown) => boolean;
   now: () => number;
@@ -88,16 +112,17 @@ interface BodyReader {
  * read is thrown by the iterator. The slot is held until the body ended or was abandoned.
  */
 export function createForwarder(deps: ForwarderDeps): Forward {
-  const { config, transport, circuit, admission, now } = deps;
+  const { config, transport, circuit, now } = deps;
   const base = config.OLLAMA_HOST.replace(/\/+$/, '');
   return async (req, opts) => {
     const timings: CallTimings = { queueMs: 0 };
     const deadline = new CallDeadline(opts?.signal, deps.clock);
+    const generation = req.kind === 'generation';
+    const call: GenerationCall = { trial: false };
     let slot: Slot | undefined;
     try {
-      if (req.kind === 'generation') {
-        circuit.assertAvailable();
-        slot = await admission.acquire(opts?.signal, opts?.ticket);
+      if (generation) {
+        slot = await deps.admit(req, opts, call);
         timings.queueMs = slot.waitedMs;
       }
       const sentAt = now();
@@ -136,13 +161,25 @@ export function createForwarder(deps: ForwarderDeps): Forward {
       const reader = res.body?.getReader() as BodyReader | undefined;
       const held = slot;
       let iterated = false;
-      const finish = (): void => {
+      let finished = false;
+      /**
+       * The body was read to its end (`complete`), broke off (`failure`, `cancelled` when its
+       * caller ended it), or was abandoned (neither).
+       */
+      const finish = (complete: boolean, failure?: unknown, cancelled = true): void => {
+        if (finished) return;
+        finished = true;
         deadline.dispose();
         held?.release();
         timings.ollamaMs = now() - sentAt;
+        if (!generation) return;
+        if (complete) deps.settle(req, call);
+        else deps.settle(req, call, failure, cancelled);
       };
       async function* chunks(): AsyncGenerator<Uint8Array> {
         let complete = false;
+        let failure: unknown;
+        let cancelled = true;
         try {
           for (;;) {
             const next = await reader!.read();
@@ -150,12 +187,17 @@ export function createForwarder(deps: ForwarderDeps): Forward {
             if (next.value) yield next.value;
           }
           complete = true;
+        } catch (err) {
+          // Read before the abort below, which would make any failure look cancelled.
+          cancelled = deadline.cancelled;
+          failure = deadline.explain(err) ?? err;
+          throw err;
         } finally {
           if (!complete) {
             deadline.abort();
             await reader?.cancel().catch(() => undefined);
           }
-          finish();
+          finish(complete, failure, cancelled);
         }
       }
       return {
@@ -164,13 +206,13 @@ export function createForwarder(deps: ForwarderDeps): Forward {
         timings,
         abort() {
           deadline.abort();
-          if (!iterated) finish();
+          if (!iterated) finish(false);
         },
         [Symbol.asyncIterator]() {
           if (iterated) throw new Error('A forwarded response can be read only once.');
           iterated = true;
           if (!reader) {
-            finish();
+            finish(true);
             return (async function* () {})();
           }
           return chunks();
@@ -179,7 +221,9 @@ export function createForwarder(deps: ForwarderDeps): Forward {
     } catch (err) {
       deadline.dispose();
       slot?.release();
-      throw deadline.explain(err) ?? err;
+      const explained = deadline.explain(err) ?? err;
+      if (generation) deps.settle(req, call, explained, deadline.cancelled);
+      throw explained;
     }
   };
 }

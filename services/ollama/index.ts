@@ -1,4 +1,5 @@
 export { outcomeOf } from './errors';
+export { loadOfRequest } from './loads';
 export type { Forward, ForwardKind, ForwardRequest, ForwardResponse } from './forward';
 export { createAdmissions } from './admissions';
 export type { AdmissionFactory, Admissions } from './admissions';

@@ -125,3 +125,38 @@ export function keepAliveMs(value: string | number): number {
   }
   return match[1] === '-' ? Infinity : ms;
 }
+
+/**
+ * The `options` that decide how a model is loaded (ollama-api.md §3.5b: `api.Runner`'s fields);
+ * a request that sets one of them, or `shift`, reloads the model unless it was loaded the same way.
+ */
+const RUNNER_OPTIONS = [
+  'num_ctx',
+  'num_batch',
+  'num_gpu',
+  'main_gpu',
+  'use_mmap',
+  'num_thread',
+  'draft_num_predict',
+] as const;
+
+/**
+ * What a forwarded generation's body does to its model's load (see `ForwardRequest.load`): a
+ * `keep_alive` of 0 unloads it; load-time options of its own load it the request's way; any
+ * other request is served by a load of the gateway's own.
+ */
+export function loadOfRequest(
+  body: Record<string, unknown> | undefined,
+): 'gateway' | 'unload' | undefined {
+  const keepAlive = body?.keep_alive;
+  if ((typeof keepAlive === 'number' || typeof keepAlive === 'string') && !keepAliveMs(keepAlive)) {
+    return 'unload';
+  }
+  const options = body?.options;
+  const ownLoad =
+    body?.shift !== undefined ||
+    (typeof options === 'object' &&
+      options !== null &&
+      RUNNER_OPTIONS.some((name) => (options as Record<string, unknown>)[name] !== undefined));
+  return ownLoad ? undefined : 'gateway';
+}

@@ -2,14 +2,20 @@ import { modelKey } from '../../src/model-name';
 import { isModelFailure, modelFailingError } from './errors';
 
 export interface ModelCircuits {
-  /** Throws MODEL_FAILING (503, Retry-After) while `model` is paused; lets one trial through after. */
-  assertAvailable(model: string): void;
+  /**
+   * Throws MODEL_FAILING (503, Retry-After) while `model` is paused; after the pause lets one
+   * call through and returns true for it: that call is the trial, and it must be reported
+   * with `trial` set (`record`, or `releaseTrial` when its caller left).
+   */
+  assertAvailable(model: string): boolean;
   /**
    * Records how a call on `model` ended: success (no `err`) closes its breaker, a model failure
-   * counts toward pausing it, any other error (Ollama down, a cancelled caller) leaves the count
-   * as it was and frees the trial slot.
+   * counts toward pausing it, any other error (Ollama down, a timeout) leaves the count as it
+   * was and, when the call was the trial, lets the next call be the trial.
    */
-  record(model: string, err?: unknown): void;
+  record(model: string, err?: unknown, trial?: boolean): void;
+  /** The trial call ended without a word about the model (its caller left): the next call is. */
+  releaseTrial(model: string): void;
   /** The models paused now, as they were named when they failed. */
   failing(): string[];
 }
@@ -60,14 +66,15 @@ export function createModelCircuits(options: ModelCircuitOptions): ModelCircuits
   return {
     assertAvailable(model) {
       const entry = entries.get(modelKey(model));
-      if (!entry || entry.openUntil === 0) return;
+      if (!entry || entry.openUntil === 0) return false;
       const left = entry.openUntil - now();
       if (left > 0 || entry.trial) {
         throw modelFailingError(entry.name, Math.max(1, Math.ceil(Math.max(left, 0) / 1000)));
       }
       entry.trial = true;
+      return true;
     },
-    record(model, err) {
+    record(model, err, trial = false) {
       const key = modelKey(model);
       const entry = entries.get(key);
       if (err === undefined) {
@@ -75,7 +82,9 @@ export function createModelCircuits(options: ModelCircuitOptions): ModelCircuits
         return;
       }
       if (!isModelFailure(err)) {
-        if (entry) entry.trial = false;
+        // Only the trial's own end hands the trial on: a call refused with MODEL_FAILING, or
+        // one admitted before the pause, says nothing about the trial still running.
+        if (entry && trial) entry.trial = false;
         return;
       }
       const next = entry ?? { name: model, failures: 0, openUntil: 0, trial: false };
@@ -85,6 +94,10 @@ export function createModelCircuits(options: ModelCircuitOptions): ModelCircuits
       entries.delete(key);
       entries.set(key, next);
       evict();
+    },
+    releaseTrial(model) {
+      const entry = entries.get(modelKey(model));
+      if (entry) entry.trial = false;
     },
     failing() {
       const at = now();

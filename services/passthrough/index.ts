@@ -9,7 +9,7 @@ import { AppError, isAppError } from '../../src/errors';
 import { modelKey } from '../../src/model-name';
 import type { AdmissionTicket } from '../../src/principal';
 import type { Forward, ForwardKind, CallTimings } from '../ollama';
-import { outcomeOf } from '../ollama';
+import { loadOfRequest, outcomeOf } from '../ollama';
 import type { InferenceApi, InferenceOperation, Telemetry } from '../metrics';
 import { tokenCounts, TokenTail, withoutUsageEvent } from './usage';
 
@@ -139,6 +139,7 @@ export function createPassthroughService(options: PassthroughOptions): Passthrou
             streamed,
             modelScoped: route.modelScoped,
             ...(model !== undefined ? { model } : {}),
+            ...(route.kind === 'generation' ? { load: loadOfRequest(body) } : {}),
           },
           { signal, route: { affinity: affinityOf(body, model) }, ...(ticket ? { ticket } : {}) },
         );

@@ -117,6 +117,10 @@ describe('drop-in endpoints: deadlines and streams that break', () => {
         env: { ...KEYED, OLLAMA_FIRST_BYTE_TIMEOUT_MS: '100', OLLAMA_RETRY_MAX: '0' },
       });
       const running = await t.listen();
+      // One answer first: the gateway then knows the model is loaded and sends the chat as it is.
+      const first = await chat(running, false);
+      assert.equal(first.status, 200);
+      await first.text();
       t.sim!.hang(true);
       const aborted = t.sim!.waitFor('aborted', (e) => e.path === '/v1/chat/completions');
       const sent = t.sim!.waitFor('request', (e) => e.path === '/v1/chat/completions');

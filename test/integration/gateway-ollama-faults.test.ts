@@ -122,6 +122,48 @@ describe('gateway under Ollama faults', () => {
     });
   });
 
+  describe('when a drop-in generation waits for a load longer than the first-byte deadline', () => {
+    it('loads the model through the gateway first, so a client that leaves loses no load', async () => {
+      await start();
+      const loadMs = t.config.OLLAMA_FIRST_BYTE_TIMEOUT_MS + 30_000;
+      assert.ok(loadMs < t.config.OLLAMA_LOAD_TIMEOUT_MS);
+      sim.setLoadDelay(loadMs, OTHER);
+      const chat = async (signal?: AbortSignal): Promise<{ status: number; text: string }> => {
+        const res = await fetch(`${app.url}/v1/chat/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({
+            model: OTHER,
+            messages: [{ role: 'user', content: 'hi' }],
+            stream: true,
+          }),
+          signal,
+        });
+        return { status: res.status, text: await res.text() };
+      };
+      const cancel = new AbortController();
+      const left = chat(cancel.signal).catch((err: unknown) => err);
+      await until(() => sim.counts(OTHER).loads === 1);
+      tick(30_000);
+      cancel.abort();
+      assert.ok((await left) instanceof Error);
+      await settle();
+
+      const answered = chat();
+      await settle();
+      for (let waited = 30_000; waited < loadMs; waited += 10_000) {
+        tick(10_000);
+        await settle();
+      }
+      const answer = await answered;
+      assert.equal(answer.status, 200, answer.text);
+      assert.match(answer.text, /"content":"[^"]+"/);
+      assert.match(answer.text, /data: \[DONE\]/);
+      assert.equal(sim.counts(OTHER).loadsAborted, 0, 'the load survived the client that left');
+      assert.equal(sim.counts(OTHER).loads, 1, 'one load, never restarted from zero');
+    });
+  });
+
   describe('when /api/ps does not show a load', () => {
     for (const [model, how] of [
       [MLX, 'blocks until the load ends (MLX)'],

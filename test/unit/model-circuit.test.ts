@@ -22,7 +22,7 @@ describe('model circuits', () => {
         () => circuits.assertAvailable('Qwen3:8B'),
         appError('MODEL_FAILING', (e) => assert.equal(e.retryAfterS, 30)),
       );
-      assert.doesNotThrow(() => circuits.assertAvailable('llama3.2:3b'));
+      assert.equal(circuits.assertAvailable('llama3.2:3b'), false, 'not paused: no trial');
       assert.deepEqual(circuits.failing(), ['qwen3:8b']);
     });
 
@@ -35,6 +35,35 @@ describe('model circuits', () => {
       circuits.record('qwen3:8b');
       assert.doesNotThrow(() => circuits.assertAvailable('qwen3:8b'));
       assert.deepEqual(circuits.failing(), []);
+    });
+
+    it('lets no second trial through while the first runs, whatever other calls report', () => {
+      const circuits = build();
+      for (let i = 0; i < 3; i += 1) circuits.record('qwen3:8b', modelFailure());
+      time = 30_000;
+      assert.equal(circuits.assertAvailable('qwen3:8b'), true, 'the first call is the trial');
+      let refused: unknown;
+      try {
+        circuits.assertAvailable('qwen3:8b');
+      } catch (err) {
+        refused = err;
+      }
+      // The refused call and a call admitted before the pause both end with other errors.
+      circuits.record('qwen3:8b', refused);
+      circuits.record('qwen3:8b', timeoutError('first_byte', 100));
+      assert.throws(() => circuits.assertAvailable('qwen3:8b'), appError('MODEL_FAILING'));
+    });
+
+    it('hands the trial on when the trial ends without a word about the model', () => {
+      const circuits = build();
+      for (let i = 0; i < 3; i += 1) circuits.record('qwen3:8b', modelFailure());
+      time = 30_000;
+      assert.equal(circuits.assertAvailable('qwen3:8b'), true);
+      circuits.releaseTrial('qwen3:8b'); // its caller left
+      assert.equal(circuits.assertAvailable('qwen3:8b'), true, 'the next call is the trial');
+      circuits.record('qwen3:8b', timeoutError('first_byte', 100), true);
+      assert.equal(circuits.assertAvailable('qwen3:8b'), true, 'and the one after a timeout');
+      assert.throws(() => circuits.assertAvailable('qwen3:8b'), appError('MODEL_FAILING'));
     });
 
     it('reopens when the trial fails', () => {

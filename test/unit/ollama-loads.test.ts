@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createLoads, keepAliveMs } from '../../services/ollama/loads';
+import { createLoads, keepAliveMs, loadOfRequest } from '../../services/ollama/loads';
 
 describe('ollama loads', () => {
   let time = 0;
@@ -105,6 +105,29 @@ describe('keepAliveMs', () => {
   ] as const) {
     it(`reads ${JSON.stringify(value)} as ${ms} ms`, () => {
       assert.equal(keepAliveMs(value), ms);
+    });
+  }
+});
+
+describe('loadOfRequest', () => {
+  const chat = { model: 'qwen3:8b', messages: [] };
+  for (const [body, load, why] of [
+    [chat, 'gateway', 'a plain request is served by the gateway’s load'],
+    [
+      { ...chat, options: { temperature: 0.2, seed: 1 } },
+      'gateway',
+      'sampling options load nothing',
+    ],
+    [{ ...chat, keep_alive: '10m' }, 'gateway', 'a keep-alive other than 0 loads nothing either'],
+    [{ ...chat, keep_alive: 0 }, 'unload', 'keep_alive 0 unloads'],
+    [{ ...chat, keep_alive: '0s' }, 'unload', 'so does "0s"'],
+    [{ ...chat, options: { num_ctx: 8192 } }, undefined, 'num_ctx loads the request’s way'],
+    [{ ...chat, options: { num_gpu: 0 } }, undefined, 'num_gpu too'],
+    [{ ...chat, shift: false }, undefined, 'and shift'],
+    [undefined, 'gateway', 'no body'],
+  ] as const) {
+    it(`${why}`, () => {
+      assert.equal(loadOfRequest(body as Record<string, unknown> | undefined), load);
     });
   }
 });
