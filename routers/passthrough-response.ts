@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import type { Request, Response } from 'express';
 import type { ErrorShape } from '../middleware/compat-error-shape';
 import type { Lifecycle } from '../services/health';
@@ -11,6 +10,22 @@ function inBandError(contentType: string, shape: ErrorShape, err: AppError, requ
   // OpenAI's SDKs throw an APIError for a `data:` event carrying `error`; ollama-js throws for
   // an NDJSON line with an `error` key.
   return contentType.startsWith('text/event-stream') ? `data: ${body}\n\n` : `${body}\n`;
+}
+
+/**
+ * Resolves once the client has taken what was written (`drain`) or is gone (`close`), and
+ * leaves no listener behind: a long stream to a slow reader waits here many times.
+ */
+export function drainedOrClosed(res: Pick<Response, 'on' | 'off'>): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
 }
 
 /**
@@ -55,7 +70,7 @@ export async function sendPassthrough(
     for await (const chunk of answer.chunks) {
       if (res.destroyed || res.writableEnded) break;
       if (!res.headersSent) start();
-      if (!res.write(chunk)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+      if (!res.write(chunk)) await drainedOrClosed(res);
     }
   } catch (err) {
     if (endedByShutdown) return;
