@@ -796,6 +796,11 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
       return ids;
     },
 
+    async unclaim(id) {
+      // Only a claimed run, which this replica does not execute: the heartbeat stops renewing it.
+      if (!entries.has(id)) held.delete(id);
+    },
+
     async requestCancel(id) {
       await redis.send(['PUBLISH', key.control, `cancel ${id}`], send);
     },

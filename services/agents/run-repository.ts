@@ -105,6 +105,12 @@ export interface RunRepository {
    * each (or delivers its webhook) and then calls `release`.
    */
   claimOrphans(): Promise<string[]>;
+  /**
+   * Lets go of a run this replica claimed but could not end (Redis failed on the way): its
+   * lease is no longer renewed, so it lapses and a later round, of any replica, claims the run
+   * again. Nothing else changes.
+   */
+  unclaim(id: string): Promise<void>;
   /** Asks the replica that executes the run to cancel it (it hears it through `onControl`). */
   requestCancel(id: string): Promise<void>;
   /** Calls `listener` when a run executing here is cancelled elsewhere or taken over. */
@@ -276,6 +282,7 @@ export function createMemoryRunRepository(options: {
     async claimOrphans() {
       return [];
     },
+    async unclaim() {},
     async requestCancel() {},
     onControl() {
       return () => undefined;

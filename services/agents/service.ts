@@ -711,18 +711,32 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
     if (takingOver) return;
     takingOver = true;
     try {
-      for (const id of await runs.claimOrphans()) {
-        await takeOver(id).catch((err: unknown) => {
-          logger.error('orphaned run not taken over', { run_id: id, error: err });
-        });
-      }
+      // Each claimed run is ended on its own, so a slow webhook delays only its own run. One
+      // that cannot be ended (Redis failed on the way) is let go: its lease lapses and a later
+      // round claims it again, here or on another replica.
+      const orphans = (await runs.claimOrphans()).map((id) =>
+        takeOver(id).catch(async (err: unknown) => {
+          logger.error('orphaned run not taken over; it will be claimed again', {
+            run_id: id,
+            error: err,
+          });
+          await runs.unclaim(id);
+        }),
+      );
       // Pauses past their expiry whose replica (and its timer) is gone end here; a claim is
       // atomic, so a replica whose timer fires too does nothing twice.
-      for (const { id, token } of await runs.duePauses(now())) {
-        await expire(id, token).catch((err: unknown) => {
-          logger.error('paused run not expired', { run_id: id, error: err });
-        });
-      }
+      const pauses = runs.duePauses(now()).then(
+        (due) =>
+          Promise.all(
+            due.map(({ id, token }) =>
+              expire(id, token).catch((err: unknown) => {
+                logger.error('paused run not expired', { run_id: id, error: err });
+              }),
+            ),
+          ),
+        () => undefined, // Redis is unreachable: the next round tries again.
+      );
+      await Promise.all([...orphans, pauses]);
     } catch {
       // Redis is unreachable: the next round tries again.
     } finally {

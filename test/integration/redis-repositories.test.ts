@@ -242,6 +242,22 @@ describe('runs shared by two replicas through Redis (real redis-server)', functi
     assert.notEqual((await b.get(run.id))?.finishedAt, null);
   });
 
+  it('lets a claimed run go when its takeover failed: another replica claims it again', async () => {
+    const { a, b, c } = await replicas(500);
+    const run = queuedRun('run_retaken');
+    await a.create(run, 'alice', { durable: true });
+    await a.stop();
+    await waitFor(async () => (await b.claimOrphans()).length > 0);
+    // B's takeover failed half-way: B lets go, and B's heartbeat no longer renews the lease.
+    await b.unclaim(run.id);
+    assert.deepEqual(await c.claimOrphans(), [], 'B still holds it until its lease lapses');
+    await waitFor(async () => (await c.claimOrphans()).length > 0);
+    await c.append(run.id, 'run.failed');
+    await c.updateStatus(run.id, 'failed');
+    await c.release(run.id);
+    assert.deepEqual(await Promise.all([b.claimOrphans(), c.claimOrphans()]), [[], []]);
+  });
+
   it('tells a replica whose run was taken over, and keeps its later events out of Redis', async () => {
     const { a, b } = await replicas(500);
     const run = queuedRun('run_partitioned');
