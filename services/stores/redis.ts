@@ -84,6 +84,16 @@ export function redisUnavailable(err: unknown): AppError {
 }
 
 /**
+ * Error replies that mean Redis cannot serve right now, not that the command was wrong: out of
+ * memory at `maxmemory` (OOM), a replica after a failover (READONLY), a restart loading its
+ * data (LOADING), a long script running (BUSY), and a primary or cluster without quorum
+ * (MASTERDOWN, NOREPLICAS, CLUSTERDOWN, TRYAGAIN). They are REDIS_UNAVAILABLE (503 with
+ * Retry-After), like a lost connection.
+ */
+const UNAVAILABLE_REPLY =
+  /^(OOM|READONLY|LOADING|BUSY|MASTERDOWN|NOREPLICAS|CLUSTERDOWN|TRYAGAIN)\b/;
+
+/**
  * Commands sent within this window without a signal or deadline of their own share one
  * deadline, which fires the command timeout after the window ends: each such command gets
  * between the timeout and the timeout plus this much, for one timer per window instead of one
@@ -196,9 +206,10 @@ export function createRedisConnection(options: RedisConnectionOptions): RedisCon
         return reply;
       } catch (err) {
         observe(opts.group ?? 'other', (performance.now() - started) / 1000, false);
-        // A reply error (WRONGTYPE, a script's error) is Redis answering, not Redis missing.
+        // A reply error (WRONGTYPE, a script's error) is Redis answering, not Redis missing,
+        // unless it says Redis cannot serve right now (see UNAVAILABLE_REPLY).
         // (node-redis' replies are ErrorReply subclasses: SimpleError, BlobError.)
-        if (err instanceof ErrorReply) throw err;
+        if (err instanceof ErrorReply && !UNAVAILABLE_REPLY.test(err.message)) throw err;
         throw redisUnavailable(err);
       }
     },

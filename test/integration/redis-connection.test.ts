@@ -27,4 +27,27 @@ describe('the shared Redis connection (real redis-server)', function () {
       await new Promise((resolve) => setImmediate(resolve));
     }
   });
+
+  it('answers REDIS_UNAVAILABLE when Redis cannot serve (OOM at maxmemory), and keeps other error replies', async () => {
+    const connection = await redis.connect();
+    const admin = await redis.connect();
+    await connection.send(['SET', 'a-string', 'v']);
+    await admin.send(['CONFIG', 'SET', 'maxmemory-policy', 'noeviction']);
+    await admin.send(['CONFIG', 'SET', 'maxmemory', '1']);
+    try {
+      await assert.rejects(
+        connection.send(['SET', 'k2', 'v']),
+        (err: unknown) =>
+          err instanceof AppError && err.code === 'REDIS_UNAVAILABLE' && err.retryAfterS === 1,
+      );
+      // A command that is wrong stays Redis' answer: the caller's bug, not an outage.
+      await assert.rejects(
+        connection.send(['LLEN', 'a-string']),
+        (err: unknown) => err instanceof Error && err.message.startsWith('WRONGTYPE'),
+      );
+    } finally {
+      await admin.send(['CONFIG', 'SET', 'maxmemory', '0']); // the test server's own: no limit
+    }
+    assert.equal(await connection.send(['SET', 'k2', 'v']), 'OK');
+  });
 });
