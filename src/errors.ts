@@ -28,6 +28,11 @@ export const ERROR_CATALOG = {
     status: 409,
     message: 'This Idempotency-Key was used with a different request body.',
   },
+  IDEMPOTENCY_RUN_EXPIRED: {
+    status: 409,
+    message:
+      'The run this Idempotency-Key started is no longer kept; send the request with a new key to run it again.',
+  },
   RUN_NOT_PAUSED: {
     status: 409,
     message: 'The run is not waiting for tool outputs or approvals.',

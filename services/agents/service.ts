@@ -105,7 +105,7 @@ export interface AgentsService {
   /**
    * Creates a run and starts it (or returns the earlier run for a repeated Idempotency-Key).
    * @throws AppError VALIDATION_FAILED (inline agent, schema, webhook URL), AGENT_NOT_FOUND,
-   *   IDEMPOTENCY_CONFLICT, TOO_MANY_RUNS
+   *   IDEMPOTENCY_CONFLICT, IDEMPOTENCY_RUN_EXPIRED, TOO_MANY_RUNS
    */
   start(body: RunRequest, ctx: StartContext): Promise<StartResult>;
   /** A run the principal may see. @throws AppError RUN_NOT_FOUND (also for someone else's run). */
@@ -757,8 +757,17 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
       const hash = key !== undefined ? bodyHash(body) : '';
       if (key !== undefined) {
         const earlier = await idempotency.claim(ctx.owner, key, hash);
-        const handle = earlier !== undefined ? await handleOf(earlier) : undefined;
-        if (handle) return { handle, replayed: true };
+        if (earlier !== undefined) {
+          // The key outlives its run (IDEMPOTENCY_TTL_MS against RUNS_TTL_MS, RUNS_MAX): once
+          // the run is gone the key still says the agent ran, so it does not run again.
+          const handle = await handleOf(earlier);
+          if (!handle) {
+            throw new AppError('IDEMPOTENCY_RUN_EXPIRED', undefined, {
+              details: { run_id: earlier },
+            });
+          }
+          return { handle, replayed: true };
+        }
       }
       let handle: RunHandle;
       try {

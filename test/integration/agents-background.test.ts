@@ -207,6 +207,41 @@ describe('background runs, cancel, webhooks and idempotency', () => {
     assert.equal((conflict.body as { error: { code: string } }).error.code, 'IDEMPOTENCY_CONFLICT');
   });
 
+  it('answers 409 IDEMPOTENCY_RUN_EXPIRED, and runs nothing, once the key’s run is no longer kept', async () => {
+    const small = await startAgentsHarness({ env: { RUNS_MAX: '1' } });
+    try {
+      small.sim.script(MODEL, { content: 'once' });
+      const body = { input: 'pay invoice 12', background: true };
+      const first = await request(small.url)
+        .post('/agents/run')
+        .set('Idempotency-Key', 'k-1')
+        .send(body)
+        .expect(202);
+      const id = (first.body as AgentRun).id;
+      await (await small.agents.service.find(id, undefined)).wait();
+      // Another run takes the one place RUNS_MAX leaves: the keyed run is evicted.
+      await request(small.url).post('/agents/run').send({ input: 'x' }).expect(200);
+      const keyed = () =>
+        small.sim.requests.filter(
+          (r) => r.path === '/api/chat' && JSON.stringify(r.body).includes('invoice 12'),
+        ).length;
+      assert.equal(keyed(), 1);
+      const again = await Promise.all(
+        [1, 2].map(() =>
+          request(small.url).post('/agents/run').set('Idempotency-Key', 'k-1').send(body),
+        ),
+      );
+      for (const res of again) {
+        assert.equal(res.status, 409);
+        const { error } = res.body as { error: { code: string; details: { run_id: string } } };
+        assert.deepEqual([error.code, error.details.run_id], ['IDEMPOTENCY_RUN_EXPIRED', id]);
+      }
+      assert.equal(keyed(), 1, 'the agent did not run again');
+    } finally {
+      await small.close();
+    }
+  });
+
   it('hides runs from other principals', async () => {
     h.sim.script(MODEL, { content: 'mine' });
     const res = await request(h.url).post('/agents/run').send({ input: 'x' }).expect(200);
