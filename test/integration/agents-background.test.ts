@@ -172,16 +172,22 @@ describe('background runs, cancel, webhooks and idempotency', () => {
     }
   });
 
-  it('replays the original run for a repeated Idempotency-Key, and answers 409 for another body', async () => {
-    h.sim.script(MODEL, { content: 'once' });
+  /** A background run started with Idempotency-Key `k-1`, waited for until it ended. */
+  async function keyedRunDone(on: AgentsHarness) {
+    on.sim.script(MODEL, { content: 'once' });
     const body = { input: 'pay invoice 12', background: true };
-    const first = await request(h.url)
+    const first = await request(on.url)
       .post('/agents/run')
       .set('Idempotency-Key', 'k-1')
       .send(body)
       .expect(202);
     const id = (first.body as AgentRun).id;
-    await (await h.agents.service.find(id, undefined)).wait();
+    await (await on.agents.service.find(id, undefined)).wait();
+    return { body, id };
+  }
+
+  it('replays the original run for a repeated Idempotency-Key, and answers 409 for another body', async () => {
+    const { body, id } = await keyedRunDone(h);
     const again = await request(h.url)
       .post('/agents/run')
       .set('Idempotency-Key', 'k-1')
@@ -210,15 +216,7 @@ describe('background runs, cancel, webhooks and idempotency', () => {
   it('answers 409 IDEMPOTENCY_RUN_EXPIRED, and runs nothing, once the key’s run is no longer kept', async () => {
     const small = await startAgentsHarness({ env: { RUNS_MAX: '1' } });
     try {
-      small.sim.script(MODEL, { content: 'once' });
-      const body = { input: 'pay invoice 12', background: true };
-      const first = await request(small.url)
-        .post('/agents/run')
-        .set('Idempotency-Key', 'k-1')
-        .send(body)
-        .expect(202);
-      const id = (first.body as AgentRun).id;
-      await (await small.agents.service.find(id, undefined)).wait();
+      const { body, id } = await keyedRunDone(small);
       // Another run takes the one place RUNS_MAX leaves: the keyed run is evicted.
       await request(small.url).post('/agents/run').send({ input: 'x' }).expect(200);
       const keyed = () =>
