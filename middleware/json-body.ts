@@ -30,9 +30,31 @@ function rejectInvalidUtf8(
 }
 
 /**
+ * How deep a body may nest arrays and objects (System.Text.Json's default MaxDepth). JSON.parse
+ * takes any depth, but the code that walks a body afterwards (stringify, hashing, schema
+ * compilation) recurses, and a body a few thousand levels deep would overflow its stack.
+ */
+export const MAX_JSON_DEPTH = 64;
+
+/** Whether `value` nests arrays and objects more than `max` levels deep (iteratively). */
+export function nestedDeeperThan(value: unknown, max: number): boolean {
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  for (let next = stack.pop(); next !== undefined; next = stack.pop()) {
+    const [node, depth] = next;
+    if (node === null || typeof node !== 'object') continue;
+    if (depth >= max) return true;
+    for (const child of Array.isArray(node) ? node : Object.values(node)) {
+      if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
+    }
+  }
+  return false;
+}
+
+/**
  * Parses JSON bodies up to `limit` bytes. A body with any other content type is refused with
  * 415 (so a form post or a text body never reaches a handler as `undefined`); malformed JSON
- * (invalid UTF-8 included) becomes 400 INVALID_JSON and an oversized body 413 through the error handler.
+ * (invalid UTF-8 included) becomes 400 INVALID_JSON and an oversized body 413 through the error handler;
+ * a body nested more than {@link MAX_JSON_DEPTH} levels deep is 400 VALIDATION_FAILED.
  */
 export function createJsonBody(options: { limit: number }): RequestHandler {
   const parse = express.json({
@@ -49,6 +71,18 @@ export function createJsonBody(options: { limit: number }): RequestHandler {
         details: { content_type: type.slice(0, 100) || null },
       });
     }
-    parse(req, res, next);
+    parse(req, res, (err?: unknown) => {
+      if (err !== undefined) return next(err);
+      if (nestedDeeperThan(req.body, MAX_JSON_DEPTH)) {
+        return next(
+          new AppError(
+            'VALIDATION_FAILED',
+            `The JSON body nests more than ${MAX_JSON_DEPTH} levels of arrays and objects.`,
+            { details: { max_depth: MAX_JSON_DEPTH } },
+          ),
+        );
+      }
+      next();
+    });
   };
 }

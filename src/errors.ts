@@ -164,6 +164,12 @@ export function toAppError(err: unknown): AppError {
         cause: err,
       });
     }
+    // The router's 400 for a path parameter whose %-escapes do not decode (`/agents/runs/%ZZ`).
+    if (e.status === 400 && err instanceof URIError) {
+      return new AppError('VALIDATION_FAILED', 'A path segment is not valid percent-encoding.', {
+        cause: err,
+      });
+    }
   }
   return new AppError('INTERNAL_ERROR', undefined, { cause: err });
 }

@@ -21,7 +21,11 @@ export interface SchemaRegistry {
   schema(id: string): Record<string, unknown>;
   /** Validates (and applies schema defaults to) `data`; returns the problems, empty when valid. */
   check(id: string, data: unknown, location: string): FieldError[];
-  /** Compiles an ad-hoc schema (e.g. an agent's response_format) with the same Ajv. */
+  /**
+   * Compiles an ad-hoc schema (a caller's response_format, a client tool's parameters) with the
+   * same options, on an Ajv of its own: a caller's `$id` never meets the registry's or another
+   * caller's, and Ajv keeps no reference to it (the caller bounds its own cache of validators).
+   */
   compile(schema: Record<string, unknown>): ValidateFunction;
 }
 
@@ -40,16 +44,33 @@ export function schemasDir(): string {
   throw new Error(`schemas/ folder not found above ${__dirname}`);
 }
 
+/** Ad-hoc schemas compiled on one Ajv before it is replaced by a fresh one (about 3 ms). */
+const ADHOC_PER_AJV = 100;
+
 /**
- * Builds the one Ajv of the process and compiles every schema in `schemas/` once.
+ * Builds the registry's Ajv and compiles every schema in `schemas/` once.
  * Ajv runs with `allErrors` (report every bad field at once), `useDefaults` (schema defaults
  * fill missing fields) and no type coercion: input is rejected, never clamped or converted.
  * Strings from the environment and the query string are converted explicitly by
  * {@link coerceStrings} before validation, guided by the schema's declared types.
  */
 export function createSchemaRegistry(dir: string = schemasDir()): SchemaRegistry {
-  const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, coerceTypes: false });
-  addFormats(ajv);
+  const newAjv = (addUsedSchema = true): Ajv => {
+    const made = new Ajv({
+      allErrors: true,
+      useDefaults: true,
+      strict: true,
+      coerceTypes: false,
+      addUsedSchema,
+    });
+    addFormats(made);
+    return made;
+  };
+  const ajv = newAjv();
+  // Ad-hoc schemas: their Ajv registers no `$id`, forgets each schema once compiled, and is
+  // replaced every ADHOC_PER_AJV schemas (what a nested `$id` leaves in it goes with it).
+  let adhoc = newAjv(false);
+  let adhocCompiled = 0;
   const docs = new Map<string, Record<string, unknown>>();
   for (const file of readdirSync(dir)
     .filter((f) => f.endsWith('.schema.json'))
@@ -83,7 +104,16 @@ export function createSchemaRegistry(dir: string = schemasDir()): SchemaRegistry
       return fn(data) ? [] : toFieldErrors(fn.errors ?? [], location);
     },
     compile(schema) {
-      return ajv.compile(schema);
+      if (adhocCompiled >= ADHOC_PER_AJV) {
+        adhoc = newAjv(false);
+        adhocCompiled = 0;
+      }
+      adhocCompiled += 1;
+      try {
+        return adhoc.compile(schema);
+      } finally {
+        adhoc.removeSchema(schema);
+      }
     },
   };
 }

@@ -60,6 +60,25 @@ const ROWS: LimitRow[] = [
     code: 'VALIDATION_FAILED',
   },
   {
+    limit: 'JSON nesting (a response_format schema 100 levels deep)',
+    method: 'POST',
+    path: '/agents/run',
+    body: {
+      input: 'hi',
+      response_format: {
+        type: 'json_schema',
+        schema: JSON.parse(`${'{"type":"array","items":'.repeat(100)}{}${'}'.repeat(100)}`),
+      },
+    },
+    code: 'VALIDATION_FAILED',
+  },
+  {
+    limit: 'percent-encoding of a path parameter',
+    method: 'DELETE',
+    path: '/ollama/models/%ZZ',
+    code: 'VALIDATION_FAILED',
+  },
+  {
     limit: 'inline agent model name',
     method: 'POST',
     path: '/agents/run',
@@ -171,6 +190,20 @@ describe('input limits (one row per limit, real routers)', () => {
       assert.equal((res.json as { error: { code: string } }).error.code, row.code);
     });
   }
+
+  it('a path parameter that is not percent-encoding is a 400 in each API’s shape', async () => {
+    const auth = { headers: bearer(ADMIN_KEY) };
+    for (const path of ['/agents/runs/%ZZ', '/agents/runs/%ZZ/events', '/agents/%E0%A4%A']) {
+      const res = await send(running, 'GET', path, auth);
+      assert.equal(res.status, 400, `${path}: ${res.text}`);
+      assert.ok(isErrorShape(res.json));
+      assert.equal((res.json as { error: { code: string } }).error.code, 'VALIDATION_FAILED');
+    }
+    const openai = await send(running, 'GET', '/v1/models/%ZZ', auth);
+    assert.equal(openai.status, 400, openai.text);
+    const { error } = openai.json as { error: { type: string; code: string } };
+    assert.deepEqual([error.type, error.code], ['invalid_request_error', 'VALIDATION_FAILED']);
+  });
 
   it('every limit is below what reaches Ollama: the simulator saw none of these requests', () => {
     const seen = t.sim?.requests.filter((r) => r.path !== '/api/version') ?? [];

@@ -76,6 +76,20 @@ const deepNesting = fc
     ),
   );
 
+/**
+ * A body that is otherwise valid with one field nested deep (a JSON schema of schemas, options
+ * of options): JSON.parse takes any depth, the code that walks the body afterwards recurses.
+ */
+const deepInField = fc
+  .tuple(fc.constantFrom(...FIELDS, 'options', 'format'), fc.integer({ min: 60, max: 20_000 }))
+  .map(([field, depth]) =>
+    json(
+      'deep-in-field',
+      `{"model":"llama3.2:3b","input":"x","messages":[{"role":"user","content":"x"}],` +
+        `"${field}":${'{"a":['.repeat(depth)}1${']}'.repeat(depth)}}`,
+    ),
+  );
+
 /** `__proto__` / `constructor` / `prototype` keys, nested and beside real fields. */
 const protoKeys = fc
   .tuple(
@@ -273,6 +287,7 @@ export function hostileRequests(): fc.Arbitrary<HostileRequest> {
         { arbitrary: protoKeys, weight: 4 },
         { arbitrary: numbers, weight: 2 },
         { arbitrary: deepNesting, weight: 2 },
+        { arbitrary: deepInField, weight: 2 },
         { arbitrary: invalidUtf8, weight: 2 },
         { arbitrary: malformed, weight: 3 },
         { arbitrary: wrongContentType, weight: 2 },
