@@ -90,10 +90,13 @@ export function errorFromStatus(
   return new OllamaCallError(code, undefined, options, facts);
 }
 
+/** Ollama's reason: `{"error":"…"}` on its API, `{"error":{"message":"…"}}` on its `/v1`. */
 function upstreamMessage(bodyText: string): string {
   try {
     const parsed = JSON.parse(bodyText) as { error?: unknown };
     if (typeof parsed.error === 'string') return parsed.error;
+    const message = (parsed.error as { message?: unknown } | null | undefined)?.message;
+    if (typeof message === 'string') return message;
   } catch {
     // not JSON: Ollama's router answers 404/405 in plain text
   }

@@ -53,6 +53,24 @@ describe("drop-in endpoints: errors in each API's shape", () => {
     assert.equal(res.body.error.code, 'VALIDATION_FAILED');
     assert.equal(res.body.error.type, 'invalid_request_error');
     assert.equal(t.sim!.requests.filter((r) => r.path.startsWith('/v1')).length, 0);
+    // Which field, as OpenAI's `param` and in the message; Ollama's shape has the message only.
+    const field = { model: 'x', messages: [{ role: 'user', content: 'hi' }], stream: 'true' };
+    const openai = await request(t.app)
+      .post('/v1/chat/completions')
+      .set(bearer(AGENT_KEY))
+      .send(field);
+    assert.equal(openai.status, 400);
+    assert.equal(openai.body.error.param, 'stream');
+    assert.equal(openai.body.error.message, 'The request is not valid: /stream must be boolean');
+    const ollama = await request(t.app).post('/api/chat').set(bearer(AGENT_KEY)).send(field);
+    assert.deepEqual(ollama.body, { error: 'The request is not valid: /stream must be boolean' });
+    // Paths match without regard to case, and so does the shape of their errors.
+    const upper = await request(t.app)
+      .post('/V1/chat/completions')
+      .set(bearer(AGENT_KEY))
+      .send({ model: 1 });
+    assert.equal(upper.status, 400);
+    assert.equal(upper.body.error.type, 'invalid_request_error');
   });
 
   it("passes Ollama's 400 reason on (chat with an embedding model)", async () => {
@@ -63,7 +81,8 @@ describe("drop-in endpoints: errors in each API's shape", () => {
       .send(chat('nomic-embed-text'));
     assert.equal(res.status, 400);
     assert.equal(res.body.error.code, 'OLLAMA_BAD_REQUEST');
-    assert.match(res.body.error.message, /does not support chat/);
+    // Ollama's reason itself, taken out of its /v1 error object, not that object as text.
+    assert.match(res.body.error.message, /^[^{].*does not support chat/);
   });
 
   it('answers a wrong method with 405 and Allow, an unknown /v1 path with 404', async () => {
