@@ -123,6 +123,16 @@ export function streamRun(
       if (finished) return stop();
       const past = (replayed ?? []).join('');
       replayed = null;
+      // The run had ended before this follow, and its terminal event is at or before `after`
+      // (an EventSource reconnecting with the last event's id): nothing more will come. 204
+      // tells an EventSource to stop reconnecting.
+      if (isTerminalEvent(`run.${handle.run.status}` as RunEvent['type'])) {
+        if (!res.headersSent) {
+          res.status(204);
+          res.removeHeader('Content-Type');
+        }
+        return finish(past);
+      }
       if (past) res.write(past);
       else res.flushHeaders();
       options.lifecycle?.trackStream(res, () => {

@@ -152,7 +152,10 @@ export const OPERATIONS: readonly OperationSpec[] = [
   own('get', '/agents/runs/{id}/events', "Follow a run's events", 'agents', 'agent', undefined, {
     ...runParams,
     query: 'agent-run-events.query',
-    ok: { '200': { types: SSE, description: 'Server-Sent Events.' } },
+    ok: {
+      '200': { types: SSE, description: 'Server-Sent Events.' },
+      '204': { description: 'The run has ended and no event is left after the one asked for.' },
+    },
   }),
   own('post', '/agents/runs/{id}/cancel', 'Cancel a run', 'agents', 'agent', RUN, runParams),
   own(

@@ -150,6 +150,14 @@ describe('POST /agents/run with stream: true', () => {
       after.events().map((e) => e.event),
       ['run.completed'],
     );
+    // Past the terminal event (an EventSource reconnecting after the end): 204 at once, which
+    // tells an EventSource to stop reconnecting; not an open stream of pings.
+    for (const headers of [{ 'last-event-id': String(all.length) }, {}]) {
+      const query = 'last-event-id' in headers ? '' : `?after=${all.length + 5}`;
+      const done = await fetch(`${h.url}/agents/runs/${runId}/events${query}`, { headers });
+      assert.equal(done.status, 204);
+      assert.equal(await done.text(), '');
+    }
   });
 
   it('lets a second client attach to a running run and receive the live events', async () => {
