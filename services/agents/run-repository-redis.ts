@@ -189,6 +189,8 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
   const timers: TimerHandle[] = [];
   let stopped = false;
   let outageLogged = false;
+  /** When the connection last came up (clock time); undefined while it is down. */
+  let upSince = redis.isReady() ? now() : undefined;
 
   const expired = (finishedAt: number | null): boolean =>
     finishedAt !== null && finishedAt + ttlMs <= now();
@@ -787,6 +789,11 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
     },
 
     async claimOrphans() {
+      // Leases lapse in Redis' time while replicas cannot reach it. After an outage, every
+      // replica that is still alive reconnects (backoff up to 2 s) and renews its leases, so
+      // none is claimed until this replica has been connected for a whole lease: what lapses
+      // in that time belongs to replicas that are gone.
+      if (upSince === undefined || now() - upSince < leaseMs) return [];
       const ids = (await scripts.claimOrphans.run(
         [key.live],
         [p, node, String(leaseMs)],
@@ -815,6 +822,7 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
       stopped = false;
       timers.push(clock.every(Math.max(100, Math.floor(leaseMs / 3)), () => void heartbeat()));
       const offState = redis.onState((up) => {
+        upSince = up ? now() : undefined;
         if (!up) return;
         // Leases first: after an outage longer than the lease, renew before others claim.
         void heartbeat();

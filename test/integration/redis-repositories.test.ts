@@ -70,7 +70,7 @@ describe('runs shared by two replicas through Redis (real redis-server)', functi
       runs.start();
       return runs;
     };
-    return { a: await make('a'), b: await make('b'), c: await make('c') };
+    return { a: await make('a'), b: await make('b'), c: await make('c'), make, prefix };
   }
 
   /**
@@ -240,6 +240,23 @@ describe('runs shared by two replicas through Redis (real redis-server)', functi
     await taker.release(run.id);
     assert.deepEqual(await Promise.all([b.claimOrphans(), c.claimOrphans()]), [[], []]);
     assert.notEqual((await b.get(run.id))?.finishedAt, null);
+  });
+
+  it('claims nothing until it has been connected for a whole lease (after an outage, live replicas renew first)', async () => {
+    const { a, b, make, prefix } = await replicas(500);
+    const run = queuedRun('run_grace');
+    await a.create(run, 'alice', { durable: true });
+    await a.stop();
+    const probe = await redis.connect({ prefix });
+    await waitFor(async () => (await probe.send(['EXISTS', `${prefix}run:${run.id}:lease`])) === 0);
+    // The lease has lapsed, but a replica that has just connected may be early: the run's own
+    // replica could still be on its way back. One connected for longer than a lease claims it.
+    const late = await make('late');
+    assert.deepEqual(await late.claimOrphans(), []);
+    assert.deepEqual(await b.claimOrphans(), [run.id]);
+    await b.append(run.id, 'run.failed');
+    await b.updateStatus(run.id, 'failed');
+    await b.release(run.id);
   });
 
   it('lets a claimed run go when its takeover failed: another replica claims it again', async () => {
