@@ -24,8 +24,9 @@ export interface RunHandle {
   /** The run as it is now. Serialise it at once; it keeps changing while the run goes on. */
   readonly run: AgentRun;
   /**
-   * Resolves with the finished run. Rejects with the signal's reason when `signal` aborts first
-   * (the caller stopped waiting; the run goes on).
+   * Resolves with the run once it finished or paused (`requires_action`: it waits for its
+   * caller). Rejects with the signal's reason when `signal` aborts first (the caller stopped
+   * waiting; the run goes on).
    */
   wait(options?: { signal?: AbortSignal }): Promise<AgentRun>;
   /**
@@ -70,30 +71,47 @@ export function interruptedStop(): RunStop {
   );
 }
 
-/** Follows a handle's run to its terminal event; resolves with the run that event carries. */
+/**
+ * Follows a handle's run to its terminal event, or (`untilPause`) to its pause as well;
+ * resolves with the run that event carries. A pause counts only while it is the run's latest
+ * event: one in the replayed history that later events follow was resumed.
+ */
 function followToEnd(
   follow: RunHandle['follow'],
   signal: AbortSignal | undefined,
+  untilPause = false,
 ): Promise<AgentRun> {
   return new Promise<AgentRun>((resolve, reject) => {
     let stop = (): void => undefined;
     let over = false;
+    let replaying = true;
+    let paused: AgentRun | undefined;
     const onAbort = (): void => {
       over = true;
       stop();
       reject(signal?.reason as unknown);
     };
+    const end = (run: AgentRun): void => {
+      over = true;
+      signal?.removeEventListener('abort', onAbort);
+      stop();
+      resolve(run);
+    };
     if (signal?.aborted) return onAbort();
     signal?.addEventListener('abort', onAbort, { once: true });
     follow(0, (event) => {
-      if (!isTerminalEvent(event.type)) return;
-      over = true;
-      signal?.removeEventListener('abort', onAbort);
-      resolve(event.data.run as AgentRun);
+      if (over) return;
+      if (isTerminalEvent(event.type)) return end(event.data.run as AgentRun);
+      if (!untilPause) return;
+      if (event.type !== 'run.requires_action') paused = undefined;
+      else if (replaying) paused = event.data.run as AgentRun;
+      else end(event.data.run as AgentRun);
     }).then(
       (unfollow) => {
         stop = unfollow;
+        replaying = false;
         if (over) unfollow();
+        else if (paused) end(paused);
       },
       (err: unknown) => {
         signal?.removeEventListener('abort', onAbort);
@@ -148,7 +166,7 @@ export function createRemoteRunHandle(parts: {
     id: run.id,
     owner: stored.owner,
     run,
-    wait: (options = {}) => followToEnd(follow, options.signal),
+    wait: (options = {}) => followToEnd(follow, options.signal, true),
     follow,
     async cancel(reason = 'cancelled') {
       // This replica shutting down (or losing a run) stops only its following, not a run that

@@ -122,6 +122,27 @@ describe('run handle of a run executing on another replica', () => {
     assert.equal((await waited).status, 'completed');
   });
 
+  it('waits to a pause too, as a local handle does: live, or as the latest replayed event', async () => {
+    const { handle, runs } = await remote();
+    const pause = () =>
+      runs.append('run_remote', 'run.requires_action', {
+        run: { ...queuedRun('run_remote'), status: 'requires_action' },
+      });
+    const waited = handle.wait();
+    await pause();
+    assert.equal((await waited).status, 'requires_action');
+    // Resumed since: the old pause in the history is not where the run is.
+    await runs.append('run_remote', 'run.in_progress');
+    let settled = false;
+    const again = handle.wait().then((run) => ((settled = true), run));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(settled, false);
+    await pause();
+    assert.equal((await again).status, 'requires_action');
+    // A new waiter finds the run paused in the history it replays.
+    assert.equal((await handle.wait()).status, 'requires_action');
+  });
+
   it('stops waiting, and following, when the caller’s signal aborts', async () => {
     const { handle } = await remote();
     const gone = new AbortController();
