@@ -25,7 +25,7 @@ export interface StreamRunOptions {
  * Streams a run's events as server-sent events: the headers and the stored events after
  * `after` in one write, then each new event written the moment it is emitted, a `: ping`
  * comment every `heartbeatMs`, and the end of the response after the terminal event. Resolves
- * when the response is over.
+ * when the response is over; rejects, with nothing sent, when the run cannot be followed.
  *
  * The events of one burst (Ollama chunks that reached us in one read) are emitted in one tick.
  * The first event of a tick is written and flushed at once, so the first token of a burst is
@@ -58,7 +58,7 @@ export function streamRun(
   if (first) recordTimings(res, first);
   res.socket?.setNoDelay(true);
 
-  return new Promise<void>((resolve) => {
+  return new Promise<void>((resolve, reject) => {
     let finished = false;
     let unfollow = (): void => undefined;
     const heartbeat = options.clock.every(options.heartbeatMs, () => {
@@ -142,7 +142,13 @@ export function streamRun(
         finish();
       });
     };
-    // A run that expired meanwhile has nothing more to send.
-    handle.follow(options.after, write).then(following, () => finish());
+    // A follow that fails before anything was sent (Redis unreachable, the run expired
+    // meanwhile) is the request's error: 503 or 404 from the error handler, not an empty 200.
+    handle.follow(options.after, write).then(following, (err: unknown) => {
+      if (finished || res.headersSent) return finish();
+      finished = true;
+      heartbeat.cancel();
+      reject(err as Error);
+    });
   });
 }

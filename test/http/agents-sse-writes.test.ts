@@ -3,7 +3,10 @@ import { once } from 'node:events';
 import type http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import express from 'express';
+import { createErrorHandler } from '../../middleware/error-handler';
 import { streamRun } from '../../routers/agents-sse';
+import { AppError } from '../../src/errors';
+import { createLogger } from '../../src/logger';
 import { createManualClock } from '../support/manual-clock';
 import { createDrivenRun, type DrivenRun } from '../support/run-handles';
 import { openSse } from '../support/sse-client';
@@ -19,6 +22,20 @@ describe('SSE writes of a streamed run (routers/agents-sse)', () => {
   before(async () => {
     record = await createDrivenRun('run_writes');
     const app = express();
+    // A run that cannot be followed (Redis unreachable while its events are read).
+    app.get('/unfollowable', async (_req, res) => {
+      const handle = {
+        ...record.handle,
+        follow: () =>
+          Promise.reject(new AppError('REDIS_UNAVAILABLE', undefined, { retryAfterS: 1 })),
+      };
+      await streamRun(res, handle, {
+        after: 0,
+        cancelOnClose: false,
+        heartbeatMs: 60_000,
+        clock: createManualClock(),
+      });
+    });
     app.get('/stream', async (_req, res) => {
       socket = res.socket ?? undefined;
       await streamRun(res, record.handle, {
@@ -28,6 +45,7 @@ describe('SSE writes of a streamed run (routers/agents-sse)', () => {
         clock: createManualClock(),
       });
     });
+    app.use(createErrorHandler({ logger: createLogger({ level: 'silent', format: 'json' }) }));
     server = app.listen(0, '127.0.0.1');
     await once(server, 'listening');
   });
@@ -35,6 +53,15 @@ describe('SSE writes of a streamed run (routers/agents-sse)', () => {
   after(() => {
     server.closeAllConnections();
     server.close();
+  });
+
+  it('answers a follow that fails before anything was sent with the error, not an empty 200', async () => {
+    const { port } = server.address() as AddressInfo;
+    const res = await fetch(`http://127.0.0.1:${port}/unfollowable`);
+    assert.equal(res.status, 503);
+    assert.equal(res.headers.get('retry-after'), '1');
+    const body = (await res.json()) as { error: { code: string } };
+    assert.equal(body.error.code, 'REDIS_UNAVAILABLE');
   });
 
   it('flushes the first event of a burst at once and sends the rest of the burst together', async () => {
