@@ -60,6 +60,8 @@ export interface ComposeOptions {
   resolveBackends?: Resolver;
   /** A run repository shared with other gateways in the same process (replica tests). */
   runs?: AgentsRuntimeOptions['runs'];
+  /** The Idempotency-Key repository (tests: one whose writes fail). */
+  idempotency?: AgentsRuntimeOptions['idempotency'];
 }
 
 /** Every collaborator of the gateway, built once, wired to each other, nothing started. */
@@ -161,6 +163,7 @@ export function composeGateway(options: ComposeOptions): Gateway {
     usage,
     ...(options.redis ? { redis: options.redis } : {}),
     ...(options.runs ? { runs: options.runs } : {}),
+    ...(options.idempotency ? { idempotency: options.idempotency } : {}),
   });
   const lifecycle = createLifecycle({ logger, clock });
   const startup = createStartupSequence({

@@ -60,6 +60,8 @@ export interface AgentsRuntimeOptions {
    * other's paused runs.
    */
   runs?: RunRepository;
+  /** Where Idempotency-Keys live (default: in memory, or Redis with `redis`); tests pass one. */
+  idempotency?: IdempotencyRepository;
   /** Webhook retry backoff (tests use 0). */
   webhookRetryDelayMs?: WebhookSenderOptions['retryDelayMs'];
   /** Counts each model step's tokens for the run's owner (services/usage). */
@@ -180,14 +182,16 @@ export function createAgentsRuntime(options: AgentsRuntimeOptions): AgentsRuntim
           logger,
         })
       : createMemoryRunRepository({ max: config.RUNS_MAX, ttlMs: config.RUNS_TTL_MS, now }));
-  const idempotency: IdempotencyRepository = redis
-    ? createRedisIdempotencyRepository({ redis, ttlMs: config.IDEMPOTENCY_TTL_MS, now })
-    : // Keys outlive runs only as long as needed; bounded like the runs, with room for churn.
-      createMemoryIdempotencyRepository({
-        ttlMs: config.IDEMPOTENCY_TTL_MS,
-        max: config.RUNS_MAX * 10,
-        now,
-      });
+  const idempotency: IdempotencyRepository =
+    options.idempotency ??
+    (redis
+      ? createRedisIdempotencyRepository({ redis, ttlMs: config.IDEMPOTENCY_TTL_MS, now })
+      : // Keys outlive runs only as long as needed; bounded like the runs, with room for churn.
+        createMemoryIdempotencyRepository({
+          ttlMs: config.IDEMPOTENCY_TTL_MS,
+          max: config.RUNS_MAX * 10,
+          now,
+        }));
   const service = createAgentsService({
     agents,
     tools,

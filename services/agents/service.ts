@@ -796,7 +796,17 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
         if (key !== undefined) await idempotency.release(ctx.owner, key).catch(() => undefined);
         throw err;
       }
-      if (key !== undefined) await idempotency.remember(ctx.owner, key, hash, handle.id);
+      if (key !== undefined) {
+        try {
+          await idempotency.remember(ctx.owner, key, hash, handle.id);
+        } catch (err) {
+          // A run its key does not name would run again on the client's retry: stop it, give
+          // the key back (when the store answers), and fail the request.
+          void handle.cancel().catch(() => undefined);
+          await idempotency.release(ctx.owner, key).catch(() => undefined);
+          throw err;
+        }
+      }
       return { handle, replayed: false };
     },
 

@@ -4,6 +4,8 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import type { AgentRun } from '../../services/agents/types';
+import { createMemoryIdempotencyRepository } from '../../services/agents/idempotency';
+import { AppError } from '../../src/errors';
 import { startAgentsHarness, type AgentsHarness } from '../support/agents-harness';
 
 const MODEL = 'llama3.2:3b';
@@ -237,6 +239,55 @@ describe('background runs, cancel, webhooks and idempotency', () => {
       assert.equal(keyed(), 1, 'the agent did not run again');
     } finally {
       await small.close();
+    }
+  });
+
+  it('cancels the run and frees the key when its key cannot be recorded: a retry runs it once', async () => {
+    const keys = createMemoryIdempotencyRepository({ ttlMs: 60_000, max: 100, now: Date.now });
+    let failures = 1;
+    const flaky: typeof keys = {
+      ...keys,
+      remember: (...args) =>
+        failures-- > 0
+          ? Promise.reject(new AppError('REDIS_UNAVAILABLE', undefined, { retryAfterS: 1 }))
+          : keys.remember(...args),
+    };
+    const own = await startAgentsHarness({ idempotency: flaky });
+    try {
+      const gate = own.sim.hold();
+      const body = { input: 'pay invoice 14', background: true };
+      const failed = await request(own.url)
+        .post('/agents/run')
+        .set('Idempotency-Key', 'k-2')
+        .send(body)
+        .expect(503);
+      assert.equal((failed.body as { error: { code: string } }).error.code, 'REDIS_UNAVAILABLE');
+      gate.release();
+      // The run the key missed was stopped: it ends cancelled, and no answer of it is kept.
+      const runsByStatus = async (): Promise<string> =>
+        (await own.metrics.registry.getSingleMetricAsString('agent_runs_total'))
+          .split('\n')
+          .filter((line) => line.startsWith('agent_runs_total{'))
+          .map((line) => /status="(\w+)"/.exec(line)?.[1] + ' ' + line.split(' ').at(-1))
+          .join(', ');
+      for (let i = 0; i < 1000 && !(await runsByStatus()).includes('cancelled 1'); i += 1) {
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      assert.equal(await runsByStatus(), 'cancelled 1');
+      const retried = await request(own.url)
+        .post('/agents/run')
+        .set('Idempotency-Key', 'k-2')
+        .send(body)
+        .expect(202);
+      await (await own.agents.service.find((retried.body as AgentRun).id, undefined)).wait();
+      const again = await request(own.url)
+        .post('/agents/run')
+        .set('Idempotency-Key', 'k-2')
+        .send(body)
+        .expect(202);
+      assert.equal(again.headers['idempotency-replayed'], 'true');
+    } finally {
+      await own.close();
     }
   });
 

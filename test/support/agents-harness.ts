@@ -1,5 +1,6 @@
 import type { RunEvent } from '../../services/agents/events';
 import type { RunHandle } from '../../services/agents/run-handle';
+import type { IdempotencyRepository } from '../../services/agents/idempotency';
 import type { RunRepository } from '../../services/agents/run-repository';
 import type { Server } from 'node:http';
 import type { AgentsRuntime } from '../../services/agents/runtime';
@@ -32,6 +33,8 @@ export interface HarnessOptions {
   simulator?: OllamaSimulator;
   /** A run repository shared with other harnesses: they play replicas of one gateway. */
   runs?: RunRepository;
+  /** The Idempotency-Key repository (default: in memory). */
+  idempotency?: IdempotencyRepository;
 }
 
 /**
@@ -50,6 +53,7 @@ export async function startAgentsHarness(options: HarnessOptions = {}): Promise<
     extraTools: options.extraTools,
     ...(options.simulator ? { simulator: options.simulator } : {}),
     ...(options.runs ? { runs: options.runs } : {}),
+    ...(options.idempotency ? { idempotency: options.idempotency } : {}),
   });
   const running = await t.listen();
   return {

@@ -9,6 +9,7 @@ import type { BackendSet, Resolver } from '../../services/ollama/backends';
 import type { Telemetry } from '../../services/metrics/telemetry';
 import type { ToolDefinition } from '../../services/tools/types';
 import type { AgentsRuntime } from '../../services/agents/runtime';
+import type { IdempotencyRepository } from '../../services/agents/idempotency';
 import type { RunRepository } from '../../services/agents/run-repository';
 import type { HealthService } from '../../services/health/probes';
 import type { Lifecycle } from '../../services/health/lifecycle';
@@ -46,6 +47,8 @@ export interface TestAppOptions {
   defaultMetrics?: boolean;
   /** The run repository, shared by apps that play replicas of one gateway. */
   runs?: RunRepository;
+  /** The Idempotency-Key repository (default: in memory). */
+  idempotency?: IdempotencyRepository;
   /** Replaces any collaborator of createApp after the defaults are built. */
   deps?: Partial<AppDeps>;
   /** The API keys (e.g. entries of a YAML key file, or a reloading store); default API_KEYS. */
@@ -132,6 +135,7 @@ export async function buildTestApp(options: TestAppOptions = {}): Promise<TestAp
     ...(options.apiKeys ? { apiKeys: options.apiKeys } : {}),
     ...(options.resolveBackends ? { resolveBackends: options.resolveBackends } : {}),
     ...(options.runs ? { runs: options.runs } : {}),
+    ...(options.idempotency ? { idempotency: options.idempotency } : {}),
   });
   const { metrics, ollamaStack: stack, agents, lifecycle, startup, health } = gateway;
   const deps: AppDeps = { ...gateway.deps, ...options.deps };
