@@ -340,16 +340,24 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
     trial: boolean,
     err?: unknown,
     cancelled = false,
-    /** Loaded as the table loads it (the call set no load-time options of its own). */
-    tableLoad = true,
+    forwarded?: { tableLoad: boolean },
   ): void {
     if (cancelled) {
       if (trial) modelCircuits.releaseTrial(model);
       return;
     }
     if (err === undefined) {
-      if (tableLoad) loads.used(model);
-    } else if (isModelFailure(err)) loads.forget(model);
+      // A forwarded request with load-time options of its own left the model loaded its way.
+      if (forwarded?.tableLoad !== false) loads.used(model);
+    } else if (isModelFailure(err)) {
+      loads.forget(model);
+      // A forwarded body is the client's own (a `template`, wrong-typed `options`): Ollama's 500
+      // for it cannot be told from the model failing, so it does not count toward a pause.
+      if (forwarded) {
+        if (trial) modelCircuits.releaseTrial(model);
+        return;
+      }
+    }
     modelCircuits.record(model, err, trial);
   }
 
@@ -495,7 +503,7 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
       if (req.model === undefined) return;
       // An unload that went through leaves the model unloaded, whatever the table thought.
       if (req.load === 'unload' && err === undefined && !cancelled) loads.forget(req.model);
-      else settle(req.model, call.trial, err, cancelled, req.load === 'gateway');
+      else settle(req.model, call.trial, err, cancelled, { tableLoad: req.load === 'gateway' });
     },
     shouldRetry,
     now,

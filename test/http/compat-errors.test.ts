@@ -64,6 +64,13 @@ describe("drop-in endpoints: errors in each API's shape", () => {
     assert.equal(openai.body.error.message, 'The request is not valid: /stream must be boolean');
     const ollama = await request(t.app).post('/api/chat').set(bearer(AGENT_KEY)).send(field);
     assert.deepEqual(ollama.body, { error: 'The request is not valid: /stream must be boolean' });
+    // An option of a type Ollama refuses (with a 500 of its own): a 400 with the reason, here.
+    const options = await request(t.app)
+      .post('/api/generate')
+      .set(bearer(AGENT_KEY))
+      .send({ model: 'x', prompt: 'hi', options: { temperature: 'hot', stop: ['\n'], seed: 7 } });
+    assert.equal(options.status, 400);
+    assert.match(String(options.body.error), /\/options\/temperature must be number/);
     // Paths match without regard to case, and so does the shape of their errors.
     const upper = await request(t.app)
       .post('/V1/chat/completions')

@@ -253,6 +253,31 @@ describe('gateway under Ollama faults', () => {
     });
   });
 
+  describe('when the drop-in endpoints meet a failing model', () => {
+    const dropIn = (model: string) =>
+      call('POST', '/api/chat', {
+        model,
+        messages: [{ role: 'user', content: 'hi' }],
+        stream: false,
+      });
+
+    it('counts none of their 500s (their body is the client’s), and refuses them while paused', async () => {
+      await start();
+      assert.ok(completed(await run(OTHER)), 'loaded through the gateway');
+      const threshold = t.config.MODEL_FAILURE_THRESHOLD;
+      sim.failNext(threshold + 2, 500, 'template: :1: unexpected "}" in operand');
+      for (let i = 0; i < threshold + 2; i += 1) assert.equal((await dropIn(OTHER)).status, 502);
+      assert.ok(completed(await run(OTHER)), 'the model is not paused by them');
+
+      // Agent runs count the model's own failures (its runner crashes): they pause it.
+      sim.failModel(OTHER, 'crash');
+      for (let i = 0; i < threshold; i += 1) assert.ok(!completed(await run(OTHER)));
+      const refused = await dropIn(OTHER);
+      assert.equal(refused.status, 503);
+      assert.match(String(refused.body.error), /keeps failing/);
+    });
+  });
+
   describe('when Ollama hangs', () => {
     it('ends an answered run whose stream goes quiet after OLLAMA_STREAM_IDLE_TIMEOUT_MS', async () => {
       await start();
