@@ -129,6 +129,10 @@ describe('ollama simulator: chat and generate', () => {
       responseError(404, "model '' not found"),
     );
     await assert.rejects(
+      client.embed({ model: '', input: 'x' }),
+      responseError(404, "model '' not found"),
+    );
+    await assert.rejects(
       client.chat({ model: 'nope', messages: user }),
       responseError(404, "model 'nope' not found"),
     );

@@ -39,7 +39,8 @@ export const embed: Handler = async (ctx, core) => {
   const body = ctx.body();
   const keepAliveMs = parseKeepAlive(body.keep_alive);
   const name = optionalString(body, 'model') ?? '';
-  if (name === '') throw new HttpError(400, 'model is required');
+  // ollama-api.md §0.1: an empty name is a model nobody has (generate and embed), not a 400.
+  if (name === '') throw new HttpError(404, "model '' not found");
   const { model, cloud, stub } = resolveModel(
     core,
     ctx.path,
@@ -98,7 +99,8 @@ function progressLines(model: InstalledModel, present: boolean): Array<Record<st
 export const pull: Handler = async (ctx, core) => {
   const body = ctx.body();
   const name = optionalString(body, 'model') || optionalString(body, 'name') || '';
-  if (name === '') throw new HttpError(400, 'model is required');
+  // ollama-api.md §0.1: an empty name is a model nobody has (generate and embed), not a 400.
+  if (name === '') throw new HttpError(404, "model '' not found");
   const installed = core.catalog.find(name);
   const spec = core.pullable.find(name) ?? installed;
   const install = () => {
