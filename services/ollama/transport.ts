@@ -330,7 +330,15 @@ function lightResponse(res: Dispatcher.ResponseData, deadline: CallDeadline, pro
   };
 }
 
+/** The first `max` bytes of an error body as text; the rest is not read (the body is dropped). */
 async function readLimited(res: Dispatcher.ResponseData, max: number): Promise<string> {
-  const text = await res.body.text();
-  return text.length > max ? text.slice(0, max) : text;
+  const parts: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of res.body as AsyncIterable<Buffer>) {
+    parts.push(chunk);
+    size += chunk.length;
+    if (size >= max) break;
+  }
+  // Breaking out of the loop destroys the body, which closes that connection.
+  return Buffer.concat(parts).subarray(0, max).toString('utf8');
 }

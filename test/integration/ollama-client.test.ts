@@ -312,6 +312,23 @@ for (const variant of OLLAMA_HOST_VARIANTS) {
         );
       });
 
+      it('reads no more than 4 KB of an error body, however long Ollama makes it', async () => {
+        await svc.chat({ model: MODEL, messages: USER }); // loaded: the next request is the chat
+        sim.failNext(1, 400, 'x'.repeat(1024 * 1024));
+        await assert.rejects(
+          svc.chat({ model: MODEL, messages: USER }),
+          appError('OLLAMA_BAD_REQUEST', (e) => {
+            const details = e.details as { upstream_message: string };
+            assert.ok(
+              details.upstream_message.length <= 4096,
+              `${details.upstream_message.length}`,
+            );
+            assert.match(details.upstream_message, /^\{"error":"xxx/);
+          }),
+        );
+        assert.equal((await svc.chat({ model: MODEL, messages: USER })).response.done, true);
+      });
+
       it('turns an error line in the middle of a stream into OLLAMA_UPSTREAM_ERROR', async () => {
         sim.errorMidStream(2);
         const stream = await svc.chatStream({ model: MODEL, messages: USER });
