@@ -338,8 +338,9 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
     run.completed_at = iso();
     const type = `run.${run.status}` as RunEventType;
     const sent = snapshot(run);
-    await runs.append(run.id, type, { run: sent });
+    // The status first: whoever sees the terminal event then reads the run as ended too.
     await runs.updateStatus(run.id, run.status);
+    await runs.append(run.id, type, { run: sent });
     deps.telemetry.agentRun({
       agent: plan.agentLabel,
       status: run.status,
@@ -688,8 +689,9 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
       run.error = runErrorOf(stop, failedStep);
       run.completed_at = iso();
       await runs.save(run);
-      await runs.append(id, 'run.failed', { run: snapshot(run) });
+      // The status first: whoever sees the terminal event then reads the run as ended too.
       await runs.updateStatus(id, 'failed');
+      await runs.append(id, 'run.failed', { run: snapshot(run) });
       deps.telemetry.runCoordination({ kind: 'takeover' });
       deps.telemetry.agentRun({
         agent: run.agent.inline ? 'inline' : run.agent.name,

@@ -499,11 +499,14 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
       }
       return admit(req.model, opts, call, req.load === 'gateway');
     },
-    settle(req, call, err, cancelled) {
+    settle(req, call, { error, cancelled, sent }) {
       if (req.model === undefined) return;
       // An unload that went through leaves the model unloaded, whatever the table thought.
-      if (req.load === 'unload' && err === undefined && !cancelled) loads.forget(req.model);
-      else settle(req.model, call.trial, err, cancelled, { tableLoad: req.load === 'gateway' });
+      if (req.load === 'unload' && error === undefined && !cancelled) loads.forget(req.model);
+      // Before the client's request was sent, a failure is the gateway's own (its load of the
+      // model), and counts as an agent run's does.
+      else if (!sent) settle(req.model, call.trial, error, cancelled);
+      else settle(req.model, call.trial, error, cancelled, { tableLoad: req.load === 'gateway' });
     },
     shouldRetry,
     now,

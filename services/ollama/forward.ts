@@ -76,6 +76,13 @@ export interface GenerationCall {
   trial: boolean;
 }
 
+/** How a forwarded generation ended (see `ForwarderDeps.settle`). */
+export interface GenerationEnd {
+  error?: unknown;
+  cancelled: boolean;
+  sent: boolean;
+}
+
 export interface ForwarderDeps {
   config: ForwardConfig;
   transport: OllamaTransport;
@@ -86,10 +93,11 @@ export interface ForwarderDeps {
    */
   admit(req: ForwardRequest, opts: CallOptions | undefined, call: GenerationCall): Promise<Slot>;
   /**
-   * How a generation on `req.model` ended (`err` undefined: answered in full; `cancelled`: its
-   * caller left), for the model's breaker and the load table.
+   * How a generation on `req.model` ended, for the model's breaker and the load table: `error`
+   * undefined when answered in full, `cancelled` when its caller left, `sent` once the client's
+   * request went to Ollama (before that, a failure is the gateway's own: its load, the queue).
    */
-  settle(req: ForwardRequest, call: GenerationCall, err?: unknown, cancelled?: boolean): void;
+  settle(req: ForwardRequest, call: GenerationCall, end: GenerationEnd): void;
   /** The Ollama service's retry policy for a kind of call. */
   shouldRetry: (kind: 'read' | 'generation' | 'none') => (err: unknown) => boolean;
   now: () => number;
@@ -120,6 +128,7 @@ export function createForwarder(deps: ForwarderDeps): Forward {
     const generation = req.kind === 'generation';
     const call: GenerationCall = { trial: false };
     let slot: Slot | undefined;
+    let sent = false;
     try {
       if (generation) {
         slot = await deps.admit(req, opts, call);
@@ -133,6 +142,7 @@ export function createForwarder(deps: ForwarderDeps): Forward {
         req.kind === 'admin' ? config.OLLAMA_TIMEOUT_MS : config.OLLAMA_STREAM_IDLE_TIMEOUT_MS;
       const onProgress = req.streamed ? () => deadline.arm('idle', idleMs) : undefined;
       const retry = req.kind === 'admin' ? 'none' : req.kind;
+      sent = true;
       const res = await circuit.run(() =>
         withRetries(
           () => {
@@ -173,8 +183,8 @@ export function createForwarder(deps: ForwarderDeps): Forward {
         held?.release();
         timings.ollamaMs = now() - sentAt;
         if (!generation) return;
-        if (complete) deps.settle(req, call);
-        else deps.settle(req, call, failure, cancelled);
+        if (complete) deps.settle(req, call, { cancelled: false, sent });
+        else deps.settle(req, call, { error: failure, cancelled, sent });
       };
       async function* chunks(): AsyncGenerator<Uint8Array> {
         let complete = false;
@@ -222,7 +232,9 @@ export function createForwarder(deps: ForwarderDeps): Forward {
       deadline.dispose();
       slot?.release();
       const explained = deadline.explain(err) ?? err;
-      if (generation) deps.settle(req, call, explained, deadline.cancelled);
+      if (generation) {
+        deps.settle(req, call, { error: explained, cancelled: deadline.cancelled, sent });
+      }
       throw explained;
     }
   };

@@ -254,19 +254,22 @@ describe('gateway under Ollama faults', () => {
   });
 
   describe('when the drop-in endpoints meet a failing model', () => {
-    const dropIn = (model: string) =>
+    const dropIn = (model: string, extra: object = {}) =>
       call('POST', '/api/chat', {
         model,
         messages: [{ role: 'user', content: 'hi' }],
         stream: false,
+        ...extra,
       });
 
     it('counts none of their 500s (their body is the client’s), and refuses them while paused', async () => {
       await start();
       assert.ok(completed(await run(OTHER)), 'loaded through the gateway');
       const threshold = t.config.MODEL_FAILURE_THRESHOLD;
-      sim.failNext(threshold + 2, 500, 'template: :1: unexpected "}" in operand');
-      for (let i = 0; i < threshold + 2; i += 1) assert.equal((await dropIn(OTHER)).status, 502);
+      // A `format` Ollama cannot use: its 500 comes from the request, not from the model.
+      for (let i = 0; i < threshold + 2; i += 1) {
+        assert.equal((await dropIn(OTHER, { format: 'xml' })).status, 502);
+      }
       assert.ok(completed(await run(OTHER)), 'the model is not paused by them');
 
       // Agent runs count the model's own failures (its runner crashes): they pause it.
@@ -275,6 +278,21 @@ describe('gateway under Ollama faults', () => {
       const refused = await dropIn(OTHER);
       assert.equal(refused.status, 503);
       assert.match(String(refused.body.error), /keeps failing/);
+    });
+
+    it('counts a failure of the gateway’s own load of the model for them', async () => {
+      await start();
+      sim.failModel(OTHER, 'load');
+      for (let i = 0; i < t.config.MODEL_FAILURE_THRESHOLD; i += 1) {
+        assert.notEqual((await dropIn(OTHER)).status, 200);
+      }
+      const refused = await dropIn(OTHER);
+      assert.equal(refused.status, 503);
+      assert.match(String(refused.body.error), /keeps failing/);
+      const chats = sim.requests.filter(
+        (r) => r.path === '/api/chat' && (r.body as { model?: string }).model === OTHER,
+      );
+      assert.equal(chats.length, t.config.MODEL_FAILURE_THRESHOLD, 'only the failed loads');
     });
   });
 

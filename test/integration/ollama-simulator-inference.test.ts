@@ -133,6 +133,10 @@ describe('ollama simulator: chat and generate', () => {
       responseError(404, "model '' not found"),
     );
     await assert.rejects(
+      client.chat({ model: 'llama3.2:3b', messages: user, format: 'xml' }),
+      responseError(500, 'invalid format: "xml"; expected "json" or a valid JSON Schema object'),
+    );
+    await assert.rejects(
       client.chat({ model: 'nope', messages: user }),
       responseError(404, "model 'nope' not found"),
     );

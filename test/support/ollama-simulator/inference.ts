@@ -185,6 +185,21 @@ export function nextPlan(
   texts: string[],
   evaluated?: number,
 ): ReplyPlan {
+  // ollama-api.md §2.4: a `format` that is neither "json" nor a JSON object fails the
+  // generation with a 500, once the model is loaded.
+  const { format } = request;
+  const formatOk =
+    format === undefined ||
+    format === null ||
+    format === '' ||
+    format === 'json' ||
+    (typeof format === 'object' && !Array.isArray(format));
+  if (!formatOk) {
+    throw new HttpError(
+      500,
+      `invalid format: ${JSON.stringify(format)}; expected "json" or a valid JSON Schema object`,
+    );
+  }
   const script = core.knobs.nextScript(request.model.name);
   if (script && 'error' in script) throw new HttpError(script.status ?? 500, script.error);
   return planReply({
