@@ -85,6 +85,14 @@ function retryable(error: AxiosError): boolean {
 /** Waits between delivery attempts: 250–500 ms before the first retry, doubling. */
 const RETRY_BACKOFF = { baseMs: 500, jitter: 'equal' } as const;
 
+/** The longest wait a receiver's Retry-After buys: a day-long one must not hold a delivery. */
+export const MAX_RETRY_AFTER_MS = 60_000;
+
+/** The wait before retry `n`: the backoff, or the receiver's Retry-After when longer (capped). */
+export function webhookRetryDelay(n: number, error: AxiosError): number {
+  return Math.max(backoff(n, RETRY_BACKOFF), Math.min(retryAfter(error), MAX_RETRY_AFTER_MS));
+}
+
 /** Builds the webhook sender on one axios instance (no redirects, DNS pinned by the guard). */
 export function createWebhookSender(options: WebhookSenderOptions): WebhookSender {
   const { secret, guard, telemetry, logger, now } = options;
@@ -112,10 +120,7 @@ export function createWebhookSender(options: WebhookSenderOptions): WebhookSende
     retries: options.maxAttempts - 1,
     retryCondition: retryable,
     shouldResetTimeout: true,
-    // The receiver's Retry-After, when longer, wins over the backoff.
-    retryDelay:
-      options.retryDelayMs ??
-      ((n, error) => Math.max(backoff(n, RETRY_BACKOFF), retryAfter(error))),
+    retryDelay: options.retryDelayMs ?? webhookRetryDelay,
   });
 
   return {

@@ -1,5 +1,12 @@
 import assert from 'node:assert/strict';
-import { decodeSecret, signWebhook, verifyWebhook } from '../../services/agents/webhooks';
+import type { AxiosError } from 'axios';
+import {
+  MAX_RETRY_AFTER_MS,
+  decodeSecret,
+  signWebhook,
+  verifyWebhook,
+  webhookRetryDelay,
+} from '../../services/agents/webhooks';
 
 describe('webhook signatures (Standard Webhooks)', () => {
   // The example from the Standard Webhooks reference libraries.
@@ -26,5 +33,29 @@ describe('webhook signatures (Standard Webhooks)', () => {
 
   it('uses a plain secret as its bytes', () => {
     assert.deepEqual(decodeSecret('plain'), Buffer.from('plain'));
+  });
+});
+
+describe('webhook retry delay', () => {
+  const answered = (retryAfter?: string) =>
+    ({
+      isAxiosError: true,
+      response: {
+        status: 503,
+        headers: retryAfter === undefined ? {} : { 'retry-after': retryAfter },
+      },
+    }) as unknown as AxiosError;
+
+  it('waits the receiver’s Retry-After when it is longer than the backoff', () => {
+    assert.equal(webhookRetryDelay(1, answered('30')), 30_000);
+  });
+
+  it('caps a Retry-After that would hold the delivery for a day', () => {
+    assert.equal(webhookRetryDelay(1, answered('86400')), MAX_RETRY_AFTER_MS);
+  });
+
+  it('backs off on its own without one', () => {
+    const delay = webhookRetryDelay(2, answered());
+    assert.ok(delay > 0 && delay < MAX_RETRY_AFTER_MS, String(delay));
   });
 });
