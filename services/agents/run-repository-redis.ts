@@ -41,7 +41,12 @@ export interface RedisRunRepositoryOptions {
   leaseMs: number;
   clock: Clock;
   logger: Logger;
-  /** Events kept per run (capped XADD, approximate). */
+  /**
+   * A bound on each run's event stream in Redis (an approximate XADD cap). What reaches Redis
+   * is the run's local event log, which keeps at most 10,000 token deltas and every other event
+   * (events.ts), so the default, twice that, is a bound the stream does not reach first: it
+   * keeps what the in-memory repository keeps.
+   */
   maxEvents?: number;
   /** How long one XREAD blocks (it is woken early when a follower is added). */
   blockMs?: number;
@@ -149,7 +154,7 @@ function storedData(data: Record<string, unknown>): string {
 export function createRedisRunRepository(options: RedisRunRepositoryOptions): RunRepository {
   const { redis, max, ttlMs, leaseMs, clock, logger } = options;
   const { now } = clock;
-  const maxEvents = String(options.maxEvents ?? 10_000);
+  const maxEvents = String(options.maxEvents ?? 20_000);
   const blockMs = options.blockMs ?? 5000;
   const deltaFlushMs = options.deltaFlushMs ?? 20;
   const node = options.node ?? randomBytes(8).toString('hex');

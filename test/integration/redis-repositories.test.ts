@@ -221,6 +221,24 @@ describe('runs shared by two replicas through Redis (real redis-server)', functi
     await Promise.all([finish(b, 'run_live'), finish(b, 'run_live2')]);
   });
 
+  it('keeps in Redis what memory keeps of a long run: its first events, every non-token one', async () => {
+    const { a, b } = await writerAndReader(10);
+    const run = queuedRun('run_long');
+    await a.create(run, 'alice', { durable: true });
+    await a.append(run.id, 'run.created');
+    for (let i = 0; i < 10_050; i += 1) await a.append(run.id, 'message.delta', { text: 'x' });
+    for (let i = 0; i < 150; i += 1) await a.append(run.id, 'step.completed', { index: i });
+    await a.append(run.id, 'run.completed', { status: 'completed' });
+    await a.updateStatus(run.id, 'completed');
+    await a.release(run.id);
+    // Memory keeps the first 10,000 events, then every event but token deltas (events.ts).
+    const stored = await b.readAfter(run.id, 0);
+    assert.equal(stored[0]?.type, 'run.created');
+    assert.equal(stored.filter((e) => e.type === 'message.delta').length, 9_999);
+    assert.equal(stored.filter((e) => e.type === 'step.completed').length, 150);
+    assert.equal(stored.at(-1)?.type, 'run.completed');
+  });
+
   it('lets exactly one replica claim a run whose replica stopped renewing its lease', async () => {
     const { a, b, c } = await replicas(500);
     const run = queuedRun('run_orphan');
