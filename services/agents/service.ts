@@ -338,9 +338,10 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
     run.completed_at = iso();
     const type = `run.${run.status}` as RunEventType;
     const sent = snapshot(run);
-    // The status first: whoever sees the terminal event then reads the run as ended too.
-    await runs.updateStatus(run.id, run.status);
+    // The event first: a run whose status reads as ended always has its terminal event, which
+    // a follower that finds it ended relies on (routers/agents-sse.ts).
     await runs.append(run.id, type, { run: sent });
+    await runs.updateStatus(run.id, run.status);
     deps.telemetry.agentRun({
       agent: plan.agentLabel,
       status: run.status,
@@ -689,9 +690,9 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
       run.error = runErrorOf(stop, failedStep);
       run.completed_at = iso();
       await runs.save(run);
-      // The status first: whoever sees the terminal event then reads the run as ended too.
-      await runs.updateStatus(id, 'failed');
+      // The event first, as at the end of a pause (finishPaused).
       await runs.append(id, 'run.failed', { run: snapshot(run) });
+      await runs.updateStatus(id, 'failed');
       deps.telemetry.runCoordination({ kind: 'takeover' });
       deps.telemetry.agentRun({
         agent: run.agent.inline ? 'inline' : run.agent.name,

@@ -205,7 +205,13 @@ describe('runs shared by gateway processes through Redis (real redis-server)', f
     const tookMs = Date.now() - killedAt;
     assert.ok(tookMs <= LEASE_MS + 1000, `ended ${tookMs} ms after the kill`);
     gate.release();
-    const ended = (await (await getRun(a, hookedId)).json()) as AgentRun;
+    // The terminal event goes out before the status is written (a run that reads as ended has
+    // its terminal event): a GET right after the event may still read it running, briefly.
+    let ended = (await (await getRun(a, hookedId)).json()) as AgentRun;
+    await until(async () => {
+      ended = (await (await getRun(a, hookedId)).json()) as AgentRun;
+      return ended.status !== 'in_progress';
+    });
     assert.equal(ended.status, 'failed');
     assert.deepEqual(
       { code: ended.error?.code, retryable: ended.error?.retryable },
