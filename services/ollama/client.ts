@@ -347,8 +347,10 @@ export function createOllamaService(options: OllamaClientOptions): OllamaClient 
       return;
     }
     if (err === undefined) {
-      // A forwarded request with load-time options of its own left the model loaded its way.
-      if (forwarded?.tableLoad !== false) loads.used(model);
+      // A forwarded request with load-time options of its own left the model loaded its way:
+      // the next call with the gateway's options loads it again, through the table.
+      if (forwarded?.tableLoad === false) loads.forget(model);
+      else loads.used(model);
     } else if (isModelFailure(err)) {
       loads.forget(model);
       // A forwarded body is the client's own (a `template`, wrong-typed `options`): Ollama's 500

@@ -253,7 +253,7 @@ describe('gateway under Ollama faults', () => {
     });
   });
 
-  describe('when the drop-in endpoints meet a failing model', () => {
+  describe('drop-in generations, the load table and the per-model breaker', () => {
     const dropIn = (model: string, extra: object = {}) =>
       call('POST', '/api/chat', {
         model,
@@ -278,6 +278,25 @@ describe('gateway under Ollama faults', () => {
       const refused = await dropIn(OTHER);
       assert.equal(refused.status, 503);
       assert.match(String(refused.body.error), /keeps failing/);
+    });
+
+    it('leaves a model loaded with a request’s own options for the gateway to load again', async () => {
+      await start();
+      const gatewayLoads = () =>
+        sim.requests.filter(
+          (r) =>
+            r.path === '/api/chat' &&
+            (r.body as { model?: string; messages?: unknown[] }).model === OTHER &&
+            (r.body as { messages?: unknown[] }).messages?.length === 0,
+        ).length;
+      assert.ok(completed(await run(OTHER)));
+      assert.equal(gatewayLoads(), 1);
+      // Loaded with a context of its own (Ollama reloads it so, §3.5b): the gateway's options
+      // are not what is loaded any more, so the next agent run loads the model through the table.
+      assert.equal((await dropIn(OTHER, { options: { num_ctx: 8192 } })).status, 200);
+      assert.equal(gatewayLoads(), 1, 'the request loaded it its own way');
+      assert.ok(completed(await run(OTHER)));
+      assert.equal(gatewayLoads(), 2);
     });
 
     it('counts a failure of the gateway’s own load of the model for them', async () => {
