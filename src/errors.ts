@@ -42,6 +42,10 @@ export const ERROR_CATALOG = {
     message: 'The run is not waiting for these tool calls.',
   },
   PAYLOAD_TOO_LARGE: { status: 413, message: 'The request body is too large.' },
+  EXPECTATION_FAILED: {
+    status: 417,
+    message: 'The Expect header asks for something this server does not do (only 100-continue).',
+  },
   UNSUPPORTED_MEDIA_TYPE: {
     status: 415,
     message: 'The request body must be JSON (Content-Type: application/json).',

@@ -1,6 +1,6 @@
 import http from 'node:http';
 import type { Express } from 'express';
-import { createClientErrorHandler } from '../middleware/client-error';
+import { createClientErrorHandler, createProtocolErrors } from '../middleware/client-error';
 import type { Config } from './config';
 import type { Logger } from './logger';
 
@@ -23,6 +23,7 @@ export function createHttpServer(
   >,
   logger: Logger,
 ): http.Server {
+  const protocol = createProtocolErrors({ logger });
   const server = http.createServer(
     {
       maxHeaderSize: config.MAX_HEADER_SIZE,
@@ -30,12 +31,18 @@ export function createHttpServer(
       // HEADERS_TIMEOUT_MS of 20 s would act after up to 30 s; checked every second, the
       // documented timeouts hold within a second.
       connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS,
+      // Checked below instead, to answer in the error shape rather than Node's bare 400.
+      requireHostHeader: false,
     },
-    app,
+    (req, res) => {
+      if (!protocol.missingHost(req, res)) void app(req, res);
+    },
   );
   server.keepAliveTimeout = config.KEEP_ALIVE_TIMEOUT_MS;
   server.headersTimeout = config.HEADERS_TIMEOUT_MS;
   server.requestTimeout = config.REQUEST_TIMEOUT_MS;
   server.on('clientError', createClientErrorHandler({ logger }));
+  server.on('checkExpectation', protocol.expectation);
+  server.on('connect', protocol.connect);
   return server;
 }

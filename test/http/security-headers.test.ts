@@ -125,6 +125,29 @@ describe('headers and transport (HTTP)', () => {
       assert.ok(isErrorShape(JSON.parse(firstResponse(response).body)));
     });
 
+    it('answers what Node would answer bare in the error shape: no Host, an odd Expect, CONNECT', async () => {
+      const cases: Array<[string, number, string]> = [
+        ['GET /health HTTP/1.1\r\n\r\n', 400, 'VALIDATION_FAILED'],
+        ['GET /health HTTP/1.1\r\nHost: x\r\nExpect: bogus\r\n\r\n', 417, 'EXPECTATION_FAILED'],
+        [
+          'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n',
+          405,
+          'METHOD_NOT_ALLOWED',
+        ],
+      ];
+      for (const [bytes, status, code] of cases) {
+        const response = await rawHttp(running.port, bytes);
+        const first = firstResponse(response);
+        assert.equal(first.status, status, response);
+        const body = JSON.parse(first.body) as { error: { code: string; request_id: string } };
+        assert.ok(isErrorShape(body));
+        assert.equal(body.error.code, code);
+        assert.ok(response.includes(`X-Request-ID: ${body.error.request_id}`), response);
+      }
+      // HTTP/1.0 needs no Host, and the server still answers after all of them.
+      assert.match(await rawHttp(running.port, 'GET /health HTTP/1.0\r\n\r\n'), /^HTTP\/1\.1 200 /);
+    });
+
     it('answers a body over BODY_LIMIT with 413 PAYLOAD_TOO_LARGE', async () => {
       const res = await request(running.url)
         .post('/agents/run')
