@@ -11,14 +11,18 @@ type Reply = boolean | number | string | Array<boolean | number | string>;
 
 /**
  * One Redis store (rate-limit-redis) per budget. Wraps RedisStore for one weakness: it
- * caches its Lua scripts' SHA1 as a promise loaded at init, so when Redis was unreachable
- * then, every later increment would fail on that rejected promise even after Redis returns.
- * The scripts are therefore (re)loaded on every connection instead of at init.
+ * caches its Lua scripts' SHA1 as a promise and reloads them only on NOSCRIPT, so a load that
+ * failed (Redis unreachable at init, or answering LOADING while it reads its data back after a
+ * restart) would fail every later increment while Redis is up, and the limits would stay off.
+ * The scripts are loaded on every connection, and a failed load is forgotten: the next
+ * request loads them again.
  */
 class SharedStore implements Store {
   readonly localKeys = false;
   readonly prefix: string;
   private readonly inner: RedisStore;
+  /** Both scripts loaded; undefined until a load is under way, and again after one failed. */
+  private loaded: Promise<void> | undefined;
 
   constructor(inner: RedisStore) {
     this.inner = inner;
@@ -29,19 +33,31 @@ class SharedStore implements Store {
     this.inner.windowMs = options.windowMs;
   }
 
-  loadScripts(): void {
+  loadScripts(): Promise<void> {
     this.inner.incrementScriptSha = this.inner.loadIncrementScript();
     this.inner.getScriptSha = this.inner.loadGetScript();
-    // A failed load is retried on the next connection; the rejection is not an unhandled one.
-    this.inner.incrementScriptSha.catch(() => undefined);
-    this.inner.getScriptSha.catch(() => undefined);
+    const loaded = Promise.all([this.inner.incrementScriptSha, this.inner.getScriptSha]).then(
+      () => undefined,
+    );
+    this.loaded = loaded;
+    // A failed load is retried by the next request; the rejection is not an unhandled one.
+    loaded.catch(() => {
+      if (this.loaded === loaded) this.loaded = undefined;
+    });
+    return loaded;
   }
 
-  get(key: string): Promise<ClientRateLimitInfo | undefined> {
+  private async ready(): Promise<void> {
+    await (this.loaded ?? this.loadScripts());
+  }
+
+  async get(key: string): Promise<ClientRateLimitInfo | undefined> {
+    await this.ready();
     return this.inner.get(key);
   }
 
-  increment(key: string): Promise<ClientRateLimitInfo> {
+  async increment(key: string): Promise<ClientRateLimitInfo> {
+    await this.ready();
     return this.inner.increment(key);
   }
 
@@ -62,7 +78,7 @@ class SharedStore implements Store {
 export function createRateLimitRedis(redis: RedisConnection): RateLimitRedis {
   const stores: SharedStore[] = [];
   redis.onState((up) => {
-    if (up) for (const store of stores) store.loadScripts();
+    if (up) for (const store of stores) store.loadScripts().catch(() => undefined);
   });
   const sendCommand = (...args: string[]): Promise<Reply> =>
     redis.send(args, { group: 'rate_limit' }) as Promise<Reply>;
@@ -71,7 +87,7 @@ export function createRateLimitRedis(redis: RedisConnection): RateLimitRedis {
       const store = new SharedStore(
         new RedisStore({ prefix: `${redis.prefix}rl:${budget}:`, sendCommand }),
       );
-      if (redis.isReady()) store.loadScripts();
+      if (redis.isReady()) store.loadScripts().catch(() => undefined);
       stores.push(store);
       return store;
     },

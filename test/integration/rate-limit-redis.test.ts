@@ -4,6 +4,7 @@ import request from 'supertest';
 import { createRateLimitRedis } from '../../services/stores/rate-limit-redis';
 import { createRedisConnection, type RedisConnection } from '../../services/stores/redis';
 import type { Express } from 'express';
+import { AppError } from '../../src/errors';
 import { createLogger } from '../../src/logger';
 import { testApps } from '../support/build-app';
 import { createCaptureLogger } from '../support/capture-logger';
@@ -99,5 +100,36 @@ describe('rate limits shared through Redis (real redis-server)', function () {
     await connected;
     for (let i = 0; i < 3; i += 1) assert.equal((await get(a.app)).status, 200);
     assert.equal((await get(a.app)).status, 429);
+  });
+
+  it('loads its scripts again after a load that failed while Redis was up (LOADING after a restart)', async () => {
+    const port = await freePort();
+    redisProcess = await startRedis(port);
+    const redis = createRedisConnection({
+      url: `redis://127.0.0.1:${port}`,
+      logger: createLogger({ level: 'silent', format: 'json' }),
+      commandTimeoutMs: 500,
+      reconnectMaxDelayMs: 100,
+      prefix: 'oag:',
+    });
+    clients.push(redis);
+    await redis.start();
+    // The first two SCRIPT LOADs answer as a Redis still reading its data back would.
+    let refused = 2;
+    const loading: RedisConnection = {
+      ...redis,
+      send: (args, opts) =>
+        args[0] === 'SCRIPT' && refused-- > 0
+          ? Promise.reject(new AppError('REDIS_UNAVAILABLE', undefined, { retryAfterS: 1 }))
+          : redis.send(args, opts),
+    };
+    const store = createRateLimitRedis(loading).store('api');
+    store.init?.({ windowMs: 60_000 } as Parameters<NonNullable<typeof store.init>>[0]);
+    // The request that meets the failed load is served without a limit (the store fails)…
+    await assert.rejects(async () => store.increment('client'));
+    // …and the next ones load the scripts again and are counted.
+    const hits = [];
+    for (let i = 0; i < 3; i += 1) hits.push((await store.increment('client')).totalHits);
+    assert.deepEqual(hits, [1, 2, 3]);
   });
 });
