@@ -375,8 +375,11 @@ export function createRedisActiveModelStore(
       const renewal = clock.every(Math.max(1, Math.floor(lockTtlMs / 3)), () => {
         void eval_(RENEW, [keys.lock], [value, String(lockTtlMs)]).then(
           (reply) => {
-            if (reply === 1) renewedAt = clock.now();
-            else loseIt();
+            if (reply !== 1) return loseIt();
+            renewedAt = clock.now();
+            // Other replicas trust a notice for one lock TTL: a switch that outlasts it (a pull,
+            // a long load) tells them again, and a replica started since learns of it.
+            announce(target);
           },
           () => {
             // Unreachable: the lock may still be ours until its TTL runs out.

@@ -161,6 +161,26 @@ describe('active model store in Redis (real redis-server)', function () {
     await next.release();
   });
 
+  it('tells the other replicas of a switch again with each renewal, so a long one is never forgotten', async () => {
+    const clockA = createManualClock({ now: Date.now });
+    const clockB = createManualClock();
+    const a = await replica('a', { clock: clockA, lockTtlMs: 300 });
+    const b = await replica('b', { clock: clockB, lockTtlMs: 300 });
+    const lock = await a.store.lock('qwen3:8b');
+    await pollUntil('B told', async () => (b.store.switching() ? true : undefined), 1000);
+    // A notice counts for one lock TTL on B's clock: without another, B would forget it…
+    clockB.advance(400);
+    assert.equal(b.store.switching(), null);
+    // …but A's renewal announces the switch again.
+    clockA.advance(100);
+    await pollUntil(
+      'B told again',
+      async () => (b.store.switching() === 'qwen3:8b' ? true : undefined),
+      1000,
+    );
+    await lock.release();
+  });
+
   it('renews the lock while it is held, and a holder whose lock expired and was taken commits nothing', async () => {
     const clock = createManualClock({ now: Date.now });
     const a = await replica('a', { clock, lockTtlMs: 300 });
