@@ -1,6 +1,7 @@
 import type { Request, Response } from 'express';
 import type { Lifecycle } from '../services/health';
 import { errorBody, toAppError } from '../src/errors';
+import { onResponseClose } from '../src/response-close';
 
 export const NDJSON = 'application/x-ndjson';
 
@@ -53,4 +54,30 @@ export async function sendNdjson(
     throw err;
   }
   res.end();
+}
+
+/**
+ * Answers `work`'s result as JSON (the same operations without `Accept: application/x-ndjson`),
+ * registered with the lifecycle while it runs: a shutdown that outlasts SHUTDOWN_TIMEOUT_MS
+ * aborts `tracking.stop` with SHUTTING_DOWN, which the error handler answers (503 in the error
+ * shape) before the connection closes, rather than the socket being cut.
+ */
+export async function sendJson(
+  res: Response,
+  work: () => Promise<unknown>,
+  tracking: { lifecycle?: Pick<Lifecycle, 'trackStream'>; stop: AbortController },
+): Promise<void> {
+  const answered = new Promise<void>((resolve) => onResponseClose(res, resolve));
+  tracking.lifecycle?.trackStream(res, async (error) => {
+    tracking.stop.abort(error);
+    await answered;
+  });
+  let result: unknown;
+  try {
+    result = await work();
+  } catch (err) {
+    // Whatever the aborted work threw, the answer is the shutdown's.
+    throw tracking.stop.signal.aborted ? (tracking.stop.signal.reason as Error) : err;
+  }
+  res.json(result);
 }

@@ -5,7 +5,7 @@ import type { Validate } from '../middleware/validate';
 import { ollamaHealthDetails, ollamaHealthSummary, type Lifecycle } from '../services/health';
 import type { ModelService, SwitchRequest } from '../services/models';
 import type { OllamaHealth, OllamaService } from '../services/ollama';
-import { sendNdjson, wantsNdjson } from './ndjson';
+import { sendJson, sendNdjson, wantsNdjson } from './ndjson';
 
 export interface OllamaRouterOptions {
   ollama: Pick<OllamaService, 'circuitState' | 'queueStats'>;
@@ -82,7 +82,7 @@ export function createOllamaRouter(options: OllamaRouterOptions): Router {
       const body = req.body as SwitchRequest;
       const { stop, signal } = streamSignal(res);
       if (!wantsNdjson(req)) {
-        res.json(await models.switchModel(body, { signal }));
+        await sendJson(res, () => models.switchModel(body, { signal }), { lifecycle, stop });
         return;
       }
       const produce = async (write: (line: object) => void) => {
@@ -100,8 +100,11 @@ export function createOllamaRouter(options: OllamaRouterOptions): Router {
       const { stop, signal } = streamSignal(res);
       const progress = models.pull(model, { signal });
       if (!wantsNdjson(req)) {
-        for await (const _ of progress); // wait for the end; errors are thrown here
-        res.json({ model, status: 'success' });
+        const pulled = async () => {
+          for await (const _ of progress); // wait for the end; errors are thrown here
+          return { model, status: 'success' };
+        };
+        await sendJson(res, pulled, { lifecycle, stop });
         return;
       }
       const produce = async (write: (line: object) => void) => {

@@ -99,6 +99,14 @@ describe('graceful shutdown (the built server in a child process)', function () 
         const res = await pullStream(srv, 'smollm2:135m');
         const stream = readNdjson(res);
         assert.equal((await stream.next())?.status, 'pulling manifest');
+        // The same pull answered as one JSON body (no Accept: application/x-ndjson).
+        const pulled = harness.sim.waitFor('request', (e) => e.path === '/api/pull');
+        const plain = fetch(`${srv.url}/ollama/models/pull`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ model: 'qwen3:8b' }),
+        });
+        await pulled;
         const aborted = harness.sim.waitFor('aborted');
 
         const signalledAt = Date.now();
@@ -111,13 +119,20 @@ describe('graceful shutdown (the built server in a child process)', function () 
         assert.equal(last.error.request_id, res.headers.get('x-request-id'));
         assert.ok(endedAfterMs >= delayMs + timeoutMs, `ended after ${endedAfterMs} ms`);
         await aborted;
+        // The plain one gets a whole answer too: 503 SHUTTING_DOWN, not a cut connection.
+        const answer = await plain;
+        assert.equal(answer.status, 503);
+        assert.equal(
+          ((await answer.json()) as { error: { code: string } }).error.code,
+          'SHUTTING_DOWN',
+        );
 
         const { code } = await srv.exited;
         const totalMs = Date.now() - signalledAt;
         assert.equal(code, 0);
         assert.ok(totalMs < delayMs + timeoutMs + 1500, `exited after ${totalMs} ms`);
         const drained = await srv.waitForLine((l) => l.message === 'shutdown: requests drained');
-        assert.deepEqual(drained.streams, { completed: 0, ended: 1 });
+        assert.deepEqual(drained.streams, { completed: 0, ended: 2 });
       } finally {
         gate.release();
       }
