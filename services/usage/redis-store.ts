@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Clock, TimerHandle } from '../../src/clock';
 import { isAppError } from '../../src/errors';
 import type { Logger } from '../../src/logger';
@@ -6,23 +7,33 @@ import { periodsAt, RETENTION_MS, type Period } from './periods';
 import type { TokenCounts, UsageRow, UsageStore } from './store';
 
 /**
- * One generation added to both of its periods at once: per period, a hash per key
- * (`p:<model>`, `c:<model>` and `total`) and the set of keys with usage; each expires at the
- * period's end plus its retention (PEXPIREAT: the same for every write, so replays agree).
- * KEYS: day hash, month hash, day set, month set. ARGV: model, prompt, completion, total,
- * day expiry, month expiry, key id.
+ * A batch of usage added at once, exactly once: KEYS[1] marks the batch as applied (SET NX, for
+ * ARGV[1] ms), so a batch sent again after its reply was lost (it timed out, yet Redis ran it)
+ * adds nothing the second time. Each entry is added to both of its periods: per period, a hash
+ * per key (`p:<model>`, `c:<model>` and `total`) and the set of keys with usage; each expires
+ * at the period's end plus its retention (PEXPIREAT: the same for every write, so replays agree).
+ * Per entry, KEYS: day hash, month hash, day set, month set; ARGV: model, prompt, completion,
+ * total, day expiry, month expiry, key id. 0: the batch was already applied.
  */
 const ADD_SCRIPT = `
-for i = 1, 2 do
-  local expires = ARGV[4 + i]
-  redis.call('HINCRBY', KEYS[i], 'p:' .. ARGV[1], ARGV[2])
-  redis.call('HINCRBY', KEYS[i], 'c:' .. ARGV[1], ARGV[3])
-  redis.call('HINCRBY', KEYS[i], 'total', ARGV[4])
-  redis.call('PEXPIREAT', KEYS[i], expires)
-  redis.call('SADD', KEYS[i + 2], ARGV[7])
-  redis.call('PEXPIREAT', KEYS[i + 2], expires)
+if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then return 0 end
+for e = 0, (#KEYS - 1) / 4 - 1 do
+  local k = 1 + e * 4
+  local a = 1 + e * 7
+  for i = 1, 2 do
+    local expires = ARGV[a + 4 + i]
+    redis.call('HINCRBY', KEYS[k + i], 'p:' .. ARGV[a + 1], ARGV[a + 2])
+    redis.call('HINCRBY', KEYS[k + i], 'c:' .. ARGV[a + 1], ARGV[a + 3])
+    redis.call('HINCRBY', KEYS[k + i], 'total', ARGV[a + 4])
+    redis.call('PEXPIREAT', KEYS[k + i], expires)
+    redis.call('SADD', KEYS[k + i + 2], ARGV[a + 7])
+    redis.call('PEXPIREAT', KEYS[k + i + 2], expires)
+  end
 end
 return 1`;
+
+/** How long a batch's applied mark is kept: longer than any retry of that batch waits. */
+const BATCH_MARK_MS = 24 * 3_600_000;
 
 /** Most distinct (day, key, model) sums kept while Redis is down; past it, usage is dropped (logged). */
 const PENDING_MAX = 10_000;
@@ -32,6 +43,12 @@ interface Pending extends TokenCounts {
   model: string;
   /** A time inside the day the tokens belong to. */
   at: number;
+}
+
+/** Usage sent to Redis whose outcome is unknown (the call failed): sent again as it is. */
+interface Batch {
+  id: string;
+  entries: Pending[];
 }
 
 export interface RedisUsageStoreOptions {
@@ -65,6 +82,8 @@ export function createRedisUsageStore(
   const addScript = createRedisScript(redis, ADD_SCRIPT);
   let ticker: TimerHandle | undefined;
   const pending = new Map<string, Pending>();
+  /** Batches whose write failed, in order, each retried under its own id (never merged). */
+  const retrying: Batch[] = [];
   let dropped = 0;
   /** Some usage could not be written: say so once it is. */
   let outage = false;
@@ -74,22 +93,25 @@ export function createRedisUsageStore(
     `${redis.prefix}usage:${p.kind}:${p.id}:k:${keyId}`;
   const setKey = (p: Period): string => `${redis.prefix}usage:${p.kind}:${p.id}:keys`;
 
-  const write = async (keyId: string, model: string, t: TokenCounts, at: number): Promise<void> => {
-    const { day, month } = periodsAt(at);
-    await addScript.run(
-      [hashKey(day, keyId), hashKey(month, keyId), setKey(day), setKey(month)],
-      [
+  const write = async (batch: Batch): Promise<void> => {
+    const keys = [`${redis.prefix}usage:batch:${batch.id}`];
+    const args = [String(BATCH_MARK_MS)];
+    for (const { keyId, model, at, promptTokens, completionTokens } of batch.entries) {
+      const { day, month } = periodsAt(at);
+      keys.push(hashKey(day, keyId), hashKey(month, keyId), setKey(day), setKey(month));
+      args.push(
         model,
-        String(t.promptTokens),
-        String(t.completionTokens),
-        String(t.promptTokens + t.completionTokens),
+        String(promptTokens),
+        String(completionTokens),
+        String(promptTokens + completionTokens),
         String(day.endsAt + RETENTION_MS.day),
         String(month.endsAt + RETENTION_MS.month),
         keyId,
-      ],
-      { group: 'usage' },
-    );
+      );
+    }
+    await addScript.run(keys, args, { group: 'usage' });
   };
+  const kept = (): number => pending.size + retrying.reduce((n, b) => n + b.entries.length, 0);
 
   const keep = (keyId: string, model: string, t: TokenCounts, at: number): void => {
     const name = `${periodsAt(at).day.id}\u0000${keyId}\u0000${model}`;
@@ -99,7 +121,7 @@ export function createRedisUsageStore(
       seen.completionTokens += t.completionTokens;
       return;
     }
-    if (pending.size >= PENDING_MAX) {
+    if (kept() >= PENDING_MAX) {
       dropped += 1;
       if (dropped === 1) logger.error('token usage dropped: too much kept while Redis is down');
       return;
@@ -107,31 +129,34 @@ export function createRedisUsageStore(
     pending.set(name, { keyId, model, at, ...t });
   };
 
-  /** Adds what is kept here; what fails stays kept for the next flush. */
+  /** Sends one batch; a failure keeps it, under its id, to be sent again as it is. */
+  const send = async (batch: Batch): Promise<boolean> => {
+    try {
+      await write(batch);
+      return true;
+    } catch (err) {
+      if (retrying.length === 0 && !(isAppError(err) && err.code === 'REDIS_UNAVAILABLE')) {
+        logger.error('token usage not written to Redis; kept to retry', { error: err });
+      }
+      retrying.push(batch);
+      return false;
+    }
+  };
+
+  /** Adds what is kept here: the failed batches first, then what was summed since. */
   const flush = (): Promise<void> => {
     flushing ??= (async () => {
-      const entries = [...pending.values()];
-      pending.clear();
-      const results = await Promise.allSettled(
-        entries.map((p) => write(p.keyId, p.model, p, p.at)),
-      );
+      const batches = retrying.splice(0);
+      if (pending.size > 0) {
+        batches.push({ id: randomUUID(), entries: [...pending.values()] });
+        pending.clear();
+      }
       let failed = 0;
-      results.forEach((result, i) => {
-        const p = entries[i];
-        if (result.status === 'fulfilled' || !p) return;
-        failed += 1;
-        if (
-          failed === 1 &&
-          !(isAppError(result.reason) && result.reason.code === 'REDIS_UNAVAILABLE')
-        ) {
-          logger.error('token usage not written to Redis; kept to retry', { error: result.reason });
-        }
-        keep(p.keyId, p.model, p, p.at);
-      });
+      for (const batch of batches) if (!(await send(batch))) failed += 1;
       if (failed > 0) outage = true;
-      else if (outage && entries.length > 0) {
+      else if (outage && batches.length > 0) {
         outage = false;
-        logger.info('token usage kept during the Redis outage added', { added: entries.length });
+        logger.info('token usage kept during the Redis outage added', { added: batches.length });
       }
     })().finally(() => {
       flushing = undefined;
@@ -140,14 +165,14 @@ export function createRedisUsageStore(
   };
 
   redis.onState((up) => {
-    if (up && pending.size > 0) void flush();
+    if (up && kept() > 0) void flush();
   });
 
   /** Tokens of `keyId` kept here and not yet in Redis, in the day and month of `at`. */
   const local = (keyId: string, at: number): { day: number; month: number } => {
     const { day, month } = periodsAt(at);
     const sum = { day: 0, month: 0 };
-    for (const p of pending.values()) {
+    for (const p of [...pending.values(), ...retrying.flatMap((b) => b.entries)]) {
       if (p.keyId !== keyId) continue;
       const of = periodsAt(p.at);
       const n = p.promptTokens + p.completionTokens;
@@ -192,7 +217,7 @@ export function createRedisUsageStore(
 
   if (clock) {
     ticker = clock.every(options.flushMs ?? 1000, () => {
-      if (pending.size > 0 && redis.isReady()) void flush();
+      if (kept() > 0 && redis.isReady()) void flush();
     });
   }
 
@@ -202,15 +227,9 @@ export function createRedisUsageStore(
         if (!redis.isReady()) outage = true;
         return keep(keyId, model, tokens, at);
       }
-      if (pending.size > 0 && redis.isReady()) void flush();
-      try {
-        await write(keyId, model, tokens, at);
-      } catch (err) {
-        if (!isAppError(err) || err.code !== 'REDIS_UNAVAILABLE') {
-          logger.error('token usage not written to Redis; kept to retry', { error: err });
-        }
-        keep(keyId, model, tokens, at);
-      }
+      if (kept() > 0 && redis.isReady()) void flush();
+      if (kept() >= PENDING_MAX) return keep(keyId, model, tokens, at); // counted as dropped
+      await send({ id: randomUUID(), entries: [{ keyId, model, at, ...tokens }] });
     },
     async totals(keyId, at, signal) {
       const { day, month } = periodsAt(at);
@@ -225,7 +244,7 @@ export function createRedisUsageStore(
     async rows(period, keyId, signal) {
       const opts = { group: 'usage', ...(signal ? { signal } : {}) };
       // A report includes this replica's usage of the current interval.
-      if (clock && pending.size > 0 && redis.isReady()) await flush();
+      if (clock && kept() > 0 && redis.isReady()) await flush();
       const ids =
         keyId !== undefined
           ? [keyId]
@@ -238,14 +257,14 @@ export function createRedisUsageStore(
     /** Adds what is kept here now (resolves when written, or kept again on a failure). */
     async flush() {
       await flushing;
-      if (pending.size > 0) await flush();
+      if (kept() > 0) await flush();
     },
     /** Stops the flush timer and adds what is kept, unless Redis is down. */
     async stop() {
       ticker?.cancel();
       ticker = undefined;
       await flushing;
-      if (pending.size > 0 && redis.isReady()) await flush();
+      if (kept() > 0 && redis.isReady()) await flush();
     },
   };
 }

@@ -98,4 +98,45 @@ describe('token usage shared through Redis (real redis-server)', function () {
       Date.UTC(2027, 0, 1) + 400 * 86_400_000,
     );
   });
+
+  it('adds a batch once when Redis ran it but its reply was lost, and it is sent again', async () => {
+    const port = await freePort();
+    redisProcess = await startRedis(port);
+    const logger = createLogger({ level: 'silent', format: 'json' });
+    const redis = createRedisConnection({
+      url: `redis://127.0.0.1:${port}`,
+      logger,
+      commandTimeoutMs: 500,
+      prefix: 'oag:',
+    });
+    clients.push(redis);
+    await redis.start();
+    // The next script call runs in Redis, but its reply misses the deadline.
+    let loseReplies = 0;
+    const lossy: RedisConnection = {
+      ...redis,
+      send: async (args, opts) => {
+        const reply = await redis.send(args, opts);
+        if (String(args[0]).startsWith('EVAL') && loseReplies > 0) {
+          loseReplies -= 1;
+          throw new AppError('REDIS_UNAVAILABLE', undefined, { retryAfterS: 1 });
+        }
+        return reply;
+      },
+    };
+    const clock = createManualClock({ start: DAY });
+    const store = createRedisUsageStore({ redis: lossy, logger, clock, flushMs: 1000 });
+    const total = async () =>
+      Number(await redis.send(['HGET', 'oag:usage:day:2026-12-06:k:team-a', 'total']));
+
+    await store.add('team-a', 'llama3.2:3b', { promptTokens: 60, completionTokens: 41 }, DAY);
+    loseReplies = 1;
+    await store.flush();
+    assert.equal(await total(), 101, 'Redis ran it');
+    await store.add('team-a', 'llama3.2:3b', { promptTokens: 1, completionTokens: 0 }, DAY);
+    await store.flush(); // the lost batch again (adds nothing), then the new one
+    assert.equal(await total(), 102);
+    assert.deepEqual(await store.totals('team-a', DAY), { day: 102, month: 102 });
+    await store.stop();
+  });
 });
