@@ -32,8 +32,12 @@ for e = 0, (#KEYS - 1) / 4 - 1 do
 end
 return 1`;
 
-/** How long a batch's applied mark is kept: longer than any retry of that batch waits. */
-const BATCH_MARK_MS = 24 * 3_600_000;
+/**
+ * How long a batch's applied mark is kept: one key per replica and flush with usage, so an hour
+ * (a few thousand small keys per replica); a batch sent again later than that (its reply lost
+ * just before an outage of over an hour) could be added twice.
+ */
+const BATCH_MARK_MS = 3_600_000;
 
 /** Most distinct (day, key, model) sums kept while Redis is down; past it, usage is dropped (logged). */
 const PENDING_MAX = 10_000;
