@@ -1,6 +1,12 @@
 import type { Response } from 'express';
 import { recordTimings } from '../middleware/server-timing';
-import { formatSse, isTerminalEvent, type RunEvent, type RunHandle } from '../services/agents';
+import {
+  formatSse,
+  isTerminalEvent,
+  TERMINAL_STATUSES,
+  type RunEvent,
+  type RunHandle,
+} from '../services/agents';
 import type { Lifecycle } from '../services/health';
 import type { Clock } from '../src/clock';
 import { onResponseClose } from '../src/response-close';
@@ -126,7 +132,7 @@ export function streamRun(
       // The run had ended before this follow, and its terminal event is at or before `after`
       // (an EventSource reconnecting with the last event's id): nothing more will come. 204
       // tells an EventSource to stop reconnecting.
-      if (isTerminalEvent(`run.${handle.run.status}` as RunEvent['type'])) {
+      if (TERMINAL_STATUSES.has(handle.run.status)) {
         if (!res.headersSent) {
           res.status(204);
           res.removeHeader('Content-Type');

@@ -3,6 +3,7 @@ export type { RunEvent } from './events';
 export { AgentsFileError } from './registry';
 export { refusalOf } from './refusal';
 export type { CancelReason, RunHandle } from './run-handle';
+export { TERMINAL_STATUSES } from './run-repository';
 export { createAgentsRuntime } from './runtime';
 export type { AgentsRuntime, AgentsRuntimeOptions } from './runtime';
 export type { AgentsService, ResumeRequest, RunRequest } from './service';

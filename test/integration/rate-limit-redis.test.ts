@@ -5,7 +5,7 @@ import { createRateLimitRedis } from '../../services/stores/rate-limit-redis';
 import { createRedisConnection, type RedisConnection } from '../../services/stores/redis';
 import type { Express } from 'express';
 import { AppError } from '../../src/errors';
-import { createLogger } from '../../src/logger';
+import { createLogger, type Logger } from '../../src/logger';
 import { testApps } from '../support/build-app';
 import { createCaptureLogger } from '../support/capture-logger';
 import { metricValue } from '../support/exposition';
@@ -28,7 +28,8 @@ describe('rate limits shared through Redis (real redis-server)', function () {
     redisProcess = undefined;
   });
 
-  async function replica(port: number, logger = createLogger({ level: 'silent', format: 'json' })) {
+  /** A replica's connection to the redis-server on `port` (not started). */
+  function connection(port: number, logger: Logger): RedisConnection {
     const redis = createRedisConnection({
       url: `redis://127.0.0.1:${port}`,
       logger,
@@ -37,6 +38,11 @@ describe('rate limits shared through Redis (real redis-server)', function () {
       prefix: 'oag:',
     });
     clients.push(redis);
+    return redis;
+  }
+
+  async function replica(port: number, logger = createLogger({ level: 'silent', format: 'json' })) {
+    const redis = connection(port, logger);
     const stores = createRateLimitRedis(redis);
     const t = await apps.build({
       env: LIMITS,
@@ -105,14 +111,7 @@ describe('rate limits shared through Redis (real redis-server)', function () {
   it('loads its scripts again after a load that failed while Redis was up (LOADING after a restart)', async () => {
     const port = await freePort();
     redisProcess = await startRedis(port);
-    const redis = createRedisConnection({
-      url: `redis://127.0.0.1:${port}`,
-      logger: createLogger({ level: 'silent', format: 'json' }),
-      commandTimeoutMs: 500,
-      reconnectMaxDelayMs: 100,
-      prefix: 'oag:',
-    });
-    clients.push(redis);
+    const redis = connection(port, createLogger({ level: 'silent', format: 'json' }));
     await redis.start();
     // The first two SCRIPT LOADs answer as a Redis still reading its data back would.
     let refused = 2;

@@ -28,19 +28,25 @@ describe('token usage shared through Redis (real redis-server)', function () {
     redisProcess = undefined;
   });
 
+  const logger = createLogger({ level: 'silent', format: 'json' });
+  /** A replica's connection to the redis-server on `port`, started. */
+  async function connect(port: number): Promise<RedisConnection> {
+    const redis = createRedisConnection({
+      url: `redis://127.0.0.1:${port}`,
+      logger,
+      commandTimeoutMs: 500,
+      prefix: 'oag:',
+    });
+    clients.push(redis);
+    await redis.start();
+    return redis;
+  }
+
   it('two replicas count into one budget once flushed; day and month keys expire after their retention', async () => {
     const port = await freePort();
     redisProcess = await startRedis(port);
-    const logger = createLogger({ level: 'silent', format: 'json' });
     const replica = async () => {
-      const redis = createRedisConnection({
-        url: `redis://127.0.0.1:${port}`,
-        logger,
-        commandTimeoutMs: 500,
-        prefix: 'oag:',
-      });
-      clients.push(redis);
-      await redis.start();
+      const redis = await connect(port);
       const clock = createManualClock({ start: DAY });
       const store = createRedisUsageStore({ redis, logger, clock, flushMs: 1000 });
       const usage = createUsageService({
@@ -102,15 +108,7 @@ describe('token usage shared through Redis (real redis-server)', function () {
   it('adds a batch once when Redis ran it but its reply was lost, and it is sent again', async () => {
     const port = await freePort();
     redisProcess = await startRedis(port);
-    const logger = createLogger({ level: 'silent', format: 'json' });
-    const redis = createRedisConnection({
-      url: `redis://127.0.0.1:${port}`,
-      logger,
-      commandTimeoutMs: 500,
-      prefix: 'oag:',
-    });
-    clients.push(redis);
-    await redis.start();
+    const redis = await connect(port);
     // The next script call runs in Redis, but its reply misses the deadline.
     let loseReplies = 0;
     const lossy: RedisConnection = {
