@@ -127,12 +127,11 @@ interface ModelCall {
  *
  * How the call is made depends on who may watch the tokens (`spec.streamTokens`):
  * - streamed, background and webhook runs stream from Ollama, and every chunk becomes a
- *   `message.delta` (and `thinking.delta` when the agent asked for `think: true`) the moment it
+ *   `message.delta` (and `thinking.delta` when the agent asked for thinking) the moment it
  *   arrives, for the run's own stream and anyone attached through `/events`;
- * - an answered run's caller only gets the finished run, so the call is non-streamed: one JSON
- *   answer instead of dozens of chunks (the biggest share of an answered run's CPU), bounded by
- *   the whole-call OLLAMA_TIMEOUT_MS; its text leaves as one `message.delta` (one
- *   `thinking.delta`) when the step ends.
+ * - an answered run's caller only gets the finished run: the call streams from Ollama all the
+ *   same (the first-byte and idle deadlines bound it), its chunks are joined into one answer,
+ *   and its text leaves as one `message.delta` (one `thinking.delta`) when the step ends.
  */
 export function createModelStep(deps: ModelStepDeps) {
   const { ollama, telemetry, logger } = deps;

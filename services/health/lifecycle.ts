@@ -12,7 +12,8 @@ import { onResponseClose } from '../../src/response-close';
 
 /**
  * Called once when the shutdown deadline passed while the response was still open. A stream
- * writes its own final error event (an SSE `event: error`, an NDJSON `{"error":…}` line); an
+ * writes its own final event in its framing (an agent run's `run.cancelled`, a `/v1` SSE
+ * `data: {"error":…}` event, an NDJSON `{"error":…}` line); an
  * answered agent run stops its run and answers (a promise: the lifecycle waits for it). The
  * lifecycle ends the response afterwards if the writer did not.
  */
