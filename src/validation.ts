@@ -1,7 +1,9 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
+import type { RegExpEngine } from 'ajv/dist/types';
 import addFormats from 'ajv-formats';
+import { RE2JS } from 're2js';
 
 /** One invalid field: where it is (a JSON pointer, with its location) and why. */
 export interface FieldError {
@@ -25,6 +27,8 @@ export interface SchemaRegistry {
    * Compiles an ad-hoc schema (a caller's response_format, a client tool's parameters) with the
    * same options, on an Ajv of its own: a caller's `$id` never meets the registry's or another
    * caller's, and Ajv keeps no reference to it (the caller bounds its own cache of validators).
+   * Its patterns run on RE2, in linear time. @throws for a schema that does not compile, and
+   * for an `$async` one.
    */
   compile(schema: Record<string, unknown>): ValidateFunction;
 }
@@ -48,6 +52,18 @@ export function schemasDir(): string {
 const ADHOC_PER_AJV = 100;
 
 /**
+ * The `pattern` and `patternProperties` engine of callers' schemas: RE2 (the `re2js` package),
+ * which matches in time linear in the input. A caller writes both the pattern and the prompt
+ * whose answer is checked against it, so a backtracking engine would let one request hold the
+ * event loop for hours (`^(a+)+$` against 40 a's and a `!`). RE2 has no lookaround and no
+ * backreferences: a schema that uses them does not compile, and the caller gets a 400.
+ */
+const linearRegExp: RegExpEngine = Object.assign(
+  (pattern: string): ReturnType<RegExpEngine> => RE2JS.compile(pattern),
+  { code: 'RE2JS.compile' },
+);
+
+/**
  * Builds the registry's Ajv and compiles every schema in `schemas/` once.
  * Ajv runs with `allErrors` (report every bad field at once), `useDefaults` (schema defaults
  * fill missing fields) and no type coercion: input is rejected, never clamped or converted.
@@ -55,13 +71,21 @@ const ADHOC_PER_AJV = 100;
  * {@link coerceStrings} before validation, guided by the schema's declared types.
  */
 export function createSchemaRegistry(dir: string = schemasDir()): SchemaRegistry {
-  const newAjv = (addUsedSchema = true): Ajv => {
+  const newAjv = (adhocSchemas = false): Ajv => {
     const made = new Ajv({
       allErrors: true,
       useDefaults: true,
       strict: true,
       coerceTypes: false,
-      addUsedSchema,
+      ...(adhocSchemas
+        ? {
+            addUsedSchema: false,
+            code: { regExp: linearRegExp },
+            // Strict mode would test the schema's own property names against each pattern
+            // with a backtracking RegExp while compiling.
+            allowMatchingProperties: true,
+          }
+        : {}),
     });
     addFormats(made);
     return made;
@@ -69,7 +93,7 @@ export function createSchemaRegistry(dir: string = schemasDir()): SchemaRegistry
   const ajv = newAjv();
   // Ad-hoc schemas: their Ajv registers no `$id`, forgets each schema once compiled, and is
   // replaced every ADHOC_PER_AJV schemas (what a nested `$id` leaves in it goes with it).
-  let adhoc = newAjv(false);
+  let adhoc = newAjv(true);
   let adhocCompiled = 0;
   const docs = new Map<string, Record<string, unknown>>();
   for (const file of readdirSync(dir)
@@ -105,15 +129,22 @@ export function createSchemaRegistry(dir: string = schemasDir()): SchemaRegistry
     },
     compile(schema) {
       if (adhocCompiled >= ADHOC_PER_AJV) {
-        adhoc = newAjv(false);
+        adhoc = newAjv(true);
         adhocCompiled = 0;
       }
       adhocCompiled += 1;
+      let fn: ValidateFunction;
       try {
-        return adhoc.compile(schema);
+        fn = adhoc.compile(schema);
       } finally {
         adhoc.removeSchema(schema);
       }
+      // An `$async` schema compiles to a validator that answers with a promise, which every
+      // caller would take for "valid" (and whose rejection nobody would handle).
+      if ((fn as { $async?: unknown }).$async === true) {
+        throw new Error('"$async" schemas are not supported');
+      }
+      return fn;
     },
   };
 }

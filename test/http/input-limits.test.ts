@@ -73,6 +73,46 @@ const ROWS: LimitRow[] = [
     code: 'VALIDATION_FAILED',
   },
   {
+    limit: 'an $async response_format schema (its validator would answer with a promise)',
+    method: 'POST',
+    path: '/agents/run',
+    body: {
+      input: 'hi',
+      response_format: {
+        type: 'json_schema',
+        schema: { $async: true, type: 'object', required: ['total'] },
+      },
+    },
+    code: 'VALIDATION_FAILED',
+  },
+  {
+    limit: 'an $async client tool parameters schema',
+    method: 'POST',
+    path: '/agents/run',
+    body: {
+      input: 'hi',
+      tools: [
+        {
+          type: 'client',
+          name: 'lookup',
+          description: 'd',
+          parameters: { $async: true, type: 'object', properties: { q: { type: 'string' } } },
+        },
+      ],
+    },
+    code: 'VALIDATION_FAILED',
+  },
+  {
+    limit: 'a pattern RE2 cannot run in linear time (a lookahead)',
+    method: 'POST',
+    path: '/agents/run',
+    body: {
+      input: 'hi',
+      response_format: { type: 'json_schema', schema: { type: 'string', pattern: '^(?=a)a+$' } },
+    },
+    code: 'VALIDATION_FAILED',
+  },
+  {
     limit: 'percent-encoding of a path parameter',
     method: 'DELETE',
     path: '/ollama/models/%ZZ',

@@ -43,4 +43,29 @@ describe('ad-hoc schemas (a caller’s response_format, a client tool’s parame
       assert.equal(fn({ [`k${i}`]: 1 }), true);
     }
   });
+
+  it('runs a caller’s patterns on RE2: linear in the input, no lookaround', () => {
+    const nested = schemas.compile({ type: 'string', pattern: '^(a+)+$' });
+    // A backtracking engine takes about 2^n steps here; RE2 one pass.
+    assert.equal(nested(`${'a'.repeat(22)}!`), false);
+    assert.equal(nested('aaaa'), true);
+    const keys = schemas.compile({
+      type: 'object',
+      properties: { aaaa: { type: 'number' } },
+      patternProperties: { '^a+$': { type: 'number' } },
+    });
+    assert.equal(keys({ aaaa: 1, aa: 2 }), true);
+    assert.equal(keys({ aa: 'x' }), false);
+    assert.throws(() => schemas.compile({ type: 'string', pattern: '^(?=a)a$' }), /Perl syntax/);
+    assert.throws(() => schemas.compile({ type: 'string', pattern: '(a)\\1' }), /escape/);
+  });
+
+  it('refuses an $async schema, whose validator would answer with a promise', () => {
+    assert.throws(() => schemas.compile({ $async: true, type: 'object' }), /\$async/);
+    assert.throws(
+      () =>
+        schemas.compile({ type: 'object', properties: { a: { $async: true, type: 'string' } } }),
+      /async schema in sync schema/,
+    );
+  });
 });
