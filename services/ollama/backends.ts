@@ -191,7 +191,8 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
    */
   function heldKeys(b: Backend): Set<string> {
     const snap = b.health.snapshot();
-    const keys = new Set(snap.loadedModels.map((m) => modelKey(m.name)));
+    const listed = new Set(snap.loadedModels.map((m) => modelKey(m.name)));
+    const keys = new Set(listed);
     for (const m of b.client.loading()) keys.add(modelKey(m));
     const now = clock.now();
     const answeredAfter =
@@ -207,7 +208,6 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
         keys.add(key);
       }
     }
-    const listed = new Set(snap.loadedModels.map((m) => modelKey(m.name)));
     for (const [key, at] of b.leaving) {
       // Still listed by an /api/ps asked after the eviction was expected: it had room after all.
       if (now - at > keepAliveMs || (at < answeredAfter && listed.has(key))) b.leaving.delete(key);
@@ -221,7 +221,7 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
    * holds. The models it holds that another backend holds too are routed elsewhere from now on.
    */
   function displacing(b: Backend, model: string): string[] {
-    const holders = holderCounts(serving());
+    const holders = holderCounts();
     const now = clock.now();
     const displaced: string[] = [];
     for (const key of heldKeys(b)) {
@@ -240,12 +240,13 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
    */
   function sending(
     b: Backend,
+    held: ReadonlySet<string>,
     model: string | undefined,
     countLoad: boolean,
   ): (reached: boolean) => void {
     if (model === undefined) return () => undefined;
     const key = modelKey(model);
-    const fresh = !heldKeys(b).has(key);
+    const fresh = !held.has(key);
     if (fresh && countLoad) telemetry.modelLoad?.({ backend: b.id });
     const displaced = fresh ? displacing(b, model) : [];
     b.leaving.delete(key);
@@ -271,9 +272,9 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
     b: Backend,
     model: string | undefined,
     holders?: ReadonlyMap<string, number>,
+    held: ReadonlySet<string> = heldKeys(b),
   ): RouteCandidate {
     const snap = b.health.snapshot();
-    const held = heldKeys(b);
     const installed =
       model === undefined || snap.installedModels === null
         ? model === undefined
@@ -293,23 +294,29 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
     };
   }
 
-  /** How many backends of `pool` hold each model key. */
-  function holderCounts(pool: readonly Backend[]): Map<string, number> {
+  /** How many of the backends in `held` (each with the models it holds) hold each model key. */
+  function holderCounts(
+    held: Iterable<ReadonlySet<string>> = serving().map(heldKeys),
+  ): Map<string, number> {
     const counts = new Map<string, number>();
-    for (const b of pool) for (const k of heldKeys(b)) counts.set(k, (counts.get(k) ?? 0) + 1);
+    for (const keys of held) for (const k of keys) counts.set(k, (counts.get(k) ?? 0) + 1);
     return counts;
   }
 
-  /** Picks a backend for `model`, leaving out `tried`; undefined when none is left. */
+  /**
+   * Picks a backend for `model`, leaving out `tried`; undefined when none is left. The models
+   * each backend holds are worked out once per pick and handed back with the choice.
+   */
   function pick(
     model: string | undefined,
     hint: RouteHint | undefined,
     tried: ReadonlySet<string>,
-  ): { backend: Backend; reason: RouteReason } | undefined {
-    const pool = serving().filter((b) => !tried.has(b.id));
-    const holders = holderCounts(serving());
+  ): { backend: Backend; reason: RouteReason; held: ReadonlySet<string> } | undefined {
+    const held = new Map(serving().map((b) => [b, heldKeys(b)] as const));
+    const holders = holderCounts(held.values());
+    const pool = [...held].filter(([b]) => !tried.has(b.id));
     const choice = chooseBackend(
-      pool.map((b) => candidate(b, model, holders)),
+      pool.map(([b, keys]) => candidate(b, model, holders, keys)),
       {
         affinity: hint?.affinity ?? model ?? '',
         ...(hint?.backend !== undefined && tried.size === 0 ? { sticky: hint.backend } : {}),
@@ -317,7 +324,8 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
     );
     if (!choice) return undefined;
     const reason: RouteReason = tried.size > 0 ? 'failover' : choice.reason;
-    return { backend: backends.get(choice.id)!, reason };
+    const backend = backends.get(choice.id)!;
+    return { backend, reason, held: held.get(backend)! };
   }
 
   function noBackend(): AppError {
@@ -345,10 +353,10 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
     for (;;) {
       const picked = pick(model, opts?.route, tried);
       if (!picked) throw lastErr ?? noBackend();
-      const { backend, reason } = picked;
+      const { backend, reason, held } = picked;
       telemetry.route?.({ reason, backend: backend.id });
       backend.active += 1;
-      const ended = sending(backend, model, causesLoad);
+      const ended = sending(backend, held, model, causesLoad);
       let settled = false;
       const done = (reached = true): void => {
         if (settled) return;
