@@ -15,13 +15,16 @@ const ROUTE_REASONS: ReadonlyArray<RouteEvent['reason']> = [
 export interface BackendInstruments {
   route(e: RouteEvent): void;
   modelLoad(e: ModelLoadEvent): void;
+  backendRemoved(e: { backend: string }): void;
 }
 
 /**
  * Per-backend gauges read at scrape time from `backends` (cached state, never I/O), and the
- * routing counters. The `backend` label is the backend's id (its index), never its URL, which
- * may carry credentials; ids are reused when a backend leaves, so the label stays bounded by
- * the largest number of backends at once. `ollama_backend_requests_waiting` and
+ * routing counters. The `backend` label is the backend's id, never its URL, which may carry
+ * credentials: its index in OLLAMA_HOSTS, or a discovered pod's address (the same in every
+ * replica). A removed backend's series are dropped (the gauges are rebuilt at each scrape, the
+ * load counter's series removed), so the label stays bounded by the backends there are at
+ * once, however often pods come and go. `ollama_backend_requests_waiting` and
  * `ollama_backend_requests_running` are the names an endpoint picker is configured to read.
  */
 export function registerBackendMetrics(
@@ -85,5 +88,6 @@ export function registerBackendMetrics(
   return {
     route: (e) => routes.inc({ reason: e.reason }),
     modelLoad: (e) => loads.inc({ backend: e.backend }),
+    backendRemoved: (e) => loads.remove({ backend: e.backend }),
   };
 }

@@ -231,6 +231,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     },
     route: routing.route,
     modelLoad: routing.modelLoad,
+    backendRemoved: routing.backendRemoved,
     mcpFailure(e) {
       m.mcpFailures.inc({ server: mcpServerLabel(e.server) });
     },

@@ -83,7 +83,7 @@ export interface RunCoordinationEvent {
 
 export interface RouteEvent {
   reason: 'loaded' | 'installed' | 'least_loaded' | 'affinity' | 'failover';
-  /** The backend's id (its index or name; never its URL). */
+  /** The backend's id (its index in OLLAMA_HOSTS, or a discovered pod's address; never its URL). */
   backend: string;
 }
 
@@ -111,6 +111,8 @@ export interface Telemetry {
   route?(e: RouteEvent): void;
   /** The gateway started loading a model on a backend. */
   modelLoad?(e: ModelLoadEvent): void;
+  /** A backend left for good (it left discovery and finished its work): its series go. */
+  backendRemoved?(e: { backend: string }): void;
   /** An MCP server could not be reached or listed (its tools are unavailable meanwhile). */
   mcpFailure(e: McpFailureEvent): void;
 }

@@ -688,10 +688,11 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
         logger.info('ollama backend left discovery; draining it', { backend: b.id });
       }
     }
+    // A discovered backend's id is its address: every replica names a pod the same way
+    // whatever order its resolver answers in or whenever it started, which the shared
+    // admission keys, the `backend` label and the affinity hash all rely on.
     for (const address of wanted) {
-      let i = 0;
-      while (backends.has(String(i))) i += 1;
-      const joined = add(String(i), urlFor(template, address), address);
+      const joined = add(address, urlFor(template, address), address);
       logger.info('ollama backend discovered', { backend: joined.id });
       void warm(joined);
     }
@@ -704,6 +705,7 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
     for (const b of list()) {
       if (!b.draining || loadOf(b) > 0) continue;
       backends.delete(b.id);
+      telemetry.backendRemoved?.({ backend: b.id });
       b.health.stop();
       await b.client.close();
       logger.info('ollama backend removed', { backend: b.id });

@@ -372,15 +372,25 @@ describe('backends discovered through DNS', function () {
       assert.deepEqual(
         t.ollama.backends().map((b) => [b.id, b.state]),
         [
-          ['0', 'up'],
-          ['1', 'up'],
+          ['127.0.0.2', 'up'],
+          ['127.0.0.3', 'up'],
         ],
+      );
+      const loadSeries = async () =>
+        (await t.metrics.registry.metrics())
+          .split('\n')
+          .filter((l) => l.startsWith('ollama_backend_model_loads_total{'));
+      assert.ok(
+        (await loadSeries()).some((l) => l.includes('backend="127.0.0.2"')),
+        'the warm-up load counted for the first backend',
       );
 
       // The first pod goes while one generation still runs there: it finishes, then the
       // backend is dropped; new work goes to the second.
       const gate = first.hold();
-      const busy = await t.ollama.chatStream(say('still running'), { route: { backend: '0' } });
+      const busy = await t.ollama.chatStream(say('still running'), {
+        route: { backend: '127.0.0.2' },
+      });
       addresses = ['127.0.0.3'];
       await discoverUntil(
         () => t.ollama.backends().some((b) => b.state === 'draining'),
@@ -395,12 +405,59 @@ describe('backends discovered through DNS', function () {
       await discoverUntil(() => t.ollama.backends().length === 1, 'the first backend removed');
       assert.deepEqual(
         t.ollama.backends().map((b) => b.id),
-        ['1'],
+        ['127.0.0.3'],
+      );
+      assert.deepEqual(
+        (await loadSeries()).filter((l) => l.includes('backend="127.0.0.2"')),
+        [],
+        'a removed backend leaves no series behind',
       );
     } finally {
       await t.close();
       await first.close();
       await second.close();
+    }
+  });
+
+  it('names each pod alike in every replica, whatever order DNS answers in', async () => {
+    const a = await startOllamaSimulator({ hostname: '127.0.0.2' });
+    const b = await startOllamaSimulator({ hostname: '127.0.0.3', port: a.port });
+    const replica = (addresses: string[]) =>
+      buildTestApp({
+        simulator: false,
+        env: { OLLAMA_DISCOVERY: `ollama-headless.test:${a.port}`, OLLAMA_MODEL: MODEL },
+        resolveBackends: () => Promise.resolve(addresses),
+      });
+    const replicas = [
+      await replica(['127.0.0.2', '127.0.0.3']),
+      await replica(['127.0.0.3', '127.0.0.2']),
+    ];
+    try {
+      for (const r of replicas) {
+        r.ollamaHealth.start();
+        await until(() => r.ollama.backends().length === 2, 'both backends');
+        await r.ollamaHealth.refresh();
+      }
+      // Which pod each id reaches, asked of each replica.
+      const podOf = async (r: TestApp): Promise<Record<string, string>> => {
+        const out: Record<string, string> = {};
+        for (const { id } of r.ollama.backends()) {
+          const before = [a, b].map((sim) => generations(sim));
+          const stream = await r.ollama.chatStream(say(`to ${id}`), { route: { backend: id } });
+          for await (const _ of stream) void _;
+          const hit = [a, b].filter((sim, i) => generations(sim) > before[i]!);
+          assert.equal(hit.length, 1);
+          out[id] = hit[0]!.url;
+        }
+        return out;
+      };
+      const first = await podOf(replicas[0]!);
+      assert.equal(Object.keys(first).length, 2);
+      assert.deepEqual(await podOf(replicas[1]!), first);
+    } finally {
+      await Promise.all(replicas.map((r) => r.close()));
+      await a.close();
+      await b.close();
     }
   });
 });
