@@ -4,6 +4,27 @@
  * the validation cannot disagree. test/http/openapi.test.ts fails when a route has no row here.
  */
 
+/** A request header an operation reads, as an OpenAPI header parameter. */
+export interface HeaderSpec {
+  name: string;
+  description: string;
+  schema: Record<string, unknown>;
+}
+
+const IDEMPOTENCY_KEY: HeaderSpec = {
+  name: 'Idempotency-Key',
+  description:
+    'The same key with the same body answers with the original run (`Idempotency-Replayed: true`); with another body, 409 IDEMPOTENCY_CONFLICT.',
+  schema: { type: 'string', pattern: '^[\\x21-\\x7e]{1,255}$' },
+};
+
+const LAST_EVENT_ID: HeaderSpec = {
+  name: 'Last-Event-ID',
+  description:
+    'Replays the events after this one (what EventSource sends on reconnect); wins over `after`.',
+  schema: { type: 'string', pattern: '^\\d{1,15}$' },
+};
+
 /** Which error body a path answers with. */
 export type ErrorFamily = 'gateway' | 'openai' | 'ollama';
 
@@ -18,6 +39,8 @@ export interface OperationSpec {
   body?: string;
   params?: string;
   query?: string;
+  /** Request headers the operation reads. */
+  headers?: readonly HeaderSpec[];
   /** Success answers: status → schema `$id` (or none) and content types. */
   ok: Record<string, { schema?: string; types?: readonly string[]; description?: string }>;
   errors: ErrorFamily;
@@ -95,6 +118,17 @@ const own = (
   ...extra,
 });
 
+/**
+ * A probe's answer: its report with 200, and the same report with 503 when it fails (what a
+ * probe consumer reads), never the error shape.
+ */
+const probe = (schema: string): Pick<OperationSpec, 'ok'> => ({
+  ok: {
+    '200': { schema },
+    '503': { schema, description: 'The check failed; the body is the same report.' },
+  },
+});
+
 const RUN = 'agent-run.response';
 const runParams = { params: 'agent-run.params' };
 
@@ -102,6 +136,7 @@ const runParams = { params: 'agent-run.params' };
 const runOperation = (path: string, summary: string): OperationSpec =>
   own('post', path, summary, 'agents', 'agent', RUN, {
     body: 'agent-run.request',
+    headers: [IDEMPOTENCY_KEY],
     ok: {
       '200': {
         schema: RUN,
@@ -126,9 +161,26 @@ export const OPERATIONS: readonly OperationSpec[] = [
     'health',
     'open',
     'health-live.response',
+    probe('health-live.response'),
   ),
-  own('get', '/health/ready', 'Readiness probe', 'health', 'open', 'health-ready.response'),
-  own('get', '/health/startup', 'Startup probe', 'health', 'open', 'health-startup.response'),
+  own(
+    'get',
+    '/health/ready',
+    'Readiness probe',
+    'health',
+    'open',
+    'health-ready.response',
+    probe('health-ready.response'),
+  ),
+  own(
+    'get',
+    '/health/startup',
+    'Startup probe',
+    'health',
+    'open',
+    'health-startup.response',
+    probe('health-startup.response'),
+  ),
   own(
     'get',
     '/health/detailed',
@@ -152,6 +204,7 @@ export const OPERATIONS: readonly OperationSpec[] = [
   own('get', '/agents/runs/{id}/events', "Follow a run's events", 'agents', 'agent', undefined, {
     ...runParams,
     query: 'agent-run-events.query',
+    headers: [LAST_EVENT_ID],
     ok: {
       '200': { types: SSE, description: 'Server-Sent Events.' },
       '204': { description: 'The run has ended and no event is left after the one asked for.' },
@@ -199,7 +252,15 @@ export const OPERATIONS: readonly OperationSpec[] = [
   ),
 
   // Operators' model management.
-  own('get', '/ollama/health', 'Cached Ollama health', 'ollama', 'agent', 'ollama-health.response'),
+  own(
+    'get',
+    '/ollama/health',
+    'Cached Ollama health',
+    'ollama',
+    'agent',
+    'ollama-health.response',
+    probe('ollama-health.response'),
+  ),
   own(
     'get',
     '/ollama/health/detailed',

@@ -79,6 +79,13 @@ function operation(schemas: SchemaRegistry, op: OperationSpec): Json {
     parameters: [
       ...parameters(schemas, op.params, 'path'),
       ...parameters(schemas, op.query, 'query'),
+      ...(op.headers ?? []).map((h) => ({
+        name: h.name,
+        in: 'header',
+        required: false,
+        description: h.description,
+        schema: h.schema,
+      })),
     ],
     ...(op.body
       ? {
@@ -112,13 +119,19 @@ export function buildOpenApiDocument(
       title: build.name,
       version: build.version,
       description:
-        'Gateway in front of Ollama: agent runs, probes, metrics, model management, and drop-in OpenAI-compatible (/v1) and Ollama-native (/api) endpoints behind API keys, rate limits and a bounded queue.',
+        'Gateway in front of Ollama: agent runs, probes, metrics, model management, and drop-in OpenAI-compatible (/v1) and Ollama-native (/api) endpoints behind API keys, rate limits and a bounded queue. Every GET operation also answers HEAD (the headers of the GET, no body).',
     },
-    security: [{ bearerAuth: [] }],
+    security: [{ bearerAuth: [] }, { apiKeyHeader: [] }],
     paths,
     components: {
       securitySchemes: {
         bearerAuth: { type: 'http', scheme: 'bearer', description: 'A gateway API key.' },
+        apiKeyHeader: {
+          type: 'apiKey',
+          in: 'header',
+          name: 'X-API-Key',
+          description: 'The same key, for clients that cannot set Authorization.',
+        },
       },
       schemas: components,
     },

@@ -76,7 +76,7 @@ describe('GET /openapi.json', () => {
         string,
         Record<string, { responses: Record<string, unknown>; security?: unknown }>
       >;
-      components: { securitySchemes: Record<string, { scheme?: string }> };
+      components: { securitySchemes: Record<string, { scheme?: string; name?: string }> };
     };
     const errorRef = (path: string, method: string) =>
       JSON.stringify(doc.paths[path]?.[method]?.responses['4XX']);
@@ -84,6 +84,16 @@ describe('GET /openapi.json', () => {
     assert.match(errorRef('/api/chat', 'post'), /ollama-native-error\.response/);
     assert.match(errorRef('/agents/run', 'post'), /#\/components\/schemas\/error\.response/);
     assert.equal(doc.components.securitySchemes.bearerAuth?.scheme, 'bearer');
+    assert.equal(doc.components.securitySchemes.apiKeyHeader?.name, 'X-API-Key');
+    const headers = (path: string, method: string) =>
+      JSON.stringify(
+        (doc.paths[path]?.[method] as { parameters?: unknown } | undefined)?.parameters,
+      );
+    assert.match(headers('/agents/run', 'post'), /"name":"Idempotency-Key","in":"header"/);
+    assert.match(
+      headers('/agents/runs/{id}/events', 'get'),
+      /"name":"Last-Event-ID","in":"header"/,
+    );
     assert.deepEqual(doc.paths['/health/live']?.get?.security, []);
   });
 });
