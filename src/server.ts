@@ -118,6 +118,13 @@ async function main(): Promise<void> {
     exitOnConfigError(err);
   }
 
+  // A promise rejection nothing handled is a defect of this service, not of a request: it is
+  // logged with its stack (never sent to a client) and the process goes on serving. Node's
+  // default would exit, ending every run and stream on this replica for one request's fault.
+  process.on('unhandledRejection', (reason) => {
+    logger.error('unhandled promise rejection', { error: reason });
+  });
+
   const server = createHttpServer(createApp(gateway.deps), config, logger);
   server.listen(config.PORT, config.HOST, () => {
     const address = server.address();
