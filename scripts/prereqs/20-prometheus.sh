@@ -11,22 +11,17 @@ if command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1;
 
 policy=/usr/sbin/policy-rc.d
 added_policy=0
-# Other installs may hold the dpkg lock (several prereq scripts, or engineers, at once): wait
-# for it instead of failing.
-apt_conf=$(mktemp)
-printf 'DPkg::Lock::Timeout "600";\n' >"$apt_conf"
 cleanup() {
-  rm -f "$apt_conf"
-  if [ "$added_policy" = 1 ]; then rm -f "$policy"; fi
+  if [ "$added_policy" = 1 ]; then as_root rm -f "$policy"; fi
 }
 trap cleanup EXIT
-if [ "$(id -u)" = 0 ] && [ ! -e "$policy" ]; then
-  printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && added_policy=1
+if can_be_root && [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null && as_root chmod +x "$policy" && added_policy=1
 fi
 
-APT_CONFIG="$apt_conf" apt_install prometheus
+apt_install prometheus
 
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
-  systemctl disable --now prometheus >/dev/null 2>&1 || true
+  as_root systemctl disable --now prometheus >/dev/null 2>&1 || true
 fi
 command -v promtool >/dev/null && command -v prometheus >/dev/null

@@ -5,6 +5,7 @@ import type { ChatStream } from '../../services/ollama/types';
 import { loadConfig } from '../../src/config';
 import { createLogger } from '../../src/logger';
 import { appError } from '../support/app-error';
+import { createManualClock, type ManualClock } from '../support/manual-clock';
 import { OLLAMA_HOST_VARIANTS } from '../support/ollama-hosts';
 import {
   startOllamaSimulator,
@@ -22,12 +23,13 @@ for (const variant of OLLAMA_HOST_VARIANTS) {
     let svc: OllamaClient;
     let telemetry: RecordingTelemetry;
 
-    const build = (env: Record<string, string>): OllamaClient => {
+    const build = (env: Record<string, string>, clock?: ManualClock): OllamaClient => {
       telemetry = createRecordingTelemetry();
       return createOllamaService({
         config: loadConfig({ OLLAMA_HOST: variant.host(sim), OLLAMA_RETRY_BASE_MS: '1', ...env }),
         telemetry,
         logger: createLogger({ level: 'silent', format: 'json' }),
+        ...(clock ? { clock } : {}),
       });
     };
     const nextState = (want: CircuitState): Promise<void> =>
@@ -198,13 +200,16 @@ for (const variant of OLLAMA_HOST_VARIANTS) {
       });
 
       it('reports the time a call waited in the queue', async () => {
-        svc = build({ OLLAMA_MAX_CONCURRENCY: '1' });
+        const clock = createManualClock();
+        svc = build({ OLLAMA_MAX_CONCURRENCY: '1' }, clock);
         await holdSlots(1);
         const waiting = svc.chat({ model: MODEL, messages: USER });
+        assert.equal(svc.queueStats().queued, 1);
+        clock.advance(1234);
         freeSlot();
         const { timings } = await waiting;
-        assert.ok(timings.queueMs >= 0);
-        assert.ok(telemetry.inferences.at(-1)?.queueWaitS !== undefined);
+        assert.equal(timings.queueMs, 1234);
+        assert.equal(telemetry.inferences.at(-1)?.queueWaitS, 1.234);
       });
     });
   });

@@ -41,13 +41,13 @@ describe('graceful shutdown (the built server in a child process)', function () 
 
   describe('when SIGTERM arrives while a slow stream is in flight', () => {
     it('fails readiness at once, lets the stream finish, refuses new connections, exits 0', async () => {
-      const delayMs = 400;
+      const delayMs = 1000;
       const timeoutMs = 8000;
       const srv = await start({
         SHUTDOWN_DELAY_MS: String(delayMs),
         SHUTDOWN_TIMEOUT_MS: String(timeoutMs),
       });
-      harness.sim.setChunkLatency(150);
+      harness.sim.setChunkLatency(300);
       const stream = readNdjson(await pullStream(srv, 'smollm2:135m'));
       assert.equal((await stream.next())?.status, 'pulling manifest');
 

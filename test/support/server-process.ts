@@ -10,6 +10,17 @@ export const SERVER_ENTRY = path.resolve(__dirname, '..', '..', 'src', 'server.j
 /** The repository root (for `npm start`). */
 export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
 
+/**
+ * The server children of this mocha run: `starting` until they log `listening` (or exit), and
+ * `alive` until they exit. test/support/root-hooks.ts kills a child still starting when its
+ * test ends (its test timed out waiting), and every child left at the end of the run, so a
+ * server that hangs cannot keep mocha from exiting.
+ */
+export const serverChildren = {
+  starting: new Set<ChildProcess>(),
+  alive: new Set<ChildProcess>(),
+};
+
 export interface ServerProcess {
   child: ChildProcess;
   /** Port from the `listening` log line (resolved by {@link startServerProcess}). */
@@ -38,6 +49,12 @@ export async function startServerProcess(
   const child = spawn(options.command ?? process.execPath, options.args ?? [SERVER_ENTRY], {
     env: { PATH: process.env.PATH ?? '', PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  serverChildren.starting.add(child);
+  serverChildren.alive.add(child);
+  child.once('exit', () => {
+    serverChildren.starting.delete(child);
+    serverChildren.alive.delete(child);
   });
   const lines: Array<Record<string, unknown>> = [];
   const waiters: Array<{
@@ -77,7 +94,7 @@ export async function startServerProcess(
     exited.then(({ code }) => {
       throw new Error(`server exited (${code}) before listening: ${err}`);
     }),
-  ]);
+  ]).finally(() => serverChildren.starting.delete(child));
   const port = Number(listening.port);
   return {
     child,
