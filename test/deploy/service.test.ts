@@ -3,13 +3,13 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parse } from 'yaml';
-import { SOCKET_GRACE_MS } from '../../src/shutdown';
 import { freePort } from '../support/listen';
 import { startOllamaSimulator, type OllamaSimulator } from '../support/ollama-simulator';
 import { startRedis, stopRedis } from '../support/redis-server';
 import { podSpecOf, type Container, type Probe } from './support/policy';
 import { ciValuesFiles, DEFAULTS_FILE, renderChart, ROOT, type K8sObject } from './support/render';
 import { startServerProcess } from './support/server-process';
+import { AFTER_DRAIN_MS } from './support/shutdown';
 
 const configSchema = JSON.parse(
   readFileSync(path.join(ROOT, 'schemas', 'config.schema.json'), 'utf8'),
@@ -130,7 +130,7 @@ describe('the chart agrees with the service it deploys', function () {
         assert.deepEqual(unknown, []);
       });
 
-      it('gives SIGTERM longer than SHUTDOWN_DELAY_MS + SHUTDOWN_TIMEOUT_MS + the socket grace', () => {
+      it('gives SIGTERM longer than SHUTDOWN_DELAY_MS + SHUTDOWN_TIMEOUT_MS + the socket grace + stopServices', () => {
         const grace = podSpecOf(gateway.deployment).terminationGracePeriodSeconds;
         assert.equal(typeof grace, 'number', 'terminationGracePeriodSeconds is set');
         // The values the pod's environment carries (or the service's defaults), not the
@@ -138,7 +138,7 @@ describe('the chart agrees with the service it deploys', function () {
         const drain =
           msOf(gateway.env, 'SHUTDOWN_DELAY_MS') +
           msOf(gateway.env, 'SHUTDOWN_TIMEOUT_MS') +
-          SOCKET_GRACE_MS;
+          AFTER_DRAIN_MS;
         assert.ok((grace as number) * 1000 > drain, `grace ${grace} s vs drain ${drain} ms`);
       });
 
