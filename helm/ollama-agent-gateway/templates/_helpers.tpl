@@ -159,6 +159,11 @@ imagePullSecrets:
 {{- if and .Values.ollama.enabled .Values.ollama.keda.enabled (or ($apis.Has "keda.sh/v1alpha1") ($apis.Has "keda.sh/v1alpha1/ScaledObject")) -}}true{{- end -}}
 {{- end -}}
 
+{{/* Whether the ServiceMonitor is rendered: asked for, and the cluster serves its API. */}}
+{{- define "oag.serviceMonitorRendered" -}}
+{{- if and .Values.metrics.serviceMonitor.enabled (.Capabilities.APIVersions.Has "monitoring.coreos.com/v1/ServiceMonitor") -}}true{{- end -}}
+{{- end -}}
+
 {{/*
 Redis: the bundled Valkey when `redis.enabled` says so, or (left empty) whenever more than one
 gateway replica can run and no external Redis is named. "bundled", "external" (redis.url),
@@ -433,6 +438,10 @@ fixes their values in one round instead of one error per `helm install`.
 {{- end -}}
 {{- if $v.ollama.persistence.existingClaim -}}
 {{- $problems = append $problems "ollama.persistence.existingClaim: one claim cannot serve the pods KEDA adds; leave it empty" -}}
+{{- end -}}
+{{- /* The default query selects the gateway by the `service` label, which the Prometheus operator adds to the targets of a ServiceMonitor. */ -}}
+{{- if and (include "oag.ollama.kedaRendered" .) (not $k.prometheus.query) (not (include "oag.serviceMonitorRendered" .)) -}}
+{{- $problems = append $problems "ollama.keda.prometheus.query: the default query selects the gateway's series by the `service` label a ServiceMonitor gives them, and no ServiceMonitor is rendered (metrics.serviceMonitor.enabled, and the cluster's monitoring.coreos.com/v1 API); without one the query finds no series and KEDA never scales. Enable the ServiceMonitor, or write a query for how your Prometheus scrapes the gateway" -}}
 {{- end -}}
 {{- end -}}
 {{- $redisMode := include "oag.redis.mode" . -}}
