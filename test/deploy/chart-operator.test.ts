@@ -224,6 +224,34 @@ describe('the chart on a GPU cluster, as an operator runs it', function () {
       assert.match(bad.calls, /ollama pull qwen3:8b/);
     });
 
+    it('on install the Job leaves the first pull to the initContainers instead of failing while it runs; on upgrade it waits for a ready pod', async () => {
+      // No pod behind the headless Service yet, and no time to wait: a render with
+      // waitSeconds 0 shows what happens once any wait is over, without waiting in the test.
+      const values = 'ollama:\n  modelPullJob:\n    waitSeconds: 0\n';
+      const scriptOf = (objs: K8sObject[]) =>
+        (container(one(objs, 'Job'), 'pull') as unknown as { args: string[] }).args[0] as string;
+      const install = runScript(
+        scriptOf(await render(values)),
+        ['pull-models', 'qwen3:8b'],
+        undefined,
+        [],
+      );
+      assert.equal(install.status, 0, install.stderr);
+      assert.equal(install.calls, '', 'nothing to pull into yet');
+      const upgrade = runScript(
+        scriptOf(await render(values, ['--is-upgrade'])),
+        ['pull-models', 'qwen3:8b'],
+        undefined,
+        [],
+      );
+      assert.equal(upgrade.status, 1);
+      assert.match(upgrade.stderr, /no Ollama pod behind pods\.example answered within 0 s/);
+      // Once a pod is ready, install pulls into it like upgrade does.
+      const ready = runScript(scriptOf(await render(values)), ['pull-models', 'qwen3:8b']);
+      assert.equal(ready.status, 0, ready.stderr);
+      assert.equal(ready.calls, 'ollama pull qwen3:8b @http://10.0.0.7:11434\n');
+    });
+
     it('the Job pulls into every Ollama pod the headless Service lists, IPv6 included', async () => {
       const job = one(await render('ollama:\n  replicaCount: 3\n'), 'Job');
       const script = (container(job, 'pull') as unknown as { args: string[] }).args[0] as string;
