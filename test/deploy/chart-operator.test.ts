@@ -360,7 +360,7 @@ describe('the chart on a GPU cluster, as an operator runs it', function () {
     });
   });
 
-  describe('egress for webhooks and http_get', () => {
+  describe('egress for webhooks, http_get and MCP servers', () => {
     it('offers HTTPS to public addresses, excluding every range the SSRF guard refuses', async () => {
       const objs = await render('networkPolicy:\n  gatewayInternetEgress: true\n');
       const policy = one(objs, 'NetworkPolicy', 'gateway').spec as {
@@ -408,7 +408,7 @@ describe('the chart on a GPU cluster, as an operator runs it', function () {
     });
 
     it('NOTES warn when webhooks or http_get are configured without egress', async () => {
-      const warning = /WARNING: (webhooks|the http_get tool)[\s\S]*gatewayInternetEgress/;
+      const warning = /WARNING: (webhooks|the http_get tool|MCP)[\s\S]*gatewayInternetEgress/;
       const httpGet = valuesFile(
         'gateway:\n  config:\n    HTTP_TOOL_ALLOWLIST: docs.example.com\n',
       );
@@ -418,6 +418,28 @@ describe('the chart on a GPU cluster, as an operator runs it', function () {
       );
       assert.match(await renderNotes([DEFAULTS_FILE, hooks]), /WARNING: webhooks are configured/);
       assert.doesNotMatch(await renderNotes([ci('full-values.yaml')]), warning);
+    });
+
+    it('NOTES warn when the agents file names MCP servers, or MCP_ALLOWLIST is set, without egress', async () => {
+      const warning = /WARNING: MCP tool servers are configured[\s\S]*gatewayInternetEgress/;
+      const agents = valuesFile(
+        [
+          'gateway:',
+          '  agents: |',
+          '    mcp_servers:',
+          '      - name: docs',
+          '        url: https://mcp.example.com/mcp',
+          '    agents:',
+          '      - name: helper',
+          '        mcp_servers: [docs]',
+          '',
+        ].join('\n'),
+      );
+      assert.match(await renderNotes([DEFAULTS_FILE, agents]), warning);
+      const allowlist = valuesFile('gateway:\n  config:\n    MCP_ALLOWLIST: mcp.tools.svc\n');
+      assert.match(await renderNotes([DEFAULTS_FILE, allowlist]), warning);
+      const egress = valuesFile('networkPolicy:\n  gatewayInternetEgress: true\n');
+      assert.doesNotMatch(await renderNotes([DEFAULTS_FILE, agents, egress]), warning);
       assert.doesNotMatch(await renderNotes([DEFAULTS_FILE]), warning);
     });
   });
