@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { parse } from 'yaml';
+import { CHART_FILE_COPIES } from '../../scripts/sync-chart-files';
 import { ROOT } from './support/render';
 
 /**
@@ -63,5 +65,37 @@ describe('monitoring/grafana-dashboard.json', () => {
       }
     }
     assert.ok(checked >= 3, 'the in-flight panels and the queue panel are checked');
+  });
+});
+
+describe('monitoring/ alert rule files', () => {
+  const files = readdirSync(path.join(ROOT, 'monitoring'))
+    .filter((f) => /^prometheus-rules.*\.yaml$/.test(f) && !f.endsWith('.test.yaml'))
+    .sort();
+
+  it('are each loaded by the promtool test and copied into the chart', () => {
+    assert.ok(files.length >= 2, files.join(', '));
+    const test = parse(
+      readFileSync(path.join(ROOT, 'monitoring', 'prometheus-rules.test.yaml'), 'utf8'),
+    ) as { rule_files: string[] };
+    assert.deepEqual([...test.rule_files].sort(), files);
+    const copied = CHART_FILE_COPIES.map((c) => c.source);
+    for (const f of files) assert.ok(copied.includes(`monitoring/${f}`), `${f} is in the chart`);
+  });
+
+  it('alert when Prometheus cannot scrape a gateway pod and when no replica reaches Redis', () => {
+    const rules = files.flatMap((f) =>
+      (
+        parse(readFileSync(path.join(ROOT, 'monitoring', f), 'utf8')) as {
+          groups: { rules: { alert: string; expr: string; annotations: { runbook: string } }[] }[];
+        }
+      ).groups.flatMap((g) => g.rules),
+    );
+    const scrape = rules.find((r) => /\bup\{job=~"[^"]*ollama-agent-gateway/.test(r.expr));
+    assert.ok(scrape, 'an alert on up of the gateway job');
+    assert.match(scrape.expr, /== 0/);
+    const redis = rules.find((r) => /\bredis_up\b/.test(r.expr));
+    assert.ok(redis, 'an alert on redis_up');
+    for (const r of [scrape, redis]) assert.ok(r.annotations.runbook.length > 40, r.alert);
   });
 });
