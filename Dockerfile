@@ -12,15 +12,15 @@ COPY package.json package-lock.json ./
 # --ignore-scripts: the only install script is the `node` dev dependency's, which fetches the
 # Node binary the test suite uses on machines with an older Node; the image has its own.
 RUN npm ci --ignore-scripts --no-audit --no-fund
-COPY tsconfig.json ./
+# Only the code that ships: tsconfig.build.json compiles the service without its tests, scripts
+# and benchmarks (tsconfig.json's other folders, which stay out of the build context).
+COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY routers ./routers
 COPY services ./services
 COPY middleware ./middleware
 COPY schemas ./schemas
-COPY scripts ./scripts
-COPY test ./test
-RUN npm run build && rm -rf dist/test dist/scripts dist/bench dist/.tsbuildinfo
+RUN npx tsc -p tsconfig.build.json
 
 FROM ${NODE_IMAGE} AS deps
 WORKDIR /app

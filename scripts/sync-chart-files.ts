@@ -1,7 +1,7 @@
 /**
  * Copies into the chart the files it reads with `.Files.Get` (Helm can read only inside the
  * chart folder): the service's config schema (validateValues checks `gateway.config` against
- * it) and the alert rules and dashboard from `monitoring/`. A test fails when a copy differs.
+ * it) and the alert rule files and dashboard from `monitoring/`. A test fails when a copy differs.
  * Usage: npm run chart:sync
  */
 import { copyFileSync } from 'node:fs';
@@ -11,6 +11,10 @@ import { CHART_PATH, repoRoot } from './lib/chart';
 export const CHART_FILE_COPIES: ReadonlyArray<{ source: string; copy: string }> = [
   { source: 'schemas/config.schema.json', copy: 'files/config.schema.json' },
   { source: 'monitoring/prometheus-rules.yaml', copy: 'files/prometheus-rules.yaml' },
+  {
+    source: 'monitoring/prometheus-rules-availability.yaml',
+    copy: 'files/prometheus-rules-availability.yaml',
+  },
   { source: 'monitoring/grafana-dashboard.json', copy: 'files/grafana-dashboard.json' },
 ].map(({ source, copy }) => ({ source, copy: path.join(CHART_PATH, copy) }));
 

@@ -224,6 +224,34 @@ describe('the chart on a GPU cluster, as an operator runs it', function () {
       assert.match(bad.calls, /ollama pull qwen3:8b/);
     });
 
+    it('on install the Job leaves the first pull to the initContainers instead of failing while it runs; on upgrade it waits for a ready pod', async () => {
+      // No pod behind the headless Service yet, and no time to wait: a render with
+      // waitSeconds 0 shows what happens once any wait is over, without waiting in the test.
+      const values = 'ollama:\n  modelPullJob:\n    waitSeconds: 0\n';
+      const scriptOf = (objs: K8sObject[]) =>
+        (container(one(objs, 'Job'), 'pull') as unknown as { args: string[] }).args[0] as string;
+      const install = runScript(
+        scriptOf(await render(values)),
+        ['pull-models', 'qwen3:8b'],
+        undefined,
+        [],
+      );
+      assert.equal(install.status, 0, install.stderr);
+      assert.equal(install.calls, '', 'nothing to pull into yet');
+      const upgrade = runScript(
+        scriptOf(await render(values, ['--is-upgrade'])),
+        ['pull-models', 'qwen3:8b'],
+        undefined,
+        [],
+      );
+      assert.equal(upgrade.status, 1);
+      assert.match(upgrade.stderr, /no Ollama pod behind pods\.example answered within 0 s/);
+      // Once a pod is ready, install pulls into it like upgrade does.
+      const ready = runScript(scriptOf(await render(values)), ['pull-models', 'qwen3:8b']);
+      assert.equal(ready.status, 0, ready.stderr);
+      assert.equal(ready.calls, 'ollama pull qwen3:8b @http://10.0.0.7:11434\n');
+    });
+
     it('the Job pulls into every Ollama pod the headless Service lists, IPv6 included', async () => {
       const job = one(await render('ollama:\n  replicaCount: 3\n'), 'Job');
       const script = (container(job, 'pull') as unknown as { args: string[] }).args[0] as string;
@@ -332,7 +360,7 @@ describe('the chart on a GPU cluster, as an operator runs it', function () {
     });
   });
 
-  describe('egress for webhooks and http_get', () => {
+  describe('egress for webhooks, http_get and MCP servers', () => {
     it('offers HTTPS to public addresses, excluding every range the SSRF guard refuses', async () => {
       const objs = await render('networkPolicy:\n  gatewayInternetEgress: true\n');
       const policy = one(objs, 'NetworkPolicy', 'gateway').spec as {
@@ -380,7 +408,7 @@ describe('the chart on a GPU cluster, as an operator runs it', function () {
     });
 
     it('NOTES warn when webhooks or http_get are configured without egress', async () => {
-      const warning = /WARNING: (webhooks|the http_get tool)[\s\S]*gatewayInternetEgress/;
+      const warning = /WARNING: (webhooks|the http_get tool|MCP)[\s\S]*gatewayInternetEgress/;
       const httpGet = valuesFile(
         'gateway:\n  config:\n    HTTP_TOOL_ALLOWLIST: docs.example.com\n',
       );
@@ -390,6 +418,28 @@ describe('the chart on a GPU cluster, as an operator runs it', function () {
       );
       assert.match(await renderNotes([DEFAULTS_FILE, hooks]), /WARNING: webhooks are configured/);
       assert.doesNotMatch(await renderNotes([ci('full-values.yaml')]), warning);
+    });
+
+    it('NOTES warn when the agents file names MCP servers, or MCP_ALLOWLIST is set, without egress', async () => {
+      const warning = /WARNING: MCP tool servers are configured[\s\S]*gatewayInternetEgress/;
+      const agents = valuesFile(
+        [
+          'gateway:',
+          '  agents: |',
+          '    mcp_servers:',
+          '      - name: docs',
+          '        url: https://mcp.example.com/mcp',
+          '    agents:',
+          '      - name: helper',
+          '        mcp_servers: [docs]',
+          '',
+        ].join('\n'),
+      );
+      assert.match(await renderNotes([DEFAULTS_FILE, agents]), warning);
+      const allowlist = valuesFile('gateway:\n  config:\n    MCP_ALLOWLIST: mcp.tools.svc\n');
+      assert.match(await renderNotes([DEFAULTS_FILE, allowlist]), warning);
+      const egress = valuesFile('networkPolicy:\n  gatewayInternetEgress: true\n');
+      assert.doesNotMatch(await renderNotes([DEFAULTS_FILE, agents, egress]), warning);
       assert.doesNotMatch(await renderNotes([DEFAULTS_FILE]), warning);
     });
   });

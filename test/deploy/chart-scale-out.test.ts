@@ -11,7 +11,13 @@ import { renderNotes } from './support/notes';
 import { valuesFiles } from './support/values-files';
 import { byKind, container, one } from './support/objects';
 import { podSpecOf, workloadProblems } from './support/policy';
-import { CHART_DIR, parseManifests, renderChart, type K8sObject } from './support/render';
+import {
+  CHART_DIR,
+  MONITORING_APIS,
+  parseManifests,
+  renderChart,
+  type K8sObject,
+} from './support/render';
 import { VALKEY_IMAGE } from './support/valkey-image';
 
 const ci = (name: string) => path.join(CHART_DIR, 'ci', name);
@@ -480,8 +486,56 @@ describe('the chart for several gateway replicas and several Ollama pods', funct
         ci('ollama-pool-values.yaml'),
         '--api-versions',
         'keda.sh/v1alpha1/ScaledObject',
+        '--api-versions',
+        'monitoring.coreos.com/v1/ServiceMonitor',
       ]);
-      assert.match(byKindApi.stdout, /kind: ScaledObject/);
+      assert.match(byKindApi.stdout, /kind: ScaledObject/, byKindApi.stderr);
+    });
+
+    it('the default KEDA query reads series that exist: the ServiceMonitor of the gateway Service is rendered, or the render is refused', async () => {
+      const objs = await renderChart(['-f', ci('ollama-pool-values.yaml')]);
+      const query = one(objs, 'ScaledObject', 'ollama').spec as {
+        triggers: { metadata: { query: string } }[];
+      };
+      // The Prometheus operator gives a ServiceMonitor's targets their Service's name as `service`.
+      const service = one(objs, 'Service', 'gateway');
+      assert.match(
+        query.triggers[0]?.metadata.query ?? '',
+        new RegExp(`service="${service.metadata.name}"`),
+      );
+      const monitors = byKind(objs, 'ServiceMonitor');
+      assert.equal(monitors.length, 1, 'a ServiceMonitor beside the default query');
+      const selector = (monitors[0]?.spec as { selector: { matchLabels: Record<string, string> } })
+        .selector.matchLabels;
+      for (const [k, v] of Object.entries(selector)) {
+        assert.equal(
+          service.metadata.labels?.[k],
+          v,
+          `the ServiceMonitor selects the gateway Service (${k})`,
+        );
+      }
+
+      const withoutMonitor = (...extra: string[]) =>
+        runHelm([
+          'template',
+          'oag',
+          CHART_DIR,
+          '-f',
+          ci('ollama-pool-values.yaml'),
+          ...MONITORING_APIS,
+          '--set',
+          'metrics.serviceMonitor.enabled=false',
+          ...extra,
+        ]);
+      const without = await withoutMonitor();
+      assert.notEqual(without.status, 0, 'the default query without a ServiceMonitor');
+      assert.match(without.stderr, /ollama\.keda\.prometheus\.query: the default query selects/);
+      const own = await withoutMonitor(
+        '--set',
+        'ollama.keda.prometheus.query=sum(ollama_backend_requests_waiting)',
+      );
+      assert.equal(own.status, 0, own.stderr);
+      assert.match(own.stdout, /kind: ScaledObject/);
     });
 
     it('NOTES warn when KEDA is asked for but the cluster lacks its API', async () => {

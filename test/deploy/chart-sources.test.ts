@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parse } from 'yaml';
+import { parse, stringify } from 'yaml';
+import { ConfigError, loadConfig } from '../../src/config';
+import { createSchemaRegistry } from '../../src/validation';
 import {
   chartReadmePaths,
   parameterTable,
@@ -14,8 +16,58 @@ import { helmTemplate, KUBE_VERSION, runHelm } from '../../scripts/lib/chart';
 import { renderK8s } from '../../scripts/render-k8s';
 import { CHART_FILE_COPIES } from '../../scripts/sync-chart-files';
 import { CHART_DIR, DEFAULTS_FILE, ROOT } from './support/render';
+import { AFTER_DRAIN_MS } from './support/shutdown';
 
 const read = (p: string) => readFileSync(path.join(ROOT, p), 'utf8');
+
+interface ConfigDecl {
+  type: 'string' | 'integer' | 'boolean';
+  default?: unknown;
+  enum?: string[];
+  minimum?: number;
+  maximum?: number;
+  minLength?: number;
+  maxLength?: number;
+  pattern?: string;
+  writeOnly?: boolean;
+}
+const configSchema = JSON.parse(read('schemas/config.schema.json')) as {
+  properties: Record<string, ConfigDecl>;
+};
+
+/** Whether the service refuses `value` for `key` at start (its loadConfig names the key). */
+let registry: ReturnType<typeof createSchemaRegistry> | undefined;
+function serviceRefuses(key: string, value: string): boolean {
+  try {
+    loadConfig({ [key]: value }, (registry ??= createSchemaRegistry()));
+    return false;
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    return err.message.includes(`${key}:`);
+  }
+}
+
+/**
+ * A value the service refuses for a variable, found through the keywords that constrain it in
+ * its declaration (a value refused only by the service's later checks would not do: the chart
+ * reads the schema alone); undefined for an unconstrained variable.
+ */
+function refusedValue(key: string, decl: ConfigDecl): string | undefined {
+  const candidates: string[] = [];
+  if (decl.type === 'integer') {
+    if (decl.maximum !== undefined) candidates.push(String(decl.maximum + 1));
+    if (decl.minimum !== undefined) candidates.push(String(decl.minimum - 1));
+  } else if (decl.type === 'boolean') {
+    // Not `yes`: YAML 1.1, which Helm reads values with, takes that for true.
+    candidates.push('maybe');
+  } else {
+    if (decl.enum) candidates.push('not-listed');
+    if (decl.pattern) candidates.push('bad value!!', '*');
+    if (decl.maxLength !== undefined) candidates.push('x'.repeat(decl.maxLength + 1));
+    if (decl.minLength !== undefined) candidates.push('x'.repeat(decl.minLength - 1));
+  }
+  return candidates.find((v) => serviceRefuses(key, v));
+}
 
 describe('chart sources stay in step with the service', function () {
   this.timeout(30_000);
@@ -132,6 +184,21 @@ describe('values validation', function () {
       /gateway\.replicaCount: Must be greater than or equal to 0/,
     ],
     ['a latest image tag', 'ollama:\n  image:\n    tag: latest\n', /ollama\.image\.tag/],
+    [
+      "a SHUTDOWN_DELAY_MS above the service's maximum",
+      'gateway:\n  config:\n    SHUTDOWN_DELAY_MS: 200000\n',
+      /gateway\.config\.SHUTDOWN_DELAY_MS: must be <= 120000 \(got 200000\)/,
+    ],
+    [
+      'a LOG_LEVEL the service does not know',
+      'gateway:\n  config:\n    LOG_LEVEL: verbose\n',
+      /gateway\.config\.LOG_LEVEL: must be one of: .*\(got "verbose"\)/,
+    ],
+    [
+      'a model name Ollama refuses',
+      'ollama:\n  models:\n    - "bad!!name"\n',
+      /ollama\.models\[0\]: must match pattern/,
+    ],
   ];
   for (const [what, values, message] of rejected) {
     it(`helm template fails on ${what}`, async () => {
@@ -140,6 +207,50 @@ describe('values validation', function () {
       assert.match(r.stderr, message);
     });
   }
+
+  it('refuses every gateway.config value the service would refuse at start (loadConfig)', async () => {
+    const bad: Record<string, string> = {};
+    for (const [key, decl] of Object.entries(configSchema.properties)) {
+      if (decl.writeOnly) continue;
+      const value = refusedValue(key, decl);
+      const constrained =
+        decl.type === 'boolean' ||
+        [decl.enum, decl.minimum, decl.maximum, decl.minLength, decl.maxLength, decl.pattern].some(
+          (k) => k !== undefined,
+        );
+      assert.equal(value !== undefined, constrained, `${key}: a value the service refuses`);
+      if (value !== undefined) bad[key] = value;
+    }
+    assert.ok(Object.keys(bad).length > 50, 'the schema constrains most variables');
+    const r = await template(stringify({ gateway: { config: bad } }));
+    assert.notEqual(r.status, 0);
+    const named = Object.keys(bad).filter((key) =>
+      new RegExp(`gateway\\.config\\.${key}: must`).test(r.stderr),
+    );
+    assert.deepEqual(named, Object.keys(bad), r.stderr);
+  });
+
+  it('accepts the values the service accepts, as text or YAML scalars', async () => {
+    const model = 'registry.example.com:5000/team/model:v1';
+    assert.ok(!serviceRefuses('OLLAMA_MODEL', model));
+    const r = await template(
+      [
+        'gateway:',
+        '  config:',
+        "    SHUTDOWN_DELAY_MS: '120000'",
+        '    LOG_LEVEL: debug',
+        `    OLLAMA_MODEL: ${model}`,
+        '    OLLAMA_PULL_ON_START: TRUE',
+        '    REQUEST_TIMEOUT_MS: 300000',
+        'ollama:',
+        '  models:',
+        `    - ${model}`,
+        '    - hf.co/bartowski/Llama-3.2-1B-Instruct-GGUF:Q4_K_M',
+      ].join('\n'),
+    );
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`OLLAMA_MODEL: "${model}"`));
+  });
 
   it('reports every cross-field problem at once', async () => {
     const r = await template(
@@ -163,18 +274,23 @@ describe('values validation', function () {
       r.stderr,
       /gateway\.config\.NOT_A_SETTING: the service does not read this variable/,
     );
-    assert.match(r.stderr, /terminationGracePeriodSeconds: 20 s does not cover .*36000 ms/);
+    assert.match(r.stderr, /terminationGracePeriodSeconds: 20 s does not cover .*37000 ms/);
     assert.match(r.stderr, /ollama\.externalHost: required/);
     assert.match(r.stderr, /podDisruptionBudget\.minAvailable: 2 with 2 replicas/);
   });
 
-  it('accepts a grace period longer than the shutdown settings plus the 1 s socket grace', async () => {
-    const at = await template('gateway:\n  terminationGracePeriodSeconds: 36\n');
-    assert.notEqual(at.status, 0, 'exactly delay + timeout + 1 s leaves no time to exit');
-    assert.match(at.stderr, /terminationGracePeriodSeconds: 36 s does not cover/);
-    const r = await template('gateway:\n  terminationGracePeriodSeconds: 37\n');
+  it('accepts a grace period longer than the shutdown settings plus what runs after the drain', async () => {
+    const drainMs =
+      Number(configSchema.properties.SHUTDOWN_DELAY_MS?.default) +
+      Number(configSchema.properties.SHUTDOWN_TIMEOUT_MS?.default);
+    const exact = (drainMs + AFTER_DRAIN_MS) / 1000;
+    assert.ok(Number.isInteger(exact), 'the defaults add up to whole seconds');
+    const at = await template(`gateway:\n  terminationGracePeriodSeconds: ${exact}\n`);
+    assert.notEqual(at.status, 0, 'exactly delay + timeout + socket grace + stopServices');
+    assert.match(at.stderr, new RegExp(`terminationGracePeriodSeconds: ${exact} s does not cover`));
+    const r = await template(`gateway:\n  terminationGracePeriodSeconds: ${exact + 1}\n`);
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, /terminationGracePeriodSeconds: 37\n/);
+    assert.match(r.stdout, new RegExp(`terminationGracePeriodSeconds: ${exact + 1}\n`));
   });
 
   it('computes the grace period from the same values the ConfigMap hands the service', async () => {
@@ -183,7 +299,7 @@ describe('values validation', function () {
     const r = await template(
       [
         'gateway:',
-        '  terminationGraceExtraSeconds: 2',
+        '  terminationGraceExtraSeconds: 3',
         '  config:',
         "    SHUTDOWN_DELAY_MS: '2500'",
         '    SHUTDOWN_TIMEOUT_MS: 61001',
@@ -192,14 +308,20 @@ describe('values validation', function () {
     assert.equal(r.status, 0, r.stderr);
     assert.match(r.stdout, /SHUTDOWN_DELAY_MS: "2500"\n/);
     assert.match(r.stdout, /SHUTDOWN_TIMEOUT_MS: "61001"\n/);
-    // ceil(63501 / 1000) + 2 = 66 > 63.501 + 1.
-    assert.match(r.stdout, /terminationGracePeriodSeconds: 66\n/);
+    // ceil(63501 / 1000) + 3 = 67 > 63.501 + 2.
+    assert.match(r.stdout, /terminationGracePeriodSeconds: 67\n/);
   });
 
-  it('refuses a grace slack below the socket grace', async () => {
-    const r = await template('gateway:\n  terminationGraceExtraSeconds: 1\n');
+  it('refuses a grace slack that leaves no second beyond the socket grace and stopServices', async () => {
+    const least = AFTER_DRAIN_MS / 1000 + 1;
+    const r = await template(`gateway:\n  terminationGraceExtraSeconds: ${least - 1}\n`);
     assert.notEqual(r.status, 0);
-    assert.match(r.stderr, /terminationGraceExtraSeconds: Must be greater than or equal to 2/);
+    assert.match(
+      r.stderr,
+      new RegExp(`terminationGraceExtraSeconds: Must be greater than or equal to ${least}`),
+    );
+    const ok = await template(`gateway:\n  terminationGraceExtraSeconds: ${least}\n`);
+    assert.equal(ok.status, 0, ok.stderr);
   });
 });
 

@@ -162,13 +162,18 @@ describe('Helm chart (helm/ollama-agent-gateway)', function () {
       ]) {
         one(objs, kind);
       }
-      const rules = parse(
-        readFileSync(path.join(ROOT, 'monitoring', 'prometheus-rules.yaml'), 'utf8'),
-      ) as object;
-      assert.deepEqual(
-        (one(objs, 'PrometheusRule').spec as { groups: unknown }).groups,
-        (rules as { groups: unknown }).groups,
+      // Every rule file the promtool test loads, in its order.
+      const ruleFiles = (
+        parse(
+          readFileSync(path.join(ROOT, 'monitoring', 'prometheus-rules.test.yaml'), 'utf8'),
+        ) as { rule_files: string[] }
+      ).rule_files;
+      const groups = ruleFiles.flatMap(
+        (f) =>
+          (parse(readFileSync(path.join(ROOT, 'monitoring', f), 'utf8')) as { groups: unknown[] })
+            .groups,
       );
+      assert.deepEqual((one(objs, 'PrometheusRule').spec as { groups: unknown }).groups, groups);
       const dashboard = byKind(objs, 'ConfigMap').find((c) =>
         c.metadata.name.endsWith('-dashboard'),
       );

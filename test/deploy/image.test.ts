@@ -1,7 +1,17 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startOllamaSimulator, type OllamaSimulator } from '../support/ollama-simulator';
@@ -54,6 +64,106 @@ describe('container image (Dockerfile)', () => {
       instructions.some((l) => l.includes('npm ci --omit=dev')),
       'production dependencies only',
     );
+  });
+});
+
+/**
+ * The `.dockerignore` patterns as Docker applies them to the build context: each is matched
+ * against the path from the context root (Go's filepath.Match, plus `**` for any number of
+ * folders), and a matching folder leaves out everything below it.
+ */
+function dockerignored(): (rel: string) => boolean {
+  const patterns = readFileSync(path.join(ROOT, '.dockerignore'), 'utf8')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'));
+  // Exceptions (`!pattern`) re-include paths; this reader does not implement them.
+  assert.ok(!patterns.some((p) => p.startsWith('!')), 'an exception in .dockerignore');
+  const regexps = patterns.map(
+    (p) =>
+      new RegExp(
+        `^${p
+          .replace(/^\/+|\/+$/g, '')
+          .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+          .replace(/\*\*/g, '\0')
+          .replace(/\*/g, '[^/]*')
+          .replace(/\?/g, '[^/]')
+          .replace(/\0/g, '.*')}$`,
+      ),
+  );
+  return (rel) => {
+    const parts = rel.split('/');
+    return parts.some((_, i) => regexps.some((r) => r.test(parts.slice(0, i + 1).join('/'))));
+  };
+}
+
+/** The instructions of one stage of the Dockerfile, `FROM` excluded. */
+function stage(name: string): string[] {
+  const from = instructions.findIndex((l) => new RegExp(`^FROM \\S+ AS ${name}$`).test(l));
+  assert.ok(from >= 0, `a ${name} stage`);
+  const end = instructions.findIndex((l, i) => i > from && l.startsWith('FROM '));
+  return instructions.slice(from + 1, end < 0 ? undefined : end);
+}
+
+/**
+ * The build stage, run outside Docker: a temporary folder gets what its `COPY` lines copy from
+ * the build context (the repository minus `.dockerignore`), the dev node_modules stand in for
+ * its `npm ci`, and every other `RUN` line runs there. A source the stage needs but does not
+ * copy, or one `.dockerignore` leaves out, fails the compile as it fails `docker build`.
+ */
+describe("the image's build stage", function () {
+  this.timeout(180_000);
+  let dir = '';
+  before(() => (dir = mkdtempSync(path.join(os.tmpdir(), 'oag-image-build-'))));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('compiles from exactly what it copies out of the build context', async () => {
+    const ignored = dockerignored();
+    const build = stage('build');
+    assert.equal(build[0], 'WORKDIR /app');
+    for (const line of build.slice(1)) {
+      if (line.startsWith('COPY ')) {
+        const args = line.split(/\s+/).slice(1);
+        assert.ok(!args.some((a) => a.startsWith('--')), `a plain COPY: ${line}`);
+        const dest = args.pop() ?? '';
+        for (const src of args) {
+          assert.ok(!ignored(src), `${src} is copied but .dockerignore leaves it out`);
+          const target = dest.endsWith('/') ? path.join(dir, dest, src) : path.join(dir, dest);
+          mkdirSync(path.dirname(target), { recursive: true });
+          cpSync(path.join(ROOT, src), target, {
+            recursive: true,
+            filter: (p) => !ignored(path.relative(ROOT, p).split(path.sep).join('/')),
+          });
+        }
+      } else if (line.startsWith('RUN npm ci ')) {
+        assert.ok(statSync(path.join(ROOT, 'node_modules')).isDirectory());
+        symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
+      } else if (line.startsWith('RUN ')) {
+        const child = spawn('sh', ['-c', line.slice('RUN '.length)], {
+          cwd: dir,
+          env: {
+            PATH: `${path.join(dir, 'node_modules', '.bin')}${path.delimiter}${process.env.PATH ?? ''}`,
+            HOME: dir,
+          },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let output = '';
+        child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+        child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+        const [code] = (await once(child, 'exit')) as [number | null];
+        assert.equal(code, 0, `${line} failed:\n${output}`);
+      } else {
+        assert.fail(`an instruction this test does not reproduce: ${line}`);
+      }
+    }
+    assert.ok(existsSync(path.join(dir, 'dist', 'src', 'server.js')), 'the entry point');
+    assert.ok(existsSync(path.join(dir, 'dist', 'src', 'healthcheck.js')), 'the HEALTHCHECK');
+    assert.deepEqual(readdirSync(path.join(dir, 'dist')).sort(), [
+      'middleware',
+      'routers',
+      'services',
+      'src',
+    ]);
   });
 });
 

@@ -3,13 +3,15 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parse } from 'yaml';
-import { SOCKET_GRACE_MS } from '../../src/shutdown';
 import { freePort } from '../support/listen';
 import { startOllamaSimulator, type OllamaSimulator } from '../support/ollama-simulator';
+import { DEFAULT_MODELS } from '../support/ollama-simulator/catalog';
+import { pollUntil } from '../support/poll';
 import { startRedis, stopRedis } from '../support/redis-server';
 import { podSpecOf, type Container, type Probe } from './support/policy';
 import { ciValuesFiles, DEFAULTS_FILE, renderChart, ROOT, type K8sObject } from './support/render';
 import { startServerProcess } from './support/server-process';
+import { AFTER_DRAIN_MS } from './support/shutdown';
 
 const configSchema = JSON.parse(
   readFileSync(path.join(ROOT, 'schemas', 'config.schema.json'), 'utf8'),
@@ -89,6 +91,9 @@ function mountedFile(
   };
 }
 
+/** How soon startup and readiness must pass once the service listens, Ollama being up. */
+const PROBES_PASS_WITHIN_MS = 10_000;
+
 const msOf = (env: Record<string, string>, key: string) =>
   Number(env[key] ?? configSchema.properties[key]?.default);
 
@@ -101,7 +106,19 @@ const probesOf = (c: Container): Array<[string, Probe | undefined]> => [
 describe('the chart agrees with the service it deploys', function () {
   this.timeout(30_000);
   let sim: OllamaSimulator;
-  before(async () => (sim = await startOllamaSimulator()));
+  // An Ollama holding every model a values file makes the gateway's OLLAMA_MODEL.
+  before(async () => {
+    const models = [...DEFAULT_MODELS];
+    for (const file of ciValuesFiles()) {
+      const values = parse(readFileSync(file, 'utf8')) as {
+        gateway?: { config?: { OLLAMA_MODEL?: string } };
+      };
+      const name = values.gateway?.config?.OLLAMA_MODEL;
+      if (name && !models.some((m) => m.name === name))
+        models.push({ name, capabilities: ['completion', 'tools'] });
+    }
+    sim = await startOllamaSimulator({ models });
+  });
   after(async () => sim?.close());
 
   for (const file of ciValuesFiles()) {
@@ -130,7 +147,7 @@ describe('the chart agrees with the service it deploys', function () {
         assert.deepEqual(unknown, []);
       });
 
-      it('gives SIGTERM longer than SHUTDOWN_DELAY_MS + SHUTDOWN_TIMEOUT_MS + the socket grace', () => {
+      it('gives SIGTERM longer than SHUTDOWN_DELAY_MS + SHUTDOWN_TIMEOUT_MS + the socket grace + stopServices', () => {
         const grace = podSpecOf(gateway.deployment).terminationGracePeriodSeconds;
         assert.equal(typeof grace, 'number', 'terminationGracePeriodSeconds is set');
         // The values the pod's environment carries (or the service's defaults), not the
@@ -138,7 +155,7 @@ describe('the chart agrees with the service it deploys', function () {
         const drain =
           msOf(gateway.env, 'SHUTDOWN_DELAY_MS') +
           msOf(gateway.env, 'SHUTDOWN_TIMEOUT_MS') +
-          SOCKET_GRACE_MS;
+          AFTER_DRAIN_MS;
         assert.ok((grace as number) * 1000 > drain, `grace ${grace} s vs drain ${drain} ms`);
       });
 
@@ -217,17 +234,25 @@ describe('the chart agrees with the service it deploys', function () {
           });
           assert.equal(new Set(paths.map((p) => p.path)).size, 3, 'distinct probe paths');
           for (const { name, path: p } of paths) {
-            const res = await fetch(`${server.url}${p}`);
-            const body = (await res.json().catch(() => null)) as { status?: string } | null;
-            // 503 is a real answer (startup still running, Ollama not ready yet); 404 is not.
-            assert.ok(
-              name === 'liveness' ? res.status === 200 : [200, 503].includes(res.status),
-              `${name} ${p} answered ${res.status}\n${server.output()}`,
-            );
-            assert.ok(
-              ['pass', 'warn', 'fail'].includes(body?.status ?? ''),
-              `${p}: a health report`,
-            );
+            // Liveness answers 200 from the start. Startup and readiness may answer 503 while
+            // the first checks run, but with Ollama up and holding the model they must turn
+            // 200 within seconds: an environment that keeps the pod unready fails here.
+            let last = 0;
+            await pollUntil(
+              `${name} ${p} answering 200`,
+              async () => {
+                const res = await fetch(`${server.url}${p}`);
+                const body = (await res.json().catch(() => null)) as { status?: string } | null;
+                last = res.status;
+                assert.ok(name !== 'liveness' || res.status === 200, `${p} answered ${last}`);
+                assert.ok([200, 503].includes(res.status), `${p} answered ${last}`);
+                assert.ok(['pass', 'warn', 'fail'].includes(body?.status ?? ''), `${p}: a report`);
+                return res.status === 200 ? true : undefined;
+              },
+              PROBES_PASS_WITHIN_MS,
+            ).catch((err: Error) => {
+              throw new Error(`${err.message} (last ${last})\n${server.output()}`);
+            });
           }
 
           const monitor = objs.find((o) => o.kind === 'ServiceMonitor')?.spec as

@@ -159,6 +159,11 @@ imagePullSecrets:
 {{- if and .Values.ollama.enabled .Values.ollama.keda.enabled (or ($apis.Has "keda.sh/v1alpha1") ($apis.Has "keda.sh/v1alpha1/ScaledObject")) -}}true{{- end -}}
 {{- end -}}
 
+{{/* Whether the ServiceMonitor is rendered: asked for, and the cluster serves its API. */}}
+{{- define "oag.serviceMonitorRendered" -}}
+{{- if and .Values.metrics.serviceMonitor.enabled (.Capabilities.APIVersions.Has "monitoring.coreos.com/v1/ServiceMonitor") -}}true{{- end -}}
+{{- end -}}
+
 {{/*
 Redis: the bundled Valkey when `redis.enabled` says so, or (left empty) whenever more than one
 gateway replica can run and no external Redis is named. "bundled", "external" (redis.url),
@@ -336,6 +341,32 @@ PORT OLLAMA_HOST OLLAMA_HOSTS OLLAMA_DISCOVERY OLLAMA_DISCOVERY_INTERVAL_MS API_
 {{- end -}}
 
 {{/*
+What the service's loadConfig says about one value, from the variable's declaration in the copied
+config schema (.decl): the keywords that schema uses on variables (type, enum, minimum, maximum,
+minLength, maxLength, pattern). The service trims a value and takes an empty one as unset, and
+reads integers and booleans from their text. Empty when the value passes.
+*/}}
+{{- define "oag.configValueProblem" -}}
+{{- $d := .decl -}}
+{{- $s := trim (include "oag.envValue" .value) -}}
+{{- if $s -}}
+{{- if eq $d.type "integer" -}}
+{{- if not (regexMatch "^-?[0-9]+$" $s) -}}must be an integer (got {{ quote $s }})
+{{- else if and (hasKey $d "minimum") (lt (int64 $s) (int64 $d.minimum)) -}}must be >= {{ int64 $d.minimum }} (got {{ $s }})
+{{- else if and (hasKey $d "maximum") (gt (int64 $s) (int64 $d.maximum)) -}}must be <= {{ int64 $d.maximum }} (got {{ $s }})
+{{- end -}}
+{{- else if eq $d.type "boolean" -}}
+{{- if not (regexMatch "^(?i:true|false)$" $s) -}}must be true or false (got {{ quote $s }})
+{{- end -}}
+{{- else if and $d.enum (not (has $s $d.enum)) -}}must be one of: {{ join ", " $d.enum }} (got {{ quote $s }})
+{{- else if and (hasKey $d "minLength") (lt (len $s) (int $d.minLength)) -}}must have at least {{ int $d.minLength }} characters (got {{ quote $s }})
+{{- else if and (hasKey $d "maxLength") (gt (len $s) (int $d.maxLength)) -}}must have at most {{ int $d.maxLength }} characters
+{{- else if and $d.pattern (not (regexMatch $d.pattern $s)) -}}must match pattern {{ quote $d.pattern }} (got {{ quote $s }})
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
 One place for every cross-field check. It collects all problems and fails once, so a user
 fixes their values in one round instead of one error per `helm install`.
 */}}
@@ -350,6 +381,11 @@ fixes their values in one round instead of one error per `helm install`.
 {{- $problems = append $problems (printf "gateway.config.%s: the service does not read this variable (see schemas/config.schema.json)" $key) -}}
 {{- else if get $decl "writeOnly" -}}
 {{- $problems = append $problems (printf "gateway.config.%s: a secret never goes into a ConfigMap; use gateway.secretEnv (or auth for API keys)" $key) -}}
+{{- else -}}
+{{- $problem := include "oag.configValueProblem" (dict "decl" $decl "value" $value) -}}
+{{- if $problem -}}
+{{- $problems = append $problems (printf "gateway.config.%s: %s" $key $problem) -}}
+{{- end -}}
 {{- end -}}
 {{- if has $key $managed -}}
 {{- $problems = append $problems (printf "gateway.config.%s: set by the chart; use the matching chart value instead" $key) -}}
@@ -361,11 +397,18 @@ fixes their values in one round instead of one error per `helm install`.
 {{- $problems = append $problems (printf "gateway.secretEnv: %s is not a secret variable of the service" .name) -}}
 {{- end -}}
 {{- end -}}
+{{- /* Every model name is one Ollama and the service accept: OLLAMA_MODEL's declaration. */ -}}
+{{- range $i, $model := $v.ollama.models -}}
+{{- $problem := include "oag.configValueProblem" (dict "decl" (get $schema.properties "OLLAMA_MODEL") "value" $model) -}}
+{{- if $problem -}}
+{{- $problems = append $problems (printf "ollama.models[%d]: %s" $i $problem) -}}
+{{- end -}}
+{{- end -}}
 {{- $drainMs := add (include "oag.configInt" (dict "ctx" . "key" "SHUTDOWN_DELAY_MS")) (include "oag.configInt" (dict "ctx" . "key" "SHUTDOWN_TIMEOUT_MS")) -}}
 {{- if not (kindIs "invalid" $v.gateway.terminationGracePeriodSeconds) -}}
-{{- /* + 1000: the service destroys sockets still open 1 s after SHUTDOWN_TIMEOUT_MS (SOCKET_GRACE_MS), then exits. */ -}}
-{{- if le (mul (int64 $v.gateway.terminationGracePeriodSeconds) 1000) (add $drainMs 1000) -}}
-{{- $problems = append $problems (printf "gateway.terminationGracePeriodSeconds: %d s does not cover SHUTDOWN_DELAY_MS + SHUTDOWN_TIMEOUT_MS + 1 s (%d ms); leave it empty to compute it" (int64 $v.gateway.terminationGracePeriodSeconds) (add $drainMs 1000)) -}}
+{{- /* + 2000: the service destroys sockets still open 1 s after SHUTDOWN_TIMEOUT_MS (SOCKET_GRACE_MS), then waits up to 1 s for its Redis and Ollama clients to stop (stopServices), then exits. */ -}}
+{{- if le (mul (int64 $v.gateway.terminationGracePeriodSeconds) 1000) (add $drainMs 2000) -}}
+{{- $problems = append $problems (printf "gateway.terminationGracePeriodSeconds: %d s does not cover SHUTDOWN_DELAY_MS + SHUTDOWN_TIMEOUT_MS + 2 s (%d ms); leave it empty to compute it" (int64 $v.gateway.terminationGracePeriodSeconds) (add $drainMs 2000)) -}}
 {{- end -}}
 {{- end -}}
 {{- $live := $v.gateway.probes.liveness -}}
@@ -395,6 +438,10 @@ fixes their values in one round instead of one error per `helm install`.
 {{- end -}}
 {{- if $v.ollama.persistence.existingClaim -}}
 {{- $problems = append $problems "ollama.persistence.existingClaim: one claim cannot serve the pods KEDA adds; leave it empty" -}}
+{{- end -}}
+{{- /* The default query selects the gateway by the `service` label, which the Prometheus operator adds to the targets of a ServiceMonitor. */ -}}
+{{- if and (include "oag.ollama.kedaRendered" .) (not $k.prometheus.query) (not (include "oag.serviceMonitorRendered" .)) -}}
+{{- $problems = append $problems "ollama.keda.prometheus.query: the default query selects the gateway's series by the `service` label a ServiceMonitor gives them, and no ServiceMonitor is rendered (metrics.serviceMonitor.enabled, and the cluster's monitoring.coreos.com/v1 API); without one the query finds no series and KEDA never scales. Enable the ServiceMonitor, or write a query for how your Prometheus scrapes the gateway" -}}
 {{- end -}}
 {{- end -}}
 {{- $redisMode := include "oag.redis.mode" . -}}
