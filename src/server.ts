@@ -10,7 +10,7 @@ import { composeGateway, type Gateway } from './compose';
 import { ConfigError, loadProcessConfig, type ApiKeyEntry, type Config } from './config';
 import { createHttpServer } from './http-server';
 import { createLogger, flushLogger, type Logger } from './logger';
-import { installGracefulShutdown } from './shutdown';
+import { installGracefulShutdown, STOP_SERVICES_MS } from './shutdown';
 import { createSchemaRegistry } from './validation';
 
 /**
@@ -148,7 +148,7 @@ async function main(): Promise<void> {
       await Promise.race([
         // Redis last: the runs the gateway's stop ends write their last state through it.
         gateway.stop().finally(() => redis?.connection.stop()),
-        new Promise((resolve) => clock.after(1000, () => resolve(undefined))),
+        new Promise((resolve) => clock.after(STOP_SERVICES_MS, () => resolve(undefined))),
       ]);
     },
     flushLogs: () => flushLogger(logger),

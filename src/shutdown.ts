@@ -12,6 +12,12 @@ import type { Logger } from './logger';
  */
 export const SOCKET_GRACE_MS = 1000;
 
+/**
+ * How long the exit waits for the services' stop (the Ollama pool, the Redis connection, which
+ * the runs ended by the shutdown still write their last state through) before flushing the logs.
+ */
+export const STOP_SERVICES_MS = 1000;
+
 export interface ShutdownOptions {
   server: http.Server;
   config: Pick<Config, 'SHUTDOWN_DELAY_MS' | 'SHUTDOWN_TIMEOUT_MS'>;

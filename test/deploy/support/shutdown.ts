@@ -1,10 +1,4 @@
-import { SOCKET_GRACE_MS } from '../../../src/shutdown';
-
-/**
- * The bound src/server.ts's stopServices waits for the Redis and Ollama clients at exit. It is
- * a literal there, not an exported constant, so it is restated here.
- */
-export const STOP_SERVICES_MS = 1000;
+import { SOCKET_GRACE_MS, STOP_SERVICES_MS } from '../../../src/shutdown';
 
 /**
  * How long the service may still run after SHUTDOWN_DELAY_MS + SHUTDOWN_TIMEOUT_MS: sockets
