@@ -277,8 +277,14 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
     try {
       await deps.webhookGuard.check(url);
     } catch (err) {
-      if (err instanceof SsrfError) throw invalid('/webhook/url', `is refused: ${err.message}`);
-      throw err;
+      if (!(err instanceof SsrfError)) throw err;
+      // Whether a host resolves, and to what kind of address, stays in the log: told to the
+      // caller, it would map internal names.
+      if (err.reason === 'dns' || err.reason === 'address_refused') {
+        logger.debug('webhook URL refused', { reason: err.reason, error: err.message });
+        throw invalid('/webhook/url', 'is refused: it is not an https URL of a public host.');
+      }
+      throw invalid('/webhook/url', `is refused: ${err.message}`);
     }
   };
 
