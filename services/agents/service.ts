@@ -190,7 +190,8 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
   const followUps = new Set<Promise<void>>();
   const track = (work: Promise<void>): void => {
     followUps.add(work);
-    void work.then(() => followUps.delete(work));
+    const done = (): void => void followUps.delete(work);
+    work.then(done, done);
   };
   // Compiled response_format schemas by their canonical text, bounded (oldest dropped first).
   const formats = new Map<string, ValidateFunction>();
@@ -961,7 +962,7 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
       stopControl?.();
       stopControl = undefined;
       // The repository takes the delivery records and releases first.
-      await Promise.all(followUps);
+      await Promise.allSettled(followUps);
       await runs.stop();
     },
   };
