@@ -157,7 +157,7 @@ export function createAgentsRuntime(options: AgentsRuntimeOptions): AgentsRuntim
         guard: webhookGuard,
         telemetry,
         logger,
-        now,
+        clock,
         retryDelayMs: options.webhookRetryDelayMs,
       })
     : null;

@@ -127,6 +127,10 @@ export interface AgentsService {
    * pauses whose replica died.
    */
   startWork(): void;
+  /**
+   * Stops it, and waits for the follow-up work under way here (webhook deliveries, of runs the
+   * shutdown cancelled too, their records and releases) before the repository stops.
+   */
   stopWork(): Promise<void>;
 }
 
@@ -178,6 +182,17 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
   const local = new Map<string, RunHandle>();
   // Runs executing here that another replica took over: it delivers their webhook, not this one.
   const lost = new Set<string>();
+  // Webhook deliveries of runs that ended without a runner (a pause that expired or was
+  // cancelled, a run taken over), by run id, until they are recorded and the run let go: the
+  // request or takeover round that ended the run does not wait for them.
+  const deliveries = new Map<string, Promise<void>>();
+  // Everything a shutdown waits for: those deliveries, and each launched run's end with its own.
+  const followUps = new Set<Promise<void>>();
+  const track = (work: Promise<void>): void => {
+    followUps.add(work);
+    const done = (): void => void followUps.delete(work);
+    work.then(done, done);
+  };
   // Compiled response_format schemas by their canonical text, bounded (oldest dropped first).
   const formats = new Map<string, ValidateFunction>();
   const newRunId = createRunIds();
@@ -277,8 +292,14 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
     try {
       await deps.webhookGuard.check(url);
     } catch (err) {
-      if (err instanceof SsrfError) throw invalid('/webhook/url', `is refused: ${err.message}`);
-      throw err;
+      if (!(err instanceof SsrfError)) throw err;
+      // Whether a host resolves, and to what kind of address, stays in the log: told to the
+      // caller, it would map internal names.
+      if (err.reason === 'dns' || err.reason === 'address_refused') {
+        logger.debug('webhook URL refused', { reason: err.reason, error: err.message });
+        throw invalid('/webhook/url', 'is refused: it is not an https URL of a public host.');
+      }
+      throw invalid('/webhook/url', `is refused: ${err.message}`);
     }
   };
 
@@ -296,6 +317,40 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
     hook.last_status_code = result.statusCode;
   };
 
+  /**
+   * This replica is done with a run: the webhook's delivery record (`record`), then nobody needs
+   * to hold it any longer (a run whose release did not reach Redis is claimed after its lease
+   * and released then). Never rejects.
+   */
+  const letGo = async (run: AgentRun, record: boolean): Promise<void> => {
+    if (record) {
+      await runs.save(run).catch((err: unknown) => {
+        logger.warn('webhook delivery record not stored', { run_id: run.id, error: err });
+      });
+    }
+    await runs.release(run.id).catch((err: unknown) => {
+      logger.warn('finished run not released', { run_id: run.id, error: err });
+    });
+  };
+
+  /**
+   * Delivers the webhook of a run whose terminal state is stored, in the background, then lets
+   * the run go: until then this replica holds it (a replica that dies meanwhile leaves it to a
+   * takeover, which delivers again), and `settled()` of its handle waits for the delivery.
+   */
+  const deliverLater = (run: AgentRun, type: string, sent: AgentRun): void => {
+    const work = deliver(run, type, sent)
+      .catch((err: unknown) => {
+        logger.error('webhook delivery failed unexpectedly', { run_id: run.id, error: err });
+      })
+      .then(() => letGo(run, !!run.webhook))
+      .finally(() => {
+        if (deliveries.get(run.id) === work) deliveries.delete(run.id);
+      });
+    deliveries.set(run.id, work);
+    track(work);
+  };
+
   /** The handle of a run that finished or waits for its caller: it only replays and answers. */
   const storedHandle = (stored: StoredRun): RunHandle =>
     createRunHandle({
@@ -304,7 +359,7 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
       runs,
       controller: new AbortController(),
       done: Promise.resolve(stored.run),
-      settled: Promise.resolve(),
+      settled: deliveries.get(stored.run.id) ?? Promise.resolve(),
     });
 
   /** The handle of a run that executes on another replica. */
@@ -322,7 +377,8 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
 
   /**
    * Ends a run no runner is working on (a pause that expired or was cancelled): its terminal
-   * event, its status, its webhook. The caller holds the run's claimed pause.
+   * event and its status, then its webhook in the background. The caller holds the run's
+   * claimed pause.
    */
   const finishPaused = async (
     run: AgentRun,
@@ -348,10 +404,8 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
       stopReason: stop.reason,
       durationS: run.usage.wall_ms / 1000,
     });
-    await deliver(run, type, sent);
-    // The claim of the pause made this replica the run's holder: the delivery record, then let go.
-    if (run.webhook) await runs.save(run);
-    await runs.release(run.id);
+    // The claim of the pause made this replica the run's holder until the delivery is done.
+    deliverLater(run, type, sent);
     return run;
   };
 
@@ -414,8 +468,11 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
     ...(plan.strategy ? { strategy: plan.strategy } : {}),
   });
 
-  /** Stores a paused run, tells its followers and its webhook, and arms its expiry. */
-  const pause = async (run: AgentRun, plan: ResumePlan, draft: PauseDraft): Promise<void> => {
+  /**
+   * Stores a paused run, tells its followers and arms its expiry; resolves with the run as the
+   * `run.requires_action` event carries it, for the webhook.
+   */
+  const pause = async (run: AgentRun, plan: ResumePlan, draft: PauseDraft): Promise<AgentRun> => {
     const expiresAt = now() + plan.actionTtlMs;
     run.status = 'requires_action';
     run.required_action = {
@@ -450,7 +507,7 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
         });
       }),
     );
-    await deliver(run, 'run.requires_action', sent);
+    return sent;
   };
 
   /**
@@ -493,23 +550,16 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
       settled: done.then(() => delivered),
     });
     local.set(id, handle);
-    void handle.settled().then(async () => {
-      // A resume may already run the next segment here: it has its own handle and hold.
-      if (local.get(id) === handle) local.delete(id);
-      if (paused) return;
-      // A run another replica took over is that replica's to record; this one only lets go.
-      const wasLost = lost.delete(id);
-      // The webhook's delivery record, then nobody needs to hold the run any longer (a run
-      // whose release did not reach Redis is claimed after its lease and released then).
-      if (run.webhook && !wasLost) {
-        await runs.save(run).catch((err: unknown) => {
-          logger.warn('webhook delivery record not stored', { run_id: id, error: err });
-        });
-      }
-      await runs.release(id).catch((err: unknown) => {
-        logger.warn('finished run not released', { run_id: id, error: err });
-      });
-    });
+    track(
+      handle.settled().then(async () => {
+        // A resume may already run the next segment here: it has its own handle and hold.
+        if (local.get(id) === handle) local.delete(id);
+        if (paused) return;
+        // A run another replica took over is that replica's to record; this one only lets go.
+        const wasLost = lost.delete(id);
+        await letGo(run, !!run.webhook && !wasLost);
+      }),
+    );
     let unfollow = (): void => undefined;
     if (run.webhook) {
       unfollow = await handle.follow(segment.afterSeq, (event) => {
@@ -539,10 +589,14 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
           onEnd(pausedRun);
           return;
         }
+        // The caller hears of the pause once it is stored; the webhook follows (settled()).
         delivered = pause(pausedRun, plan, draft).then(
-          () => {
+          (sent) => {
             paused = true;
             onEnd(pausedRun);
+            return deliver(pausedRun, 'run.requires_action', sent).catch((err: unknown) => {
+              logger.error('webhook delivery failed unexpectedly', { run_id: id, error: err });
+            });
           },
           (err: unknown) => {
             // A pause that cannot be stored cannot be resumed: the run ends here.
@@ -701,22 +755,24 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
         durationS: run.usage.wall_ms / 1000,
       });
       logger.warn('run of a replica that stopped ended as interrupted', { run_id: id });
-      await deliver(run, 'run.failed', snapshot(run));
+      // Held until the delivery is done, as after a pause (deliverLater).
+      deliverLater(run, 'run.failed', snapshot(run));
     } else if (run.webhook?.last_delivery_status === 'pending') {
       deps.telemetry.runCoordination({ kind: 'takeover' });
-      await deliver(run, type, snapshot(run));
+      deliverLater(run, type, snapshot(run));
+    } else {
+      await runs.release(id);
     }
-    if (run.webhook) await runs.save(run);
-    await runs.release(id);
   };
 
   const takeOverOrphans = async (): Promise<void> => {
     if (takingOver) return;
     takingOver = true;
     try {
-      // Each claimed run is ended on its own, so a slow webhook delays only its own run. One
-      // that cannot be ended (Redis failed on the way) is let go: its lease lapses and a later
-      // round claims it again, here or on another replica.
+      // Each claimed run is ended on its own; webhooks go out in the background, so a slow
+      // receiver holds neither this round nor the next. One that cannot be ended (Redis failed
+      // on the way) is let go: its lease lapses and a later round claims it again, here or on
+      // another replica.
       const orphans = (await runs.claimOrphans()).map((id) =>
         takeOver(id).catch(async (err: unknown) => {
           logger.error('orphaned run not taken over; it will be claimed again', {
@@ -905,6 +961,8 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
       takeoverTimer?.cancel();
       stopControl?.();
       stopControl = undefined;
+      // The repository takes the delivery records and releases first.
+      await Promise.allSettled(followUps);
       await runs.stop();
     },
   };

@@ -44,15 +44,29 @@ export interface SsrfGuard {
   readonly lookup: LookupFunction;
 }
 
+/** IPv6 global unicast (RFC 4291 2.4): the only IPv6 block whose addresses are public. */
+const GLOBAL_UNICAST_V6 = ipaddr.parseCIDR('2000::/3');
+/** IPv4-compatible IPv6 (deprecated by RFC 4291): routed by tunnels or the default route. */
+const IPV4_COMPATIBLE_V6 = ipaddr.parseCIDR('::/96');
+
 /**
  * The ipaddr.js range of an address: `unicast` for an ordinary public address, otherwise the
  * name of the special range (`private`, `loopback`, `linkLocal` — which holds the cloud
  * metadata address 169.254.169.254 —, `uniqueLocal`, `carrierGradeNat`, `unspecified`, …).
- * IPv4-mapped IPv6 addresses are classified as the IPv4 address they carry.
+ * IPv4-mapped IPv6 addresses are classified as the IPv4 address they carry; an IPv6 address
+ * outside 2000::/3 is never `unicast`: `ipv4Compatible` in ::/96 (`::7f00:1`, which the URL
+ * parser makes of `::127.0.0.1`), else `notGlobalUnicast`.
  */
 export function classifyAddress(address: string): string {
   if (!ipaddr.isValid(address)) return 'invalid';
-  return ipaddr.process(address).range();
+  const parsed = ipaddr.parse(address);
+  if (parsed.kind() === 'ipv4') return parsed.range();
+  const v6 = parsed as ipaddr.IPv6;
+  if (v6.isIPv4MappedAddress()) return v6.toIPv4Address().range();
+  const range = v6.range();
+  if (range !== 'unicast') return range;
+  if (v6.match(IPV4_COMPATIBLE_V6)) return 'ipv4Compatible';
+  return v6.match(GLOBAL_UNICAST_V6) ? 'unicast' : 'notGlobalUnicast';
 }
 
 /** Only ordinary public unicast addresses may be reached. */

@@ -14,7 +14,7 @@ import type { Client } from '@modelcontextprotocol/sdk/client/index.js' with {
 import type { Clock, TimerHandle } from '../../src/clock';
 import type { Logger } from '../../src/logger';
 import type { SchemaRegistry } from '../../src/validation';
-import { SsrfError, type SsrfGuard } from '../net';
+import { createGuardedFetch, SsrfError, type SsrfGuard } from '../net';
 import { ToolError, type ToolDefinition, type ToolParameters } from './types';
 
 /** One MCP server as AGENTS_FILE defines it. */
@@ -56,7 +56,10 @@ export interface McpSource {
 
 export interface McpSourceOptions {
   server: McpServerConfig;
-  /** Checks the URL (and its DNS answer) before every connection. */
+  /**
+   * Checks the URL (and its DNS answer) before every connection, and resolves the host again
+   * for each connection the client opens (its `lookup`).
+   */
   guard: SsrfGuard;
   schemas: SchemaRegistry;
   clock: Clock;
@@ -68,6 +71,23 @@ export interface McpSourceOptions {
   timeoutMs: number;
   /** Called once per failure (connection, listing, refresh), for the metric. */
   onFailure: (server: string) => void;
+}
+
+/** The most tools one server may offer; those after it in its listing are left out. */
+export const MCP_MAX_TOOLS = 128;
+/** The longest tool description offered to the model; a longer one is cut. */
+export const MCP_MAX_DESCRIPTION_CHARS = 1024;
+/** The longest input schema (as JSON); a tool whose schema is longer is left out. */
+export const MCP_MAX_SCHEMA_CHARS = 16 * 1024;
+/** The smallest cap on one MCP answer: room for a listing of MCP_MAX_TOOLS tools. */
+const MIN_ANSWER_BYTES = 4 * 1024 * 1024;
+
+/**
+ * The most bytes one HTTP answer of an MCP server may have: 4 per character of the longest
+ * result kept (UTF-8's widest), and at least MIN_ANSWER_BYTES.
+ */
+export function mcpAnswerLimit(maxResultChars: number): number {
+  return Math.max(4 * maxResultChars, MIN_ANSWER_BYTES);
 }
 
 /** The exposed name: `<server>__<tool>`, lower-case, other characters as `_`. */
@@ -103,6 +123,11 @@ function resultText(content: unknown): string {
 
 export function createMcpSource(options: McpSourceOptions): McpSource {
   const { server, guard, schemas, clock, logger } = options;
+  // Every connection of the client resolves its host through the guard, and every answer is
+  // bounded while it is read.
+  const http = createGuardedFetch(guard, {
+    maxBodyBytes: mcpAnswerLimit(options.maxResultChars),
+  });
   let client: Client | null = null;
   let current = new Map<string, McpTool>();
   let state: McpServerStatus = {
@@ -170,6 +195,7 @@ export function createMcpSource(options: McpSourceOptions): McpSource {
     const transport = new StreamableHTTPClientTransport(url, {
       // Redirects are not followed: a redirect could lead past the SSRF guard.
       requestInit: { headers, redirect: 'error' },
+      fetch: http.fetch,
     });
     const next = new McpClient({ name: 'ollama-agent-gateway', version: '1' });
     await next.connect(transport, { timeout: options.timeoutMs });
@@ -179,9 +205,17 @@ export function createMcpSource(options: McpSourceOptions): McpSource {
 
   const toolOf = (name: string, tool: { description?: string; inputSchema: unknown }): McpTool => {
     const parameters = tool.inputSchema as ToolParameters;
+    // Descriptions and schemas go to the model on every step of every run that has the tool.
+    if (JSON.stringify(parameters).length > MCP_MAX_SCHEMA_CHARS) {
+      throw new Error(`its input schema is longer than ${MCP_MAX_SCHEMA_CHARS} characters`);
+    }
+    const description = tool.description ?? name;
     const def: ToolDefinition = {
       name: exposedName(server.name, name),
-      description: tool.description ?? name,
+      description:
+        description.length > MCP_MAX_DESCRIPTION_CHARS
+          ? `${description.slice(0, MCP_MAX_DESCRIPTION_CHARS - 1)}…`
+          : description,
       parameters,
       // MCP does not say whether a tool has side effects: never retried.
       idempotent: false,
@@ -218,11 +252,18 @@ export function createMcpSource(options: McpSourceOptions): McpSource {
       nextValidators = new Map();
       for (const tool of listed.tools) {
         if (server.tools && !server.tools.includes(tool.name)) continue;
+        if (next.size === MCP_MAX_TOOLS) {
+          logger.warn('MCP tools left out: the server offers more than MCP_MAX_TOOLS', {
+            mcp_server: server.name,
+            max: MCP_MAX_TOOLS,
+          });
+          break;
+        }
         try {
           const made = toolOf(tool.name, tool);
           next.set(made.def.name, made);
         } catch (err) {
-          logger.warn('MCP tool left out: its input schema does not compile', {
+          logger.warn('MCP tool left out: its input schema is too long or does not compile', {
             mcp_server: server.name,
             tool: tool.name,
             error: err,
@@ -259,6 +300,7 @@ export function createMcpSource(options: McpSourceOptions): McpSource {
       const old = client;
       client = null;
       await old?.close().catch(() => undefined);
+      await http.close();
     },
     tools: () => current,
     status: () => state,

@@ -160,18 +160,41 @@ describe('background runs, cancel, webhooks and idempotency', () => {
     }
   });
 
+  /** POSTs a run with a webhook to `url`, expects 400 and returns the error's code and first detail. */
+  const refusedWebhook = async (url: string) => {
+    const res = await request(h.url)
+      .post('/agents/run')
+      .send({ input: 'x', webhook: { url } })
+      .expect(400);
+    const { error } = res.body as {
+      error: { code: string; details: Array<{ path: string; message: string }> };
+    };
+    return { code: error.code, detail: error.details[0] };
+  };
+
   it('refuses webhook URLs that fail the SSRF guard', async () => {
     for (const url of [
       'https://10.0.0.1/hook',
       'https://169.254.169.254/',
       'http://example.com/hook',
     ]) {
-      const res = await request(h.url)
-        .post('/agents/run')
-        .send({ input: 'x', webhook: { url } })
-        .expect(400);
-      assert.equal((res.body as { error: { code: string } }).error.code, 'VALIDATION_FAILED');
+      assert.equal((await refusedWebhook(url)).code, 'VALIDATION_FAILED');
     }
+  });
+
+  it('gives one message for a webhook host that does not resolve and one that is loopback or private', async () => {
+    const messages = new Set<string>();
+    for (const url of [
+      'https://localhost/h',
+      'https://no-such-host.invalid/h',
+      'https://10.0.0.1/h',
+      'https://[::7f00:1]:8080/h',
+    ]) {
+      const { detail } = await refusedWebhook(url);
+      assert.equal(detail?.path, '/webhook/url');
+      messages.add(String(detail?.message));
+    }
+    assert.equal(messages.size, 1, [...messages].join(' | '));
   });
 
   /** A background run started with Idempotency-Key `k-1`, waited for until it ended. */

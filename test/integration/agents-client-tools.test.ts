@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { createMemoryRunRepository } from '../../services/agents/run-repository';
@@ -11,14 +11,25 @@ import {
   startAgentsHarness,
   type AgentsHarness,
 } from '../support/agents-harness';
-import { until } from '../support/ollama-simulator/settle';
+import { stillPending, until } from '../support/ollama-simulator/settle';
 
 const MODEL = 'llama3.2:3b';
 const HOOK_SECRET = `whsec_${Buffer.from('0123456789abcdef0123456789abcdef').toString('base64')}`;
 
-/** A webhook receiver: records each delivery's event type and run status, answers 200. */
-async function startReceiver(): Promise<{ url: string; types: string[]; server: Server }> {
+/**
+ * A webhook receiver: records each delivery's event type and run status, and answers 200, or
+ * with `hold`, holds its answers until the test calls `answer()` (a slow receiver, without a
+ * clock).
+ */
+async function startReceiver(options: { hold?: boolean } = {}): Promise<{
+  url: string;
+  types: string[];
+  answer: () => void;
+  server: Server;
+}> {
   const types: string[] = [];
+  const held: ServerResponse[] = [];
+  let answering = !options.hold;
   const server = createServer((req, res) => {
     let body = '';
     req.setEncoding('utf8');
@@ -26,12 +37,22 @@ async function startReceiver(): Promise<{ url: string; types: string[]; server: 
     req.on('end', () => {
       const payload = JSON.parse(body) as { type: string; data: AgentRun };
       types.push(`${payload.type}:${payload.data.status}`);
-      res.end();
+      if (answering) res.end();
+      else held.push(res);
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, types, server };
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
+    types,
+    answer: () => {
+      answering = true;
+      for (const res of held.splice(0)) res.end();
+    },
+    server,
+  };
 }
+
 const call = (name: string, args: Record<string, unknown>) => ({
   function: { name, arguments: args },
 });
@@ -343,15 +364,20 @@ describe('client tools, approvals and resume (two replicas sharing one run repos
     assert.deepEqual(JSON.parse(String(result?.content)), { expression: '6 * 7', result: 42 });
   });
 
+  /** A webhook run through `a` that pauses for lookup_order (202); returns its id. */
+  const pausingWebhookRun = async (url: string): Promise<string> => {
+    a.sim.script(MODEL, { tool_calls: [call('lookup_order', { order_id: '5' })] });
+    const created = await request(a.url)
+      .post('/agents/run')
+      .send({ input: 'Order 5?', tools: [lookupOrder], webhook: { url } })
+      .expect(202);
+    return (created.body as AgentRun).id;
+  };
+
   it('sends run.requires_action to the webhook, and the end of the run from the replica that resumed it', async () => {
     const receiver = await startReceiver();
     try {
-      a.sim.script(MODEL, { tool_calls: [call('lookup_order', { order_id: '5' })] });
-      const created = await request(a.url)
-        .post('/agents/run')
-        .send({ input: 'Order 5?', tools: [lookupOrder], webhook: { url: receiver.url } })
-        .expect(202);
-      const id = (created.body as AgentRun).id;
+      const id = await pausingWebhookRun(receiver.url);
       await (await a.agents.service.find(id, undefined)).settled();
       await until(() => receiver.types.length === 1);
       assert.deepEqual(receiver.types, ['run.requires_action:requires_action']);
@@ -371,6 +397,59 @@ describe('client tools, approvals and resume (two replicas sharing one run repos
         'run.completed:completed',
       ]);
     } finally {
+      receiver.server.close();
+    }
+  });
+
+  it('answers a resume that pauses again, and a cancel, while their webhooks are still under way, and records the delivery', async () => {
+    const receiver = await startReceiver({ hold: true });
+    try {
+      const id = await pausingWebhookRun(receiver.url);
+      await until(() => receiver.types.length === 1, 20_000);
+      const first = (await b.agents.service.find(id, undefined)).run;
+
+      // An answered resume that pauses again answers once the pause is stored.
+      a.sim.script(MODEL, { tool_calls: [call('lookup_order', { order_id: '7' })] });
+      let resumed: request.Response | undefined;
+      void request(b.url)
+        .post(`/agents/runs/${id}/resume`)
+        .send({
+          tool_outputs: [{ tool_call_id: first.required_action?.tool_calls[0]?.id, output: 'x' }],
+        })
+        .then((res) => (resumed = res));
+      await until(() => resumed !== undefined && receiver.types.length === 2, 20_000);
+      assert.equal(resumed?.status, 200);
+      assert.equal((resumed?.body as AgentRun).status, 'requires_action');
+
+      // A cancel of the pause answers once the run's end is stored.
+      let cancelled: request.Response | undefined;
+      void request(a.url)
+        .post(`/agents/runs/${id}/cancel`)
+        .send({})
+        .then((res) => (cancelled = res));
+      await until(() => cancelled !== undefined && receiver.types.length === 3, 20_000);
+      assert.equal(cancelled?.status, 200);
+      assert.equal((cancelled?.body as AgentRun).status, 'cancelled');
+      assert.deepEqual(receiver.types, [
+        'run.requires_action:requires_action',
+        'run.requires_action:requires_action',
+        'run.cancelled:cancelled',
+      ]);
+
+      // The cancel's delivery still waits for the receiver: the run's handle and a shutdown of
+      // the replica that delivers it wait for it.
+      const delivered = (await a.agents.service.find(id, undefined)).settled();
+      const stopped = a.agents.stop();
+      assert.equal(await stillPending(delivered), true);
+      assert.equal(await stillPending(stopped), true);
+      receiver.answer();
+      await Promise.all([delivered, stopped]);
+      const run = (await request(b.url).get(`/agents/runs/${id}`).expect(200)).body as AgentRun;
+      assert.equal(run.status, 'cancelled');
+      assert.equal(run.webhook?.last_delivery_status, 'delivered');
+      assert.equal(run.webhook?.attempts, 1);
+    } finally {
+      receiver.server.closeAllConnections();
       receiver.server.close();
     }
   });

@@ -67,6 +67,33 @@ describe('SSRF guard', () => {
     });
   }
 
+  describe('when an IPv6 literal is not global unicast', () => {
+    const open = createSsrfGuard({ allowHosts: null, resolve });
+    for (const url of [
+      'https://[::7f00:1]/',
+      'https://[::127.0.0.1]/',
+      'https://[::a9fe:a9fe]/',
+      'https://[::808:808]/',
+      'https://[4000::1]/',
+      'https://[100::1]/',
+    ]) {
+      it(`refuses ${url} (address_refused)`, async () => {
+        await assert.rejects(open.check(url), (err: unknown) => {
+          assert.ok(err instanceof SsrfError);
+          assert.equal(err.reason, 'address_refused');
+          return true;
+        });
+      });
+    }
+
+    it('still accepts a global unicast IPv6 address and a public IPv4-mapped one', async () => {
+      assert.equal(classifyAddress('::7f00:1'), 'ipv4Compatible');
+      assert.equal(classifyAddress('4000::1'), 'notGlobalUnicast');
+      assert.equal((await open.check('https://[2606:4700::1111]/')).hostname, '[2606:4700::1111]');
+      assert.equal(classifyAddress('::ffff:93.184.216.34'), 'unicast');
+    });
+  });
+
   it('accepts https to an allowlisted public host', async () => {
     assert.equal(
       (await guard.check('https://public.example/a?b=1')).href,
