@@ -168,6 +168,12 @@ export interface AgentsServiceDeps {
 /** Bound of each cache below (compiled response_format schemas, configuration hashes). */
 const CACHE_MAX = 100;
 
+/**
+ * How long stopping waits for the follow-ups under way (webhook deliveries, their records):
+ * half of the exit's bound on the whole stop (src/shutdown.ts STOP_SERVICES_MS).
+ */
+const STOP_FOLLOW_UPS_MS = 500;
+
 function invalid(path: string, message: string, details?: unknown): AppError {
   return new AppError('VALIDATION_FAILED', undefined, {
     details: details ?? [{ in: 'body', path, message }],
@@ -961,8 +967,18 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
       takeoverTimer?.cancel();
       stopControl?.();
       stopControl = undefined;
-      // The repository takes the delivery records and releases first.
-      await Promise.allSettled(followUps);
+      // The repository takes the delivery records and releases first, for as long as the
+      // deliveries under way take, up to STOP_FOLLOW_UPS_MS: the rest of the stop (the usage
+      // flush, the Ollama pool) must still fit in the exit's own bound. A delivery cut off
+      // here leaves its run held; with Redis another replica takes it over and delivers again.
+      let timer: TimerHandle | undefined;
+      await Promise.race([
+        Promise.allSettled(followUps),
+        new Promise<void>((resolve) => {
+          timer = deps.clock.after(STOP_FOLLOW_UPS_MS, resolve);
+        }),
+      ]);
+      timer?.cancel();
       await runs.stop();
     },
   };
