@@ -51,17 +51,49 @@ export function schemasDir(): string {
 /** Ad-hoc schemas compiled on one Ajv before it is replaced by a fresh one (about 3 ms). */
 const ADHOC_PER_AJV = 100;
 
+/** Limits of the patterns in one caller's schema (see {@link createLinearRegExp}). */
+export const PATTERN_LIMITS = {
+  /** Characters of one pattern. */
+  length: 512,
+  /** RE2 instructions of one compiled pattern: matching costs about this many steps a character. */
+  program: 256,
+  /** RE2 instructions of all the patterns of one schema together. */
+  schemaProgram: 4096,
+} as const;
+
 /**
  * The `pattern` and `patternProperties` engine of callers' schemas: RE2 (the `re2js` package),
  * which matches in time linear in the input. A caller writes both the pattern and the prompt
  * whose answer is checked against it, so a backtracking engine would let one request hold the
- * event loop for hours (`^(a+)+$` against 40 a's and a `!`). RE2 has no lookaround and no
- * backreferences: a schema that uses them does not compile, and the caller gets a 400.
+ * event loop for hours (`^(a+)+$` against 40 a's and a `!`). RE2's cost is the input's length
+ * times the compiled program's size, which the caller also chooses (`[a-z]{1000}` is a thousand
+ * instructions), so patterns are held to {@link PATTERN_LIMITS}. ECMAScript escapes RE2 spells
+ * otherwise (`\uXXXX`, `\cX`) are translated; lookaround and backreferences do not exist in RE2.
+ * A pattern it refuses makes the schema fail to compile, and the caller gets a 400. `reset()`
+ * starts the per-schema budget.
  */
-const linearRegExp: RegExpEngine = Object.assign(
-  (pattern: string): ReturnType<RegExpEngine> => RE2JS.compile(pattern),
-  { code: 'RE2JS.compile' },
-);
+function createLinearRegExp(): { engine: RegExpEngine; reset(): void } {
+  let spent = 0;
+  const engine = (pattern: string): ReturnType<RegExpEngine> => {
+    if (pattern.length > PATTERN_LIMITS.length) {
+      throw new Error(`a pattern is longer than ${PATTERN_LIMITS.length} characters`);
+    }
+    const re = RE2JS.compile(RE2JS.translateRegExp(pattern));
+    const size = re.programSize();
+    if (size > PATTERN_LIMITS.program) {
+      throw new Error(`the pattern "${pattern.slice(0, 40)}" is too complex (${size} RE2 steps)`);
+    }
+    spent += size;
+    if (spent > PATTERN_LIMITS.schemaProgram) {
+      throw new Error("the schema's patterns are too complex together");
+    }
+    return re;
+  };
+  return {
+    engine: Object.assign(engine, { code: 'RE2JS.compile' }),
+    reset: () => (spent = 0),
+  };
+}
 
 /**
  * Builds the registry's Ajv and compiles every schema in `schemas/` once.
@@ -71,6 +103,7 @@ const linearRegExp: RegExpEngine = Object.assign(
  * {@link coerceStrings} before validation, guided by the schema's declared types.
  */
 export function createSchemaRegistry(dir: string = schemasDir()): SchemaRegistry {
+  const linearRegExp = createLinearRegExp();
   const newAjv = (adhocSchemas = false): Ajv => {
     const made = new Ajv({
       allErrors: true,
@@ -80,7 +113,7 @@ export function createSchemaRegistry(dir: string = schemasDir()): SchemaRegistry
       ...(adhocSchemas
         ? {
             addUsedSchema: false,
-            code: { regExp: linearRegExp },
+            code: { regExp: linearRegExp.engine },
             // Strict mode would test the schema's own property names against each pattern
             // with a backtracking RegExp while compiling.
             allowMatchingProperties: true,
@@ -133,6 +166,7 @@ export function createSchemaRegistry(dir: string = schemasDir()): SchemaRegistry
         adhocCompiled = 0;
       }
       adhocCompiled += 1;
+      linearRegExp.reset();
       let fn: ValidateFunction;
       try {
         fn = adhoc.compile(schema);
