@@ -538,6 +538,27 @@ describe('the chart for several gateway replicas and several Ollama pods', funct
       assert.match(own.stdout, /kind: ScaledObject/);
     });
 
+    it('takes the monitoring API as a group/version too, as offline and GitOps renders name it', async () => {
+      const rendered = await runHelm([
+        'template',
+        'oag',
+        CHART_DIR,
+        '-f',
+        ci('ollama-pool-values.yaml'),
+        '--set',
+        'metrics.prometheusRule.enabled=true',
+        '--api-versions',
+        'keda.sh/v1alpha1',
+        '--api-versions',
+        'monitoring.coreos.com/v1',
+      ]);
+      assert.equal(rendered.status, 0, rendered.stderr);
+      const kinds = parseManifests(rendered.stdout).map((o) => o.kind);
+      for (const kind of ['ScaledObject', 'ServiceMonitor', 'PrometheusRule']) {
+        assert.ok(kinds.includes(kind), `${kind} rendered`);
+      }
+    });
+
     it('NOTES warn when KEDA is asked for but the cluster lacks its API', async () => {
       const notes = await renderNotes([ci('ollama-pool-values.yaml')]);
       assert.match(notes, /ollama\.keda\.enabled, but the keda\.sh\/v1alpha1 API is missing/);

@@ -159,9 +159,19 @@ imagePullSecrets:
 {{- if and .Values.ollama.enabled .Values.ollama.keda.enabled (or ($apis.Has "keda.sh/v1alpha1") ($apis.Has "keda.sh/v1alpha1/ScaledObject")) -}}true{{- end -}}
 {{- end -}}
 
+{{/*
+Whether the cluster serves a kind of the Prometheus operator's monitoring.coreos.com/v1 API
+(`include "oag.monitoringApi" (list . "ServiceMonitor")`): offline and GitOps renders name it as
+the group/version alone or with the kind (`helm template --api-versions`).
+*/}}
+{{- define "oag.monitoringApi" -}}
+{{- $apis := (index . 0).Capabilities.APIVersions -}}
+{{- if or ($apis.Has "monitoring.coreos.com/v1") ($apis.Has (printf "monitoring.coreos.com/v1/%s" (index . 1))) -}}true{{- end -}}
+{{- end -}}
+
 {{/* Whether the ServiceMonitor is rendered: asked for, and the cluster serves its API. */}}
 {{- define "oag.serviceMonitorRendered" -}}
-{{- if and .Values.metrics.serviceMonitor.enabled (.Capabilities.APIVersions.Has "monitoring.coreos.com/v1/ServiceMonitor") -}}true{{- end -}}
+{{- if and .Values.metrics.serviceMonitor.enabled (include "oag.monitoringApi" (list . "ServiceMonitor")) -}}true{{- end -}}
 {{- end -}}
 
 {{/*
