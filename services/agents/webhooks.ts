@@ -119,8 +119,6 @@ export function createWebhookSender(options: WebhookSenderOptions): WebhookSende
     httpsAgent: new https.Agent({ keepAlive: false, lookup: guard.lookup }),
     headers: { 'content-type': 'application/json', 'user-agent': 'ollama-agent-gateway-webhooks' },
   });
-  // Each attempt (the first and every retry) is signed with its own timestamp, so a receiver's
-  // replay window applies to when the attempt was made.
   // Each attempt (the first and every retry: axios-retry sends a retry through the instance, so
   // through its interceptors) is signed with its own timestamp, so a receiver's replay window
   // applies to when the attempt was made, and gets its own deadline: an abort signal that
