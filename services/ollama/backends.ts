@@ -19,7 +19,7 @@ import type { CircuitState } from './circuit';
 import { createOllamaService, type OllamaClient } from './client';
 import { failureOf } from './errors';
 import { keepAliveMs as keepAliveToMs } from './loads';
-import { chooseBackend, type RouteCandidate, type RouteReason } from './routing';
+import { affinityScore, chooseBackend, type RouteCandidate, type RouteReason } from './routing';
 import type {
   BackendStatus,
   CallOptions,
@@ -457,7 +457,10 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
   /** Backends not known to be down, in id order. */
   const reachable = (): Backend[] => serving().filter((b) => b.health.snapshot().status !== 'down');
 
-  /** The backends a preload of `model` goes to: those having it, loaded ones first. */
+  /**
+   * The backends a preload of `model` goes to: those having it, loaded ones first, then the
+   * least busy; a tie goes by the model's rendezvous score, so every replica picks alike.
+   */
   function preloadTargets(model: string): Backend[] {
     const pool = reachable();
     const having = pool.filter((b) => candidate(b, model).installed !== false);
@@ -471,7 +474,7 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
           Number(y.c.loaded) - Number(x.c.loaded) ||
           x.c.loadedCount - y.c.loadedCount ||
           x.c.load - y.c.load ||
-          Number(x.b.id) - Number(y.b.id),
+          affinityScore(modelKey(model), y.b.id) - affinityScore(modelKey(model), x.b.id),
       );
     return ranked.slice(0, replicas).map((r) => r.b);
   }

@@ -42,6 +42,11 @@ function fnv1a(text: string): number {
   return h >>> 0;
 }
 
+/** The rendezvous score of backend `id` for `key`: the same in every replica. */
+export function affinityScore(key: string, id: string): number {
+  return fnv1a(`${key}\u0000${id}`);
+}
+
 /**
  * The candidate `key` hashes to (rendezvous hashing: the highest hash of key and id wins, so
  * a backend coming or going moves only the keys that hashed to it).
@@ -50,7 +55,7 @@ export function byAffinity<T extends { id: string }>(set: readonly T[], key: str
   let best = set[0]!;
   let bestScore = -1;
   for (const c of set) {
-    const score = fnv1a(`${key}\u0000${c.id}`);
+    const score = affinityScore(key, c.id);
     if (score > bestScore) {
       best = c;
       bestScore = score;

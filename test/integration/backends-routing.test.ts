@@ -460,4 +460,47 @@ describe('backends discovered through DNS', function () {
       await b.close();
     }
   });
+
+  it('preloads on the same OLLAMA_MODEL_REPLICAS pods from every replica', async () => {
+    const a = await startOllamaSimulator({ hostname: '127.0.0.2' });
+    const b = await startOllamaSimulator({ hostname: '127.0.0.3', port: a.port });
+    const replica = (addresses: string[]) =>
+      buildTestApp({
+        simulator: false,
+        env: {
+          OLLAMA_DISCOVERY: `ollama-headless.test:${a.port}`,
+          OLLAMA_MODEL: MODEL,
+          OLLAMA_MODEL_REPLICAS: '1',
+        },
+        resolveBackends: () => Promise.resolve(addresses),
+      });
+    const replicas = [
+      await replica(['127.0.0.2', '127.0.0.3']),
+      await replica(['127.0.0.3', '127.0.0.2']),
+    ];
+    try {
+      const chosen: string[][] = [];
+      for (const r of replicas) {
+        r.ollamaHealth.start();
+        await until(() => r.ollama.backends().length === 2, 'both backends');
+        await r.ollamaHealth.refresh();
+        // Both pods idle with nothing loaded: a tie, which neither DNS order may decide.
+        for (const sim of [a, b]) sim.reset();
+        await r.ollama.preload(OTHER, '5m');
+        chosen.push([a, b].filter((sim) => preloads(sim, OTHER) > 0).map((sim) => sim.url));
+        for (const sim of [a, b]) {
+          await fetch(`${sim.url}/api/chat`, {
+            method: 'POST',
+            body: JSON.stringify({ model: OTHER, messages: [], keep_alive: 0, stream: false }),
+          }).then((res) => res.text());
+        }
+      }
+      assert.equal(chosen[0]?.length, 1);
+      assert.deepEqual(chosen[1], chosen[0]);
+    } finally {
+      await Promise.all(replicas.map((r) => r.close()));
+      await a.close();
+      await b.close();
+    }
+  });
 });
