@@ -419,19 +419,28 @@ describe('backends discovered through DNS', function () {
     }
   });
 
-  it('names each pod alike in every replica, whatever order DNS answers in', async () => {
+  /**
+   * Two pods on 127.0.0.2 and .3 (one port), and two gateway replicas that discover them,
+   * their DNS answering in opposite orders.
+   */
+  const twoReplicasOfTwoPods = async (env: Record<string, string> = {}) => {
     const a = await startOllamaSimulator({ hostname: '127.0.0.2' });
     const b = await startOllamaSimulator({ hostname: '127.0.0.3', port: a.port });
     const replica = (addresses: string[]) =>
       buildTestApp({
         simulator: false,
-        env: { OLLAMA_DISCOVERY: `ollama-headless.test:${a.port}`, OLLAMA_MODEL: MODEL },
+        env: { OLLAMA_DISCOVERY: `ollama-headless.test:${a.port}`, OLLAMA_MODEL: MODEL, ...env },
         resolveBackends: () => Promise.resolve(addresses),
       });
     const replicas = [
       await replica(['127.0.0.2', '127.0.0.3']),
       await replica(['127.0.0.3', '127.0.0.2']),
     ];
+    return { a, b, replicas };
+  };
+
+  it('names each pod alike in every replica, whatever order DNS answers in', async () => {
+    const { a, b, replicas } = await twoReplicasOfTwoPods();
     try {
       for (const r of replicas) {
         r.ollamaHealth.start();
@@ -462,22 +471,7 @@ describe('backends discovered through DNS', function () {
   });
 
   it('preloads on the same OLLAMA_MODEL_REPLICAS pods from every replica', async () => {
-    const a = await startOllamaSimulator({ hostname: '127.0.0.2' });
-    const b = await startOllamaSimulator({ hostname: '127.0.0.3', port: a.port });
-    const replica = (addresses: string[]) =>
-      buildTestApp({
-        simulator: false,
-        env: {
-          OLLAMA_DISCOVERY: `ollama-headless.test:${a.port}`,
-          OLLAMA_MODEL: MODEL,
-          OLLAMA_MODEL_REPLICAS: '1',
-        },
-        resolveBackends: () => Promise.resolve(addresses),
-      });
-    const replicas = [
-      await replica(['127.0.0.2', '127.0.0.3']),
-      await replica(['127.0.0.3', '127.0.0.2']),
-    ];
+    const { a, b, replicas } = await twoReplicasOfTwoPods({ OLLAMA_MODEL_REPLICAS: '1' });
     try {
       const chosen: string[][] = [];
       for (const r of replicas) {
