@@ -192,6 +192,9 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
   // cancelled, a run taken over), by run id, until they are recorded and the run let go: the
   // request or takeover round that ended the run does not wait for them.
   const deliveries = new Map<string, Promise<void>>();
+  // Deliveries of run.requires_action under way, by run id: the end of the segment a resume
+  // runs here is delivered after it.
+  const pauseDeliveries = new Map<string, Promise<void>>();
   // Everything a shutdown waits for: those deliveries, and each launched run's end with its own.
   const followUps = new Set<Promise<void>>();
   const track = (work: Promise<void>): void => {
@@ -547,6 +550,8 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
     let delivered: Promise<void> = Promise.resolve();
     // The segment ended in a pause that was stored: the repository let go of the run then.
     let paused = false;
+    // The run was ended by finishPaused, whose background delivery records it and lets go.
+    let handedOff = false;
     const handle = createRunHandle({
       run,
       owner,
@@ -560,7 +565,7 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
       handle.settled().then(async () => {
         // A resume may already run the next segment here: it has its own handle and hold.
         if (local.get(id) === handle) local.delete(id);
-        if (paused) return;
+        if (paused || handedOff) return;
         // A run another replica took over is that replica's to record; this one only lets go.
         const wasLost = lost.delete(id);
         await letGo(run, !!run.webhook && !wasLost);
@@ -570,9 +575,14 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
     if (run.webhook) {
       unfollow = await handle.follow(segment.afterSeq, (event) => {
         if (!isTerminalEvent(event.type) || lost.has(id)) return;
-        delivered = deliver(run, event.type, event.data.run as AgentRun).catch((err: unknown) => {
-          logger.error('webhook delivery failed unexpectedly', { run_id: id, error: err });
-        });
+        // After the run's last pause's delivery, when it is still under way here: a receiver
+        // gets run.requires_action before the end of the segment that followed it.
+        const before = pauseDeliveries.get(id) ?? Promise.resolve();
+        delivered = before
+          .then(() => deliver(run, event.type, event.data.run as AgentRun))
+          .catch((err: unknown) => {
+            logger.error('webhook delivery failed unexpectedly', { run_id: id, error: err });
+          });
       });
     }
     runner.execute({
@@ -600,18 +610,34 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
           (sent) => {
             paused = true;
             onEnd(pausedRun);
-            return deliver(pausedRun, 'run.requires_action', sent).catch((err: unknown) => {
-              logger.error('webhook delivery failed unexpectedly', { run_id: id, error: err });
-            });
+            const delivery = deliver(pausedRun, 'run.requires_action', sent)
+              .catch((err: unknown) => {
+                logger.error('webhook delivery failed unexpectedly', { run_id: id, error: err });
+              })
+              .finally(() => {
+                if (pauseDeliveries.get(id) === delivery) pauseDeliveries.delete(id);
+              });
+            pauseDeliveries.set(id, delivery);
+            return delivery;
           },
           (err: unknown) => {
             // A pause that cannot be stored cannot be resumed: the run ends here.
             logger.error('paused run not stored', { run_id: id, error: err });
+            handedOff = true;
             return finishPaused(
               pausedRun,
               plan,
               new RunStop('internal_error', 'The paused run could not be stored.'),
-            ).then(onEnd, () => onEnd(pausedRun));
+            ).then(
+              (ended) => {
+                onEnd(ended);
+                return deliveries.get(id);
+              },
+              () => {
+                handedOff = false;
+                onEnd(pausedRun);
+              },
+            );
           },
         );
       },

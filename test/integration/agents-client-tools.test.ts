@@ -24,10 +24,13 @@ const HOOK_SECRET = `whsec_${Buffer.from('0123456789abcdef0123456789abcdef').toS
 async function startReceiver(options: { hold?: boolean } = {}): Promise<{
   url: string;
   types: string[];
+  /** For each delivery, how many earlier ones were still waiting for their answer. */
+  heldAtArrival: number[];
   answer: () => void;
   server: Server;
 }> {
   const types: string[] = [];
+  const heldAtArrival: number[] = [];
   const held: ServerResponse[] = [];
   let answering = !options.hold;
   const server = createServer((req, res) => {
@@ -37,6 +40,7 @@ async function startReceiver(options: { hold?: boolean } = {}): Promise<{
     req.on('end', () => {
       const payload = JSON.parse(body) as { type: string; data: AgentRun };
       types.push(`${payload.type}:${payload.data.status}`);
+      heldAtArrival.push(held.length);
       if (answering) res.end();
       else held.push(res);
     });
@@ -45,6 +49,7 @@ async function startReceiver(options: { hold?: boolean } = {}): Promise<{
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
     types,
+    heldAtArrival,
     answer: () => {
       answering = true;
       for (const res of held.splice(0)) res.end();
@@ -401,11 +406,17 @@ describe('client tools, approvals and resume (two replicas sharing one run repos
     }
   });
 
-  it('answers a resume that pauses again, and a cancel, while their webhooks are still under way, and records the delivery', async () => {
+  /** A run paused on replica a whose run.requires_action reached a receiver that answers nothing yet. */
+  const pausedBeforeHeldReceiver = async () => {
     const receiver = await startReceiver({ hold: true });
+    const id = await pausingWebhookRun(receiver.url);
+    await until(() => receiver.types.length === 1, 20_000);
+    return { receiver, id };
+  };
+
+  it('answers a resume that pauses again, and a cancel, while their webhooks are still under way, and records the delivery', async () => {
+    const { receiver, id } = await pausedBeforeHeldReceiver();
     try {
-      const id = await pausingWebhookRun(receiver.url);
-      await until(() => receiver.types.length === 1, 20_000);
       const first = (await b.agents.service.find(id, undefined)).run;
 
       // An answered resume that pauses again answers once the pause is stored.
@@ -448,6 +459,35 @@ describe('client tools, approvals and resume (two replicas sharing one run repos
       assert.equal(run.status, 'cancelled');
       assert.equal(run.webhook?.last_delivery_status, 'delivered');
       assert.equal(run.webhook?.attempts, 1);
+    } finally {
+      receiver.server.closeAllConnections();
+      receiver.server.close();
+    }
+  });
+
+  it("delivers the end of a resumed segment after its pause's webhook, to a slow receiver", async () => {
+    const { receiver, id } = await pausedBeforeHeldReceiver();
+    try {
+      const paused = (await a.agents.service.find(id, undefined)).run;
+      a.sim.script(MODEL, { content: 'Order 5 shipped.' });
+      const resumed = await request(a.url)
+        .post(`/agents/runs/${id}/resume`)
+        .send({
+          tool_outputs: [{ tool_call_id: paused.required_action?.tool_calls[0]?.id, output: 'ok' }],
+        })
+        .expect(200);
+      assert.equal((resumed.body as AgentRun).status, 'completed');
+      receiver.answer();
+      await until(() => receiver.types.length === 2, 20_000);
+      assert.deepEqual(receiver.types, [
+        'run.requires_action:requires_action',
+        'run.completed:completed',
+      ]);
+      assert.deepEqual(
+        receiver.heldAtArrival,
+        [0, 0],
+        'the end went out once the pause was answered',
+      );
     } finally {
       receiver.server.closeAllConnections();
       receiver.server.close();
