@@ -190,6 +190,11 @@ describe('values validation', function () {
       /gateway\.config\.SHUTDOWN_DELAY_MS: must be <= 120000 \(got 200000\)/,
     ],
     [
+      'a METRICS_TOKEN the ServiceMonitor would not send',
+      'gateway:\n  secretEnv:\n    - { name: METRICS_TOKEN, secretName: m, secretKey: token }\nmetrics:\n  serviceMonitor:\n    enabled: true\n',
+      /metrics\.serviceMonitor\.bearerTokenSecret: METRICS_TOKEN protects \/metrics/,
+    ],
+    [
       'a LOG_LEVEL the service does not know',
       'gateway:\n  config:\n    LOG_LEVEL: verbose\n',
       /gateway\.config\.LOG_LEVEL: must be one of: .*\(got "verbose"\)/,

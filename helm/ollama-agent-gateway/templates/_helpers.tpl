@@ -406,6 +406,10 @@ fixes their values in one round instead of one error per `helm install`.
 {{- if not (and $decl (get $decl "writeOnly")) -}}
 {{- $problems = append $problems (printf "gateway.secretEnv: %s is not a secret variable of the service" .name) -}}
 {{- end -}}
+{{- /* A token on /metrics the ServiceMonitor does not send: every scrape is a 401 and every gateway alert silent. */ -}}
+{{- if and (eq .name "METRICS_TOKEN") $v.metrics.serviceMonitor.enabled (not $v.metrics.serviceMonitor.bearerTokenSecret) -}}
+{{- $problems = append $problems "metrics.serviceMonitor.bearerTokenSecret: METRICS_TOKEN protects /metrics (gateway.secretEnv), so the ServiceMonitor must send it: name the same Secret and key here" -}}
+{{- end -}}
 {{- end -}}
 {{- /* Every model name is one Ollama and the service accept: OLLAMA_MODEL's declaration. */ -}}
 {{- range $i, $model := $v.ollama.models -}}
