@@ -444,6 +444,37 @@ describe('the chart on a GPU cluster, as an operator runs it', function () {
     });
   });
 
+  describe('the scrape behind a NetworkPolicy', () => {
+    it('lets metricsFrom reach the port when gatewayIngressFrom limits it, and NOTES warn without it', async () => {
+      const peers = valuesFile(
+        [
+          'networkPolicy:',
+          '  gatewayIngressFrom:',
+          '    - namespaceSelector: { matchLabels: { name: ingress } }',
+          '',
+        ].join('\n'),
+      );
+      const scrapers = valuesFile(
+        'networkPolicy:\n  metricsFrom:\n    - namespaceSelector: { matchLabels: { name: monitoring } }\n',
+      );
+      const warning =
+        /WARNING: networkPolicy\.gatewayIngressFrom limits who reaches the gateway's port/;
+      assert.match(await renderNotes([DEFAULTS_FILE, peers]), warning);
+      assert.doesNotMatch(await renderNotes([DEFAULTS_FILE, peers, scrapers]), warning);
+      assert.doesNotMatch(await renderNotes([DEFAULTS_FILE]), warning);
+
+      const policy = one(
+        await renderChart(['-f', DEFAULTS_FILE, '-f', peers, '-f', scrapers]),
+        'NetworkPolicy',
+        'gateway',
+      ).spec as { ingress: Array<{ from?: Array<{ namespaceSelector?: unknown }> }> };
+      assert.deepEqual(
+        policy.ingress.map((rule) => rule.from?.map((peer) => peer.namespaceSelector)),
+        [[{ matchLabels: { name: 'ingress' } }], [{ matchLabels: { name: 'monitoring' } }]],
+      );
+    });
+  });
+
   describe('Ingress and Gateway API', () => {
     it('ships long-request and SSE annotations, keeps /metrics off, and sets TRUST_PROXY', async () => {
       const objs = await render('ingress:\n  enabled: true\n  hosts: [{host: a.example.com}]\n');
