@@ -51,15 +51,45 @@ export function schemasDir(): string {
 /** Ad-hoc schemas compiled on one Ajv before it is replaced by a fresh one (about 3 ms). */
 const ADHOC_PER_AJV = 100;
 
-/** Limits of the patterns in one caller's schema (see {@link createLinearRegExp}). */
-export const PATTERN_LIMITS = {
+/** Limits of one caller's schema (see {@link createLinearRegExp} and `compile`). */
+export const ADHOC_LIMITS = {
   /** Characters of one pattern. */
-  length: 512,
+  patternLength: 512,
   /** RE2 instructions of one compiled pattern: matching costs about this many steps a character. */
-  program: 256,
-  /** RE2 instructions of all the patterns of one schema together. */
-  schemaProgram: 4096,
+  patternProgram: 512,
+  /** RE2 instructions of the whole schema, counted at every place a pattern appears. */
+  schemaProgram: 16_384,
+  /**
+   * Characters of the schema as JSON: what one value can be made to go through (a `$ref` or an
+   * `allOf` applied many times) grows with the schema, so the schema is bounded.
+   */
+  schemaChars: 32 * 1024,
 } as const;
+
+/**
+ * ECMAScript's `\uXXXX` and `\u{X…}` escapes in RE2's spelling (`\x{X…}`); every other
+ * character and escape is left as it is, for RE2 to accept or refuse.
+ */
+function toRe2Syntax(pattern: string): string {
+  let out = '';
+  for (let i = 0; i < pattern.length; i += 1) {
+    const c = pattern[i]!;
+    if (c !== '\\') {
+      out += c;
+      continue;
+    }
+    const rest = pattern.slice(i + 1);
+    const escape = /^u([0-9A-Fa-f]{4})/.exec(rest) ?? /^u\{([0-9A-Fa-f]{1,6})\}/.exec(rest);
+    if (escape) {
+      out += `\\x{${escape[1]!}}`;
+      i += escape[0].length;
+    } else {
+      out += c + (pattern[i + 1] ?? '');
+      i += 1;
+    }
+  }
+  return out;
+}
 
 /**
  * The `pattern` and `patternProperties` engine of callers' schemas: RE2 (the `re2js` package),
@@ -67,24 +97,23 @@ export const PATTERN_LIMITS = {
  * whose answer is checked against it, so a backtracking engine would let one request hold the
  * event loop for hours (`^(a+)+$` against 40 a's and a `!`). RE2's cost is the input's length
  * times the compiled program's size, which the caller also chooses (`[a-z]{1000}` is a thousand
- * instructions), so patterns are held to {@link PATTERN_LIMITS}. ECMAScript escapes RE2 spells
- * otherwise (`\uXXXX`, `\cX`) are translated; lookaround and backreferences do not exist in RE2.
- * A pattern it refuses makes the schema fail to compile, and the caller gets a 400. `reset()`
- * starts the per-schema budget.
+ * instructions), so patterns are held to {@link ADHOC_LIMITS}. RE2 has no lookaround and no
+ * backreferences. A pattern it refuses makes the schema fail to compile, and the caller gets a
+ * 400. `reset()` starts a schema's budget.
  */
 function createLinearRegExp(): { engine: RegExpEngine; reset(): void } {
   let spent = 0;
   const engine = (pattern: string): ReturnType<RegExpEngine> => {
-    if (pattern.length > PATTERN_LIMITS.length) {
-      throw new Error(`a pattern is longer than ${PATTERN_LIMITS.length} characters`);
+    if (pattern.length > ADHOC_LIMITS.patternLength) {
+      throw new Error(`a pattern is longer than ${ADHOC_LIMITS.patternLength} characters`);
     }
-    const re = RE2JS.compile(RE2JS.translateRegExp(pattern));
+    const re = RE2JS.compile(toRe2Syntax(pattern));
     const size = re.programSize();
-    if (size > PATTERN_LIMITS.program) {
+    if (size > ADHOC_LIMITS.patternProgram) {
       throw new Error(`the pattern "${pattern.slice(0, 40)}" is too complex (${size} RE2 steps)`);
     }
     spent += size;
-    if (spent > PATTERN_LIMITS.schemaProgram) {
+    if (spent > ADHOC_LIMITS.schemaProgram) {
       throw new Error("the schema's patterns are too complex together");
     }
     return re;
@@ -166,6 +195,12 @@ export function createSchemaRegistry(dir: string = schemasDir()): SchemaRegistry
         adhocCompiled = 0;
       }
       adhocCompiled += 1;
+      const chars = JSON.stringify(schema).length;
+      if (chars > ADHOC_LIMITS.schemaChars) {
+        throw new Error(
+          `the schema is ${chars} characters as JSON, more than ${ADHOC_LIMITS.schemaChars}`,
+        );
+      }
       linearRegExp.reset();
       let fn: ValidateFunction;
       try {

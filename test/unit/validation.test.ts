@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createSchemaRegistry, PATTERN_LIMITS } from '../../src/validation';
+import { ADHOC_LIMITS, createSchemaRegistry } from '../../src/validation';
 
 describe('the schema registry', () => {
   it('compiles every schema in schemas/ and each has an $id', () => {
@@ -57,30 +57,44 @@ describe('ad-hoc schemas (a caller’s response_format, a client tool’s parame
     assert.equal(keys({ aaaa: 1, aa: 2 }), true);
     assert.equal(keys({ aa: 'x' }), false);
     assert.throws(() => schemas.compile({ type: 'string', pattern: '^(?=a)a$' }), /Perl syntax/);
-    // ECMAScript escapes that RE2 spells otherwise are translated.
-    const upper = schemas.compile({ type: 'string', pattern: '^[\\u0041-\\u005A]+$' });
-    assert.equal(upper('ABC'), true);
-    assert.equal(upper('abc'), false);
     assert.throws(() => schemas.compile({ type: 'string', pattern: '(a)\\1' }), /escape/);
   });
 
   it('holds patterns to a size: matching costs the input times the compiled program', () => {
-    const { length, program, schemaProgram } = PATTERN_LIMITS;
+    const { patternLength, patternProgram, schemaProgram } = ADHOC_LIMITS;
     assert.throws(
-      () => schemas.compile({ type: 'string', pattern: 'a'.repeat(length + 1) }),
+      () => schemas.compile({ type: 'string', pattern: 'a'.repeat(patternLength + 1) }),
       /longer than/,
     );
     // `[a-z]{1000}` is short, and a thousand RE2 instructions.
     assert.throws(() => schemas.compile({ type: 'string', pattern: '[a-z]{1000}' }), /too complex/);
-    const each = `[a-z]{${program - 10}}`;
+    const each = `[a-z]{${patternProgram - 10}}`;
     assert.doesNotThrow(() => schemas.compile({ type: 'string', pattern: each }));
-    const many = Math.ceil(schemaProgram / (program - 10)) + 1;
+    const many = Math.ceil(schemaProgram / (patternProgram - 10)) + 1;
     const properties = Object.fromEntries(
       Array.from({ length: many }, (_, i) => [`p${i}`, { type: 'string', pattern: `${i}${each}` }]),
     );
     assert.throws(() => schemas.compile({ type: 'object', properties }), /too complex together/);
     // The budget is per schema: the next one starts afresh.
     assert.doesNotThrow(() => schemas.compile({ type: 'string', pattern: `x${each}` }));
+  });
+
+  it('refuses a schema larger than its limit, whatever it holds', () => {
+    const description = 'd'.repeat(ADHOC_LIMITS.schemaChars);
+    assert.throws(() => schemas.compile({ type: 'string', description }), /characters as JSON/);
+  });
+
+  it('translates \\u escapes for RE2 and refuses the backreferences RE2 lacks', () => {
+    const upper = schemas.compile({ type: 'string', pattern: '^[\\u0041-\\u005A]+$' });
+    assert.equal(upper('ABC'), true);
+    assert.equal(upper('abc'), false);
+    // An escaped backslash before a `u` stays a backslash.
+    const literal = schemas.compile({ type: 'string', pattern: '^\\\\u0041$' });
+    assert.equal(literal('\\u0041'), true);
+    assert.equal(literal('A'), false);
+    for (const pattern of ['(a)\\1', '(?<x>a)\\k<x>']) {
+      assert.throws(() => schemas.compile({ type: 'string', pattern }), /escape|syntax|invalid/i);
+    }
   });
 
   it('refuses an $async schema, whose validator would answer with a promise', () => {
