@@ -192,8 +192,9 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
   // cancelled, a run taken over), by run id, until they are recorded and the run let go: the
   // request or takeover round that ended the run does not wait for them.
   const deliveries = new Map<string, Promise<void>>();
-  // Deliveries of run.requires_action under way, by run id: the end of the segment a resume
-  // runs here is delivered after it.
+  // The last delivery of run.requires_action under way, by run id, each one after the one
+  // before: whatever the run delivers next here (the end of a resumed segment, a later pause,
+  // the end of a cancelled or expired pause) goes after it.
   const pauseDeliveries = new Map<string, Promise<void>>();
   // Everything a shutdown waits for: those deliveries, and each launched run's end with its own.
   const followUps = new Set<Promise<void>>();
@@ -348,7 +349,10 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
    * takeover, which delivers again), and `settled()` of its handle waits for the delivery.
    */
   const deliverLater = (run: AgentRun, type: string, sent: AgentRun): void => {
-    const work = deliver(run, type, sent)
+    // After the pause's own delivery when it is still under way here (an end never overtakes it).
+    const before = pauseDeliveries.get(run.id) ?? Promise.resolve();
+    const work = before
+      .then(() => deliver(run, type, sent))
       .catch((err: unknown) => {
         logger.error('webhook delivery failed unexpectedly', { run_id: run.id, error: err });
       })
@@ -565,9 +569,9 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
       handle.settled().then(async () => {
         // A resume may already run the next segment here: it has its own handle and hold.
         if (local.get(id) === handle) local.delete(id);
-        if (paused || handedOff) return;
         // A run another replica took over is that replica's to record; this one only lets go.
         const wasLost = lost.delete(id);
+        if (paused || handedOff) return;
         await letGo(run, !!run.webhook && !wasLost);
       }),
     );
@@ -610,7 +614,10 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
           (sent) => {
             paused = true;
             onEnd(pausedRun);
-            const delivery = deliver(pausedRun, 'run.requires_action', sent)
+            // After the delivery of an earlier pause of the run still under way here.
+            const before = pauseDeliveries.get(id) ?? Promise.resolve();
+            const delivery: Promise<void> = before
+              .then(() => deliver(pausedRun, 'run.requires_action', sent))
               .catch((err: unknown) => {
                 logger.error('webhook delivery failed unexpectedly', { run_id: id, error: err });
               })

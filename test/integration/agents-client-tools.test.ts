@@ -414,47 +414,46 @@ describe('client tools, approvals and resume (two replicas sharing one run repos
     return { receiver, id };
   };
 
-  it('answers a resume that pauses again, and a cancel, while their webhooks are still under way, and records the delivery', async () => {
+  it("answers a resume that pauses again, and a cancel, while their webhooks wait for the first pause's, and delivers them in order", async () => {
     const { receiver, id } = await pausedBeforeHeldReceiver();
     try {
       const first = (await b.agents.service.find(id, undefined)).run;
 
-      // An answered resume that pauses again answers once the pause is stored.
+      // An answered resume that pauses again (on replica b) answers once the pause is stored.
       a.sim.script(MODEL, { tool_calls: [call('lookup_order', { order_id: '7' })] });
-      let resumed: request.Response | undefined;
-      void request(b.url)
+      const resumed = await request(b.url)
         .post(`/agents/runs/${id}/resume`)
         .send({
           tool_outputs: [{ tool_call_id: first.required_action?.tool_calls[0]?.id, output: 'x' }],
         })
-        .then((res) => (resumed = res));
-      await until(() => resumed !== undefined && receiver.types.length === 2, 20_000);
-      assert.equal(resumed?.status, 200);
-      assert.equal((resumed?.body as AgentRun).status, 'requires_action');
+        .expect(200);
+      assert.equal((resumed.body as AgentRun).status, 'requires_action');
 
       // A cancel of the pause answers once the run's end is stored.
-      let cancelled: request.Response | undefined;
-      void request(a.url)
-        .post(`/agents/runs/${id}/cancel`)
-        .send({})
-        .then((res) => (cancelled = res));
-      await until(() => cancelled !== undefined && receiver.types.length === 3, 20_000);
-      assert.equal(cancelled?.status, 200);
-      assert.equal((cancelled?.body as AgentRun).status, 'cancelled');
+      const cancelled = await request(a.url).post(`/agents/runs/${id}/cancel`).send({}).expect(200);
+      assert.equal((cancelled.body as AgentRun).status, 'cancelled');
+      // b delivers its pause on its own; a delivers the run's end only after its own pause's
+      // delivery, which the receiver still holds.
+      await until(() => receiver.types.length === 2, 20_000);
       assert.deepEqual(receiver.types, [
         'run.requires_action:requires_action',
         'run.requires_action:requires_action',
-        'run.cancelled:cancelled',
       ]);
 
-      // The cancel's delivery still waits for the receiver: the run's handle and a shutdown of
-      // the replica that delivers it wait for it.
+      // The deliveries still wait for the receiver: the run's handle and a shutdown of the
+      // replica that delivers them wait for them.
       const delivered = (await a.agents.service.find(id, undefined)).settled();
       const stopped = a.agents.stop();
       assert.equal(await stillPending(delivered), true);
       assert.equal(await stillPending(stopped), true);
       receiver.answer();
       await Promise.all([delivered, stopped]);
+      // In the order the run went through them.
+      assert.deepEqual(receiver.types, [
+        'run.requires_action:requires_action',
+        'run.requires_action:requires_action',
+        'run.cancelled:cancelled',
+      ]);
       const run = (await request(b.url).get(`/agents/runs/${id}`).expect(200)).body as AgentRun;
       assert.equal(run.status, 'cancelled');
       assert.equal(run.webhook?.last_delivery_status, 'delivered');
