@@ -539,24 +539,32 @@ describe('the chart for several gateway replicas and several Ollama pods', funct
     });
 
     it('takes the monitoring API as a group/version too, as offline and GitOps renders name it', async () => {
-      const rendered = await runHelm([
-        'template',
-        'oag',
-        CHART_DIR,
-        '-f',
-        ci('ollama-pool-values.yaml'),
-        '--set',
-        'metrics.prometheusRule.enabled=true',
-        '--api-versions',
-        'keda.sh/v1alpha1',
-        '--api-versions',
-        'monitoring.coreos.com/v1',
-      ]);
-      assert.equal(rendered.status, 0, rendered.stderr);
-      const kinds = parseManifests(rendered.stdout).map((o) => o.kind);
+      /** The kinds rendered with the pool values, the PrometheusRule asked for, and these APIs. */
+      const kindsWith = async (...apis: string[]) => {
+        const rendered = await runHelm([
+          'template',
+          'oag',
+          CHART_DIR,
+          '-f',
+          ci('ollama-pool-values.yaml'),
+          '--set',
+          'metrics.prometheusRule.enabled=true',
+          ...['keda.sh/v1alpha1', ...apis].flatMap((api) => ['--api-versions', api]),
+        ]);
+        assert.equal(rendered.status, 0, rendered.stderr);
+        return parseManifests(rendered.stdout).map((o) => o.kind);
+      };
+      const kinds = await kindsWith('monitoring.coreos.com/v1');
       for (const kind of ['ScaledObject', 'ServiceMonitor', 'PrometheusRule']) {
         assert.ok(kinds.includes(kind), `${kind} rendered`);
       }
+      // A cluster that lists one kind of the API has only that CRD, whatever else it lists.
+      const only = await kindsWith(
+        'monitoring.coreos.com/v1',
+        'monitoring.coreos.com/v1/ServiceMonitor',
+      );
+      assert.ok(only.includes('ServiceMonitor'));
+      assert.ok(!only.includes('PrometheusRule'), 'no PrometheusRule without its CRD');
     });
 
     it('NOTES warn when KEDA is asked for but the cluster lacks its API', async () => {

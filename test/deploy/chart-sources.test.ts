@@ -190,11 +190,6 @@ describe('values validation', function () {
       /gateway\.config\.SHUTDOWN_DELAY_MS: must be <= 120000 \(got 200000\)/,
     ],
     [
-      'a METRICS_TOKEN the ServiceMonitor would not send',
-      'gateway:\n  secretEnv:\n    - { name: METRICS_TOKEN, secretName: m, secretKey: token }\nmetrics:\n  serviceMonitor:\n    enabled: true\n',
-      /metrics\.serviceMonitor\.bearerTokenSecret: METRICS_TOKEN protects \/metrics/,
-    ],
-    [
       'a LOG_LEVEL the service does not know',
       'gateway:\n  config:\n    LOG_LEVEL: verbose\n',
       /gateway\.config\.LOG_LEVEL: must be one of: .*\(got "verbose"\)/,
@@ -212,6 +207,32 @@ describe('values validation', function () {
       assert.match(r.stderr, message);
     });
   }
+
+  it('wants the bearerTokenSecret when METRICS_TOKEN protects /metrics and a ServiceMonitor scrapes it', async () => {
+    const file = path.join(dir, 'metrics-token.yaml');
+    writeFileSync(
+      file,
+      'gateway:\n  secretEnv:\n    - { name: METRICS_TOKEN, secretName: m, secretKey: token }\nmetrics:\n  serviceMonitor:\n    enabled: true\n',
+    );
+    const render = (...extra: string[]) =>
+      runHelm(['template', 'oag', CHART_DIR, '-f', DEFAULTS_FILE, '-f', file, ...extra]);
+    const scraped = await render('--api-versions', 'monitoring.coreos.com/v1/ServiceMonitor');
+    assert.notEqual(scraped.status, 0);
+    assert.match(
+      scraped.stderr,
+      /metrics\.serviceMonitor\.bearerTokenSecret: METRICS_TOKEN protects/,
+    );
+    const withToken = await render(
+      '--api-versions',
+      'monitoring.coreos.com/v1/ServiceMonitor',
+      '--set',
+      'metrics.serviceMonitor.bearerTokenSecret.name=m,metrics.serviceMonitor.bearerTokenSecret.key=token',
+    );
+    assert.equal(withToken.status, 0, withToken.stderr);
+    // No monitoring API: no ServiceMonitor is rendered, so nothing to send the token.
+    const unscraped = await render();
+    assert.equal(unscraped.status, 0, unscraped.stderr);
+  });
 
   it('refuses every gateway.config value the service would refuse at start (loadConfig)', async () => {
     const bad: Record<string, string> = {};

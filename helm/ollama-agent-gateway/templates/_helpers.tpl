@@ -161,12 +161,16 @@ imagePullSecrets:
 
 {{/*
 Whether the cluster serves a kind of the Prometheus operator's monitoring.coreos.com/v1 API
-(`include "oag.monitoringApi" (list . "ServiceMonitor")`): offline and GitOps renders name it as
-the group/version alone or with the kind (`helm template --api-versions`).
+(`include "oag.monitoringApi" (list . "ServiceMonitor")`). A cluster lists each installed CRD's
+kind; an offline or GitOps render (`helm template --api-versions`) may name the group/version
+alone, which then stands for every kind, but only when no kind of it is listed: a cluster with
+only the ServiceMonitor CRD lists the group/version too.
 */}}
 {{- define "oag.monitoringApi" -}}
 {{- $apis := (index . 0).Capabilities.APIVersions -}}
-{{- if or ($apis.Has "monitoring.coreos.com/v1") ($apis.Has (printf "monitoring.coreos.com/v1/%s" (index . 1))) -}}true{{- end -}}
+{{- $kinds := false -}}
+{{- range $apis -}}{{- if hasPrefix "monitoring.coreos.com/v1/" . -}}{{- $kinds = true -}}{{- end -}}{{- end -}}
+{{- if or ($apis.Has (printf "monitoring.coreos.com/v1/%s" (index . 1))) (and ($apis.Has "monitoring.coreos.com/v1") (not $kinds)) -}}true{{- end -}}
 {{- end -}}
 
 {{/* Whether the ServiceMonitor is rendered: asked for, and the cluster serves its API. */}}
@@ -407,7 +411,7 @@ fixes their values in one round instead of one error per `helm install`.
 {{- $problems = append $problems (printf "gateway.secretEnv: %s is not a secret variable of the service" .name) -}}
 {{- end -}}
 {{- /* A token on /metrics the ServiceMonitor does not send: every scrape is a 401 and every gateway alert silent. */ -}}
-{{- if and (eq .name "METRICS_TOKEN") $v.metrics.serviceMonitor.enabled (not $v.metrics.serviceMonitor.bearerTokenSecret) -}}
+{{- if and (eq .name "METRICS_TOKEN") (include "oag.serviceMonitorRendered" $) (not $v.metrics.serviceMonitor.bearerTokenSecret) -}}
 {{- $problems = append $problems "metrics.serviceMonitor.bearerTokenSecret: METRICS_TOKEN protects /metrics (gateway.secretEnv), so the ServiceMonitor must send it: name the same Secret and key here" -}}
 {{- end -}}
 {{- end -}}
