@@ -64,7 +64,75 @@ export const ADHOC_LIMITS = {
    * `allOf` applied many times) grows with the schema, so the schema is bounded.
    */
   schemaChars: 32 * 1024,
+  /**
+   * Subschemas of the schema with every `$ref` counted as the schema it names: references that
+   * double at each level (`d2: {allOf: [d1, d1]}`) apply one check 2^n times to a value. One
+   * with a `pattern` or `patternProperties` counts {@link PATTERN_WEIGHT} (at most 40 of them).
+   */
+  expandedSubschemas: 20_000,
 } as const;
+
+/** What a subschema that matches a pattern counts in the expanded size. */
+const PATTERN_WEIGHT = 500;
+
+/** Keywords whose values are data or text, never subschemas. */
+const DATA_KEYWORDS = new Set(['enum', 'const', 'default', 'examples', 'description', 'title']);
+
+/**
+ * How many subschemas validating against `root` can apply to one value, with every `$ref`
+ * counted as the subschema it names (a reference back into its own chain counts once: such a
+ * recursion only goes on as deep as the value does). @throws for more than `limit`, and for a
+ * `$ref` that is neither a pointer into the schema (`#/…`) nor the `$id` of one of its parts.
+ */
+function expandedSize(root: unknown, limit: number): number {
+  const ids = new Map<string, unknown>();
+  const collect = (node: unknown): void => {
+    if (node === null || typeof node !== 'object') return;
+    if (Array.isArray(node)) return node.forEach(collect);
+    for (const [key, value] of Object.entries(node)) {
+      if (key === '$id' && typeof value === 'string') ids.set(value, node);
+      else if (!DATA_KEYWORDS.has(key)) collect(value);
+    }
+  };
+  collect(root);
+  const resolve = (ref: string): unknown => {
+    if (ids.has(ref)) return ids.get(ref);
+    if (!ref.startsWith('#')) throw new Error(`the $ref "${ref}" names nothing in the schema`);
+    let node: unknown = root;
+    for (const part of ref.slice(1).split('/').slice(1)) {
+      const key = decodeURIComponent(part).replace(/~1/g, '/').replace(/~0/g, '~');
+      node =
+        node !== null && typeof node === 'object'
+          ? (node as Record<string, unknown>)[key]
+          : undefined;
+    }
+    if (node === undefined) throw new Error(`the $ref "${ref}" names nothing in the schema`);
+    return node;
+  };
+  const sizes = new Map<unknown, number>();
+  const chain = new Set<unknown>();
+  const size = (node: unknown): number => {
+    if (node === null || typeof node !== 'object') return 0;
+    const known = sizes.get(node);
+    if (known !== undefined) return known;
+    if (chain.has(node)) return 1;
+    chain.add(node);
+    const record = node as Record<string, unknown>;
+    const patterned =
+      !Array.isArray(node) &&
+      (typeof record.pattern === 'string' || typeof record.patternProperties === 'object');
+    let total = Array.isArray(node) ? 0 : patterned ? PATTERN_WEIGHT : 1;
+    for (const [key, value] of Object.entries(node)) {
+      if (key === '$ref' && typeof value === 'string') total += size(resolve(value));
+      else if (!DATA_KEYWORDS.has(key)) total += size(value);
+      if (total > limit) throw new Error(`the schema expands to more than ${limit} subschemas`);
+    }
+    chain.delete(node);
+    sizes.set(node, total);
+    return total;
+  };
+  return size(root);
+}
 
 /**
  * ECMAScript's `\uXXXX` and `\u{X…}` escapes in RE2's spelling (`\x{X…}`); every other
@@ -201,6 +269,7 @@ export function createSchemaRegistry(dir: string = schemasDir()): SchemaRegistry
           `the schema is ${chars} characters as JSON, more than ${ADHOC_LIMITS.schemaChars}`,
         );
       }
+      expandedSize(schema, ADHOC_LIMITS.expandedSubschemas);
       linearRegExp.reset();
       let fn: ValidateFunction;
       try {

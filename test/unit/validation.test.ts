@@ -29,7 +29,7 @@ describe('ad-hoc schemas (a caller’s response_format, a client tool’s parame
   it('never reaches the registry’s own schemas by $id or $ref', () => {
     schemas.compile(withId('config', 'string'));
     assert.equal(typeof schemas.get('config'), 'function');
-    assert.throws(() => schemas.compile({ $ref: 'config' }), /can't resolve reference config/);
+    assert.throws(() => schemas.compile({ $ref: 'config' }), /names nothing in the schema/);
   });
 
   it('keeps compiling across many distinct schemas (a fresh Ajv every so often)', () => {
@@ -77,6 +77,35 @@ describe('ad-hoc schemas (a caller’s response_format, a client tool’s parame
     assert.throws(() => schemas.compile({ type: 'object', properties }), /too complex together/);
     // The budget is per schema: the next one starts afresh.
     assert.doesNotThrow(() => schemas.compile({ type: 'string', pattern: `x${each}` }));
+  });
+
+  it('counts every $ref as the schema it names: references that double at each level are refused', () => {
+    const doubling = (levels: number) => {
+      const definitions: Record<string, unknown> = { d0: { type: 'string', minLength: 1 } };
+      for (let i = 1; i <= levels; i += 1) {
+        const ref = { $ref: `#/definitions/d${i - 1}` };
+        definitions[`d${i}`] = { allOf: [ref, ref] };
+      }
+      return { definitions, $ref: `#/definitions/d${levels}` };
+    };
+    // 2^10 subschemas applied to one value: allowed; 2^16: refused before it can run.
+    assert.equal(schemas.compile(doubling(10))('x'), true);
+    assert.throws(() => schemas.compile(doubling(16)), /expands to more than/);
+    // A pattern counts for more: a value checked against the same pattern many times.
+    const patterns = { allOf: Array.from({ length: 64 }, () => ({ pattern: '^a' })) };
+    assert.throws(() => schemas.compile(patterns), /expands to more than/);
+    // A recursive schema goes as deep as the value, and is allowed.
+    const tree = schemas.compile({
+      definitions: {
+        node: {
+          type: 'object',
+          properties: { children: { type: 'array', items: { $ref: '#/definitions/node' } } },
+        },
+      },
+      $ref: '#/definitions/node',
+    });
+    assert.equal(tree({ children: [{ children: [] }] }), true);
+    assert.throws(() => schemas.compile({ $ref: 'https://example.com/s' }), /names nothing/);
   });
 
   it('refuses a schema larger than its limit, whatever it holds', () => {
