@@ -12,6 +12,9 @@ type Json = Record<string, unknown>;
 
 const COMPONENTS = '#/components/schemas/';
 
+/** The run object's schema: a 202 that answers with it carries the run's Location. */
+const RUN_SCHEMA = 'agent-run.response';
+
 const ERROR_SCHEMA: Record<ErrorFamily, string> = {
   gateway: 'error.response',
   openai: 'openai-error.response',
@@ -51,8 +54,27 @@ function parameters(schemas: SchemaRegistry, id: string | undefined, where: 'pat
   }));
 }
 
+const header = (description: string, type: 'string' | 'integer' = 'string'): Json => ({
+  description,
+  schema: { type },
+});
+
+/** Response headers every answer carries, and those of the rate-limited routes. */
+const REQUEST_ID = {
+  'X-Request-ID': header('The request id, also in error bodies and on every log line of it.'),
+};
+const RATE_LIMIT = {
+  RateLimit: header('The budget left (IETF draft-8 fields): `"<policy>"; r=<left>; t=<reset s>`.'),
+  'RateLimit-Policy': header('The budget: `"<policy>"; q=<limit>; w=<window s>; pk=:<key>:`.'),
+};
+const RETRY_AFTER = {
+  'Retry-After': header('Seconds to wait before trying again (429 and 503).', 'integer'),
+};
+const LOCATION = { Location: header("The run's URL (`/agents/runs/{id}`).") };
+
 function operation(schemas: SchemaRegistry, op: OperationSpec): Json {
   const responses: Json = {};
+  const always = { ...REQUEST_ID, ...(op.access === 'open' ? {} : RATE_LIMIT) };
   for (const [status, answer] of Object.entries(op.ok)) {
     const types = answer.types ?? ['application/json'];
     const content: Json = {};
@@ -60,15 +82,19 @@ function operation(schemas: SchemaRegistry, op: OperationSpec): Json {
       content[type] =
         type === 'application/json' && answer.schema ? { schema: ref(answer.schema) } : {};
     }
-    responses[status] = { description: answer.description ?? 'Success.', content };
+    const headers =
+      status === '202' && answer.schema === RUN_SCHEMA ? { ...always, ...LOCATION } : always;
+    responses[status] = { description: answer.description ?? 'Success.', headers, content };
   }
   const error = { content: { 'application/json': { schema: ref(ERROR_SCHEMA[op.errors]) } } };
   responses['4XX'] = {
     description: 'Client error (401 without a valid key, 403 without the role, 429 limits).',
+    headers: { ...always, ...RETRY_AFTER },
     ...error,
   };
   responses['5XX'] = {
     description: 'Ollama or the gateway failed (503 carries Retry-After).',
+    headers: { ...always, ...RETRY_AFTER },
     ...error,
   };
   return {

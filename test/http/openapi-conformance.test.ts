@@ -7,6 +7,7 @@ const MODEL = 'llama3.2:3b';
 
 interface Answer {
   content?: Record<string, { schema?: { $ref?: string } }>;
+  headers?: Record<string, unknown>;
 }
 interface Document {
   paths: Record<string, Record<string, { responses: Record<string, Answer> }>>;
@@ -60,6 +61,12 @@ describe('answers as /openapi.json describes them', function () {
     if (!op) return { status: res.status, problems: [`no operation ${method} ${template}`] };
     const answer = op.responses[String(res.status)] ?? op.responses[`${String(res.status)[0]}XX`];
     if (!answer) return { status: res.status, problems: [`status ${res.status} not listed`] };
+    // Every header the document lists is sent (Retry-After only on a 429 or 503).
+    const missing = Object.keys(answer.headers ?? {}).filter(
+      (name) =>
+        !res.headers.has(name) && !(name === 'Retry-After' && ![429, 503].includes(res.status)),
+    );
+    if (missing.length > 0) return { status: res.status, problems: [`headers ${missing}`] };
     const type = (res.headers.get('content-type') ?? '').split(';')[0]!.trim();
     const media = answer.content?.[type];
     if (!media) return { status: res.status, problems: [`content type ${type} not listed`] };
@@ -106,6 +113,13 @@ describe('answers as /openapi.json describes them', function () {
       ['/health/live', 'GET', '/health/live', {}, 200],
       ['/ollama/health', 'GET', '/ollama/health', { key: AGENT }, 200],
       ['/agents/run', 'POST', '/agents/run', { key: AGENT, body: { input: 'hi' } }, 200],
+      [
+        '/agents/run',
+        'POST',
+        '/agents/run',
+        { key: AGENT, body: { input: 'hi', background: true } },
+        202,
+      ],
       ['/agents/run', 'POST', '/agents/run', { key: AGENT, body: { input: 3 } }, 400],
       ['/agents/run', 'POST', '/agents/run', { body: { input: 'hi' } }, 401],
       ['/agents/runs/{id}', 'GET', '/agents/runs/run_nosuchrun01', { key: AGENT }, 404],

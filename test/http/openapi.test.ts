@@ -95,5 +95,16 @@ describe('GET /openapi.json', () => {
       /"name":"Last-Event-ID","in":"header"/,
     );
     assert.deepEqual(doc.paths['/health/live']?.get?.security, []);
+    // Response headers: the run's Location on a 202, Retry-After on errors, the rate-limit
+    // headers on every route but the open ones.
+    const answer = (path: string, method: string, status: string) =>
+      Object.keys(
+        (doc.paths[path]?.[method]?.responses[status] as { headers?: object } | undefined)
+          ?.headers ?? {},
+      );
+    assert.ok(answer('/agents/run', 'post', '202').includes('Location'));
+    assert.ok(answer('/v1/chat/completions', 'post', '4XX').includes('Retry-After'));
+    assert.ok(answer('/agents/run', 'post', '200').includes('RateLimit'));
+    assert.deepEqual(answer('/health/live', 'get', '200'), ['X-Request-ID']);
   });
 });
