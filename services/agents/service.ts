@@ -328,6 +328,18 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
   };
 
   /**
+   * Delivers `type` for `run` once the delivery of its last pause still under way here is done,
+   * so a run's webhooks leave this replica in order (a receiver gets run.requires_action before
+   * whatever followed the pause). Never rejects.
+   */
+  const deliverInOrder = (run: AgentRun, type: string, sent: AgentRun): Promise<void> =>
+    (pauseDeliveries.get(run.id) ?? Promise.resolve())
+      .then(() => deliver(run, type, sent))
+      .catch((err: unknown) => {
+        logger.error('webhook delivery failed unexpectedly', { run_id: run.id, error: err });
+      });
+
+  /**
    * This replica is done with a run: the webhook's delivery record (`record`), then nobody needs
    * to hold it any longer (a run whose release did not reach Redis is claimed after its lease
    * and released then). Never rejects.
@@ -349,13 +361,7 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
    * takeover, which delivers again), and `settled()` of its handle waits for the delivery.
    */
   const deliverLater = (run: AgentRun, type: string, sent: AgentRun): void => {
-    // After the pause's own delivery when it is still under way here (an end never overtakes it).
-    const before = pauseDeliveries.get(run.id) ?? Promise.resolve();
-    const work = before
-      .then(() => deliver(run, type, sent))
-      .catch((err: unknown) => {
-        logger.error('webhook delivery failed unexpectedly', { run_id: run.id, error: err });
-      })
+    const work = deliverInOrder(run, type, sent)
       .then(() => letGo(run, !!run.webhook))
       .finally(() => {
         if (deliveries.get(run.id) === work) deliveries.delete(run.id);
@@ -579,14 +585,7 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
     if (run.webhook) {
       unfollow = await handle.follow(segment.afterSeq, (event) => {
         if (!isTerminalEvent(event.type) || lost.has(id)) return;
-        // After the run's last pause's delivery, when it is still under way here: a receiver
-        // gets run.requires_action before the end of the segment that followed it.
-        const before = pauseDeliveries.get(id) ?? Promise.resolve();
-        delivered = before
-          .then(() => deliver(run, event.type, event.data.run as AgentRun))
-          .catch((err: unknown) => {
-            logger.error('webhook delivery failed unexpectedly', { run_id: id, error: err });
-          });
+        delivered = deliverInOrder(run, event.type, event.data.run as AgentRun);
       });
     }
     runner.execute({
@@ -614,16 +613,13 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
           (sent) => {
             paused = true;
             onEnd(pausedRun);
-            // After the delivery of an earlier pause of the run still under way here.
-            const before = pauseDeliveries.get(id) ?? Promise.resolve();
-            const delivery: Promise<void> = before
-              .then(() => deliver(pausedRun, 'run.requires_action', sent))
-              .catch((err: unknown) => {
-                logger.error('webhook delivery failed unexpectedly', { run_id: id, error: err });
-              })
-              .finally(() => {
-                if (pauseDeliveries.get(id) === delivery) pauseDeliveries.delete(id);
-              });
+            const delivery: Promise<void> = deliverInOrder(
+              pausedRun,
+              'run.requires_action',
+              sent,
+            ).finally(() => {
+              if (pauseDeliveries.get(id) === delivery) pauseDeliveries.delete(id);
+            });
             pauseDeliveries.set(id, delivery);
             return delivery;
           },

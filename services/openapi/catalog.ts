@@ -129,7 +129,8 @@ const probe = (schema: string): Pick<OperationSpec, 'ok'> => ({
   },
 });
 
-const RUN = 'agent-run.response';
+/** The run object's schema (every agents route that answers with a run). */
+export const RUN = 'agent-run.response';
 const runParams = { params: 'agent-run.params' };
 
 /** POST /agents/run and its alias: one operation under two paths. */

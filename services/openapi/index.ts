@@ -4,16 +4,13 @@
  * once per app; `GET /openapi.json` serves it.
  */
 import type { SchemaRegistry } from '../../src/validation';
-import { OPERATIONS, type ErrorFamily, type OperationSpec } from './catalog';
+import { OPERATIONS, RUN, type ErrorFamily, type OperationSpec } from './catalog';
 
 export { OPERATIONS, type OperationSpec } from './catalog';
 
 type Json = Record<string, unknown>;
 
 const COMPONENTS = '#/components/schemas/';
-
-/** The run object's schema: a 202 that answers with it carries the run's Location. */
-const RUN_SCHEMA = 'agent-run.response';
 
 const ERROR_SCHEMA: Record<ErrorFamily, string> = {
   gateway: 'error.response',
@@ -82,8 +79,7 @@ function operation(schemas: SchemaRegistry, op: OperationSpec): Json {
       content[type] =
         type === 'application/json' && answer.schema ? { schema: ref(answer.schema) } : {};
     }
-    const headers =
-      status === '202' && answer.schema === RUN_SCHEMA ? { ...always, ...LOCATION } : always;
+    const headers = status === '202' && answer.schema === RUN ? { ...always, ...LOCATION } : always;
     responses[status] = { description: answer.description ?? 'Success.', headers, content };
   }
   const error = { content: { 'application/json': { schema: ref(ERROR_SCHEMA[op.errors]) } } };
