@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import { clientSignal } from '../middleware/client-signal';
+import { clientSignal, streamSignals } from '../middleware/client-signal';
 import { createMethodNotAllowed } from '../middleware/error-handler';
 import type { Validate } from '../middleware/validate';
 import { ollamaHealthDetails, ollamaHealthSummary, type Lifecycle } from '../services/health';
@@ -28,8 +28,8 @@ export function createOllamaRouter(options: OllamaRouterOptions): Router {
   const only = (...methods: string[]) => createMethodNotAllowed(methods);
   /** The upstream signal of a streamed route: its client went away, or a shutdown ended it. */
   const streamSignal = (res: Parameters<typeof clientSignal>[0]) => {
-    const stop = new AbortController();
-    return { stop, signal: AbortSignal.any([clientSignal(res), stop.signal]) };
+    const { stop } = streamSignals(res);
+    return { stop, signal: stop.signal };
   };
 
   router

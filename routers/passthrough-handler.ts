@@ -1,5 +1,5 @@
 import type { RequestHandler } from 'express';
-import { clientSignal } from '../middleware/client-signal';
+import { streamSignals } from '../middleware/client-signal';
 import { admissionTicket } from '../src/principal';
 import type { ErrorShape } from '../middleware/compat-error-shape';
 import type { Lifecycle } from '../services/health';
@@ -29,9 +29,8 @@ export function passthroughHandler(
   upstreamPath: (params: Record<string, string>) => string = () => route.path,
 ): RequestHandler {
   return async (req, res) => {
-    const stop = new AbortController();
-    const left = clientSignal(res);
-    const signal = AbortSignal.any([left, stop.signal]);
+    const { left, stop } = streamSignals(res);
+    const { signal } = stop;
     const body = route.method === 'POST' || route.method === 'DELETE' ? req.body : undefined;
     const path = upstreamPath(req.params as Record<string, string>);
     // A client that went away has nobody to answer: its call was aborted and counted as

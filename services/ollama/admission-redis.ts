@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { followAbort } from '../../src/abort';
 import type { Clock, TimerHandle } from '../../src/clock';
 import { isAppError } from '../../src/errors';
 import type { Logger } from '../../src/logger';
@@ -345,17 +346,17 @@ export function createRedisAdmission(options: RedisAdmissionOptions): RedisAdmis
   ): Promise<Slot> {
     const remaining = timeoutMs - (now() - enqueuedAt);
     if (remaining <= 0) throw queueTimeout(retryAfter(), now() - enqueuedAt);
-    const timeout = new AbortController();
+    // Aborts on the queue timeout or with the caller's signal, whichever comes first.
+    const wait = new AbortController();
     const timer = clock.after(remaining, () =>
-      timeout.abort(queueTimeout(retryAfter(), now() - enqueuedAt)),
+      wait.abort(queueTimeout(retryAfter(), now() - enqueuedAt)),
     );
+    const unfollow = followAbort(signal, wait);
     try {
-      const inner = await local.acquire(
-        signal ? AbortSignal.any([signal, timeout.signal]) : timeout.signal,
-        ticket,
-      );
+      const inner = await local.acquire(wait.signal, ticket);
       return { waitedMs: now() - enqueuedAt, release: () => inner.release() };
     } finally {
+      unfollow();
       timer.cancel();
     }
   }
