@@ -10,6 +10,7 @@
  */
 import http from 'node:http';
 import { Pool } from 'undici';
+import { listenAndAnnounce } from './announce';
 
 function main(): void {
   const upstream = process.argv[2];
@@ -38,13 +39,7 @@ function main(): void {
         res.end();
       });
   });
-  server.keepAliveTimeout = 65_000;
-  server.listen(0, '127.0.0.1', () => {
-    const address = server.address();
-    const port = typeof address === 'object' && address ? address.port : 0;
-    process.stdout.write(`${JSON.stringify({ url: `http://127.0.0.1:${port}` })}\n`);
-  });
-  process.on('SIGTERM', () => process.exit(0));
+  listenAndAnnounce(server);
 }
 
 main();

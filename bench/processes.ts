@@ -14,6 +14,7 @@ import { listeningPorts } from './proc';
 const SIM_ENTRY = path.join(__dirname, 'sim-process.js');
 const SERVER_ENTRY = path.resolve(__dirname, '..', 'src', 'server.js');
 const PROXY_ENTRY = path.join(__dirname, 'bare-proxy.js');
+const FLOOR_ENTRY = path.join(__dirname, 'floor-server.js');
 
 /** The V8 flags `npm start` (and the image's CMD) gives the service: the bench measures those. */
 function startFlags(): string[] {
@@ -178,13 +179,29 @@ export async function startService(
 }
 
 /** Starts the bare passthrough proxy (bench/bare-proxy) in front of the simulator. */
-export async function startBareProxy(simUrl: string): Promise<ServiceProcess> {
-  const child = spawn(process.execPath, [PROXY_ENTRY, simUrl], {
+export function startBareProxy(simUrl: string): Promise<ServiceProcess> {
+  return startReference([PROXY_ENTRY, simUrl]);
+}
+
+/**
+ * Starts one level of the stack's floor (bench/floor-server: `express`, `stack` or a list of
+ * concerns) in front of the simulator.
+ */
+export function startFloorServer(level: string, simUrl: string): Promise<ServiceProcess> {
+  // With the service's V8 flags, so the floor and the gateway differ only in their code.
+  return startReference([...startFlags(), FLOOR_ENTRY, level, simUrl]);
+}
+
+/** A reference server: a script that prints `{"url":…}` once listening. */
+async function startReference(argv: string[]): Promise<ServiceProcess> {
+  const child = spawn(process.execPath, argv, {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const lines = createInterface({ input: child.stdout! });
   const gone = exited(child).then(() => {
-    throw new Error('bare proxy exited before listening');
+    throw new Error(
+      `${argv.find((a) => a.endsWith('.js')) ?? 'reference'} exited before listening`,
+    );
   });
   gone.catch(() => undefined); // only the race below cares; a later exit is expected
   const [line] = (await Promise.race([once(lines, 'line'), gone])) as [string];

@@ -14,6 +14,8 @@ import {
   socketInodes,
 } from '../../bench/proc';
 import { parseMemory } from '../../bench/cgroup';
+import { rotation } from '../../bench/floor';
+import { CONCERNS, parseLevel } from '../../bench/floor-server';
 import { checkBudget, type Summary } from '../../bench/report';
 import { createNdjsonParser, createSseParser } from '../../bench/sse';
 import { median, medianOfRecords, percentile } from '../../bench/stats';
@@ -268,6 +270,21 @@ describe('bench harness', () => {
       assert.equal(parseMemory('4096'), 4096);
       assert.throws(() => parseMemory('512MB'), /like 512Mi/);
       assert.throws(() => parseMemory('lots'), /like 512Mi/);
+    });
+  });
+
+  describe('bench:floor', () => {
+    it('rotates the order of the servers at each repetition', () => {
+      assert.deepEqual(rotation(['a', 'b', 'c'], 0), ['a', 'b', 'c']);
+      assert.deepEqual(rotation(['a', 'b', 'c'], 1), ['b', 'c', 'a']);
+      assert.deepEqual(rotation(['a', 'b', 'c'], 5), ['c', 'a', 'b']);
+    });
+
+    it('reads a level as the concerns it runs', () => {
+      assert.deepEqual([...parseLevel('express')], []);
+      assert.deepEqual([...parseLevel('stack')], [...CONCERNS]);
+      assert.deepEqual([...parseLevel('helmet,validate')], ['helmet', 'validate']);
+      assert.throws(() => parseLevel('helmet,teleport'), /unknown concern: teleport/);
     });
   });
 });
