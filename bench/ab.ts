@@ -12,22 +12,27 @@
  *   npm run bench:ab -- --set-b COMPRESSION_MIN_BYTES=1   # B is this build with that setting
  *   npm run bench:ab -- --memory-limit-b 512Mi   # B is this build in a memory cgroup (root)
  *   npm run bench:ab -- --node-arg-b=--max-semi-space-size=8   # B is this build with a Node flag
+ *   npm run bench:ab -- --b ../variant/dist/src/server.js --concurrent   # A and B loaded at once
+ *
+ * With --concurrent each pair starts both services afresh and loads them at the same time with
+ * 8 connections each: the host's noise (other guests, frequency) then falls on both alike.
  */
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { runLoad } from './load';
+import { runLoad, type LoadFigures } from './load';
 import { parseMemory } from './cgroup';
 import { clockTicksPerSecond } from './proc';
 import type { ChildProcess } from 'node:child_process';
 import { freePort } from '../test/support/listen';
 import { startRedis, stopRedis } from '../test/support/redis-server';
-import { parseSettings, startService, startSim } from './processes';
+import { parseSettings, startService, startSim, type ServiceProcess } from './processes';
 import { median } from './stats';
 
 const MODEL = 'llama3.2:3b';
 const RUN = { agent: 'default', input: 'hi' };
 const CHAT = { model: MODEL, messages: [{ role: 'user', content: 'hi' }] };
 const HEADERS = { 'accept-encoding': 'gzip, deflate, br' };
+const CONNECTIONS = 16;
 const SCENARIOS = [
   { name: 'run 16c', path: '/agents/run', body: RUN },
   { name: 'stream 16c', path: '/agents/run', body: { ...RUN, stream: true } },
@@ -52,6 +57,8 @@ async function main(): Promise<void> {
       'memory-limit-b': { type: 'string' },
       /** Only the scenarios whose name contains this (e.g. `stream`, `v1`). */
       only: { type: 'string', default: '' },
+      /** A and B loaded at the same time (half the connections each) instead of in turn. */
+      concurrent: { type: 'boolean', default: false },
     },
   });
   if (
@@ -86,29 +93,57 @@ async function main(): Promise<void> {
   const rss: Record<'A' | 'B', number[]> = { A: [], B: [] };
   // Failed requests are cheap: a variant that answers errors would look as if it saved CPU.
   const errors: Record<'A' | 'B', number> = { A: 0, B: 0 };
+  const scenarios = SCENARIOS.filter((x) => x.name.includes(values.only));
+  const target = (service: ServiceProcess, s: (typeof SCENARIOS)[number]) => ({
+    url: `${service.url}${s.path}`,
+    body: s.body,
+    headers: HEADERS,
+    servicePid: service.pid,
+    simPid: sim.pid,
+    ticksPerSecond: ticks,
+  });
+  const lastRss = { A: 0, B: 0 };
+  const record = (name: 'A' | 'B', scenario: string, r: LoadFigures): void => {
+    ((cpu[scenario] ??= { A: [], B: [] })[name] ??= []).push(r.cpu_us_per_req);
+    errors[name] += r.errors;
+    lastRss[name] = r.rss_mb;
+  };
+  const duration = Number(values.duration);
   try {
-    for (let pair = 0; pair < Number(values.pairs); pair += 1) {
+    for (let pair = 0; values.concurrent && pair < Number(values.pairs); pair += 1) {
+      // Both services at once, each with half the connections: whatever else the host does in
+      // a load's seconds falls on both alike. Each pair starts both afresh (a process keeps a
+      // bias of its own, about ±25 µs here in A/A runs), in alternating order.
+      const half = CONNECTIONS / 2;
+      const order = pair % 2 === 0 ? (['A', 'B'] as const) : (['B', 'A'] as const);
+      const services: Partial<Record<'A' | 'B', ServiceProcess>> = {};
+      try {
+        for (const name of order) {
+          services[name] = await startService(sim.url, { model: MODEL, ...variants[name] });
+        }
+        const both = (s: (typeof SCENARIOS)[number], seconds: number) =>
+          Promise.all(order.map((name) => runLoad(target(services[name]!, s), half, seconds)));
+        await both(SCENARIOS[0], 1);
+        for (const s of scenarios) {
+          const figures = await both(s, duration);
+          order.forEach((name, i) => record(name, s.name, figures[i]!));
+        }
+        order.forEach((name) => rss[name].push(lastRss[name]));
+      } finally {
+        await Promise.all(Object.values(services).map((service) => service.stop()));
+      }
+      process.stderr.write(`pair ${pair + 1} done\n`);
+    }
+    for (let pair = 0; !values.concurrent && pair < Number(values.pairs); pair += 1) {
       const order = pair % 2 === 0 ? (['A', 'B'] as const) : (['B', 'A'] as const);
       for (const name of order) {
         const service = await startService(sim.url, { model: MODEL, ...variants[name] });
         try {
-          const target = (s: (typeof SCENARIOS)[number]) => ({
-            url: `${service.url}${s.path}`,
-            body: s.body,
-            headers: HEADERS,
-            servicePid: service.pid,
-            simPid: sim.pid,
-            ticksPerSecond: ticks,
-          });
-          await runLoad(target(SCENARIOS[0]), 16, 1);
-          let last = 0;
-          for (const s of SCENARIOS.filter((x) => x.name.includes(values.only))) {
-            const r = await runLoad(target(s), 16, Number(values.duration));
-            ((cpu[s.name] ??= { A: [], B: [] })[name] ??= []).push(r.cpu_us_per_req);
-            errors[name] += r.errors;
-            last = r.rss_mb;
+          await runLoad(target(service, SCENARIOS[0]), CONNECTIONS, 1);
+          for (const s of scenarios) {
+            record(name, s.name, await runLoad(target(service, s), CONNECTIONS, duration));
           }
-          rss[name].push(last);
+          rss[name].push(lastRss[name]);
         } finally {
           await service.stop();
         }
@@ -126,7 +161,7 @@ async function main(): Promise<void> {
   for (const [name, v] of Object.entries(cpu)) {
     const diffs = v.A.map((a, i) => (v.B[i] ?? NaN) - a);
     lines.push(
-      `${name}: A ${v.A.map((x) => x.toFixed(0)).join(', ')} | B ${v.B.map((x) => x.toFixed(0)).join(', ')} | B−A per pair ${diffs.map((d) => d.toFixed(0)).join(', ')} | median B−A ${median(diffs).toFixed(0)} µs`,
+      `${name}: A ${v.A.map((x) => x.toFixed(0)).join(', ')} | B ${v.B.map((x) => x.toFixed(0)).join(', ')} | B−A per pair ${diffs.map((d) => d.toFixed(0)).join(', ')} | median B−A ${median(diffs).toFixed(0)} µs | B lower in ${diffs.filter((d) => d < 0).length} of ${diffs.length}`,
     );
   }
   lines.push(
