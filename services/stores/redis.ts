@@ -1,4 +1,5 @@
 import { createClient, ErrorReply } from 'redis';
+import { followAbort } from '../../src/abort';
 import { backoff } from '../../src/clock';
 import { AppError } from '../../src/errors';
 import type { Logger } from '../../src/logger';
@@ -107,6 +108,8 @@ interface Deadline {
   options: { timeout: 0; abortSignal: AbortSignal };
   /** Rejects with the signal's reason when it aborts: a command still waiting fails then. */
   expired: Promise<never>;
+  /** Clears a deadline of the command's own once it is answered. */
+  release?: () => void;
 }
 
 function deadlineOf(signal: AbortSignal): Deadline {
@@ -177,8 +180,22 @@ export function createRedisConnection(options: RedisConnectionOptions): RedisCon
   /** The deadline of one `send`: the window's unless the caller brings a signal or deadline. */
   const deadlineFor = (opts: SendOptions): Deadline => {
     if (opts.signal || opts.timeoutMs !== undefined) {
-      const timeout = AbortSignal.timeout(opts.timeoutMs ?? commandTimeoutMs);
-      return deadlineOf(opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout);
+      // A timer and a listener, cleared after the reply: AbortSignal.timeout and .any would
+      // each add weak references, which cost GC work per command (see src/abort.ts).
+      const own = new AbortController();
+      const timer = setTimeout(
+        () => own.abort(new DOMException('The operation timed out.', 'TimeoutError')),
+        opts.timeoutMs ?? commandTimeoutMs,
+      );
+      timer.unref();
+      const unfollow = followAbort(opts.signal, own);
+      return {
+        ...deadlineOf(own.signal),
+        release: () => {
+          clearTimeout(timer);
+          unfollow();
+        },
+      };
     }
     const at = performance.now();
     if (!shared || at >= shared.until) {
@@ -201,7 +218,7 @@ export function createRedisConnection(options: RedisConnectionOptions): RedisCon
         const reply = (await Promise.race<unknown>([
           client.sendCommand([...args], deadline.options),
           deadline.expired,
-        ])) as RedisReply;
+        ]).finally(deadline.release)) as RedisReply;
         observe(opts.group ?? 'other', (performance.now() - started) / 1000, true);
         return reply;
       } catch (err) {

@@ -28,6 +28,22 @@ describe('the shared Redis connection (real redis-server)', function () {
     }
   });
 
+  it("ends a command waiting on Redis when its caller's signal aborts, before the deadline", async () => {
+    // The fixture's deadline is 1000 ms; Redis holds every client for 1500 ms.
+    const [connection, pauser] = [await redis.connect(), await redis.connect()];
+    await connection.send(['SET', 'k', 'v']);
+    await pauser.send(['CLIENT', 'PAUSE', '1500', 'ALL']);
+    const caller = new AbortController();
+    const started = performance.now();
+    const waiting = connection.send(['GET', 'k'], { signal: caller.signal });
+    setImmediate(() => caller.abort(new Error('client left')));
+    await assert.rejects(waiting, (err: unknown) => err instanceof AppError);
+    assert.ok(performance.now() - started < 900, 'ended by the signal, not by the deadline');
+    while ((await connection.send(['GET', 'k']).catch(() => null)) !== 'v') {
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  });
+
   it('answers REDIS_UNAVAILABLE when Redis cannot serve (OOM at maxmemory), and keeps other error replies', async () => {
     const connection = await redis.connect();
     const admin = await redis.connect();
