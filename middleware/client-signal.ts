@@ -21,8 +21,8 @@ export function clientSignal(res: Response): AbortSignal {
  * away before the response finished; `stop` aborts then too, and also when the gateway ends
  * the answer itself (a shutdown, a write that failed), so `stop.signal` is the one to hand to
  * the upstream call. One listener sets both: `AbortSignal.any` would do the same with weak
- * references and a finalization registry, whose GC work cost about 70 µs per answered `/v1`
- * chat here (`bench:ab`, 8 interleaved pairs, all 8 lower without it).
+ * references and a finalization registry, whose GC work cost 36–69 µs per answered `/v1` chat
+ * and 25–73 µs per streamed one here (`bench:ab`, interleaved and concurrent pairs; README).
  */
 export function streamSignals(res: Response): { left: AbortSignal; stop: AbortController } {
   const left = new AbortController();
