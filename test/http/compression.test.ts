@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { brotliDecompressSync, gunzipSync } from 'node:zlib';
+import { brotliDecompressSync, gunzipSync, gzipSync } from 'node:zlib';
+import { gzipOptionsFor } from '../../middleware/compression';
 import { startAgentsHarness, type AgentsHarness } from '../support/agents-harness';
 import { openSse } from '../support/sse-client';
 
@@ -176,5 +177,30 @@ describe('response compression (middleware/compression)', () => {
         long,
       );
     });
+  });
+});
+
+describe('gzipOptionsFor', () => {
+  /** JSON of about `size` bytes, varied enough that the window and hash table matter. */
+  const json = (size: number, seed: number): Buffer => {
+    const items: string[] = [];
+    for (let i = seed, length = 0; length < size; i += 1) {
+      const item = JSON.stringify({ id: i, name: `item${(i * 7919) % 1000}`, v: Math.sin(i) });
+      items.push(item);
+      length += item.length + 1;
+    }
+    return Buffer.from(`[${items.join(',')}]`);
+  };
+
+  it("compresses to the same bytes as zlib's defaults, with a window no larger than the body", () => {
+    for (const size of [100, 2048, 5000, 17_000, 64_000]) {
+      for (const seed of [1, 99]) {
+        const body = json(size, seed);
+        const options = gzipOptionsFor(body.length);
+        assert.ok(options.windowBits >= 10 && options.windowBits <= 15);
+        assert.ok(2 ** (options.windowBits - 1) < Math.max(body.length, 1024));
+        assert.deepEqual(gzipSync(body, options), gzipSync(body), `${size} bytes`);
+      }
+    }
   });
 });
