@@ -109,46 +109,52 @@ async function main(): Promise<void> {
     lastRss[name] = r.rss_mb;
   };
   const duration = Number(values.duration);
-  try {
-    for (let pair = 0; values.concurrent && pair < Number(values.pairs); pair += 1) {
-      // Both services at once, each with half the connections: whatever else the host does in
-      // a load's seconds falls on both alike. Each pair starts both afresh (a process keeps a
-      // bias of its own, about ±25 µs here in A/A runs), in alternating order.
-      const half = CONNECTIONS / 2;
-      const order = pair % 2 === 0 ? (['A', 'B'] as const) : (['B', 'A'] as const);
-      const services: Partial<Record<'A' | 'B', ServiceProcess>> = {};
+  /** One pair in turn: A then B (B then A on odd pairs), each started afresh with all connections. */
+  const loadInTurn = async (pair: number): Promise<void> => {
+    const order = pair % 2 === 0 ? (['A', 'B'] as const) : (['B', 'A'] as const);
+    for (const name of order) {
+      const service = await startService(sim.url, { model: MODEL, ...variants[name] });
       try {
-        for (const name of order) {
-          services[name] = await startService(sim.url, { model: MODEL, ...variants[name] });
-        }
-        const both = (s: (typeof SCENARIOS)[number], seconds: number) =>
-          Promise.all(order.map((name) => runLoad(target(services[name]!, s), half, seconds)));
-        await both(SCENARIOS[0], 1);
+        await runLoad(target(service, SCENARIOS[0]), CONNECTIONS, 1);
         for (const s of scenarios) {
-          const figures = await both(s, duration);
-          order.forEach((name, i) => record(name, s.name, figures[i]!));
+          record(name, s.name, await runLoad(target(service, s), CONNECTIONS, duration));
         }
-        order.forEach((name) => rss[name].push(lastRss[name]));
+        rss[name].push(lastRss[name]);
       } finally {
-        await Promise.all(Object.values(services).map((service) => service.stop()));
+        await service.stop();
       }
-      process.stderr.write(`pair ${pair + 1} done\n`);
     }
-    for (let pair = 0; !values.concurrent && pair < Number(values.pairs); pair += 1) {
-      const order = pair % 2 === 0 ? (['A', 'B'] as const) : (['B', 'A'] as const);
+    process.stderr.write(`pair ${pair + 1} done\n`);
+  };
+  /**
+   * One pair side by side: both services at once, each with half the connections, so whatever
+   * else the host does in a load's seconds falls on both alike. Both start afresh each pair (a
+   * process keeps a bias of its own, about ±25 µs here in A/A runs), in alternating order.
+   */
+  const loadSideBySide = async (pair: number): Promise<void> => {
+    const half = CONNECTIONS / 2;
+    const order = pair % 2 === 0 ? (['A', 'B'] as const) : (['B', 'A'] as const);
+    const services: Partial<Record<'A' | 'B', ServiceProcess>> = {};
+    try {
       for (const name of order) {
-        const service = await startService(sim.url, { model: MODEL, ...variants[name] });
-        try {
-          await runLoad(target(service, SCENARIOS[0]), CONNECTIONS, 1);
-          for (const s of scenarios) {
-            record(name, s.name, await runLoad(target(service, s), CONNECTIONS, duration));
-          }
-          rss[name].push(lastRss[name]);
-        } finally {
-          await service.stop();
-        }
+        services[name] = await startService(sim.url, { model: MODEL, ...variants[name] });
       }
-      process.stderr.write(`pair ${pair + 1} done\n`);
+      const both = (s: (typeof SCENARIOS)[number], seconds: number) =>
+        Promise.all(order.map((name) => runLoad(target(services[name]!, s), half, seconds)));
+      await both(SCENARIOS[0], 1);
+      for (const s of scenarios) {
+        const figures = await both(s, duration);
+        order.forEach((name, i) => record(name, s.name, figures[i]!));
+      }
+      order.forEach((name) => rss[name].push(lastRss[name]));
+    } finally {
+      await Promise.all(Object.values(services).map((service) => service.stop()));
+    }
+    process.stderr.write(`pair ${pair + 1} done\n`);
+  };
+  try {
+    for (let pair = 0; pair < Number(values.pairs); pair += 1) {
+      await (values.concurrent ? loadSideBySide(pair) : loadInTurn(pair));
     }
   } finally {
     await sim.stop();
