@@ -26,13 +26,14 @@ import type { ChildProcess } from 'node:child_process';
 import { freePort } from '../test/support/listen';
 import { startRedis, stopRedis } from '../test/support/redis-server';
 import { parseSettings, startService, startSim, type ServiceProcess } from './processes';
-import { median } from './stats';
+import { median, rotation } from './stats';
 
 const MODEL = 'llama3.2:3b';
 const RUN = { agent: 'default', input: 'hi' };
 const CHAT = { model: MODEL, messages: [{ role: 'user', content: 'hi' }] };
 const HEADERS = { 'accept-encoding': 'gzip, deflate, br' };
 const CONNECTIONS = 16;
+const VARIANTS = ['A', 'B'] as const;
 const SCENARIOS = [
   { name: 'run 16c', path: '/agents/run', body: RUN },
   { name: 'stream 16c', path: '/agents/run', body: { ...RUN, stream: true } },
@@ -111,7 +112,7 @@ async function main(): Promise<void> {
   const duration = Number(values.duration);
   /** One pair in turn: A then B (B then A on odd pairs), each started afresh with all connections. */
   const loadInTurn = async (pair: number): Promise<void> => {
-    const order = pair % 2 === 0 ? (['A', 'B'] as const) : (['B', 'A'] as const);
+    const order = rotation(VARIANTS, pair);
     for (const name of order) {
       const service = await startService(sim.url, { model: MODEL, ...variants[name] });
       try {
@@ -133,7 +134,7 @@ async function main(): Promise<void> {
    */
   const loadSideBySide = async (pair: number): Promise<void> => {
     const half = CONNECTIONS / 2;
-    const order = pair % 2 === 0 ? (['A', 'B'] as const) : (['B', 'A'] as const);
+    const order = rotation(VARIANTS, pair);
     const services: Partial<Record<'A' | 'B', ServiceProcess>> = {};
     try {
       for (const name of order) {

@@ -1,7 +1,7 @@
 /**
  * `npm run bench:floor`: how much of the gateway's CPU per answered `/v1/chat/completions` the
- * stack itself costs. Four servers in front of one simulator, loaded in turn (interleaved, each
- * repetition in a new order) with the same answered chat at 16 connections:
+ * stack itself costs. These servers in front of one simulator, loaded in turn (each repetition
+ * in a new order) with the same answered chat at 16 connections:
  *
  * - the bare proxy (bench/bare-proxy: `node:http` in, undici out), the reference of the budget;
  * - `express` and `stack` (bench/floor-server): the same passthrough on Express 5, then with one
@@ -27,19 +27,13 @@ import {
   startSim,
   type ServiceProcess,
 } from './processes';
-import { median } from './stats';
+import { median, rotation } from './stats';
 import { CONCERNS } from './floor-server';
 
 const MODEL = 'llama3.2:3b';
 const CHAT = { model: MODEL, messages: [{ role: 'user', content: 'hi' }] };
 const HEADERS = { 'accept-encoding': 'gzip, deflate, br' };
 const CONNECTIONS = 16;
-
-/** Each repetition's order: rotated, so no server is always loaded first or right after another. */
-export function rotation<T>(items: readonly T[], rep: number): T[] {
-  const k = rep % items.length;
-  return [...items.slice(k), ...items.slice(0, k)];
-}
 
 async function main(): Promise<void> {
   const { values } = parseArgs({

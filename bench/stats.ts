@@ -31,3 +31,9 @@ export function medianOfRecords<K extends string>(
   }
   return out;
 }
+
+/** The order of a repetition: `items` rotated by `rep`, so none is always loaded first. */
+export function rotation<T>(items: readonly T[], rep: number): T[] {
+  const k = rep % items.length;
+  return [...items.slice(k), ...items.slice(0, k)];
+}

@@ -26,11 +26,6 @@ export function createOllamaRouter(options: OllamaRouterOptions): Router {
   const { ollama, health, models, validate, now, lifecycle } = options;
   const router = Router();
   const only = (...methods: string[]) => createMethodNotAllowed(methods);
-  /** The upstream signal of a streamed route: its client went away, or a shutdown ended it. */
-  const streamSignal = (res: Parameters<typeof clientSignal>[0]) => {
-    const { stop } = streamSignals(res);
-    return { stop, signal: stop.signal };
-  };
 
   router
     .route('/health')
@@ -80,7 +75,9 @@ export function createOllamaRouter(options: OllamaRouterOptions): Router {
     .route('/model/switch')
     .post(validate({ body: 'ollama-switch.request' }), async (req, res) => {
       const body = req.body as SwitchRequest;
-      const { stop, signal } = streamSignal(res);
+      // Aborts the upstream call when the client goes away or a shutdown ends the answer.
+      const { stop } = streamSignals(res);
+      const { signal } = stop;
       if (!wantsNdjson(req)) {
         await sendJson(res, () => models.switchModel(body, { signal }), { lifecycle, stop });
         return;
@@ -97,7 +94,9 @@ export function createOllamaRouter(options: OllamaRouterOptions): Router {
     .route('/models/pull')
     .post(validate({ body: 'ollama-pull.request' }), async (req, res) => {
       const { model } = req.body as { model: string };
-      const { stop, signal } = streamSignal(res);
+      // Aborts the upstream call when the client goes away or a shutdown ends the answer.
+      const { stop } = streamSignals(res);
+      const { signal } = stop;
       const progress = models.pull(model, { signal });
       if (!wantsNdjson(req)) {
         const pulled = async () => {

@@ -14,11 +14,10 @@ import {
   socketInodes,
 } from '../../bench/proc';
 import { parseMemory } from '../../bench/cgroup';
-import { rotation } from '../../bench/floor';
 import { CONCERNS, parseLevel } from '../../bench/floor-server';
 import { checkBudget, type Summary } from '../../bench/report';
 import { createNdjsonParser, createSseParser } from '../../bench/sse';
-import { median, medianOfRecords, percentile } from '../../bench/stats';
+import { median, medianOfRecords, percentile, rotation } from '../../bench/stats';
 
 // The pure parts of `npm run bench` (the bench itself is not part of npm test).
 describe('bench harness', () => {
@@ -101,6 +100,12 @@ describe('bench harness', () => {
         { rps: 20, cpu: 200 },
       ];
       assert.deepEqual(medianOfRecords(reps), { rps: 20, cpu: 200 });
+    });
+
+    it('rotates the order of the servers at each repetition', () => {
+      assert.deepEqual(rotation(['a', 'b', 'c'], 0), ['a', 'b', 'c']);
+      assert.deepEqual(rotation(['a', 'b', 'c'], 1), ['b', 'c', 'a']);
+      assert.deepEqual(rotation(['a', 'b', 'c'], 5), ['c', 'a', 'b']);
     });
   });
 
@@ -274,12 +279,6 @@ describe('bench harness', () => {
   });
 
   describe('bench:floor', () => {
-    it('rotates the order of the servers at each repetition', () => {
-      assert.deepEqual(rotation(['a', 'b', 'c'], 0), ['a', 'b', 'c']);
-      assert.deepEqual(rotation(['a', 'b', 'c'], 1), ['b', 'c', 'a']);
-      assert.deepEqual(rotation(['a', 'b', 'c'], 5), ['c', 'a', 'b']);
-    });
-
     it('reads a level as the concerns it runs', () => {
       assert.deepEqual([...parseLevel('express')], []);
       assert.deepEqual([...parseLevel('stack')], [...CONCERNS]);
