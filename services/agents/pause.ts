@@ -1,8 +1,11 @@
 /**
  * A paused run: what a run in `requires_action` keeps in the RunRepository so that any replica
- * can resume it. Everything here is plain JSON (the Redis repository stores it as text).
+ * can resume it (plain JSON: the Redis repository stores it as text), and how the caller's
+ * answers to a pause are taken.
  */
+import { AppError } from '../../src/errors';
 import type { GroupStrategy } from './groupthink';
+import type { RunPlan } from './plan';
 import type { PendingCall } from './tool-executor';
 import type {
   ActionCall,
@@ -65,4 +68,78 @@ export type ActionDecision =
 export interface ResumePoint {
   pause: PauseState;
   decisions: ReadonlyMap<string, ActionDecision>;
+}
+
+/** What a resume needs of a plan (plain JSON, stored with each pause). */
+export function resumePlanOf(plan: RunPlan): ResumePlan {
+  return {
+    agentLabel: plan.agentLabel,
+    model: plan.model,
+    toolNames: [...plan.toolNames],
+    approvalTools: [...plan.approvalTools],
+    clientTools: [...plan.clientTools],
+    options: plan.options,
+    limits: plan.limits,
+    streamTokens: plan.streamTokens,
+    ...(plan.think !== undefined ? { think: plan.think } : {}),
+    ...(plan.format ? { formatSchema: plan.format.schema } : {}),
+    toolChoice: plan.toolChoice,
+    actionTtlMs: plan.actionTtlMs,
+    ...(plan.strategy ? { strategy: plan.strategy } : {}),
+  };
+}
+
+/** The caller's answers to a pause, as POST /agents/runs/{id}/resume carries them. */
+export interface ActionAnswers {
+  tool_outputs?: Array<{ tool_call_id: string; output: string }>;
+  approvals?: Array<{ tool_call_id: string; approve: boolean; reason?: string }>;
+}
+
+/**
+ * The caller's answers by call id, each checked against what the pause waits on.
+ * @throws AppError TOOL_CALL_CONFLICT (an answer to a call the pause does not wait on, of the
+ *   wrong kind, or given twice), VALIDATION_FAILED (an awaited call left unanswered)
+ */
+export function decideActions(
+  pause: Pick<PauseState, 'awaiting'>,
+  answers: ActionAnswers,
+): Map<string, ActionDecision> {
+  const awaited = new Map(pause.awaiting.map((c) => [c.id, c]));
+  const decisions = new Map<string, ActionDecision>();
+  const conflicts: string[] = [];
+  const take = (id: string, type: 'client' | 'approval', decision: ActionDecision): void => {
+    if (awaited.get(id)?.type !== type || decisions.has(id)) conflicts.push(id);
+    else decisions.set(id, decision);
+  };
+  for (const o of answers.tool_outputs ?? []) {
+    take(o.tool_call_id, 'client', { kind: 'output', output: o.output });
+  }
+  for (const a of answers.approvals ?? []) {
+    take(
+      a.tool_call_id,
+      'approval',
+      a.approve
+        ? { kind: 'approved' }
+        : { kind: 'denied', reason: a.reason ?? 'The user did not approve it.' },
+    );
+  }
+  if (conflicts.length > 0) {
+    throw new AppError('TOOL_CALL_CONFLICT', undefined, {
+      details: {
+        tool_call_ids: conflicts,
+        awaiting: pause.awaiting.map((c) => ({ id: c.id, name: c.name, type: c.type })),
+      },
+    });
+  }
+  const missing = pause.awaiting.filter((c) => !decisions.has(c.id));
+  if (missing.length > 0) {
+    throw new AppError('VALIDATION_FAILED', undefined, {
+      details: missing.map((c) => ({
+        in: 'body',
+        path: c.type === 'client' ? '/tool_outputs' : '/approvals',
+        message: `misses ${c.type === 'client' ? 'the output' : 'the approval'} of tool call ${c.id} (${c.name})`,
+      })),
+    });
+  }
+  return decisions;
 }

@@ -1,46 +1,48 @@
-import { createHash, randomUUID } from 'node:crypto';
-import type { ValidateFunction } from 'ajv';
 import type { Clock, TimerHandle } from '../../src/clock';
 import { AppError } from '../../src/errors';
 import type { Logger } from '../../src/logger';
-import { toFieldErrors, type SchemaRegistry } from '../../src/validation';
+import type { SchemaRegistry } from '../../src/validation';
 import { canAccess, type AdmissionTicket, type Principal } from '../../src/principal';
-import { SsrfError, type SsrfGuard } from '../net';
+import type { SsrfGuard } from '../net';
 import type { Telemetry } from '../metrics';
 import type { Message, ModelManager } from '../ollama';
 import type { ToolRegistry } from '../tools';
+import { createCallerSchemas } from './caller-schemas';
 import { isTerminalEvent, type RunEventType } from './events';
-import { bodyHash, canonicalJson, type IdempotencyRepository } from './idempotency';
-import { agentProblems, numCtxProblem, type AgentChecks, type AgentRegistry } from './registry';
-import type { ActionDecision, PauseDraft, PauseState, ResumePlan, ResumePoint } from './pause';
-import { planRun, type RunPlan } from './plan';
+import { createFollowUps } from './follow-ups';
+import { bodyHash, type IdempotencyRepository } from './idempotency';
 import {
-  createRemoteRunHandle,
-  createRunHandle,
-  interruptedStop,
-  type RunHandle,
-} from './run-handle';
-import { createIsoClock, createRunIds, newRun, RunStop, runErrorOf, snapshot } from './run-object';
+  decideActions,
+  resumePlanOf,
+  type ActionAnswers,
+  type ResumePlan,
+  type ResumePoint,
+} from './pause';
+import { createPauses } from './pauses';
+import { planRun, type RunPlan } from './plan';
+import { numCtxProblem, type AgentChecks, type AgentRegistry } from './registry';
+import { createRunChecks, invalidRequest, type AgentRef } from './run-checks';
+import { createRemoteRunHandle, createRunHandle, type RunHandle } from './run-handle';
+import { createIsoClock, createRunIds, newRun, RunStop, snapshot } from './run-object';
 import type { CreateOptions, RunRepository, StoredRun } from './run-repository';
 import type { AgentRunner, RunSpec } from './runner';
-import {
-  statusFor,
-  type AgentDefinition,
-  type AgentLimits,
-  type AgentOptions,
-  type AgentRun,
-  type ClientToolSpec,
-  type ResponseFormat,
-  type ThinkSetting,
-  type Strategy,
-  type ToolChoice,
-  type ToolSpec,
+import { createTakeover } from './takeover';
+import type {
+  AgentDefinition,
+  AgentLimits,
+  AgentOptions,
+  AgentRun,
+  ResponseFormat,
+  ThinkSetting,
+  Strategy,
+  ToolChoice,
+  ToolSpec,
 } from './types';
 import type { WebhookSender } from './webhooks';
 
 /** The body of POST /agents/run after validation against `agent-run.request`. */
 export interface RunRequest {
-  agent?: string | (Omit<AgentDefinition, 'name'> & { name?: string });
+  agent?: AgentRef;
   input?: string;
   messages?: Message[];
   model?: string;
@@ -64,9 +66,7 @@ export interface RunRequest {
 }
 
 /** The body of POST /agents/runs/{id}/resume after validation against `agent-run-resume.request`. */
-export interface ResumeRequest {
-  tool_outputs?: Array<{ tool_call_id: string; output: string }>;
-  approvals?: Array<{ tool_call_id: string; approve: boolean; reason?: string }>;
+export interface ResumeRequest extends ActionAnswers {
   stream?: boolean;
   background?: boolean;
   wait_timeout_ms?: number;
@@ -165,210 +165,37 @@ export interface AgentsServiceDeps {
   mcpServers: readonly string[];
 }
 
-/** Bound of each cache below (compiled response_format schemas, configuration hashes). */
-const CACHE_MAX = 100;
-
 /**
  * How long stopping waits for the follow-ups under way (webhook deliveries, their records):
  * half of the exit's bound on the whole stop (src/shutdown.ts STOP_SERVICES_MS).
  */
 const STOP_FOLLOW_UPS_MS = 500;
 
-function invalid(path: string, message: string, details?: unknown): AppError {
-  return new AppError('VALIDATION_FAILED', undefined, {
-    details: details ?? [{ in: 'body', path, message }],
-  });
-}
-
 /** The agents runtime behind the router: resolves agents, creates runs, finds and cancels them. */
 export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
-  const { agents, tools, schemas, runner, runs, idempotency, logger, now } = deps;
+  const { agents, tools, runner, runs, idempotency, logger, now } = deps;
   // The runs executing on this replica, until their follow-up work is done: only they have a
   // controller and a loop. Every other run is read from the repository.
   const local = new Map<string, RunHandle>();
   // Runs executing here that another replica took over: it delivers their webhook, not this one.
   const lost = new Set<string>();
-  // Webhook deliveries of runs that ended without a runner (a pause that expired or was
-  // cancelled, a run taken over), by run id, until they are recorded and the run let go: the
-  // request or takeover round that ended the run does not wait for them.
-  const deliveries = new Map<string, Promise<void>>();
-  // The last delivery of run.requires_action under way, by run id, each one after the one
-  // before: whatever the run delivers next here (the end of a resumed segment, a later pause,
-  // the end of a cancelled or expired pause) goes after it.
-  const pauseDeliveries = new Map<string, Promise<void>>();
-  // Everything a shutdown waits for: those deliveries, and each launched run's end with its own.
-  const followUps = new Set<Promise<void>>();
-  const track = (work: Promise<void>): void => {
-    followUps.add(work);
-    const done = (): void => void followUps.delete(work);
-    work.then(done, done);
-  };
-  // Compiled response_format schemas by their canonical text, bounded (oldest dropped first).
-  const formats = new Map<string, ValidateFunction>();
   const newRunId = createRunIds();
   const iso = createIsoClock(now);
-
-  const compileFormat = (schema: Record<string, unknown>): ValidateFunction => {
-    const key = canonicalJson(schema);
-    const cached = formats.get(key);
-    if (cached) return cached;
-    let fn: ValidateFunction;
-    try {
-      fn = schemas.compile(schema);
-    } catch (err) {
-      throw invalid('/response_format/schema', `does not compile: ${(err as Error).message}`);
-    }
-    formats.set(key, fn);
-    if (formats.size > CACHE_MAX) formats.delete(formats.keys().next().value as string);
-    return fn;
-  };
-
-  // Compiled client tool parameter schemas by their canonical text, bounded like `formats`.
-  const toolSchemas = new Map<string, ValidateFunction>();
-  const compileToolSchema = (tool: ClientToolSpec): ValidateFunction => {
-    const key = canonicalJson(tool.parameters);
-    const cached = toolSchemas.get(key);
-    if (cached) return cached;
-    let fn: ValidateFunction;
-    try {
-      fn = schemas.compile(tool.parameters);
-    } catch (err) {
-      throw invalid(
-        '/tools',
-        `client tool "${tool.name}" parameters do not compile: ${(err as Error).message}`,
-      );
-    }
-    toolSchemas.set(key, fn);
-    if (toolSchemas.size > CACHE_MAX) toolSchemas.delete(toolSchemas.keys().next().value as string);
-    return fn;
-  };
-  /** Checks client tool calls against their schemas, in words the model can act on. */
-  const clientChecker = (
-    tools: readonly ClientToolSpec[],
-  ): ((name: string, args: unknown) => string | null) => {
-    const validators = new Map(tools.map((t) => [t.name, compileToolSchema(t)]));
-    return (name, args) => {
-      const validate = validators.get(name);
-      if (!validate) return `Unknown tool "${name}".`;
-      if (validate(args)) return null;
-      return toFieldErrors(validate.errors ?? [], 'arguments')
-        .map((e) => `arguments${e.path.replace(/\//g, '.')} ${e.message}`)
-        .join('; ');
-    };
-  };
-
-  // Hashes of agents' stored configurations per resolved model, bounded (oldest dropped first).
-  const storedHashes = new Map<string, string>();
-  const configHash = (effective: Record<string, unknown>, key: string | undefined): string => {
-    const cached = key !== undefined ? storedHashes.get(key) : undefined;
-    if (cached !== undefined) return cached;
-    const hash = createHash('sha256').update(canonicalJson(effective)).digest('hex').slice(0, 16);
-    if (key !== undefined) {
-      storedHashes.set(key, hash);
-      if (storedHashes.size > CACHE_MAX) {
-        storedHashes.delete(storedHashes.keys().next().value as string);
-      }
-    }
-    return hash;
-  };
-
-  const resolveAgent = (ref: RunRequest['agent']): { agent: AgentDefinition; inline: boolean } => {
-    if (ref === undefined || typeof ref === 'string') {
-      const name = ref ?? 'default';
-      const agent = agents.get(name);
-      if (!agent) throw new AppError('AGENT_NOT_FOUND', `No agent named "${name}".`);
-      return { agent, inline: false };
-    }
-    const agent: AgentDefinition = { ...ref, name: ref.name ?? 'inline' };
-    const problems = agentProblems(agent, {
-      toolNames: tools.names(),
-      schemas,
-      numCtx: deps.numCtx,
-      mcpServers: deps.mcpServers,
-    });
-    if (problems.length > 0) {
-      throw invalid(
-        '/agent',
-        'is not valid',
-        problems.map((message) => ({ in: 'body', path: '/agent', message })),
-      );
-    }
-    return { agent, inline: true };
-  };
-
-  const checkWebhook = async (url: string): Promise<void> => {
-    if (!deps.webhooks)
-      throw invalid('/webhook', 'is not available: the service has no WEBHOOK_SECRET');
-    try {
-      await deps.webhookGuard.check(url);
-    } catch (err) {
-      if (!(err instanceof SsrfError)) throw err;
-      // Whether a host resolves, and to what kind of address, stays in the log: told to the
-      // caller, it would map internal names.
-      if (err.reason === 'dns' || err.reason === 'address_refused') {
-        logger.debug('webhook URL refused', { reason: err.reason, error: err.message });
-        throw invalid('/webhook/url', 'is refused: it is not an https URL of a public host.');
-      }
-      throw invalid('/webhook/url', `is refused: ${err.message}`);
-    }
-  };
-
-  /** Sends the terminal event's run to the run's webhook, and records the outcome on the run. */
-  const deliver = async (run: AgentRun, type: string, sent: AgentRun): Promise<void> => {
-    const hook = run.webhook;
-    if (!hook || !deps.webhooks) return;
-    if (!hook.events.includes(type)) {
-      hook.last_delivery_status = 'skipped';
-      return;
-    }
-    const result = await deps.webhooks.deliver(hook.url, type, sent);
-    hook.last_delivery_status = result.status;
-    hook.attempts = result.attempts;
-    hook.last_status_code = result.statusCode;
-  };
-
-  /**
-   * Delivers `type` for `run` once the delivery of its last pause still under way here is done,
-   * so a run's webhooks leave this replica in order (a receiver gets run.requires_action before
-   * whatever followed the pause). Never rejects.
-   */
-  const deliverInOrder = (run: AgentRun, type: string, sent: AgentRun): Promise<void> =>
-    (pauseDeliveries.get(run.id) ?? Promise.resolve())
-      .then(() => deliver(run, type, sent))
-      .catch((err: unknown) => {
-        logger.error('webhook delivery failed unexpectedly', { run_id: run.id, error: err });
-      });
-
-  /**
-   * This replica is done with a run: the webhook's delivery record (`record`), then nobody needs
-   * to hold it any longer (a run whose release did not reach Redis is claimed after its lease
-   * and released then). Never rejects.
-   */
-  const letGo = async (run: AgentRun, record: boolean): Promise<void> => {
-    if (record) {
-      await runs.save(run).catch((err: unknown) => {
-        logger.warn('webhook delivery record not stored', { run_id: run.id, error: err });
-      });
-    }
-    await runs.release(run.id).catch((err: unknown) => {
-      logger.warn('finished run not released', { run_id: run.id, error: err });
-    });
-  };
-
-  /**
-   * Delivers the webhook of a run whose terminal state is stored, in the background, then lets
-   * the run go: until then this replica holds it (a replica that dies meanwhile leaves it to a
-   * takeover, which delivers again), and `settled()` of its handle waits for the delivery.
-   */
-  const deliverLater = (run: AgentRun, type: string, sent: AgentRun): void => {
-    const work = deliverInOrder(run, type, sent)
-      .then(() => letGo(run, !!run.webhook))
-      .finally(() => {
-        if (deliveries.get(run.id) === work) deliveries.delete(run.id);
-      });
-    deliveries.set(run.id, work);
-    track(work);
-  };
+  const { clock, telemetry, webhooks } = deps;
+  const callerSchemas = createCallerSchemas(deps.schemas);
+  const checks = createRunChecks({
+    agents,
+    tools,
+    schemas: deps.schemas,
+    numCtx: deps.numCtx,
+    mcpServers: deps.mcpServers,
+    webhooks,
+    webhookGuard: deps.webhookGuard,
+    logger,
+  });
+  const followUps = createFollowUps({ webhooks, runs, logger, clock });
+  const pauses = createPauses({ runs, followUps, telemetry, clock, now, iso, logger });
+  const takeOverOrphans = createTakeover({ runs, followUps, pauses, telemetry, now, iso, logger });
 
   /** The handle of a run that finished or waits for its caller: it only replays and answers. */
   const storedHandle = (stored: StoredRun): RunHandle =>
@@ -378,7 +205,7 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
       runs,
       controller: new AbortController(),
       done: Promise.resolve(stored.run),
-      settled: deliveries.get(stored.run.id) ?? Promise.resolve(),
+      settled: followUps.pending(stored.run.id) ?? Promise.resolve(),
     });
 
   /** The handle of a run that executes on another replica. */
@@ -391,59 +218,6 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
       onCancelSent: () => deps.telemetry.runCoordination({ kind: 'cancel_sent' }),
     });
 
-  // Expiry timers of the runs that paused on this replica, by run id.
-  const expiries = new Map<string, TimerHandle>();
-
-  /**
-   * Ends a run no runner is working on (a pause that expired or was cancelled): its terminal
-   * event and its status, then its webhook in the background. The caller holds the run's
-   * claimed pause.
-   */
-  const finishPaused = async (
-    run: AgentRun,
-    plan: ResumePlan,
-    stop: RunStop,
-  ): Promise<AgentRun> => {
-    expiries.get(run.id)?.cancel();
-    expiries.delete(run.id);
-    run.status = statusFor(stop.reason);
-    run.stop_reason = stop.reason;
-    run.error = runErrorOf(stop, undefined);
-    run.required_action = null;
-    run.completed_at = iso();
-    const type = `run.${run.status}` as RunEventType;
-    const sent = snapshot(run);
-    // The event first: a run whose status reads as ended always has its terminal event, which
-    // a follower that finds it ended relies on (routers/agents-sse.ts).
-    await runs.append(run.id, type, { run: sent });
-    await runs.updateStatus(run.id, run.status);
-    deps.telemetry.agentRun({
-      agent: plan.agentLabel,
-      status: run.status,
-      stopReason: stop.reason,
-      durationS: run.usage.wall_ms / 1000,
-    });
-    // The claim of the pause made this replica the run's holder until the delivery is done.
-    deliverLater(run, type, sent);
-    return run;
-  };
-
-  /** Ends a pause that nobody answered in time; a no-op when someone else took the pause. */
-  const expire = async (id: string, token: string): Promise<void> => {
-    const claimed = await runs.claimPause(id, token);
-    if (!claimed) return;
-    const expiredAt = claimed.run.required_action?.expires_at;
-    await finishPaused(
-      claimed.run,
-      claimed.pause.plan,
-      new RunStop(
-        'action_expired',
-        "Nobody answered the run's required action (resume) before it expired.",
-        expiredAt !== undefined ? { expired_at: expiredAt } : undefined,
-      ),
-    );
-  };
-
   const handleOf = async (id: string): Promise<RunHandle | undefined> => {
     const running = local.get(id);
     if (running) return running;
@@ -452,7 +226,7 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
       // A pause whose replica is gone ends here, when someone next looks at it.
       const pause = await runs.getPause(id);
       if (pause && pause.expiresAt <= now()) {
-        await expire(id, pause.token);
+        await pauses.expire(id, pause.token);
         stored = await runs.get(id);
       }
     }
@@ -468,65 +242,6 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
     // Someone else's run is reported as missing, so ids cannot be probed.
     if (!handle || !canAccess(principal, handle.owner)) throw new AppError('RUN_NOT_FOUND');
     return handle;
-  };
-
-  /** What a resume needs of a plan (plain JSON, stored with each pause). */
-  const resumePlanOf = (plan: RunPlan): ResumePlan => ({
-    agentLabel: plan.agentLabel,
-    model: plan.model,
-    toolNames: [...plan.toolNames],
-    approvalTools: [...plan.approvalTools],
-    clientTools: [...plan.clientTools],
-    options: plan.options,
-    limits: plan.limits,
-    streamTokens: plan.streamTokens,
-    ...(plan.think !== undefined ? { think: plan.think } : {}),
-    ...(plan.format ? { formatSchema: plan.format.schema } : {}),
-    toolChoice: plan.toolChoice,
-    actionTtlMs: plan.actionTtlMs,
-    ...(plan.strategy ? { strategy: plan.strategy } : {}),
-  });
-
-  /**
-   * Stores a paused run, tells its followers and arms its expiry; resolves with the run as the
-   * `run.requires_action` event carries it, for the webhook.
-   */
-  const pause = async (run: AgentRun, plan: ResumePlan, draft: PauseDraft): Promise<AgentRun> => {
-    const expiresAt = now() + plan.actionTtlMs;
-    run.status = 'requires_action';
-    run.required_action = {
-      type: draft.awaiting.some((c) => c.type === 'client')
-        ? 'submit_tool_outputs'
-        : 'approve_tool_calls',
-      tool_calls: draft.awaiting,
-      expires_at: new Date(expiresAt).toISOString(),
-    };
-    // After a pause, a forced tool choice has been used: the steps to come are free.
-    const state: PauseState = {
-      ...draft,
-      token: randomUUID(),
-      expiresAt,
-      plan: { ...plan, toolChoice: plan.toolChoice === 'none' ? 'none' : 'auto' },
-    };
-    const sent = snapshot(run);
-    await runs.append(run.id, 'run.requires_action', {
-      status: run.status,
-      required_action: sent.required_action,
-      run: sent,
-    });
-    // A shared store writes the event with the pause, in one step: whoever hears of the pause
-    // there can resume it. The replica lets go of the run here (nobody takes a pause over).
-    await runs.pause(run.id, run, state);
-    expiries.set(
-      run.id,
-      deps.clock.after(plan.actionTtlMs, () => {
-        expiries.delete(run.id);
-        expire(run.id, state.token).catch((err: unknown) => {
-          logger.error('paused run not expired', { run_id: run.id, error: err });
-        });
-      }),
-    );
-    return sent;
   };
 
   /**
@@ -560,7 +275,7 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
     let delivered: Promise<void> = Promise.resolve();
     // The segment ended in a pause that was stored: the repository let go of the run then.
     let paused = false;
-    // The run was ended by finishPaused, whose background delivery records it and lets go.
+    // The run was ended by pauses.finish, whose background delivery records it and lets go.
     let handedOff = false;
     const handle = createRunHandle({
       run,
@@ -571,21 +286,21 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
       settled: done.then(() => delivered),
     });
     local.set(id, handle);
-    track(
+    followUps.track(
       handle.settled().then(async () => {
         // A resume may already run the next segment here: it has its own handle and hold.
         if (local.get(id) === handle) local.delete(id);
         // A run another replica took over is that replica's to record; this one only lets go.
         const wasLost = lost.delete(id);
         if (paused || handedOff) return;
-        await letGo(run, !!run.webhook && !wasLost);
+        await followUps.letGo(run, !!run.webhook && !wasLost);
       }),
     );
     let unfollow = (): void => undefined;
     if (run.webhook) {
       unfollow = await handle.follow(segment.afterSeq, (event) => {
         if (!isTerminalEvent(event.type) || lost.has(id)) return;
-        delivered = deliverInOrder(run, event.type, event.data.run as AgentRun);
+        delivered = followUps.deliverInOrder(run, event.type, event.data.run as AgentRun);
       });
     }
     runner.execute({
@@ -609,38 +324,32 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
           return;
         }
         // The caller hears of the pause once it is stored; the webhook follows (settled()).
-        delivered = pause(pausedRun, plan, draft).then(
+        delivered = pauses.pause(pausedRun, plan, draft).then(
           (sent) => {
             paused = true;
             onEnd(pausedRun);
-            const delivery: Promise<void> = deliverInOrder(
-              pausedRun,
-              'run.requires_action',
-              sent,
-            ).finally(() => {
-              if (pauseDeliveries.get(id) === delivery) pauseDeliveries.delete(id);
-            });
-            pauseDeliveries.set(id, delivery);
-            return delivery;
+            return followUps.deliverPause(pausedRun, sent);
           },
           (err: unknown) => {
             // A pause that cannot be stored cannot be resumed: the run ends here.
             logger.error('paused run not stored', { run_id: id, error: err });
             handedOff = true;
-            return finishPaused(
-              pausedRun,
-              plan,
-              new RunStop('internal_error', 'The paused run could not be stored.'),
-            ).then(
-              (ended) => {
-                onEnd(ended);
-                return deliveries.get(id);
-              },
-              () => {
-                handedOff = false;
-                onEnd(pausedRun);
-              },
-            );
+            return pauses
+              .finish(
+                pausedRun,
+                plan,
+                new RunStop('internal_error', 'The paused run could not be stored.'),
+              )
+              .then(
+                (ended) => {
+                  onEnd(ended);
+                  return followUps.pending(id);
+                },
+                () => {
+                  handedOff = false;
+                  onEnd(pausedRun);
+                },
+              );
           },
         );
       },
@@ -651,7 +360,7 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
       toolNames: plan.toolNames,
       approvalTools: plan.approvalTools,
       clientTools: plan.clientTools,
-      checkClientArgs: clientChecker(plan.clientTools),
+      checkClientArgs: callerSchemas.clientChecker(plan.clientTools),
       toolChoice: plan.toolChoice,
       options: plan.options,
       limits: plan.limits,
@@ -705,138 +414,8 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
     });
   };
 
-  /** The caller's answers by call id, checked against what the pause waits on. */
-  const decide = (pause: PauseState, body: ResumeRequest): Map<string, ActionDecision> => {
-    const awaited = new Map(pause.awaiting.map((c) => [c.id, c]));
-    const decisions = new Map<string, ActionDecision>();
-    const conflicts: string[] = [];
-    const take = (id: string, type: 'client' | 'approval', decision: ActionDecision): void => {
-      if (awaited.get(id)?.type !== type || decisions.has(id)) conflicts.push(id);
-      else decisions.set(id, decision);
-    };
-    for (const o of body.tool_outputs ?? []) {
-      take(o.tool_call_id, 'client', { kind: 'output', output: o.output });
-    }
-    for (const a of body.approvals ?? []) {
-      take(
-        a.tool_call_id,
-        'approval',
-        a.approve
-          ? { kind: 'approved' }
-          : { kind: 'denied', reason: a.reason ?? 'The user did not approve it.' },
-      );
-    }
-    if (conflicts.length > 0) {
-      throw new AppError('TOOL_CALL_CONFLICT', undefined, {
-        details: {
-          tool_call_ids: conflicts,
-          awaiting: pause.awaiting.map((c) => ({ id: c.id, name: c.name, type: c.type })),
-        },
-      });
-    }
-    const missing = pause.awaiting.filter((c) => !decisions.has(c.id));
-    if (missing.length > 0) {
-      throw new AppError('VALIDATION_FAILED', undefined, {
-        details: missing.map((c) => ({
-          in: 'body',
-          path: c.type === 'client' ? '/tool_outputs' : '/approvals',
-          message: `misses ${c.type === 'client' ? 'the output' : 'the approval'} of tool call ${c.id} (${c.name})`,
-        })),
-      });
-    }
-    return decisions;
-  };
-
   let stopControl: (() => void) | undefined;
   let takeoverTimer: TimerHandle | undefined;
-  let takingOver = false;
-
-  /**
-   * Ends a run whose replica died (its lease lapsed and this replica claimed it): `failed`
-   * with error `interrupted` (retryable), its open steps closed, the terminal event appended
-   * for its followers, and its webhook delivered, here, once. A run that had ended but whose
-   * webhook had not gone out gets only the delivery.
-   */
-  const takeOver = async (id: string): Promise<void> => {
-    const stored = await runs.get(id);
-    if (!stored) return runs.release(id);
-    const { run } = stored;
-    const type = `run.${run.status}` as RunEventType;
-    if (stored.finishedAt === null) {
-      const stop = interruptedStop();
-      let failedStep: number | undefined;
-      for (const step of run.steps) {
-        if (step.ended_at !== null) continue;
-        failedStep ??= step.index;
-        step.ended_at = iso();
-        step.duration_ms = now() - Date.parse(step.started_at);
-        step.status = 'error';
-        if (step.kind === 'model') step.error = stop.message;
-        else Object.assign(step.tool, { status: 'error', error: stop.message });
-      }
-      run.status = 'failed';
-      run.stop_reason = stop.reason;
-      run.error = runErrorOf(stop, failedStep);
-      run.completed_at = iso();
-      await runs.save(run);
-      // The event first, as at the end of a pause (finishPaused).
-      await runs.append(id, 'run.failed', { run: snapshot(run) });
-      await runs.updateStatus(id, 'failed');
-      deps.telemetry.runCoordination({ kind: 'takeover' });
-      deps.telemetry.agentRun({
-        agent: run.agent.inline ? 'inline' : run.agent.name,
-        status: run.status,
-        stopReason: stop.reason,
-        durationS: run.usage.wall_ms / 1000,
-      });
-      logger.warn('run of a replica that stopped ended as interrupted', { run_id: id });
-      // Held until the delivery is done, as after a pause (deliverLater).
-      deliverLater(run, 'run.failed', snapshot(run));
-    } else if (run.webhook?.last_delivery_status === 'pending') {
-      deps.telemetry.runCoordination({ kind: 'takeover' });
-      deliverLater(run, type, snapshot(run));
-    } else {
-      await runs.release(id);
-    }
-  };
-
-  const takeOverOrphans = async (): Promise<void> => {
-    if (takingOver) return;
-    takingOver = true;
-    try {
-      // Each claimed run is ended on its own; webhooks go out in the background, so a slow
-      // receiver holds neither this round nor the next. One that cannot be ended (Redis failed
-      // on the way) is let go: its lease lapses and a later round claims it again, here or on
-      // another replica.
-      const orphans = (await runs.claimOrphans()).map((id) =>
-        takeOver(id).catch(async (err: unknown) => {
-          logger.error('orphaned run not taken over; it will be claimed again', {
-            run_id: id,
-            error: err,
-          });
-          await runs.unclaim(id);
-        }),
-      );
-      // Pauses past their expiry whose replica (and its timer) is gone end here; a claim is
-      // atomic, so a replica whose timer fires too does nothing twice.
-      const pauses = runs.duePauses(now()).then(
-        (due) =>
-          Promise.all(
-            due.map(({ id, token }) =>
-              expire(id, token).catch((err: unknown) => {
-                logger.error('paused run not expired', { run_id: id, error: err });
-              }),
-            ),
-          ),
-        () => undefined, // Redis is unreachable: the next round tries again.
-      );
-      await Promise.all([...orphans, pauses]);
-    } catch {
-      // Redis is unreachable: the next round tries again.
-    } finally {
-      takingOver = false;
-    }
-  };
 
   return {
     listAgents: () => agents.list(),
@@ -865,20 +444,20 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
       }
       let handle: RunHandle;
       try {
-        const plan = planRun(body, resolveAgent(body.agent), {
+        const plan = planRun(body, checks.resolveAgent(body.agent), {
           defaultModel: deps.models.active(),
-          compileFormat,
-          configHash,
+          compileFormat: callerSchemas.compileFormat,
+          configHash: callerSchemas.configHash,
           toolNames: tools.names(),
           mcpTools: (server) => tools.mcpTools(server) ?? [],
           maxActionTtlMs: deps.maxActionTtlMs,
           maxSamples: deps.maxSamples,
         });
         const numCtx = numCtxProblem(plan.options, plan.model, deps.numCtx);
-        if (numCtx) throw invalid('/options/num_ctx', numCtx);
-        if (plan.webhook) await checkWebhook(plan.webhook.url);
+        if (numCtx) throw invalidRequest('/options/num_ctx', numCtx);
+        if (plan.webhook) await checks.checkWebhook(plan.webhook.url);
         // Client tools' schemas compile now: a bad one is the request's 400, not the run's end.
-        for (const tool of plan.clientTools) compileToolSchema(tool);
+        for (const tool of plan.clientTools) callerSchemas.compileToolSchema(tool);
         // Background and webhook runs are polled, followed and delivered through any replica.
         const durable = body.background === true || !!plan.webhook;
         // An answered run's id reaches its caller with the answer, and nobody else's: unless
@@ -914,18 +493,17 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
         throw new AppError('RUN_NOT_PAUSED', undefined, { details: { status: stored.run.status } });
       }
       if (pause.expiresAt <= now()) {
-        await expire(id, pause.token);
+        await pauses.expire(id, pause.token);
         throw new AppError('RUN_NOT_PAUSED', "The run's required action expired.", {
           details: { status: 'incomplete', stop_reason: 'action_expired' },
         });
       }
-      const decisions = decide(pause, body);
+      const decisions = decideActions(pause, body);
       const claimed = await runs.claimPause(id, pause.token);
       if (!claimed) {
         throw new AppError('RUN_NOT_PAUSED', 'Another request resumed or ended this pause first.');
       }
-      expiries.get(id)?.cancel();
-      expiries.delete(id);
+      pauses.disarm(id);
       const { run } = claimed;
       const { plan } = claimed.pause;
       run.status = 'in_progress';
@@ -936,7 +514,7 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
         resumed: true,
       });
       const format = plan.formatSchema
-        ? { schema: plan.formatSchema, validate: compileFormat(plan.formatSchema) }
+        ? { schema: plan.formatSchema, validate: callerSchemas.compileFormat(plan.formatSchema) }
         : undefined;
       const handle = await launch(run, stored.owner, plan, {
         messages: [],
@@ -957,7 +535,7 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
         const claimed = pause && (await runs.claimPause(id, pause.token));
         if (claimed) {
           return snapshot(
-            await finishPaused(
+            await pauses.finish(
               claimed.run,
               claimed.pause.plan,
               new RunStop('cancelled', 'The run was cancelled.'),
@@ -973,8 +551,7 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
       for (const handle of local.values()) void handle.cancel('shutdown');
       // Paused runs stay paused in the repository, resumable through another replica; the
       // expiry of a pause whose replica is gone happens when someone next reads the run.
-      for (const timer of expiries.values()) timer.cancel();
-      expiries.clear();
+      pauses.disarmAll();
     },
 
     startWork() {
@@ -1000,14 +577,7 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
       // deliveries under way take, up to STOP_FOLLOW_UPS_MS: the rest of the stop (the usage
       // flush, the Ollama pool) must still fit in the exit's own bound. A delivery cut off
       // here leaves its run held; with Redis another replica takes it over and delivers again.
-      let timer: TimerHandle | undefined;
-      await Promise.race([
-        Promise.allSettled(followUps),
-        new Promise<void>((resolve) => {
-          timer = deps.clock.after(STOP_FOLLOW_UPS_MS, resolve);
-        }),
-      ]);
-      timer?.cancel();
+      await followUps.settle(STOP_FOLLOW_UPS_MS);
       await runs.stop();
     },
   };
