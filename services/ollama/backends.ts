@@ -6,7 +6,6 @@
  * management out to all of them. The set itself is an OllamaClient, so everything above it
  * codes against one Ollama whatever the number of backends.
  */
-import { lookup } from 'node:dns/promises';
 import type { Clock, TimerHandle } from '../../src/clock';
 import type { Config } from '../../src/config';
 import { AppError, isAppError } from '../../src/errors';
@@ -15,34 +14,33 @@ import { modelKey, sameModel } from '../../src/model-name';
 import { createOllamaHealth } from '../health';
 import type { Telemetry } from '../metrics';
 import type { Admission } from './admission';
+import { settled, settling } from './answer-end';
 import type { CircuitState } from './circuit';
 import { createOllamaService, type OllamaClient } from './client';
+import { discoveryName, dnsResolver, reconcile, urlFor, type Resolver } from './discovery';
 import { failureOf } from './errors';
+import {
+  everywhere,
+  firstAnswer,
+  firstFailure,
+  firstFound,
+  notFound,
+  pullEverywhere,
+  union,
+} from './fan-out';
 import { keepAliveMs as keepAliveToMs } from './loads';
+import { bestCircuit, mergeSnapshots } from './merged-health';
+import { createPlacement, type PlacedBackend } from './placement';
 import { affinityScore, chooseBackend, type RouteCandidate, type RouteReason } from './routing';
 import type {
   BackendStatus,
   CallOptions,
   OllamaHealth,
   OllamaHealthSnapshot,
-  ProgressResponse,
   RouteHint,
 } from './types';
 
-/** Resolves a DNS name to the addresses behind it (a headless Service: one per ready pod). */
-export type Resolver = (hostname: string) => Promise<string[]>;
-
-/** The production resolver: every address getaddrinfo knows for the name (IPv4 and IPv6). */
-export const dnsResolver: Resolver = async (hostname) => {
-  try {
-    return (await lookup(hostname, { all: true })).map((a) => a.address);
-  } catch (err) {
-    // A headless Service with no ready pod has no records: that is an empty set, not a fault.
-    const code = (err as { code?: string }).code;
-    if (code === 'ENOTFOUND' || code === 'ENODATA') return [];
-    throw err;
-  }
-};
+export { dnsResolver, type Resolver } from './discovery';
 
 export interface BackendSetOptions {
   config: Readonly<Config>;
@@ -65,8 +63,7 @@ export interface BackendSet extends OllamaClient {
   backends(): BackendStatus[];
 }
 
-interface Backend {
-  id: string;
+interface Backend extends PlacedBackend {
   /** The address it was discovered at (unset for OLLAMA_HOST / OLLAMA_HOSTS backends). */
   address?: string;
   client: OllamaClient;
@@ -74,17 +71,6 @@ interface Backend {
   draining: boolean;
   /** Generations routed here by this replica and not finished. */
   active: number;
-  /**
-   * What the gateway last sent here, by model key: when, and how many of those generations
-   * still run. A model sent here is taken as loaded until a later `/api/ps` says otherwise.
-   */
-  sent: Map<string, { at: number; running: number }>;
-  /**
-   * Models (keys) the gateway made this backend evict by sending it another model, each also
-   * held elsewhere: from then on they are not routed here, so two models never take turns
-   * reloading on one backend while one of them has another home.
-   */
-  leaving: Map<string, number>;
 }
 
 /** Errors before the first byte after which another backend may take the generation. */
@@ -101,19 +87,6 @@ function canFailOver(err: unknown): boolean {
   if (!isAppError(err)) return false;
   if (FAILOVER_CODES.has(err.code)) return true;
   return err.code === 'OLLAMA_UPSTREAM_ERROR' && (failureOf(err).status ?? 0) >= 500;
-}
-
-const CIRCUIT_ORDER: readonly CircuitState[] = ['closed', 'half-open', 'open'];
-
-/** The base URL of a discovered address, from the OLLAMA_DISCOVERY URL (scheme, port, path). */
-function urlFor(template: URL, address: string): string {
-  const host = address.includes(':') ? `[${address}]` : address;
-  const auth = template.username
-    ? `${template.username}${template.password ? `:${template.password}` : ''}@`
-    : '';
-  const port = template.port === '' ? '' : `:${template.port}`;
-  const path = template.pathname.replace(/\/+$/, '');
-  return `${template.protocol}//${auth}${host}${port}${path}`;
 }
 
 /**
@@ -181,87 +154,14 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
   const list = (): Backend[] => [...backends.values()];
   const serving = (): Backend[] => list().filter((b) => !b.draining);
 
-  const keepAliveMs = keepAliveToMs(config.OLLAMA_KEEP_ALIVE);
-
-  /**
-   * The models a backend holds as far as this replica knows: the last `/api/ps` answer, the
-   * loads the gateway has under way there, and what it sent there since that answer (a load
-   * in progress is not listed by `/api/ps`, ollama-api.md §1.5). A model sent before a fresh
-   * `/api/ps` that does not list it was evicted, and is forgotten.
-   */
-  function heldKeys(b: Backend): Set<string> {
-    const snap = b.health.snapshot();
-    const listed = new Set(snap.loadedModels.map((m) => modelKey(m.name)));
-    const keys = new Set(listed);
-    for (const m of b.client.loading()) keys.add(modelKey(m));
-    const now = clock.now();
-    const answeredAfter =
-      snap.checkedAt !== null && !snap.loadedModelsStale
-        ? snap.checkedAt - config.OLLAMA_HEALTH_TIMEOUT_MS
-        : -Infinity;
-    for (const [key, entry] of b.sent) {
-      if (entry.running > 0 || keys.has(key)) {
-        keys.add(key);
-      } else if (entry.at < answeredAfter || now - entry.at > keepAliveMs) {
-        b.sent.delete(key);
-      } else {
-        keys.add(key);
-      }
-    }
-    for (const [key, at] of b.leaving) {
-      // Still listed by an /api/ps asked after the eviction was expected: it had room after all.
-      if (now - at > keepAliveMs || (at < answeredAfter && listed.has(key))) b.leaving.delete(key);
-      else keys.delete(key);
-    }
-    return keys;
-  }
-
-  /**
-   * `model` goes to `b`, which does not hold it: it will load there, and may evict what `b`
-   * holds. The models it holds that another backend holds too are routed elsewhere from now on.
-   */
-  function displacing(b: Backend, model: string): string[] {
-    const holders = holderCounts();
-    const now = clock.now();
-    const displaced: string[] = [];
-    for (const key of heldKeys(b)) {
-      if (key !== modelKey(model) && (holders.get(key) ?? 0) > 1 && !b.leaving.has(key)) {
-        b.leaving.set(key, now);
-        displaced.push(key);
-      }
-    }
-    return displaced;
-  }
-
-  /**
-   * Records a generation of `model` sent to `b`. The returned function records its end; when
-   * it failed before its first byte (`reached` false), a model that was new there is taken back
-   * as not loaded, and what it displaced as still there.
-   */
-  function sending(
-    b: Backend,
-    held: ReadonlySet<string>,
-    model: string | undefined,
-    countLoad: boolean,
-  ): (reached: boolean) => void {
-    if (model === undefined) return () => undefined;
-    const key = modelKey(model);
-    const fresh = !held.has(key);
-    if (fresh && countLoad) telemetry.modelLoad?.({ backend: b.id });
-    const displaced = fresh ? displacing(b, model) : [];
-    b.leaving.delete(key);
-    const entry = b.sent.get(key) ?? { at: 0, running: 0 };
-    entry.at = clock.now();
-    entry.running += 1;
-    b.sent.set(key, entry);
-    return (reached) => {
-      entry.running -= 1;
-      entry.at = clock.now();
-      if (reached || !fresh) return;
-      if (entry.running === 0) b.sent.delete(key);
-      for (const k of displaced) b.leaving.delete(k);
-    };
-  }
+  const placement = createPlacement({
+    clock,
+    keepAliveMs: keepAliveToMs(config.OLLAMA_KEEP_ALIVE),
+    healthTimeoutMs: config.OLLAMA_HEALTH_TIMEOUT_MS,
+    serving,
+    onLoad: (b) => telemetry.modelLoad?.({ backend: b.id }),
+  });
+  const heldKeys = placement.held;
 
   function loadOf(b: Backend): number {
     const q = b.client.queueStats();
@@ -272,7 +172,7 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
     b: Backend,
     model: string | undefined,
     holders?: ReadonlyMap<string, number>,
-    held: ReadonlySet<string> = heldKeys(b),
+    held: ReadonlySet<string> = placement.held(b),
   ): RouteCandidate {
     const snap = b.health.snapshot();
     const installed =
@@ -294,15 +194,6 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
     };
   }
 
-  /** How many of the backends in `held` (each with the models it holds) hold each model key. */
-  function holderCounts(
-    held: Iterable<ReadonlySet<string>> = serving().map(heldKeys),
-  ): Map<string, number> {
-    const counts = new Map<string, number>();
-    for (const keys of held) for (const k of keys) counts.set(k, (counts.get(k) ?? 0) + 1);
-    return counts;
-  }
-
   /**
    * Picks a backend for `model`, leaving out `tried`; undefined when none is left. The models
    * each backend holds are worked out once per pick and handed back with the choice.
@@ -313,7 +204,7 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
     tried: ReadonlySet<string>,
   ): { backend: Backend; reason: RouteReason; held: ReadonlySet<string> } | undefined {
     const held = new Map(serving().map((b) => [b, heldKeys(b)] as const));
-    const holders = holderCounts(held.values());
+    const holders = placement.holderCounts(held.values());
     const pool = [...held].filter(([b]) => !tried.has(b.id));
     const choice = chooseBackend(
       pool.map(([b, keys]) => candidate(b, model, holders, keys)),
@@ -356,7 +247,7 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
       const { backend, reason, held } = picked;
       telemetry.route?.({ reason, backend: backend.id });
       backend.active += 1;
-      const ended = sending(backend, held, model, causesLoad);
+      const ended = placement.sending(backend, held, model, causesLoad);
       let settled = false;
       const done = (reached = true): void => {
         if (settled) return;
@@ -379,79 +270,6 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
         lastErr = err;
       }
     }
-  }
-
-  /**
-   * The answer as it is, except that its end (read to the end, broken off, or aborted) also
-   * ends the routed call's count.
-   */
-  function settling<A extends AsyncIterable<unknown> & { abort(): void }>(
-    answer: A,
-    done: () => void,
-  ): A {
-    // A copy of the answer's fields (plain objects: status, timings, …), not an object that
-    // inherits from it: an answer made a prototype costs V8 a map of its own per request.
-    const wrapped = { ...answer };
-    wrapped.abort = () => {
-      answer.abort();
-      done();
-    };
-    // A plain iterator rather than an async generator: one promise per chunk, not several.
-    wrapped[Symbol.asyncIterator] = () => {
-      const inner = answer[Symbol.asyncIterator]();
-      const step = (result: IteratorResult<unknown>) => {
-        if (result.done) done();
-        return result;
-      };
-      const failed = (err: unknown) => {
-        done();
-        throw err;
-      };
-      return {
-        next: () => inner.next().then(step, failed),
-        return: (value?: unknown) => {
-          done();
-          return inner.return ? inner.return(value) : Promise.resolve({ done: true, value });
-        },
-        throw: (err?: unknown) => {
-          done();
-          return inner.throw ? inner.throw(err) : Promise.reject(err as Error);
-        },
-      };
-    };
-    return wrapped;
-  }
-
-  /** An answer that is already whole: the routed call ended with it. */
-  function settled<A>(answer: A, done: () => void): A {
-    done();
-    return answer;
-  }
-
-  /** Runs `fn` on every backend in `targets` at once; every outcome, in order. */
-  function everywhere<T>(
-    targets: readonly Backend[],
-    fn: (b: Backend) => Promise<T>,
-  ): Promise<Array<PromiseSettledResult<T>>> {
-    return Promise.all(
-      targets.map((b) =>
-        fn(b).then(
-          (value) => ({ status: 'fulfilled' as const, value }),
-          (reason: unknown) => ({ status: 'rejected' as const, reason }),
-        ),
-      ),
-    );
-  }
-
-  const notFound = (err: unknown): boolean => isAppError(err) && err.code === 'MODEL_NOT_FOUND';
-
-  /**
-   * The outcome of a fan-out: the successes, or the error to throw when nothing succeeded (a
-   * real failure before a "not installed here").
-   */
-  function firstFailure(results: Array<PromiseSettledResult<unknown>>): unknown {
-    const errors = results.flatMap((r) => (r.status === 'rejected' ? [r.reason] : []));
-    return errors.find((e) => !notFound(e)) ?? errors[0] ?? noBackend();
   }
 
   /** Backends not known to be down, in id order. */
@@ -532,85 +350,13 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
     return [...having, ...pool.filter((b) => !having.includes(b))];
   }
 
-  /** Reads from the first backend that answers (reachable ones first). */
-  async function firstAnswer<T>(fn: (b: Backend) => Promise<T>, order = reachable()): Promise<T> {
-    const rest = serving().filter((b) => !order.includes(b));
-    let lastErr: unknown;
-    for (const b of [...order, ...rest]) {
-      try {
-        return await fn(b);
-      } catch (err) {
-        lastErr = err;
-      }
-    }
-    throw lastErr ?? noBackend();
-  }
-
-  async function union<T extends { name: string }>(
-    fn: (b: Backend) => Promise<{ models: T[] }>,
-  ): Promise<{ models: T[] }> {
-    const results = await everywhere(serving(), fn);
-    const answers = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
-    if (answers.length === 0) throw firstFailure(results);
-    const seen = new Map<string, T>();
-    for (const answer of answers) {
-      for (const m of answer.models) if (!seen.has(modelKey(m.name))) seen.set(modelKey(m.name), m);
-    }
-    return { models: [...seen.values()] };
+  /** `order`, then the other serving backends: the order a read or an admin call tries them in. */
+  function inOrder(order: readonly Backend[]): Backend[] {
+    return [...order, ...serving().filter((b) => !order.includes(b))];
   }
 
   /** Configured for several backends: pull progress lines then say which backend they are about. */
   const several = config.OLLAMA_HOSTS.length > 0 || config.OLLAMA_DISCOVERY !== '';
-
-  async function* pullEverywhere(
-    model: string,
-    opts: CallOptions | undefined,
-  ): AsyncGenerator<ProgressResponse & { backend?: string }> {
-    const targets = reachable();
-    if (targets.length === 0) throw noBackend();
-    type Next = {
-      b: Backend;
-      it: AsyncIterator<ProgressResponse>;
-      r: IteratorResult<ProgressResponse>;
-    };
-    const pending = new Map<string, Promise<Next | { b: Backend; err: unknown }>>();
-    const advance = (b: Backend, it: AsyncIterator<ProgressResponse>): void => {
-      pending.set(
-        b.id,
-        it.next().then(
-          (r) => ({ b, it, r }),
-          (err: unknown) => ({ b, err }),
-        ),
-      );
-    };
-    for (const b of targets) advance(b, b.client.pull(model, opts)[Symbol.asyncIterator]());
-    const failures: unknown[] = [];
-    let succeeded = 0;
-    try {
-      while (pending.size > 0) {
-        const next = await Promise.race(pending.values());
-        pending.delete(next.b.id);
-        if ('err' in next) {
-          failures.push(next.err);
-          logger.warn('pull failed on a backend', { backend: next.b.id, model });
-          continue;
-        }
-        if (next.r.done) {
-          succeeded += 1;
-          continue;
-        }
-        yield several ? { ...next.r.value, backend: next.b.id } : next.r.value;
-        advance(next.b, next.it);
-      }
-    } finally {
-      for (const p of pending.values()) {
-        void p.then((n) => ('it' in n ? n.it.return?.() : undefined)).catch(() => undefined);
-      }
-    }
-    if (failures.length > 0 && (succeeded === 0 || failures.some((e) => !notFound(e)))) {
-      throw failures.find((e) => !notFound(e)) ?? failures[0];
-    }
-  }
 
   /** The circuit the probes read: over the backends that could serve the active model. */
   function aggregateCircuit(): CircuitState {
@@ -620,8 +366,7 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
       const s = b.health.snapshot();
       return s.status === 'up' && s.installedModels?.some((n) => sameModel(n, active)) === true;
     });
-    const states = (able.length > 0 ? able : pool).map((b) => b.client.circuitState());
-    return CIRCUIT_ORDER.find((s) => states.includes(s)) ?? 'open';
+    return bestCircuit((able.length > 0 ? able : pool).map((b) => b.client.circuitState()));
   }
 
   function circuitChanged(): void {
@@ -631,70 +376,28 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
     for (const listener of circuitListeners) listener(state);
   }
 
-  function merged(): OllamaHealthSnapshot {
-    const pool = serving();
-    // One backend: its snapshot is the merge (the same object while it is unchanged).
-    if (pool.length === 1) return pool[0]!.health.snapshot();
-    const snaps = pool.map((b) => b.health.snapshot());
-    const up = snaps.filter((s) => s.status === 'up');
-    const status =
-      up.length > 0 ? 'up' : snaps.some((s) => s.status === 'unknown') ? 'unknown' : 'down';
-    const checked = snaps.flatMap((s) => (s.checkedAt === null ? [] : [s.checkedAt]));
-    const latencies = up.flatMap((s) => (s.latencyMs === null ? [] : [s.latencyMs]));
-    const loaded = new Map<string, OllamaHealthSnapshot['loadedModels'][number]>();
-    for (const s of snaps)
-      for (const m of s.loadedModels)
-        if (!loaded.has(modelKey(m.name))) loaded.set(modelKey(m.name), m);
-    const lists = snaps.flatMap((s) => (s.installedModels === null ? [] : [s.installedModels]));
-    const installed = new Map<string, string>();
-    for (const names of lists)
-      for (const n of names) if (!installed.has(modelKey(n))) installed.set(modelKey(n), n);
-    const facts = (up.length > 0 ? up : snaps).map((s) => s.activeModelInstalled);
-    const errors = snaps.flatMap((s) => (s.lastError ? [s.lastError] : []));
-    return {
-      status,
-      checkedAt: checked.length > 0 ? Math.max(...checked) : null,
-      latencyMs: latencies.length > 0 ? Math.min(...latencies) : null,
-      version: up[0]?.version ?? snaps[0]?.version ?? null,
-      loadedModels: [...loaded.values()],
-      loadedModelsStale: (up.length > 0 ? up : snaps).some((s) => s.loadedModelsStale),
-      installedModels: lists.length > 0 ? [...installed.values()] : null,
-      activeModelInstalled: facts.includes(true) ? true : facts.includes(false) ? false : null,
-      lastError: errors.reduce<OllamaHealthSnapshot['lastError']>(
-        (a, e) => (a === null || e.at > a.at ? e : a),
-        null,
-      ),
-    };
-  }
+  const merged = (): OllamaHealthSnapshot =>
+    mergeSnapshots(serving().map((b) => b.health.snapshot()));
 
   /** Resolves OLLAMA_DISCOVERY once: adds new addresses, drains the ones gone. */
   async function discover(): Promise<void> {
     const template = new URL(config.OLLAMA_DISCOVERY);
-    const name = template.hostname.replace(/^\[|\]$/g, '');
     let addresses: string[];
     try {
-      addresses = await (options.resolve ?? dnsResolver)(name);
+      addresses = await (options.resolve ?? dnsResolver)(discoveryName(template));
     } catch (err) {
       // A DNS fault is not "every pod left": keep the set until an answer comes.
       logger.warn('backend discovery failed', { error: (err as Error).message });
       return;
     }
     if (closed) return;
-    const wanted = new Set(addresses);
-    for (const b of list()) {
-      if (b.address === undefined) continue;
-      if (wanted.has(b.address)) {
-        if (b.draining) b.draining = false;
-        wanted.delete(b.address);
-      } else if (!b.draining) {
-        b.draining = true;
-        logger.info('ollama backend left discovery; draining it', { backend: b.id });
-      }
-    }
+    const joining = reconcile(list(), addresses, (b) =>
+      logger.info('ollama backend left discovery; draining it', { backend: b.id }),
+    );
     // A discovered backend's id is its address: every replica names a pod the same way
     // whatever order its resolver answers in or whenever it started, which the shared
     // admission keys, the `backend` label and the affinity hash all rely on.
-    for (const address of wanted) {
+    for (const address of joining) {
       const joined = add(address, urlFor(template, address), address);
       logger.info('ollama backend discovered', { backend: joined.id });
       void warm(joined);
@@ -769,15 +472,20 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
       }
       // Reads and admin calls go to one backend: one that has the model, else the first up.
       const order = model === undefined ? reachable() : havingFirst(model);
-      return firstAnswer((b) => b.client.forward(req, opts), order);
+      return firstAnswer(inOrder(order), (b) => b.client.forward(req, opts), noBackend());
     },
 
-    version: (opts) => firstAnswer((b) => b.client.version(opts)),
-    list: (opts) => union((b) => b.client.list(opts)),
-    ps: (opts) => union((b) => b.client.ps(opts)),
+    version: (opts) =>
+      firstAnswer(inOrder(reachable()), (b) => b.client.version(opts), noBackend()),
+    list: (opts) => union(serving(), (b) => b.client.list(opts), noBackend()),
+    ps: (opts) => union(serving(), (b) => b.client.ps(opts), noBackend()),
 
     show(model, opts) {
-      return firstAnswerPreferring(havingFirst(model), (b) => b.client.show(model, opts));
+      return firstFound(
+        inOrder(havingFirst(model)),
+        (b) => b.client.show(model, opts),
+        noBackend(),
+      );
     },
 
     async preload(model, keepAlive, opts) {
@@ -786,7 +494,7 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
       if (targets.length === 0) throw noBackend();
       const results = await everywhere(targets, (b) => b.client.preload(model, keepAlive, opts));
       const loaded = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value.loadMs] : []));
-      if (loaded.length === 0) throw firstFailure(results);
+      if (loaded.length === 0) throw firstFailure(results, noBackend());
       results.forEach((r, i) => {
         if (r.status === 'rejected' && !notFound(r.reason)) {
           logger.warn('preload failed on a backend', { backend: targets[i]!.id, model });
@@ -797,14 +505,19 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
 
     async unload(model, opts) {
       const results = await everywhere(serving(), (b) => b.client.unload(model, opts));
-      if (!results.some((r) => r.status === 'fulfilled')) throw firstFailure(results);
+      if (!results.some((r) => r.status === 'fulfilled')) throw firstFailure(results, noBackend());
     },
 
-    pull: (model, opts) => pullEverywhere(model, opts),
+    async *pull(model, opts) {
+      // Chosen when the caller starts reading, as a single backend's pull starts then too.
+      const targets = reachable();
+      if (targets.length === 0) throw noBackend();
+      yield* pullEverywhere(targets, model, opts, { label: several, logger });
+    },
 
     async delete(model, opts) {
       const results = await everywhere(reachable(), (b) => b.client.delete(model, opts));
-      if (!results.some((r) => r.status === 'fulfilled')) throw firstFailure(results);
+      if (!results.some((r) => r.status === 'fulfilled')) throw firstFailure(results, noBackend());
       const failed = results.find((r) => r.status === 'rejected' && !notFound(r.reason));
       if (failed?.status === 'rejected') throw failed.reason;
     },
@@ -874,22 +587,4 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
       await Promise.all(list().map((b) => b.client.close()));
     },
   };
-
-  /** Like firstAnswer, but a "not installed here" only counts when every backend says it. */
-  async function firstAnswerPreferring<T>(
-    order: Backend[],
-    fn: (b: Backend) => Promise<T>,
-  ): Promise<T> {
-    let notHere: unknown;
-    let failure: unknown;
-    for (const b of [...order, ...serving().filter((x) => !order.includes(x))]) {
-      try {
-        return await fn(b);
-      } catch (err) {
-        if (notFound(err)) notHere ??= err;
-        else failure ??= err;
-      }
-    }
-    throw notHere ?? failure ?? noBackend();
-  }
 }
