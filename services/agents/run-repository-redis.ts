@@ -10,6 +10,12 @@ import {
 } from '../stores';
 import { createRunEvents, type RunEvent, type RunEventType, type RunEvents } from './events';
 import {
+  createRunStreamReader,
+  eventsOf,
+  storedData,
+  type RemoteFollower,
+} from './run-events-redis';
+import {
   TERMINAL_STATUSES,
   type RunControl,
   type RunRepository,
@@ -94,45 +100,6 @@ interface Local extends StoredRun {
   holdFrom: number | undefined;
 }
 
-interface RemoteFollower {
-  seq: number;
-  onEvent: (event: RunEvent) => void;
-}
-
-const sleep = (clock: Clock, ms: number): Promise<void> =>
-  new Promise((resolve) => clock.after(ms, resolve));
-
-/** `[id, [field, value, …]]` entries of XRANGE / XREAD as events of run `id`. */
-function eventsOf(runId: string, entries: RedisReply): RunEvent[] {
-  if (!Array.isArray(entries)) return [];
-  const out: RunEvent[] = [];
-  for (const entry of entries) {
-    if (!Array.isArray(entry)) continue;
-    const [entryId, fields] = entry;
-    if (typeof entryId !== 'string' || !Array.isArray(fields)) continue;
-    const seq = Number.parseInt(entryId, 10);
-    let type = '';
-    let data = '{}';
-    for (let i = 0; i + 1 < fields.length; i += 2) {
-      if (fields[i] === 't') type = String(fields[i + 1]);
-      else if (fields[i] === 'd') data = String(fields[i + 1]);
-    }
-    out.push({
-      seq,
-      type: type as RunEventType,
-      data: { run_id: runId, seq, ...(JSON.parse(data) as Record<string, unknown>) },
-    });
-  }
-  return out;
-}
-
-/** An event's data as stored: without `run_id` and `seq`, which the entry itself carries. */
-function storedData(data: Record<string, unknown>): string {
-  // A rest copy, not `delete` on a copy: deleting turns the copy into a slow dictionary object.
-  const { run_id: _runId, seq: _seq, ...rest } = data;
-  return JSON.stringify(rest);
-}
-
 /**
  * Runs in Redis, shared by every replica. Per run: a hash (`run:<id>`: the run object as JSON,
  * kept current by the executing replica at every event but the token deltas; its owner,
@@ -145,8 +112,7 @@ function storedData(data: Record<string, unknown>): string {
  * The runs this replica executes are also kept here, in memory, until Redis has all of them:
  * their followers on this replica are served from memory the moment an event is appended, and
  * while Redis is down they go on, and are written whole when it returns. A replica follows a
- * run executing elsewhere through one XREAD BLOCK loop on a connection of its own, woken with
- * CLIENT UNBLOCK when a follower joins.
+ * run executing elsewhere through one XREAD BLOCK loop (run-events-redis.ts).
  *
  * Scripts address a few keys derived from the prefix inside Lua: one Redis (or a primary with
  * replicas), not Redis Cluster.
@@ -324,84 +290,13 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
     for (const e of entries.values()) if (e.needsUpsert) void flush(e);
   };
 
-  // ---- following runs that execute on another replica ----
-  const remote = new Map<string, Set<RemoteFollower>>();
-  let reader: RedisClient | undefined;
-  let readerId: string | undefined;
-  let reading = false;
-  let blocked = false;
-
-  const wake = (): void => {
-    if (!blocked || readerId === undefined) return;
-    redis.send(['CLIENT', 'UNBLOCK', readerId], send).catch(() => undefined);
-  };
-
-  /** The connection of the XREAD loop, made once (at start, so a first follower does not wait for it). */
-  let readerConnecting: Promise<RedisClient> | undefined;
-  const readerClient = (): Promise<RedisClient> =>
-    (readerConnecting ??= redis.duplicate().then((client) => {
-      reader = client;
-      // A new connection has a new id (for CLIENT UNBLOCK).
-      client.on('ready', () => (readerId = undefined));
-      return client;
-    }));
-
-  const readLoop = async (): Promise<void> => {
-    if (reading) return wake();
-    reading = true;
-    try {
-      const client = await readerClient();
-      while (remote.size > 0 && !stopped) {
-        if (!client.isReady) {
-          await sleep(clock, 200);
-          continue;
-        }
-        try {
-          readerId ??= String(await client.sendCommand(['CLIENT', 'ID']));
-          const ids = [...remote.keys()];
-          const cursors = ids.map(
-            (id) => `${Math.min(...[...(remote.get(id) ?? [])].map((f) => f.seq))}-0`,
-          );
-          blocked = true;
-          const reply = (await client.sendCommand(
-            [
-              'XREAD',
-              'COUNT',
-              '1000',
-              'BLOCK',
-              String(blockMs),
-              'STREAMS',
-              ...ids.map(key.events),
-              ...cursors,
-            ],
-            redis.commandOptions({ timeoutMs: blockMs + 2000 }),
-          )) as RedisReply;
-          blocked = false;
-          if (reply === null || typeof reply !== 'object') continue;
-          // RESP3 (node-redis' default) answers a map of streams; RESP2 an array of pairs.
-          const streams = Array.isArray(reply)
-            ? reply.filter(Array.isArray)
-            : Object.entries(reply as Record<string, RedisReply>);
-          for (const [streamKey, entriesReply] of streams) {
-            const id = String(streamKey).slice(p.length + 4, -3);
-            for (const event of eventsOf(id, entriesReply ?? null)) {
-              for (const follower of [...(remote.get(id) ?? [])]) {
-                if (event.seq <= follower.seq) continue;
-                follower.seq = event.seq;
-                follower.onEvent(event);
-              }
-            }
-          }
-        } catch {
-          blocked = false;
-          await sleep(clock, 200);
-        }
-      }
-    } finally {
-      reading = false;
-      blocked = false;
-    }
-  };
+  const reader = createRunStreamReader({
+    redis,
+    clock,
+    blockMs,
+    eventsKey: key.events,
+    runIdOf: (streamKey) => streamKey.slice(p.length + 4, -3),
+  });
 
   const get = async (id: string): Promise<StoredRun | undefined> => {
     const e = entries.get(id);
@@ -503,17 +398,6 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
     holdFrom: undefined,
     handoffs: new Set(),
   });
-
-  const followRemote = (id: string, follower: RemoteFollower): (() => void) => {
-    let set = remote.get(id);
-    if (!set) remote.set(id, (set = new Set()));
-    set.add(follower);
-    void readLoop();
-    return () => {
-      set.delete(follower);
-      if (set.size === 0 && remote.get(id) === set) remote.delete(id);
-    };
-  };
 
   /** This replica stops executing a run (it paused): its followers here go on through Redis. */
   const letGo = (e: Local): void => {
@@ -646,7 +530,7 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
         let stop = e.events.subscribe(deliver);
         const handoff = (): void => {
           stop();
-          stop = followRemote(id, follower);
+          stop = reader.follow(id, follower);
         };
         e.handoffs.add(handoff);
         return () => {
@@ -656,7 +540,7 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
       }
       const past = await readAfter(id, afterSeq);
       for (const event of past) onEvent(event);
-      return followRemote(id, { seq: past.at(-1)?.seq ?? afterSeq, onEvent });
+      return reader.follow(id, { seq: past.at(-1)?.seq ?? afterSeq, onEvent });
     },
 
     async list(filter = {}) {
@@ -834,7 +718,7 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
         catchUp();
       });
       timers.push({ cancel: offState });
-      readerClient().catch(() => undefined);
+      reader.connect();
       subscribe().catch((err: unknown) =>
         logger.warn('run control channel not subscribed', { error: err }),
       );
@@ -845,9 +729,8 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
       for (const timer of timers.splice(0)) timer.cancel();
       // The last writes of runs that just ended (a shutdown cancels them) go out first.
       await Promise.all([...entries.values()].map((e) => e.flushing));
-      wake();
+      reader.stop();
       if (subscriber?.isOpen) subscriber.destroy();
-      if (reader?.isOpen) reader.destroy();
     },
   };
 }
