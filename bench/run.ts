@@ -5,7 +5,8 @@
  * the built service and the proxy each run in their own process; this process drives load
  * (autocannon) and a sequential client, reads the service's CPU and memory from /proc, prints a
  * table and writes bench/results/<date>.json. Every figure is the median of `--reps`
- * repetitions; each repetition runs every scenario once, so the scenarios are interleaved.
+ * repetitions; each repetition runs every scenario once, so the scenarios are interleaved, and
+ * the gateway and the bare proxy take turns going first.
  *
  *   npm run bench [-- --reps 3 --duration 5 --iterations 300 --streams 500 --profile
  *                     --set LOG_LEVEL=info --set RUNS_MAX=100 --memory-limit 512Mi --no-redis]
@@ -35,7 +36,7 @@ import {
   type SimProcess,
 } from './processes';
 import { checkBudget, formatSummary, machine, writeRecord, type Summary } from './report';
-import { medianOfRecords } from './stats';
+import { medianOfRecords, rotation } from './stats';
 import { freePort } from '../test/support/listen';
 import { startRedis, stopRedis } from '../test/support/redis-server';
 
@@ -47,29 +48,43 @@ const RUN = { agent: 'default', input: 'hi' };
 const CLIENT_HEADERS = { 'accept-encoding': 'gzip, deflate, br' };
 
 /**
- * Every repetition runs each scenario once, in this order, so the gateway and the bare proxy
- * (the reference: bench/bare-proxy) see the same machine. The Redis service and its twin run
- * twice, in the order twin, Redis, …, Redis, twin: two pairs per repetition, and neither of the
- * two always goes first.
+ * Every repetition runs each group once, in this order. In a group the gateway and its
+ * reference (the bare proxy: bench/bare-proxy) load back to back, so they see the same machine,
+ * and the group's order turns with the repetition (bench/stats `rotation`), so neither always
+ * goes first. The Redis service and its twin make two groups: two pairs per repetition, in
+ * both orders.
  */
-const SCENARIOS = [
-  { name: 'run 16c', via: 'gateway', stream: false, connections: 16 },
-  { name: 'proxy 16c', via: 'proxy', stream: false, connections: 16 },
-  { name: 'twin run 16c', via: 'twin', stream: false, connections: 16 },
-  { name: 'redis run 16c', via: 'redis', stream: false, connections: 16 },
-  { name: 'stream 16c', via: 'gateway', stream: true, connections: 16 },
-  { name: 'proxy stream 16c', via: 'proxy', stream: true, connections: 16 },
-  { name: 'run 64c', via: 'gateway', stream: false, connections: 64 },
-  { name: 'stream 64c', via: 'gateway', stream: true, connections: 64 },
-  { name: 'redis run 16c', via: 'redis', stream: false, connections: 16 },
-  { name: 'twin run 16c', via: 'twin', stream: false, connections: 16 },
-  { name: 'v1 16c', via: 'openai', stream: false, connections: 16 },
-  { name: 'proxy v1 16c', via: 'proxy-openai', stream: false, connections: 16 },
-  { name: 'v1 stream 16c', via: 'openai', stream: true, connections: 16 },
-  { name: 'proxy v1 stream 16c', via: 'proxy-openai', stream: true, connections: 16 },
+const GROUPS = [
+  [
+    { name: 'run 16c', via: 'gateway', stream: false, connections: 16 },
+    { name: 'proxy 16c', via: 'proxy', stream: false, connections: 16 },
+  ],
+  [
+    { name: 'twin run 16c', via: 'twin', stream: false, connections: 16 },
+    { name: 'redis run 16c', via: 'redis', stream: false, connections: 16 },
+  ],
+  [
+    { name: 'stream 16c', via: 'gateway', stream: true, connections: 16 },
+    { name: 'proxy stream 16c', via: 'proxy', stream: true, connections: 16 },
+  ],
+  [{ name: 'run 64c', via: 'gateway', stream: false, connections: 64 }],
+  [{ name: 'stream 64c', via: 'gateway', stream: true, connections: 64 }],
+  [
+    { name: 'redis run 16c', via: 'redis', stream: false, connections: 16 },
+    { name: 'twin run 16c', via: 'twin', stream: false, connections: 16 },
+  ],
+  [
+    { name: 'v1 16c', via: 'openai', stream: false, connections: 16 },
+    { name: 'proxy v1 16c', via: 'proxy-openai', stream: false, connections: 16 },
+  ],
+  [
+    { name: 'v1 stream 16c', via: 'openai', stream: true, connections: 16 },
+    { name: 'proxy v1 stream 16c', via: 'proxy-openai', stream: true, connections: 16 },
+  ],
 ] as const;
 
-type Via = (typeof SCENARIOS)[number]['via'];
+type Scenario = (typeof GROUPS)[number][number];
+type Via = Scenario['via'];
 
 function options() {
   const { values } = parseArgs({
@@ -209,7 +224,9 @@ async function main(): Promise<void> {
         ? `, with REDIS_URL ${shared.service.url} (pid ${shared.service.pid}), its twin without (pid ${shared.twin.pid})`
         : ''),
   );
-  const scenarios = SCENARIOS.filter((s) => (s.via !== 'redis' && s.via !== 'twin') || shared);
+  const available = (s: Scenario) => (s.via !== 'redis' && s.via !== 'twin') || !!shared;
+  const groups = GROUPS.map((group) => group.filter(available)).filter((g) => g.length > 0);
+  const scenarios = groups.flat();
   const chat = (stream: boolean) => ({
     model: MODEL,
     messages: [{ role: 'user', content: RUN.input }],
@@ -264,7 +281,7 @@ async function main(): Promise<void> {
       if (s) await runLoad(loadTarget(s), s.connections, 8);
     }
     for (let rep = 1; rep <= opts.reps; rep += 1) {
-      for (const s of scenarios) {
+      for (const s of groups.flatMap((group) => rotation(group, rep - 1))) {
         log(`rep ${rep}/${opts.reps}: ${s.name}`);
         (load[s.name] ??= []).push(await runLoad(loadTarget(s), s.connections, opts.durationS));
       }
