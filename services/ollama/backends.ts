@@ -472,20 +472,15 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
       }
       // Reads and admin calls go to one backend: one that has the model, else the first up.
       const order = model === undefined ? reachable() : havingFirst(model);
-      return firstAnswer(inOrder(order), (b) => b.client.forward(req, opts), noBackend());
+      return firstAnswer(inOrder(order), (b) => b.client.forward(req, opts), noBackend);
     },
 
-    version: (opts) =>
-      firstAnswer(inOrder(reachable()), (b) => b.client.version(opts), noBackend()),
-    list: (opts) => union(serving(), (b) => b.client.list(opts), noBackend()),
-    ps: (opts) => union(serving(), (b) => b.client.ps(opts), noBackend()),
+    version: (opts) => firstAnswer(inOrder(reachable()), (b) => b.client.version(opts), noBackend),
+    list: (opts) => union(serving(), (b) => b.client.list(opts), noBackend),
+    ps: (opts) => union(serving(), (b) => b.client.ps(opts), noBackend),
 
     show(model, opts) {
-      return firstFound(
-        inOrder(havingFirst(model)),
-        (b) => b.client.show(model, opts),
-        noBackend(),
-      );
+      return firstFound(inOrder(havingFirst(model)), (b) => b.client.show(model, opts), noBackend);
     },
 
     async preload(model, keepAlive, opts) {
@@ -494,7 +489,7 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
       if (targets.length === 0) throw noBackend();
       const results = await everywhere(targets, (b) => b.client.preload(model, keepAlive, opts));
       const loaded = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value.loadMs] : []));
-      if (loaded.length === 0) throw firstFailure(results, noBackend());
+      if (loaded.length === 0) throw firstFailure(results, noBackend);
       results.forEach((r, i) => {
         if (r.status === 'rejected' && !notFound(r.reason)) {
           logger.warn('preload failed on a backend', { backend: targets[i]!.id, model });
@@ -505,7 +500,7 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
 
     async unload(model, opts) {
       const results = await everywhere(serving(), (b) => b.client.unload(model, opts));
-      if (!results.some((r) => r.status === 'fulfilled')) throw firstFailure(results, noBackend());
+      if (!results.some((r) => r.status === 'fulfilled')) throw firstFailure(results, noBackend);
     },
 
     async *pull(model, opts) {
@@ -517,7 +512,7 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
 
     async delete(model, opts) {
       const results = await everywhere(reachable(), (b) => b.client.delete(model, opts));
-      if (!results.some((r) => r.status === 'fulfilled')) throw firstFailure(results, noBackend());
+      if (!results.some((r) => r.status === 'fulfilled')) throw firstFailure(results, noBackend);
       const failed = results.find((r) => r.status === 'rejected' && !notFound(r.reason));
       if (failed?.status === 'rejected') throw failed.reason;
     },

@@ -34,21 +34,21 @@ export function everywhere<B, T>(
 
 /**
  * The error to throw when nothing of a fan-out succeeded: a real failure before a "not
- * installed here", `none` when there was no target at all.
+ * installed here", `none()` when there was no target at all.
  */
 export function firstFailure(
   results: Array<PromiseSettledResult<unknown>>,
-  none: unknown,
+  none: () => unknown,
 ): unknown {
   const errors = results.flatMap((r) => (r.status === 'rejected' ? [r.reason] : []));
-  return errors.find((e) => !notFound(e)) ?? errors[0] ?? none;
+  return errors.find((e) => !notFound(e)) ?? errors[0] ?? none();
 }
 
 /** Every target's list, each model once (the first target's entry for a name wins). */
 export async function union<B, T extends { name: string }>(
   targets: readonly B[],
   fn: (b: B) => Promise<{ models: T[] }>,
-  none: unknown,
+  none: () => unknown,
 ): Promise<{ models: T[] }> {
   const results = await everywhere(targets, fn);
   const answers = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
@@ -60,11 +60,11 @@ export async function union<B, T extends { name: string }>(
   return { models: [...seen.values()] };
 }
 
-/** The first answer of `fn` over the targets in order; else the last failure. */
+/** The first answer of `fn` over the targets in order; else the last failure, or `none()`. */
 export async function firstAnswer<B, T>(
   order: readonly B[],
   fn: (b: B) => Promise<T>,
-  none: unknown,
+  none: () => unknown,
 ): Promise<T> {
   let failure: unknown;
   for (const b of order) {
@@ -74,7 +74,7 @@ export async function firstAnswer<B, T>(
       failure = err;
     }
   }
-  throw failure ?? none;
+  throw failure ?? none();
 }
 
 /**
@@ -84,7 +84,7 @@ export async function firstAnswer<B, T>(
 export async function firstFound<B, T>(
   order: readonly B[],
   fn: (b: B) => Promise<T>,
-  none: unknown,
+  none: () => unknown,
 ): Promise<T> {
   let notHere: unknown;
   let failure: unknown;
@@ -96,7 +96,7 @@ export async function firstFound<B, T>(
       else failure ??= err;
     }
   }
-  throw notHere ?? failure ?? none;
+  throw notHere ?? failure ?? none();
 }
 
 /**

@@ -19,7 +19,8 @@ const logger = createLogger({
 });
 const missing = () => new AppError('MODEL_NOT_FOUND', 'not here');
 const down = () => new AppError('OLLAMA_UNAVAILABLE', 'refused');
-const none = new Error('no backend');
+const noneError = new Error('no backend');
+const none = () => noneError;
 
 /** A backend whose pull yields `lines` statuses, then ends or fails with `end`. */
 function puller(id: string, lines: string[], end?: () => Error): Target {
@@ -50,7 +51,7 @@ describe('fan-out over backends (services/ollama/fan-out)', () => {
     assert.equal(await firstAnswer(['a', 'ok', 'c'], fn, none), 'ok');
     assert.deepEqual(calls, ['a', 'ok']);
     await assert.rejects(firstAnswer(['a', 'b'], fn, none), /^Error: b$/);
-    await assert.rejects(firstAnswer([], fn, none), (err) => err === none);
+    await assert.rejects(firstAnswer([], fn, none), (err) => err === noneError);
   });
 
   it('firstFound: "not installed" only when no backend failed otherwise', async () => {
@@ -72,7 +73,7 @@ describe('fan-out over backends (services/ollama/fan-out)', () => {
       { status: 'rejected', reason: down() },
     ];
     assert.equal((firstFailure(results, none) as AppError).code, 'OLLAMA_UNAVAILABLE');
-    assert.equal(firstFailure([], none), none);
+    assert.equal(firstFailure([], none), noneError);
   });
 
   it('union lists each model once, from the backends that answered', async () => {
