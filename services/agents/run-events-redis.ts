@@ -48,10 +48,15 @@ export interface RemoteFollower {
 export interface RunStreamReader {
   /** Follows run `id`'s stream after `follower.seq`; the returned function stops it. */
   follow(id: string, follower: RemoteFollower): () => void;
-  /** Makes the loop's connection (at start, so a first follower does not wait for it). */
+  /**
+   * Makes the loop's connection (at start, so a first follower does not wait for it); after
+   * `close`, a new one.
+   */
   connect(): void;
-  /** Ends the loop and closes its connection. */
+  /** Reads no more: the loop ends when its read under way returns. */
   stop(): void;
+  /** Stops, wakes the read under way and closes the connection (also one still being made). */
+  close(): void;
 }
 
 export interface RunStreamReaderOptions {
@@ -84,13 +89,24 @@ export function createRunStreamReader(options: RunStreamReaderOptions): RunStrea
     redis.send(['CLIENT', 'UNBLOCK', clientId], { group: 'runs' }).catch(() => undefined);
   };
 
-  const connection = (): Promise<RedisClient> =>
-    (connecting ??= redis.duplicate().then((made) => {
-      client = made;
+  const connection = (): Promise<RedisClient> => {
+    if (connecting) return connecting;
+    const made = redis.duplicate().then((opened) => {
+      if (connecting !== made) {
+        // Closed while it was being made.
+        if (opened.isOpen) opened.destroy();
+        return opened;
+      }
+      client = opened;
       // A new connection has a new id (for CLIENT UNBLOCK).
-      made.on('ready', () => (clientId = undefined));
-      return made;
-    }));
+      opened.on('ready', () => {
+        if (client === opened) clientId = undefined;
+      });
+      return opened;
+    });
+    connecting = made;
+    return made;
+  };
 
   /** Hands each event read to the followers of its run that have not had it. */
   const deliver = (reply: RedisReply): void => {
@@ -115,8 +131,9 @@ export function createRunStreamReader(options: RunStreamReaderOptions): RunStrea
     if (reading) return wake();
     reading = true;
     try {
-      const reader = await connection();
       while (followers.size > 0 && !stopped) {
+        // Asked each time round: a connection closed and made again (close, connect) is new.
+        const reader = await connection();
         if (!reader.isReady) {
           await pause();
           continue;
@@ -173,8 +190,15 @@ export function createRunStreamReader(options: RunStreamReaderOptions): RunStrea
 
     stop() {
       stopped = true;
+    },
+
+    close() {
+      stopped = true;
       wake();
       if (client?.isOpen) client.destroy();
+      client = undefined;
+      clientId = undefined;
+      connecting = undefined;
     },
   };
 }

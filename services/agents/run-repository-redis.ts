@@ -726,10 +726,11 @@ export function createRedisRunRepository(options: RedisRunRepositoryOptions): Ru
 
     async stop() {
       stopped = true;
+      reader.stop();
       for (const timer of timers.splice(0)) timer.cancel();
       // The last writes of runs that just ended (a shutdown cancels them) go out first.
       await Promise.all([...entries.values()].map((e) => e.flushing));
-      reader.stop();
+      reader.close();
       if (subscriber?.isOpen) subscriber.destroy();
     },
   };

@@ -40,8 +40,6 @@ import type {
   RouteHint,
 } from './types';
 
-export { dnsResolver, type Resolver } from './discovery';
-
 export interface BackendSetOptions {
   config: Readonly<Config>;
   telemetry: Telemetry;

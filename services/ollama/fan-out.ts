@@ -38,7 +38,7 @@ export function everywhere<B, T>(
  */
 export function firstFailure(
   results: Array<PromiseSettledResult<unknown>>,
-  none: () => unknown,
+  none: () => Error,
 ): unknown {
   const errors = results.flatMap((r) => (r.status === 'rejected' ? [r.reason] : []));
   return errors.find((e) => !notFound(e)) ?? errors[0] ?? none();
@@ -48,7 +48,7 @@ export function firstFailure(
 export async function union<B, T extends { name: string }>(
   targets: readonly B[],
   fn: (b: B) => Promise<{ models: T[] }>,
-  none: () => unknown,
+  none: () => Error,
 ): Promise<{ models: T[] }> {
   const results = await everywhere(targets, fn);
   const answers = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
@@ -64,7 +64,7 @@ export async function union<B, T extends { name: string }>(
 export async function firstAnswer<B, T>(
   order: readonly B[],
   fn: (b: B) => Promise<T>,
-  none: () => unknown,
+  none: () => Error,
 ): Promise<T> {
   let failure: unknown;
   for (const b of order) {
@@ -78,13 +78,14 @@ export async function firstAnswer<B, T>(
 }
 
 /**
- * Like {@link firstAnswer}, but a "not installed here" is thrown only when every target says
- * it; else the first other failure is.
+ * Like {@link firstAnswer}, but a "not installed here" does not end the search: the next target
+ * is asked. When no target answers, a "not installed" from any of them is thrown before the
+ * other failures (the model is missing where it could be read).
  */
 export async function firstFound<B, T>(
   order: readonly B[],
   fn: (b: B) => Promise<T>,
-  none: () => unknown,
+  none: () => Error,
 ): Promise<T> {
   let notHere: unknown;
   let failure: unknown;

@@ -5,8 +5,9 @@ export { createAdmissions } from './admissions';
 export type { AdmissionFactory, Admissions } from './admissions';
 export type { Admission, AdmissionStats, Slot } from './admission';
 export { createOllamaStack } from './stack';
-export { dnsResolver } from './backends';
-export type { BackendSet, Resolver } from './backends';
+export { dnsResolver } from './discovery';
+export type { Resolver } from './discovery';
+export type { BackendSet } from './backends';
 export type { RouteReason } from './routing';
 export type { OllamaStack } from './stack';
 export type {

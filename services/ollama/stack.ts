@@ -1,7 +1,8 @@
 import { createModelService, type ActiveModelStore, type ModelService } from '../models';
 import type { OllamaClient } from './client';
 import type { Admission } from './admission';
-import { createBackendSet, type BackendSet, type Resolver } from './backends';
+import { createBackendSet, type BackendSet } from './backends';
+import type { Resolver } from './discovery';
 import type { OllamaHealth } from './types';
 import type { Telemetry } from '../metrics';
 import type { Clock } from '../../src/clock';

@@ -54,9 +54,11 @@ describe('fan-out over backends (services/ollama/fan-out)', () => {
     await assert.rejects(firstAnswer([], fn, none), (err) => err === noneError);
   });
 
-  it('firstFound: "not installed" only when no backend failed otherwise', async () => {
+  it('firstFound: asks on past a "not installed here"; when nothing answers, "not installed" comes before other failures', async () => {
     const failing = (errors: Record<string, () => Error>) => (b: string) =>
       Promise.reject(errors[b]!());
+    const answering = (b: string) => (b === 'ok' ? Promise.resolve(b) : Promise.reject(missing()));
+    assert.equal(await firstFound(['a', 'ok'], answering, none), 'ok');
     await assert.rejects(
       firstFound(['a', 'b'], failing({ a: missing, b: down }), none),
       (err) => err instanceof AppError && err.code === 'MODEL_NOT_FOUND',

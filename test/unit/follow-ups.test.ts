@@ -99,17 +99,20 @@ describe('run follow-ups (services/agents/follow-ups)', () => {
     assert.equal(run.webhook?.last_delivery_status, 'skipped');
   });
 
-  it('lets a run go even when its record or release fails (logged, never thrown)', async () => {
+  it('lets a run go even when its record fails: the release is still sent, and nothing is thrown', async () => {
+    const calls: string[] = [];
     const followUps = createFollowUps({
       webhooks: null,
       runs: {
-        save: () => Promise.reject(new Error('redis down')),
-        release: () => Promise.reject(new Error('redis down')),
+        save: (run) => (calls.push(`save ${run.id}`), Promise.reject(new Error('redis down'))),
+        release: (id) => (calls.push(`release ${id}`), Promise.reject(new Error('redis down'))),
       },
       logger,
       clock: createManualClock(),
     });
     await followUps.letGo(queuedRun('run_3'), true);
+    await followUps.letGo(queuedRun('run_4'), false);
+    assert.deepEqual(calls, ['save run_3', 'release run_3', 'release run_4']);
   });
 
   it('settles when the tracked work is done, or after its bound when it is not', async () => {
@@ -120,6 +123,17 @@ describe('run follow-ups (services/agents/follow-ups)', () => {
       logger,
       clock,
     });
+    // Work that ends before the bound: settle resolves then, without the clock moving.
+    let finishFirst = (): void => undefined;
+    followUps.track(new Promise<void>((resolve) => (finishFirst = resolve)));
+    let early = false;
+    const settlingEarly = followUps.settle(500).then(() => (early = true));
+    await flush();
+    assert.equal(early, false);
+    finishFirst();
+    await settlingEarly;
+    assert.deepEqual(clock.pending(), []);
+    // Work that outlasts it: settle resolves at the bound.
     let finish = (): void => undefined;
     followUps.track(new Promise<void>((resolve) => (finish = resolve)));
     let settled = false;
