@@ -9,7 +9,7 @@ import type { ValidateFunction } from 'ajv';
 import { LRUCache } from 'lru-cache';
 import { toFieldErrors, type SchemaRegistry } from '../../src/validation';
 import { canonicalJson } from './idempotency';
-import { invalidRequest } from './run-checks';
+import { invalidBody } from './plan';
 import type { ClientToolSpec } from './types';
 
 /** Entries each cache keeps (the least recently used goes first). */
@@ -59,16 +59,13 @@ export function createCallerSchemas(schemas: SchemaRegistry): CallerSchemas {
 
   const compileToolSchema = (tool: ClientToolSpec): ValidateFunction =>
     toolSchemas(tool.parameters, (err) =>
-      invalidRequest(
-        '/tools',
-        `client tool "${tool.name}" parameters do not compile: ${err.message}`,
-      ),
+      invalidBody('/tools', `client tool "${tool.name}" parameters do not compile: ${err.message}`),
     );
 
   return {
     compileFormat: (schema) =>
       formats(schema, (err) =>
-        invalidRequest('/response_format/schema', `does not compile: ${err.message}`),
+        invalidBody('/response_format/schema', `does not compile: ${err.message}`),
       ),
 
     compileToolSchema,

@@ -116,9 +116,14 @@ export interface PlanContext {
 /** Pauses last 10 minutes unless the request says otherwise. */
 export const DEFAULT_ACTION_TTL_MS = 600_000;
 
-function invalid(path: string, messages: readonly string[]): AppError {
+/** The request's 400: each message about the body's `path`. */
+export function invalidBody(path: string, messages: string | readonly string[]): AppError {
   return new AppError('VALIDATION_FAILED', undefined, {
-    details: messages.map((message) => ({ in: 'body', path, message })),
+    details: (typeof messages === 'string' ? [messages] : messages).map((message) => ({
+      in: 'body',
+      path,
+      message,
+    })),
   });
 }
 
@@ -147,24 +152,24 @@ export function planRun(
     [...(agent.tools ?? []), ...mcpTools, ...(body.tools ?? [])],
     context.toolNames,
   );
-  if ('problems' in tools) throw invalid('/tools', tools.problems);
+  if ('problems' in tools) throw invalidBody('/tools', tools.problems);
   const toolChoice = body.tool_choice ?? 'auto';
   const choiceProblem = toolChoiceProblem(toolChoice, tools);
-  if (choiceProblem) throw invalid('/tool_choice', [choiceProblem]);
+  if (choiceProblem) throw invalidBody('/tool_choice', [choiceProblem]);
   const actionTtlMs = body.action_ttl_ms ?? Math.min(DEFAULT_ACTION_TTL_MS, context.maxActionTtlMs);
   if (actionTtlMs > context.maxActionTtlMs) {
-    throw invalid('/action_ttl_ms', [
+    throw invalidBody('/action_ttl_ms', [
       `must be at most ${context.maxActionTtlMs} (RUN_ACTION_TTL_MAX_MS)`,
     ]);
   }
   const strategy = body.strategy?.type === 'single' ? undefined : body.strategy;
   if (strategy && strategy.samples > context.maxSamples) {
-    throw invalid('/strategy/samples', [
+    throw invalidBody('/strategy/samples', [
       `must be at most ${context.maxSamples} (GROUPTHINK_MAX_SAMPLES)`,
     ]);
   }
   if (strategy && (tools.clientTools.length > 0 || tools.approvalTools.length > 0)) {
-    throw invalid('/strategy', [
+    throw invalidBody('/strategy', [
       'cannot be used with client tools or tools that need an approval (a candidate cannot pause)',
     ]);
   }

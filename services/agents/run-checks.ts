@@ -8,16 +8,10 @@ import type { Logger } from '../../src/logger';
 import type { SchemaRegistry } from '../../src/validation';
 import { SsrfError, type SsrfGuard } from '../net';
 import type { ToolRegistry } from '../tools';
+import { invalidBody } from './plan';
 import { agentProblems, type AgentChecks, type AgentRegistry } from './registry';
 import type { AgentDefinition } from './types';
 import type { WebhookSender } from './webhooks';
-
-/** The request's 400: `message` about the body's `path`, or `details` as they are given. */
-export function invalidRequest(path: string, message: string, details?: unknown): AppError {
-  return new AppError('VALIDATION_FAILED', undefined, {
-    details: details ?? [{ in: 'body', path, message }],
-  });
-}
 
 /** How a run request names its agent: a stored agent's name (`default` when absent) or one inline. */
 export type AgentRef = string | (Omit<AgentDefinition, 'name'> & { name?: string }) | undefined;
@@ -58,18 +52,14 @@ export function createRunChecks(deps: RunChecksDeps): RunChecks {
         mcpServers: deps.mcpServers,
       });
       if (problems.length > 0) {
-        throw invalidRequest(
-          '/agent',
-          'is not valid',
-          problems.map((message) => ({ in: 'body', path: '/agent', message })),
-        );
+        throw invalidBody('/agent', problems);
       }
       return { agent, inline: true };
     },
 
     async checkWebhook(url) {
       if (!deps.webhooks) {
-        throw invalidRequest('/webhook', 'is not available: the service has no WEBHOOK_SECRET');
+        throw invalidBody('/webhook', 'is not available: the service has no WEBHOOK_SECRET');
       }
       try {
         await deps.webhookGuard.check(url);
@@ -79,12 +69,9 @@ export function createRunChecks(deps: RunChecksDeps): RunChecks {
         // caller, it would map internal names.
         if (err.reason === 'dns' || err.reason === 'address_refused') {
           deps.logger.debug('webhook URL refused', { reason: err.reason, error: err.message });
-          throw invalidRequest(
-            '/webhook/url',
-            'is refused: it is not an https URL of a public host.',
-          );
+          throw invalidBody('/webhook/url', 'is refused: it is not an https URL of a public host.');
         }
-        throw invalidRequest('/webhook/url', `is refused: ${err.message}`);
+        throw invalidBody('/webhook/url', `is refused: ${err.message}`);
       }
     },
   };

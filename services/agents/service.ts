@@ -19,9 +19,9 @@ import {
   type ResumePoint,
 } from './pause';
 import { createPauses } from './pauses';
-import { planRun, type RunPlan } from './plan';
+import { invalidBody, planRun, type RunPlan } from './plan';
 import { numCtxProblem, type AgentChecks, type AgentRegistry } from './registry';
-import { createRunChecks, invalidRequest, type AgentRef } from './run-checks';
+import { createRunChecks, type AgentRef } from './run-checks';
 import { createRemoteRunHandle, createRunHandle, type RunHandle } from './run-handle';
 import { createIsoClock, createRunIds, newRun, RunStop, snapshot } from './run-object';
 import type { CreateOptions, RunRepository, StoredRun } from './run-repository';
@@ -454,7 +454,7 @@ export function createAgentsService(deps: AgentsServiceDeps): AgentsService {
           maxSamples: deps.maxSamples,
         });
         const numCtx = numCtxProblem(plan.options, plan.model, deps.numCtx);
-        if (numCtx) throw invalidRequest('/options/num_ctx', numCtx);
+        if (numCtx) throw invalidBody('/options/num_ctx', numCtx);
         if (plan.webhook) await checks.checkWebhook(plan.webhook.url);
         // Client tools' schemas compile now: a bad one is the request's 400, not the run's end.
         for (const tool of plan.clientTools) callerSchemas.compileToolSchema(tool);

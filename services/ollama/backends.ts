@@ -159,7 +159,6 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
     serving,
     onLoad: (b) => telemetry.modelLoad?.({ backend: b.id }),
   });
-  const heldKeys = placement.held;
 
   function loadOf(b: Backend): number {
     const q = b.client.queueStats();
@@ -201,7 +200,7 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
     hint: RouteHint | undefined,
     tried: ReadonlySet<string>,
   ): { backend: Backend; reason: RouteReason; held: ReadonlySet<string> } | undefined {
-    const held = new Map(serving().map((b) => [b, heldKeys(b)] as const));
+    const held = new Map(serving().map((b) => [b, placement.held(b)] as const));
     const holders = placement.holderCounts(held.values());
     const pool = [...held].filter(([b]) => !tried.has(b.id));
     const choice = chooseBackend(
@@ -541,7 +540,7 @@ export function createBackendSet(options: BackendSetOptions): BackendSet {
         const q = b.client.queueStats();
         const loaded = new Map<string, string>();
         for (const m of s.loadedModels) loaded.set(modelKey(m.name), m.name);
-        for (const key of heldKeys(b)) if (!loaded.has(key)) loaded.set(key, key);
+        for (const key of placement.held(b)) if (!loaded.has(key)) loaded.set(key, key);
         return {
           id: b.id,
           state: b.draining ? 'draining' : s.status,
