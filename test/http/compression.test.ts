@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { brotliDecompressSync, gunzipSync, gzipSync } from 'node:zlib';
-import { gzipOptionsFor } from '../../middleware/compression';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import { createCompression, gzipOptionsFor } from '../../middleware/compression';
+import { createCaptureLogger } from '../support/capture-logger';
 import { startAgentsHarness, type AgentsHarness } from '../support/agents-harness';
 import { openSse } from '../support/sse-client';
 
@@ -177,6 +180,38 @@ describe('response compression (middleware/compression)', () => {
         long,
       );
     });
+  });
+});
+
+describe('createCompression on its own', () => {
+  let server: http.Server;
+  let url: string;
+  const big = JSON.stringify({ text: 'y'.repeat(5000) });
+  beforeEach(async () => {
+    const app = express();
+    app.use(createCompression({ thresholdBytes: 1024, logger: createCaptureLogger().logger }));
+    app.get('/slow', (_req, res) => {
+      // Answers after the other request started, so both responses wait for their end at once.
+      setTimeout(() => res.type('application/json').end(big), 20);
+    });
+    app.get('/fast', (_req, res) => {
+      res.type('application/json').end(big);
+    });
+    server = http.createServer(app);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterEach(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  it('compresses each response for its own request when several are in flight', async () => {
+    const [slow, fast] = await Promise.all([
+      rawRequest(`${url}/slow`, { headers: { 'accept-encoding': 'br' } }),
+      rawRequest(`${url}/fast`, { headers: { 'accept-encoding': 'gzip' } }),
+    ]);
+    assert.equal(slow.headers['content-encoding'], 'br');
+    assert.equal(brotliDecompressSync(slow.body).toString(), big);
+    assert.equal(fast.headers['content-encoding'], 'gzip');
+    assert.equal(gunzipSync(fast.body).toString(), big);
   });
 });
 
