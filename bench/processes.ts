@@ -119,6 +119,8 @@ export async function startService(
     entry?: string;
     /** Runs the service in a memory cgroup of this many bytes, as a container's limit would. */
     memoryLimitBytes?: number;
+    /** Sees everything the service writes (stdout and stderr), as it comes. */
+    onOutput?: (text: string) => void;
   },
 ): Promise<ServiceProcess> {
   const env: Record<string, string> = {
@@ -154,7 +156,11 @@ export async function startService(
       .catch((err: unknown) => process.stderr.write(`cgroup not removed: ${String(err)}\n`));
   }
   let output = '';
-  const keep = (d: Buffer) => (output = (output + d.toString()).slice(-20_000));
+  const keep = (d: Buffer) => {
+    const text = d.toString();
+    options.onOutput?.(text);
+    output = (output + text).slice(-20_000);
+  };
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
   const gone = exited(child).then(() => {

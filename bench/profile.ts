@@ -4,14 +4,23 @@
  * (this project's folders, each npm package, Node's internals, GC), so a hot spot has a name.
  *
  *   npm run bench:profile -- --scenario run|stream|v1|v1-stream [--duration 8] [--redis] [--top 40]
+ *   npm run bench:profile -- --scenario v1 --gc   # the load's garbage collections instead
+ *   npm run bench:profile -- --scenario v1 --gc --entry ../other/dist/src/server.js   # another build
  *
  * The .cpuprofile stays in the printed directory for Chrome DevTools or speedscope.
+ *
+ * With --gc the service runs with `--trace-gc-nvp` instead of the profiler, and the collections
+ * during the load are summed per request: bytes allocated, bytes the young-generation
+ * collections promoted to the old generation, and pause time. Unlike CPU time these barely move
+ * with the host's load: what a request keeps alive across two young collections (promoted) is
+ * garbage the old generation holds until a full collection, and the main cost of a scavenge.
  */
 import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { ChildProcess } from 'node:child_process';
+import { gcReport, sumGcLines } from './gc-trace';
 import { runLoad } from './load';
 import { clockTicksPerSecond } from './proc';
 import { startService, startSim } from './processes';
@@ -112,20 +121,28 @@ async function main(): Promise<void> {
       connections: { type: 'string', default: '16' },
       top: { type: 'string', default: '40' },
       redis: { type: 'boolean', default: false },
+      gc: { type: 'boolean', default: false },
+      entry: { type: 'string' },
     },
   });
   const scenario = SCENARIOS[values.scenario];
   if (!scenario) throw new Error(`--scenario ${Object.keys(SCENARIOS).join('|')}`);
-  const dir = await mkdtemp(path.join(tmpdir(), 'gateway-profile-'));
+  const dir = values.gc ? '' : await mkdtemp(path.join(tmpdir(), 'gateway-profile-'));
   const redisPort = values.redis ? await freePort() : undefined;
   const redis: ChildProcess | undefined =
     redisPort !== undefined ? await startRedis(redisPort) : undefined;
   const sim = await startSim(50);
+  let gcText = '';
+  let recording = false;
   try {
     const service = await startService(sim.url, {
       model: MODEL,
-      nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`],
+      ...(values.entry ? { entry: values.entry } : {}),
+      nodeArgs: values.gc ? ['--trace-gc-nvp'] : ['--cpu-prof', `--cpu-prof-dir=${dir}`],
       env: redis ? { REDIS_URL: `redis://127.0.0.1:${redisPort}` } : {},
+      onOutput: (text) => {
+        if (recording) gcText += text;
+      },
     });
     let figures;
     try {
@@ -138,9 +155,19 @@ async function main(): Promise<void> {
         ticksPerSecond: clockTicksPerSecond(),
       };
       await runLoad(target, Number(values.connections), 2);
+      recording = true;
       figures = await runLoad(target, Number(values.connections), Number(values.duration));
+      recording = false;
     } finally {
       await service.stop();
+    }
+    if (values.gc) {
+      const requests = figures.rps * Number(values.duration);
+      process.stdout.write(
+        `${values.scenario}: ${figures.rps.toFixed(0)} req/s, ${figures.cpu_us_per_req.toFixed(0)} µs CPU/req, ` +
+          `RSS ${figures.rss_mb.toFixed(0)} MB after the load\n\n${gcReport(sumGcLines(gcText), requests)}`,
+      );
+      return;
     }
     const [file] = (await readdir(dir)).filter((f) => f.endsWith('.cpuprofile'));
     if (!file) throw new Error(`no profile written in ${dir}:\n${service.output()}`);

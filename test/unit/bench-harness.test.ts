@@ -15,6 +15,7 @@ import {
 } from '../../bench/proc';
 import { parseMemory } from '../../bench/cgroup';
 import { CONCERNS, parseLevel } from '../../bench/floor-server';
+import { gcReport, sumGcLines } from '../../bench/gc-trace';
 import { checkBudget, type Summary } from '../../bench/report';
 import { createNdjsonParser, createSseParser } from '../../bench/sse';
 import { median, medianOfRecords, percentile, rotation } from '../../bench/stats';
@@ -264,6 +265,46 @@ describe('bench harness', () => {
         line(withProxy, 'first token after the simulator sent it, p50'),
         /; bare proxy 0\.330 ms\)$/,
       );
+    });
+  });
+
+  describe('sumGcLines', () => {
+    // Two scavenges and a mark-compact as Node 24 prints them (fields abridged and reordered so
+    // that nodes_promoted comes first), output of the service between them, and one line cut
+    // before its end.
+    const scavenge = (pause: number, promoted: number) =>
+      `[11377:0x20631000:0]     5266 ms: pause=${pause} mutator=66.3 gc=s time_to_safepoint=0.00 ` +
+      `scavenge=4.51 nodes_promoted=0 scavenge.parallel=0.00 allocated=12325064 ` +
+      `promoted=${promoted} new_space_survived=1573464 promotion_ratio=11.3% promotion_rate=90.0%`;
+    const text = [
+      scavenge(4.6, 1_000_000),
+      '{"level":"warn","message":"something else"}',
+      scavenge(3.4, 500_000),
+      '[11377:0x20631000:0]     6001 ms: pause=20.5 mutator=1.0 gc=mc allocated=1024 promoted=2048',
+      '[11377:0x20631000:0]     6100 ms: pause=1.0 mutator=1',
+    ].join('\n');
+
+    it('sums each kind of collection, reading promoted= and not its longer cousins', () => {
+      const sums = sumGcLines(text);
+      assert.deepEqual(sums.get('s'), {
+        count: 2,
+        pauseMs: 8,
+        promoted: 1_500_000,
+        allocated: 24_650_128,
+      });
+      assert.deepEqual(sums.get('mc'), {
+        count: 1,
+        pauseMs: 20.5,
+        promoted: 2048,
+        allocated: 1024,
+      });
+      assert.equal(sums.size, 2);
+    });
+
+    it('reports per request', () => {
+      const report = gcReport(sumGcLines(text), 1000);
+      assert.match(report, /scavenge\s+2\s+8\.0 µs\s+1\.5 KB\s+24\.1 KB/);
+      assert.match(report, /mark-compact\s+1\s+20\.5 µs/);
     });
   });
 
