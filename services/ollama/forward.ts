@@ -186,30 +186,50 @@ export function createForwarder(deps: ForwarderDeps): Forward {
         if (complete) deps.settle(req, call, { cancelled: false, sent });
         else deps.settle(req, call, { error: failure, cancelled, sent });
       };
-      async function* chunks(): AsyncGenerator<Uint8Array> {
-        let complete = false;
-        let failure: unknown;
-        let cancelled = true;
-        try {
-          for (;;) {
-            const next = await reader!.read();
-            if (next.done) break;
-            if (next.value) yield next.value;
-          }
-          complete = true;
-        } catch (err) {
-          // Read before the abort below, which would make any failure look cancelled.
-          cancelled = deadline.cancelled;
-          failure = deadline.explain(err) ?? err;
-          throw err;
-        } finally {
-          if (!complete) {
-            deadline.abort();
-            await reader?.cancel().catch(() => undefined);
-          }
-          finish(complete, failure, cancelled);
-        }
-      }
+      const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined };
+      /** Breaks the body off: the upstream call is aborted and its slot released. */
+      const breakOff = async (failure?: unknown, cancelled = true): Promise<void> => {
+        deadline.abort();
+        await reader?.cancel().catch(() => undefined);
+        finish(false, failure, cancelled);
+      };
+      /**
+       * The body's chunks as they arrive. A plain iterator rather than an async generator: one
+       * promise per chunk instead of several. (With the forwarder called straight from a
+       * handler, a generator here also made each call's objects outlive a young collection:
+       * 4.9 KB promoted per answered `/v1` chat against 0.1; README, Performance.)
+       */
+      const chunks = (body: BodyReader): AsyncIterator<Uint8Array, undefined> => {
+        let over = false;
+        return {
+          async next() {
+            if (over) return DONE;
+            try {
+              for (;;) {
+                const next = await body.read();
+                if (next.done) {
+                  over = true;
+                  finish(true);
+                  return DONE;
+                }
+                if (next.value) return { done: false, value: next.value };
+              }
+            } catch (err) {
+              over = true;
+              // Read before breakOff's abort, which would make any failure look cancelled.
+              await breakOff(deadline.explain(err) ?? err, deadline.cancelled);
+              throw err;
+            }
+          },
+          async return() {
+            if (!over) {
+              over = true;
+              await breakOff();
+            }
+            return DONE;
+          },
+        };
+      };
       return {
         status: res.status,
         contentType: res.headers.get('content-type'),
@@ -223,9 +243,9 @@ export function createForwarder(deps: ForwarderDeps): Forward {
           iterated = true;
           if (!reader) {
             finish(true);
-            return (async function* () {})();
+            return { next: () => Promise.resolve(DONE) };
           }
-          return chunks();
+          return chunks(reader);
         },
       };
     } catch (err) {
