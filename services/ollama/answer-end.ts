@@ -11,37 +11,45 @@ export function settling<A extends AsyncIterable<unknown> & { abort(): void }>(
   answer: A,
   done: () => void,
 ): A {
-  // A copy of the answer's fields (plain objects: status, timings, …), not an object that
-  // inherits from it: an answer made a prototype costs V8 a map of its own per request.
-  const wrapped = { ...answer };
-  wrapped.abort = () => {
-    answer.abort();
-    done();
-  };
-  // A plain iterator rather than an async generator: one promise per chunk, not several.
-  wrapped[Symbol.asyncIterator] = () => {
-    const inner = answer[Symbol.asyncIterator]();
-    const step = (result: IteratorResult<unknown>) => {
-      if (result.done) done();
-      return result;
-    };
-    const failed = (err: unknown) => {
+  // The answer's other fields (status, timings, …) are copied; its two methods are defined
+  // anew rather than copied and then written again. Not an object that inherits from the
+  // answer: that costs V8 a map of its own per request. And not `{ ...answer }` with the
+  // methods then replaced: a function-valued property written a second time on an object of
+  // the request kept the request's objects alive through young-generation collections
+  // (`bench:profile -- --gc`: 6.4 against 0.1 KB promoted per answered `/v1` chat, with the
+  // passthrough's metering iterator as it is now).
+  const { abort: _abort, [Symbol.asyncIterator]: _iterate, ...fields } = answer;
+  const wrapped = {
+    ...fields,
+    abort: () => {
+      answer.abort();
       done();
-      throw err;
-    };
-    return {
-      next: () => inner.next().then(step, failed),
-      return: (value?: unknown) => {
+    },
+    // A plain iterator rather than an async generator: one promise per chunk, not several.
+    [Symbol.asyncIterator]: () => {
+      const inner = answer[Symbol.asyncIterator]();
+      const step = (result: IteratorResult<unknown>) => {
+        if (result.done) done();
+        return result;
+      };
+      const failed = (err: unknown) => {
         done();
-        return inner.return ? inner.return(value) : Promise.resolve({ done: true, value });
-      },
-      throw: (err?: unknown) => {
-        done();
-        return inner.throw ? inner.throw(err) : Promise.reject(err as Error);
-      },
-    };
+        throw err;
+      };
+      return {
+        next: () => inner.next().then(step, failed),
+        return: (value?: unknown) => {
+          done();
+          return inner.return ? inner.return(value) : Promise.resolve({ done: true, value });
+        },
+        throw: (err?: unknown) => {
+          done();
+          return inner.throw ? inner.throw(err) : Promise.reject(err as Error);
+        },
+      };
+    },
   };
-  return wrapped;
+  return wrapped as unknown as A;
 }
 
 /** An answer that is already whole: the routed call ended with it. */
