@@ -113,6 +113,8 @@ interface BodyReader {
   cancel(): Promise<void>;
 }
 
+const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined };
+
 /**
  * Builds the forwarder. A call resolves when Ollama's headers arrived: a non-2xx rejects with
  * the typed error of ollama-errors.ts (MODEL_NOT_FOUND, OLLAMA_BUSY, OLLAMA_UPSTREAM_ERROR…), as
@@ -186,7 +188,6 @@ export function createForwarder(deps: ForwarderDeps): Forward {
         if (complete) deps.settle(req, call, { cancelled: false, sent });
         else deps.settle(req, call, { error: failure, cancelled, sent });
       };
-      const DONE: IteratorReturnResult<undefined> = { done: true, value: undefined };
       /** Breaks the body off: the upstream call is aborted and its slot released. */
       const breakOff = async (failure?: unknown, cancelled = true): Promise<void> => {
         deadline.abort();
