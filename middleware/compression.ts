@@ -99,9 +99,9 @@ export function createCompression(options: CompressionOptions): RequestHandler {
   /**
    * One function for every response, which finds its request and the original `end` on the
    * response itself. A closure per request stored on `res.end` kept each request's objects
-   * alive through young-generation collections: with it, a `/v1` chat promoted twice the bytes
-   * to the old generation (`--trace-gc-nvp`: 12 KB against 6 KB per request; a 404, 1–5 KB
-   * against none), which is garbage the old generation then collects (README, Performance).
+   * alive through young-generation collections, into the old generation (`bench:profile --
+   * --gc`: a POST answered 404 promoted 0.5–4.5 KB per request with it, none without; README,
+   * Performance).
    */
   function compressingEnd(this: CompressedResponse, ...args: unknown[]): Response {
     const end = this[ORIGINAL_END]!;
