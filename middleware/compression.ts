@@ -74,13 +74,7 @@ function compressibleAnswer(req: Request, res: Response): boolean {
   );
 }
 
-/** The response's own `end`, kept while `compressingEnd` stands in for it. */
-const ORIGINAL_END = Symbol('compression.end');
-/** Set once `compressingEnd` ran: a second `end()` goes straight to the original. */
-const ENDED = Symbol('compression.ended');
-
 type AnyEnd = (...args: unknown[]) => Response;
-type CompressedResponse = Response & { [ORIGINAL_END]?: AnyEnd; [ENDED]?: boolean };
 
 /**
  * Compresses answers sent whole (`res.json`, `res.send`, `res.end(body)`: every JSON answer
@@ -96,6 +90,13 @@ type CompressedResponse = Response & { [ORIGINAL_END]?: AnyEnd; [ENDED]?: boolea
  */
 export function createCompression(options: CompressionOptions): RequestHandler {
   const { thresholdBytes, logger } = options;
+  // Symbols of this middleware, not of the module: a second one mounted on the same response
+  // keeps its own original `end` (the first one's `compressingEnd`) and chains to it.
+  /** The response's own `end`, kept while `compressingEnd` stands in for it. */
+  const ORIGINAL_END: unique symbol = Symbol('compression.end');
+  /** Set once `compressingEnd` ran: a second `end()` goes straight to the original. */
+  const ENDED: unique symbol = Symbol('compression.ended');
+  type CompressedResponse = Response & { [ORIGINAL_END]?: AnyEnd; [ENDED]?: boolean };
   /**
    * One function for every response, which finds its request and the original `end` on the
    * response itself. A closure per request stored on `res.end` kept each request's objects

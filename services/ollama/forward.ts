@@ -208,11 +208,7 @@ export function createForwarder(deps: ForwarderDeps): Forward {
             try {
               for (;;) {
                 const next = await body.read();
-                if (next.done) {
-                  over = true;
-                  finish(true);
-                  return DONE;
-                }
+                if (next.done) break;
                 if (next.value) return { done: false, value: next.value };
               }
             } catch (err) {
@@ -221,6 +217,9 @@ export function createForwarder(deps: ForwarderDeps): Forward {
               await breakOff(deadline.explain(err) ?? err, deadline.cancelled);
               throw err;
             }
+            over = true;
+            finish(true);
+            return DONE;
           },
           async return() {
             if (!over) {
@@ -228,6 +227,14 @@ export function createForwarder(deps: ForwarderDeps): Forward {
               await breakOff();
             }
             return DONE;
+          },
+          // A failure handed in by the reader ends the call as one read here would.
+          async throw(err?: unknown) {
+            if (!over) {
+              over = true;
+              await breakOff(deadline.explain(err) ?? err, deadline.cancelled);
+            }
+            throw err;
           },
         };
       };

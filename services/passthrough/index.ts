@@ -181,39 +181,54 @@ export function createPassthroughService(options: PassthroughOptions): Passthrou
             ...(ttftS !== undefined ? { ttftS } : {}),
           });
         };
+        /** Closes the answer, as `for await` does when its loop ends early, then reports. */
+        const close = async (failure?: unknown): Promise<void> => {
+          over = true;
+          try {
+            await inner?.return?.();
+          } catch (err) {
+            end(false, failure ?? err);
+            throw err;
+          }
+          end(false, failure);
+        };
         return {
           async next() {
             if (over) return DONE;
+            let result: IteratorResult<Uint8Array>;
             try {
               inner ??= answer[Symbol.asyncIterator]();
-              const result = await inner.next();
-              if (result.done) {
-                end(true);
-                return DONE;
-              }
+              result = await inner.next();
+            } catch (err) {
+              end(false, err);
+              throw err;
+            }
+            if (result.done) {
+              end(true);
+              return DONE;
+            }
+            try {
               if (streamed && ttftS === undefined) {
                 ttftS = (now() - started - answer.timings.queueMs) / 1000;
               }
               tail.push(result.value);
               return { done: false, value: usage ? withoutUsageEvent(result.value) : result.value };
             } catch (err) {
-              if (!over) end(false, err);
+              // As `for await` does: this failure, not one of closing, is what the reader gets.
+              await close(err).catch(() => undefined);
               throw err;
             }
           },
           async return() {
-            if (!over) {
-              over = true;
-              // Never read: nothing was asked of the answer, nothing to report.
-              if (inner) {
-                try {
-                  await inner.return?.();
-                } finally {
-                  end(false);
-                }
-              }
-            }
+            // Never read: nothing was asked of the answer, nothing to report.
+            if (!over && inner) await close();
+            over = true;
             return DONE;
+          },
+          async throw(err?: unknown) {
+            if (!over && inner) await close(err).catch(() => undefined);
+            over = true;
+            throw err;
           },
         };
       };

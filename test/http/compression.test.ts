@@ -203,6 +203,28 @@ describe('createCompression on its own', () => {
   });
   afterEach(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
+  it('compresses once when a second compression middleware is mounted after the first', async () => {
+    const app = express();
+    const logger = createCaptureLogger().logger;
+    app.use(createCompression({ thresholdBytes: 1024, logger }));
+    app.use(createCompression({ thresholdBytes: 1024, logger }));
+    app.get('/', (_req, res) => {
+      res.type('application/json').end(big);
+    });
+    const twice = http.createServer(app);
+    await new Promise<void>((resolve) => twice.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (twice.address() as AddressInfo).port;
+      const res = await rawRequest(`http://127.0.0.1:${port}/`, {
+        headers: { 'accept-encoding': 'gzip' },
+      });
+      assert.equal(res.headers['content-encoding'], 'gzip');
+      assert.equal(gunzipSync(res.body).toString(), big);
+    } finally {
+      await new Promise<void>((resolve) => twice.close(() => resolve()));
+    }
+  });
+
   it('compresses each response for its own request when several are in flight', async () => {
     const [slow, fast] = await Promise.all([
       rawRequest(`${url}/slow`, { headers: { 'accept-encoding': 'br' } }),

@@ -46,7 +46,7 @@ function upstream(parts: string[], failAt?: { index: number; error: Error }) {
   return { answer, seen };
 }
 
-function service(answer: ForwardResponse) {
+function service(answer: ForwardResponse, now: () => number = () => 0, route = CHAT) {
   const telemetry = createRecordingTelemetry();
   const records: Array<{ keyId: string; tokens: object }> = [];
   const passthrough = createPassthroughService({
@@ -54,12 +54,12 @@ function service(answer: ForwardResponse) {
     telemetry,
     activeModel: () => MODEL,
     allowAnyInstalledModel: true,
-    now: () => 0,
+    now,
     usage: { record: (keyId, _model, tokens) => void records.push({ keyId, tokens }) },
   });
   const forward = () =>
     passthrough.forward(
-      CHAT,
+      route,
       { model: MODEL, messages: [] },
       new AbortController().signal,
       undefined,
@@ -115,6 +115,42 @@ describe('passthrough service (services/passthrough)', () => {
     await got.chunks[Symbol.asyncIterator]().return?.();
     assert.equal(seen.returned, 0);
     assert.equal(telemetry.inferences.length, 0);
+  });
+
+  it('closes the upstream answer when its own work on a chunk fails, and reports that failure', async () => {
+    const { answer, seen } = upstream(['a', 'b']);
+    let calls = 0;
+    const failing = () => {
+      calls += 1;
+      // The second reading is the time to first token; the report reads it again, and works.
+      if (calls === 2) throw new Error('clock broke');
+      return 0;
+    };
+    // Streamed: the first chunk reads the clock for the time to first token.
+    const { forward, telemetry } = service(answer, failing, { ...CHAT, streamsByDefault: true });
+    const got = await forward();
+    const iterator = got.chunks[Symbol.asyncIterator]();
+    await assert.rejects(iterator.next(), /clock broke/);
+    assert.equal(seen.returned, 1);
+    assert.deepEqual(
+      telemetry.inferences.map((e) => e.outcome),
+      ['error'],
+    );
+  });
+
+  it('closes the upstream answer and reports the error a reader hands in with throw()', async () => {
+    const { answer, seen } = upstream(['a', 'b']);
+    const { forward, telemetry } = service(answer);
+    const got = await forward();
+    const iterator = got.chunks[Symbol.asyncIterator]();
+    await iterator.next();
+    const error = new Error('the reader gave up');
+    await assert.rejects(iterator.throw!(error), (err) => err === error);
+    assert.equal(seen.returned, 1);
+    assert.deepEqual(
+      telemetry.inferences.map((e) => e.outcome),
+      ['error'],
+    );
   });
 
   it('passes a failure on, reported once with its outcome', async () => {
