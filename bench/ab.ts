@@ -10,6 +10,8 @@
  *   npm run bench:ab -- --redis-b    # B is this build with REDIS_URL (a redis-server it starts)
  *   npm run bench:ab -- --b ../variant/dist/src/server.js --redis   # both with REDIS_URL
  *   npm run bench:ab -- --set-b COMPRESSION_MIN_BYTES=1   # B is this build with that setting
+ *   npm run bench:ab -- --b ../variant/dist/src/server.js --set COMPRESSION_MIN_BYTES=1   # both
+ *   npm run bench:ab -- --set-b COMPRESSION_MIN_BYTES=1000000 --chunks 400   # longer answers
  *   npm run bench:ab -- --memory-limit-b 512Mi   # B is this build in a memory cgroup (root)
  *   npm run bench:ab -- --node-arg-b=--max-semi-space-size=8   # B is this build with a Node flag
  *   npm run bench:ab -- --b ../variant/dist/src/server.js --concurrent   # A and B loaded at once
@@ -52,12 +54,16 @@ async function main(): Promise<void> {
       'redis-b': { type: 'boolean', default: false },
       /** Both variants with REDIS_URL (one redis-server): two builds compared on the Redis store. */
       redis: { type: 'boolean', default: false },
+      /** KEY=VALUE added to both variants' environment (two builds compared with a setting). */
+      set: { type: 'string', multiple: true, default: [] },
       /** KEY=VALUE added to B's environment (a setting against its default). */
       'set-b': { type: 'string', multiple: true, default: [] },
       /** B runs in a memory cgroup of this size (bench/cgroup), as in a pod with that limit. */
       'memory-limit-b': { type: 'string' },
       /** Only the scenarios whose name contains this (e.g. `stream`, `v1`). */
       only: { type: 'string', default: '' },
+      /** Content chunks per simulated answer (50: the bench's; more makes longer answers). */
+      chunks: { type: 'string', default: '50' },
       /** A and B loaded at the same time (half the connections each) instead of in turn. */
       concurrent: { type: 'boolean', default: false },
     },
@@ -71,6 +77,7 @@ async function main(): Promise<void> {
   ) {
     throw new Error('--b, --node-arg-b, --set-b, --memory-limit-b or --redis-b');
   }
+  const setBoth = parseSettings(values.set, '--set');
   const setB = parseSettings(values['set-b'], '--set-b');
   const redisPort = values['redis-b'] || values.redis ? await freePort() : undefined;
   const redis: ChildProcess | undefined =
@@ -80,16 +87,20 @@ async function main(): Promise<void> {
     ? { REDIS_URL: `redis://127.0.0.1:${redisPort}` }
     : {};
   const variants = {
-    A: { entry: values.a, nodeArgs: [] as string[], env: values.redis ? redisEnv : {} },
+    A: {
+      entry: values.a,
+      nodeArgs: [] as string[],
+      env: { ...setBoth, ...(values.redis ? redisEnv : {}) } as Record<string, string>,
+    },
     B: {
       entry: values.b ?? values.a,
       nodeArgs: values['node-arg-b'],
-      env: { ...setB, ...redisEnv } as Record<string, string>,
+      env: { ...setBoth, ...setB, ...redisEnv } as Record<string, string>,
       ...(limitB !== undefined ? { memoryLimitBytes: parseMemory(limitB) } : {}),
     },
   };
   const ticks = clockTicksPerSecond();
-  const sim = await startSim(50);
+  const sim = await startSim(Number(values.chunks));
   const cpu: Record<string, Record<'A' | 'B', number[]>> = {};
   const rss: Record<'A' | 'B', number[]> = { A: [], B: [] };
   // Failed requests are cheap: a variant that answers errors would look as if it saved CPU.
@@ -162,8 +173,8 @@ async function main(): Promise<void> {
     if (redis) await stopRedis(redis);
   }
   const lines = [
-    `A: ${variants.A.entry}${values.redis ? ' with REDIS_URL' : ''}`,
-    `B: ${variants.B.entry} ${[...variants.B.nodeArgs, ...values['set-b']].join(' ')}${redis ? ' with REDIS_URL' : ''}${limitB !== undefined ? ` in a ${limitB} memory cgroup` : ''}`,
+    `A: ${variants.A.entry} ${values.set.join(' ')}${values.redis ? ' with REDIS_URL' : ''}`,
+    `B: ${variants.B.entry} ${[...variants.B.nodeArgs, ...values.set, ...values['set-b']].join(' ')}${redis ? ' with REDIS_URL' : ''}${limitB !== undefined ? ` in a ${limitB} memory cgroup` : ''}`,
   ];
   for (const [name, v] of Object.entries(cpu)) {
     const diffs = v.A.map((a, i) => (v.B[i] ?? NaN) - a);

@@ -6,6 +6,7 @@
  *   npm run bench:profile -- --scenario run|stream|v1|v1-stream [--duration 8] [--redis] [--top 40]
  *   npm run bench:profile -- --scenario v1 --gc   # the load's garbage collections instead
  *   npm run bench:profile -- --scenario v1 --gc --entry ../other/dist/src/server.js   # another build
+ *   npm run bench:profile -- --scenario run --gc --set COMPRESSION_MIN_BYTES=1   # with a setting
  *
  * The .cpuprofile stays in the printed directory for Chrome DevTools or speedscope.
  *
@@ -23,7 +24,7 @@ import type { ChildProcess } from 'node:child_process';
 import { gcReport, sumGcLines } from './gc-trace';
 import { runLoad } from './load';
 import { clockTicksPerSecond } from './proc';
-import { startService, startSim } from './processes';
+import { parseSettings, startService, startSim } from './processes';
 import { freePort } from '../test/support/listen';
 import { startRedis, stopRedis } from '../test/support/redis-server';
 
@@ -123,6 +124,7 @@ async function main(): Promise<void> {
       redis: { type: 'boolean', default: false },
       gc: { type: 'boolean', default: false },
       entry: { type: 'string' },
+      set: { type: 'string', multiple: true, default: [] },
     },
   });
   const scenario = SCENARIOS[values.scenario];
@@ -139,7 +141,10 @@ async function main(): Promise<void> {
       model: MODEL,
       ...(values.entry ? { entry: values.entry } : {}),
       nodeArgs: values.gc ? ['--trace-gc-nvp'] : ['--cpu-prof', `--cpu-prof-dir=${dir}`],
-      env: redis ? { REDIS_URL: `redis://127.0.0.1:${redisPort}` } : {},
+      env: {
+        ...parseSettings(values.set, '--set'),
+        ...(redis ? { REDIS_URL: `redis://127.0.0.1:${redisPort}` } : {}),
+      },
       onOutput: (text) => {
         if (recording) gcText += text;
       },
