@@ -24,9 +24,8 @@ const brotliOptions = (size: number) => ({
 /**
  * zlib's window and hash table sized to the body: a window larger than the body finds nothing
  * more but costs its memory, about 256 KB per call at the defaults, allocated and cleared for
- * every answer. A 2 KB answer gets a 4 KB window and an eighth of the hash table: 22 µs against
- * 31 µs per `gzipSync` call here (20,000 calls in one process), and the same bytes out (the
- * compression test checks it on bodies up to 64 KB).
+ * every answer. The bytes out are the same (the compression test checks it on bodies up to
+ * 64 KB); the CPU per `gzipSync` call is within a microbenchmark's noise of the defaults'.
  */
 export function gzipOptionsFor(size: number): { windowBits: number; memLevel: number } {
   const windowBits = Math.min(15, Math.max(10, Math.ceil(Math.log2(Math.max(1, size)))));
@@ -51,7 +50,10 @@ const CODECS = {
 type Encoding = keyof typeof CODECS;
 
 export interface CompressionOptions {
-  /** Bodies below this many bytes are sent as they are (the header costs more than it saves). */
+  /**
+   * Bodies below this many bytes are sent as they are: compressing a few kilobytes costs the
+   * service more CPU than the bytes save on a fast network (README, Performance).
+   */
   thresholdBytes: number;
   logger: Pick<Logger, 'warn'>;
 }

@@ -183,6 +183,38 @@ describe('response compression (middleware/compression)', () => {
   });
 });
 
+describe('response compression at the default COMPRESSION_MIN_BYTES', () => {
+  let h: AgentsHarness;
+  before(async () => {
+    h = await startAgentsHarness();
+  });
+  after(() => h.close());
+
+  const chat = (content: string) => {
+    h.sim.script(MODEL, { content });
+    return rawRequest(`${h.url}/v1/chat/completions`, {
+      method: 'POST',
+      body: { model: MODEL, messages: [{ role: 'user', content: 'hi' }] },
+      headers: { 'accept-encoding': 'gzip, deflate, br' },
+    });
+  };
+
+  it('sends a chat answer of a few kilobytes as it is, and compresses one above 16 KiB', async () => {
+    const few = await chat('A typical answer of a few hundred tokens. '.repeat(100));
+    assert.equal(few.status, 200);
+    assert.ok(few.body.length > 4096 && few.body.length < 16_384, `${few.body.length} bytes`);
+    assert.equal(few.headers['content-encoding'], undefined);
+
+    const long = 'A long answer, well past the first flight. '.repeat(500);
+    const big = await chat(long);
+    assert.equal(big.headers['content-encoding'], 'gzip');
+    const answer = JSON.parse(gunzipSync(big.body).toString()) as {
+      choices: Array<{ message: { content: string } }>;
+    };
+    assert.equal(answer.choices[0]?.message.content, long);
+  });
+});
+
 describe('createCompression on its own', () => {
   let server: http.Server;
   let url: string;
