@@ -148,7 +148,8 @@ describe('runs shared by gateway processes through Redis (real redis-server)', f
     await follower.until(hasEvent(follower, 'message.delta'));
     gate.release();
     await follower.until(hasEvent(follower, 'run.completed'));
-    await follower.ended;
+    // A's own stream may still be delivering its last events when B's has ended.
+    await Promise.all([follower.ended, stream.ended]);
     assert.deepEqual(
       follower.events().map((e) => e.event),
       stream.events().map((e) => e.event),
