@@ -40,8 +40,8 @@ export function createCircuit(options: CircuitOptions): Circuit {
     errorThresholdPercentage: 100,
     errorFilter: (err: unknown) => !isFailure(err),
     // Nothing reads opossum's rolling statistics. With them on it keeps every call's latency for
-    // 10 s and sorts them all once a second for its percentiles (0.1 % of a /v1 profile at
-    // 1,700 calls/s, and growing with the rate).
+    // 10 s and sorts them all once a second for its percentiles, blocking the event loop: 5 ms
+    // at 1,700 calls/s, 15 ms at 3,000 (measured on the library alone).
     rollingPercentilesEnabled: false,
     enableSnapshots: false,
     name: 'ollama',
