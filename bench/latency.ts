@@ -154,10 +154,19 @@ export interface PacedFigures {
   streams: number;
   deltas_per_stream: number;
   /**
-   * The service's write system calls per stream, less what it writes when idle: at least one
-   * per chunk when every chunk is written as it arrives.
+   * The write system calls of the service's event loop (its main thread) per stream, less what
+   * it writes when idle: the median of the streams, each counted on its own, so a burst of
+   * other work during one stream does not move it. At least one per chunk when every chunk is
+   * written as it arrives.
    */
   writes_per_stream: number;
+  /** The most event-loop writes of any one stream (the median's spread). */
+  writes_per_stream_max: number;
+  /**
+   * Writes of the service's other threads per stream, for information: V8's and libuv's
+   * workers waking the event loop, not writes to a socket.
+   */
+  other_thread_writes_per_stream: number;
   /**
    * Tokens the client read together with an earlier one. For information only: a busy
    * machine can delay the client past two writes, so this can be non-zero while the service
@@ -166,11 +175,20 @@ export interface PacedFigures {
   batched_reads: number;
 }
 
-/** Write system calls per millisecond the service makes while idle (background noise). */
+/**
+ * Write system calls per millisecond the service's event loop makes while idle (background):
+ * the quietest of five windows, so the end of earlier work in one of them is not taken for it.
+ */
 async function idleWriteRate(pid: number, windowMs: number): Promise<number> {
-  const before = await readSyscalls(pid);
-  await delay(windowMs);
-  return ((await readSyscalls(pid)).writes - before.writes) / windowMs;
+  const rates: number[] = [];
+  for (let i = 0; i < 5; i += 1) {
+    const before = await readSyscalls(pid, { mainThread: true });
+    const started = performance.now();
+    await delay(windowMs);
+    const writes = (await readSyscalls(pid, { mainThread: true })).writes - before.writes;
+    rates.push(writes / (performance.now() - started));
+  }
+  return Math.min(...rates);
 }
 
 /**
@@ -184,29 +202,39 @@ export async function runPacedStreams(
   paceMs: number,
 ): Promise<PacedFigures> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  const idleRate = await idleWriteRate(target.servicePid, 500);
+  const idleRate = await idleWriteRate(target.servicePid, 100);
   await target.sim.command(`latency ${paceMs}`);
   const results: Timed[] = [];
-  const before = await readSyscalls(target.servicePid);
-  const started = performance.now();
+  const writes = () =>
+    Promise.all([
+      readSyscalls(target.servicePid, { mainThread: true }),
+      readSyscalls(target.servicePid),
+    ]).then(([main, all]) => ({ main: main.writes, other: all.writes - main.writes }));
+  const perStream: number[] = [];
+  let other = 0;
   try {
     for (let i = 0; i < streams; i += 1) {
       const body = { ...target.runBody, stream: true };
+      const before = await writes();
+      const started = performance.now();
       results.push(await timedPost(agent, `${target.serviceUrl}/agents/run`, body, 'sse'));
+      const after = await writes();
+      perStream.push(after.main - before.main - idleRate * (performance.now() - started));
+      other += after.other - before.other;
     }
   } finally {
     agent.destroy();
     await target.sim.command('latency 0');
   }
-  const writes = (await readSyscalls(target.servicePid)).writes - before.writes;
-  const background = idleRate * (performance.now() - started);
   return {
     streams,
     deltas_per_stream: percentile(
       results.map((t) => t.tokens),
       50,
     ),
-    writes_per_stream: (writes - background) / streams,
+    writes_per_stream: percentile(perStream, 50),
+    writes_per_stream_max: Math.max(...perStream),
+    other_thread_writes_per_stream: other / streams,
     batched_reads: results.reduce((sum, t) => sum + t.batchedReads, 0),
   };
 }

@@ -93,9 +93,18 @@ export async function readMemory(pid: number): Promise<{ rss: number; peak: numb
   return { rss: parseStatusKb(text, 'VmRSS'), peak: parseStatusKb(text, 'VmHWM') };
 }
 
-/** Read/write system calls the process has made (sockets included). */
-export async function readSyscalls(pid: number): Promise<{ reads: number; writes: number }> {
-  return parseProcIo(await readFile(`/proc/${pid}/io`, 'utf8'));
+/**
+ * Read/write system calls the process has made (sockets included), all its threads; with
+ * `mainThread`, those of its main thread alone (/proc/<pid>/task/<pid>/io): Node's event loop,
+ * which writes to the sockets, without the wake-ups that V8's and libuv's worker threads write
+ * to the loop's eventfd (a collection's tasks, for one).
+ */
+export async function readSyscalls(
+  pid: number,
+  options: { mainThread?: boolean } = {},
+): Promise<{ reads: number; writes: number }> {
+  const path = options.mainThread ? `/proc/${pid}/task/${pid}/io` : `/proc/${pid}/io`;
+  return parseProcIo(await readFile(path, 'utf8'));
 }
 
 /** TCP ports the process listens on (IPv4), lowest first; empty before it listens. */

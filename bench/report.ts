@@ -101,7 +101,7 @@ export function checkBudget(s: Summary): BudgetLine[] {
     {
       name: 'tokens never batched',
       limit: 'a write per chunk',
-      measured: `${l.deltas_per_stream}/${l.chunks_per_stream} deltas per stream, ${l.bad_streams} bad streams; paced: ${f(s.paced.writes_per_stream, 1)} writes per stream (${s.paced.batched_reads} tokens read together)`,
+      measured: `${l.deltas_per_stream}/${l.chunks_per_stream} deltas per stream, ${l.bad_streams} bad streams; paced: ${f(s.paced.writes_per_stream, 1)} event-loop writes per stream (most ${f(s.paced.writes_per_stream_max, 1)}; ${s.paced.batched_reads} tokens read together)`,
       ok:
         l.deltas_per_stream === l.chunks_per_stream &&
         s.paced.deltas_per_stream === l.chunks_per_stream &&

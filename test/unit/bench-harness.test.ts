@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Worker } from 'node:worker_threads';
 import {
   listeningPorts,
   parseListeningPorts,
@@ -49,6 +50,28 @@ describe('bench harness', () => {
       const io = 'rchar: 6976\nwchar: 10\nsyscr: 12\nsyscw: 3\nread_bytes: 0\n';
       assert.deepEqual(parseProcIo(io), { reads: 12, writes: 3 });
       assert.throws(() => parseProcIo('rchar: 1\n'), /syscr missing/);
+    });
+
+    it("counts the main thread's writes apart from another thread's", async () => {
+      const before = await Promise.all([
+        readSyscalls(process.pid, { mainThread: true }),
+        readSyscalls(process.pid),
+      ]);
+      const worker = new Worker(
+        "const fs = require('node:fs'); const fd = fs.openSync('/dev/null', 'w');" +
+          " for (let i = 0; i < 500; i += 1) fs.writeSync(fd, 'x'); fs.closeSync(fd);",
+        { eval: true },
+      );
+      await once(worker, 'exit');
+      const [main, all] = await Promise.all([
+        readSyscalls(process.pid, { mainThread: true }),
+        readSyscalls(process.pid),
+      ]);
+      // The worker's 500 writes are in the process's count and not in the main thread's (which
+      // may write on its own meanwhile: mocha's reporter, other hooks).
+      const mainWrites = main.writes - before[0].writes;
+      const otherWrites = all.writes - before[1].writes - mainWrites;
+      assert.ok(otherWrites >= 480, `other threads: ${otherWrites} writes, main: ${mainWrites}`);
     });
   });
 
@@ -177,7 +200,14 @@ describe('bench harness', () => {
         deltas_per_stream: deltas,
         bad_streams: 0,
       },
-      paced: { streams: 10, deltas_per_stream: 50, batched_reads: 0, writes_per_stream: 53 },
+      paced: {
+        streams: 10,
+        deltas_per_stream: 50,
+        batched_reads: 0,
+        writes_per_stream: 53,
+        writes_per_stream_max: 55,
+        other_thread_writes_per_stream: 4,
+      },
       openStreams: { streams: 500, open: 500, rss_idle_mb: 60, rss_open_mb: 120, failed: 0 },
     });
 
