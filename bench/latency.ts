@@ -163,11 +163,6 @@ export interface PacedFigures {
   /** The most event-loop writes of any one stream (the median's spread). */
   writes_per_stream_max: number;
   /**
-   * Writes of the service's other threads per stream, for information: V8's and libuv's
-   * workers waking the event loop, not writes to a socket.
-   */
-  other_thread_writes_per_stream: number;
-  /**
    * Tokens the client read together with an earlier one. For information only: a busy
    * machine can delay the client past two writes, so this can be non-zero while the service
    * wrote every chunk on its own.
@@ -205,13 +200,8 @@ export async function runPacedStreams(
   const idleRate = await idleWriteRate(target.servicePid, 100);
   await target.sim.command(`latency ${paceMs}`);
   const results: Timed[] = [];
-  const writes = () =>
-    Promise.all([
-      readSyscalls(target.servicePid, { mainThread: true }),
-      readSyscalls(target.servicePid),
-    ]).then(([main, all]) => ({ main: main.writes, other: all.writes - main.writes }));
+  const writes = async () => (await readSyscalls(target.servicePid, { mainThread: true })).writes;
   const perStream: number[] = [];
-  let other = 0;
   try {
     for (let i = 0; i < streams; i += 1) {
       const body = { ...target.runBody, stream: true };
@@ -219,8 +209,7 @@ export async function runPacedStreams(
       const started = performance.now();
       results.push(await timedPost(agent, `${target.serviceUrl}/agents/run`, body, 'sse'));
       const after = await writes();
-      perStream.push(after.main - before.main - idleRate * (performance.now() - started));
-      other += after.other - before.other;
+      perStream.push(after - before - idleRate * (performance.now() - started));
     }
   } finally {
     agent.destroy();
@@ -234,7 +223,6 @@ export async function runPacedStreams(
     ),
     writes_per_stream: percentile(perStream, 50),
     writes_per_stream_max: Math.max(...perStream),
-    other_thread_writes_per_stream: other / streams,
     batched_reads: results.reduce((sum, t) => sum + t.batchedReads, 0),
   };
 }

@@ -97,7 +97,7 @@ export async function readMemory(pid: number): Promise<{ rss: number; peak: numb
  * Read/write system calls the process has made (sockets included), all its threads; with
  * `mainThread`, those of its main thread alone (/proc/<pid>/task/<pid>/io): Node's event loop,
  * which writes to the sockets, without the wake-ups that V8's and libuv's worker threads write
- * to the loop's eventfd (a collection's tasks, for one).
+ * to the loop's eventfd.
  */
 export async function readSyscalls(
   pid: number,

@@ -206,7 +206,6 @@ describe('bench harness', () => {
         batched_reads: 0,
         writes_per_stream: 53,
         writes_per_stream_max: 55,
-        other_thread_writes_per_stream: 4,
       },
       openStreams: { streams: 500, open: 500, rss_idle_mb: 60, rss_open_mb: 120, failed: 0 },
     });
